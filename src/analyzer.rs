@@ -1,0 +1,368 @@
+//! Checks what the policy means, once it is known to be well formed.
+//!
+//! The parser accepts any attribute with any words after it; here each
+//! service is checked against the attributes the language knows, values are
+//! read as the right type (durations, yes/no, regular expressions), required
+//! attributes are required, ids are unique across all files, class
+//! definitions name known functions and do not depend on themselves. Every
+//! problem is collected, not only the first.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
+use crate::matcher;
+use crate::parser::{Attribute, Expr, Item, Value, ValueKind};
+use crate::policy::{ClassDef, Command, Service, DEFAULT_GRACE, DEFAULT_TIMEOUT};
+
+/// Attributes a service may have, in the order the docs list them.
+pub const ATTRIBUTES: &[&str] = &["name", "process", "restart", "shell", "timeout", "grace"];
+
+/// Functions a class expression may call.
+pub const FUNCTIONS: &[&str] = &["hostname"];
+
+type Errors = Vec<Diagnostic>;
+
+pub fn analyze(
+    sources: &Sources,
+    files: &[(FileId, Vec<Item>)],
+) -> (Vec<ClassDef>, Vec<Service>, Errors) {
+    let mut errors = Vec::new();
+    let mut classes: Vec<ClassDef> = Vec::new();
+    let mut services: Vec<Service> = Vec::new();
+    let mut class_at: HashMap<String, Span> = HashMap::new();
+    let mut service_at: HashMap<String, Span> = HashMap::new();
+
+    for (_, items) in files {
+        // Every file starts under `any::`.
+        let mut guard: Option<Expr> = None;
+        for item in items {
+            match item {
+                Item::ClassDef { name, expr } => {
+                    check_expr(expr, &mut errors);
+                    if let Some(first) = class_at.get(&name.text) {
+                        errors.push(Diagnostic::error(
+                            name.span,
+                            format!(
+                                "class `{}` is already defined at {}",
+                                name.text,
+                                sources.locate(*first)
+                            ),
+                        ));
+                        continue;
+                    }
+                    class_at.insert(name.text.clone(), name.span);
+                    classes.push(ClassDef {
+                        name: name.text.clone(),
+                        expr: expr.clone(),
+                        span: name.span,
+                    });
+                }
+                Item::Guard(expr) => {
+                    check_expr(expr, &mut errors);
+                    guard = match expr {
+                        Expr::Class(c) if c.text == "any" => None,
+                        _ => Some(expr.clone()),
+                    };
+                }
+                Item::Service { id, attributes } => {
+                    let service = service(&id.text, id.span, attributes, &guard, &mut errors);
+                    if let Some(first) = service_at.get(&id.text) {
+                        errors.push(Diagnostic::error(
+                            id.span,
+                            format!(
+                                "service `{}` is already defined at {}",
+                                id.text,
+                                sources.locate(*first)
+                            ),
+                        ));
+                        continue;
+                    }
+                    service_at.insert(id.text.clone(), id.span);
+                    if let Some(s) = service {
+                        services.push(s);
+                    }
+                }
+            }
+        }
+    }
+    check_class_cycles(&classes, &mut errors);
+    (classes, services, errors)
+}
+
+fn service(
+    id: &str,
+    span: Span,
+    attributes: &[Attribute],
+    guard: &Option<Expr>,
+    errors: &mut Errors,
+) -> Option<Service> {
+    let before = errors.len();
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    let mut name = None;
+    let mut process = None;
+    let mut restart: Option<String> = None;
+    let mut shell = false;
+    let mut timeout = DEFAULT_TIMEOUT;
+    let mut grace = DEFAULT_GRACE;
+    for a in attributes {
+        let key = a.key.text.as_str();
+        if !ATTRIBUTES.contains(&key) {
+            errors.push(Diagnostic::error(
+                a.key.span,
+                format!(
+                    "unknown attribute `{key}`; a service has {}",
+                    ATTRIBUTES.join(", ")
+                ),
+            ));
+            continue;
+        }
+        if seen.insert(key, a.key.span).is_some() {
+            errors.push(Diagnostic::error(
+                a.key.span,
+                format!("`{key}` is given twice in service `{id}`"),
+            ));
+            continue;
+        }
+        let result = match key {
+            "name" => one_string(a).map(|s| name = Some(s)),
+            "process" => one_string(a).and_then(|s| check_regex(&s, a).map(|()| process = Some(s))),
+            "restart" => one_string(a).map(|s| restart = Some(s)),
+            "shell" => yes_no(a).map(|b| shell = b),
+            "timeout" => duration(a)
+                .and_then(|d| at_least_one_second(d, a))
+                .map(|d| timeout = d),
+            _ => duration(a).map(|d| grace = d),
+        };
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    for required in ["process", "restart"] {
+        if !seen.contains_key(required) {
+            errors.push(Diagnostic::error(
+                span,
+                format!("service `{id}` has no `{required}`"),
+            ));
+        }
+    }
+    let restart = match restart.map(|text| command(text, shell, attributes)) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        None => None,
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(Service {
+        id: id.to_string(),
+        name: name.unwrap_or_else(|| id.to_string()),
+        process: process?,
+        restart: restart?,
+        timeout,
+        grace,
+        guard: guard.clone(),
+        span,
+    })
+}
+
+fn command(text: String, shell: bool, attributes: &[Attribute]) -> Result<Command, Diagnostic> {
+    let at = attributes
+        .iter()
+        .find(|a| a.key.text == "restart")
+        .map(|a| a.values[0].span)
+        .expect("restart was seen");
+    let argv = if shell {
+        vec!["/bin/sh".to_string(), "-c".to_string(), text.clone()]
+    } else {
+        shell_words::split(&text).map_err(|_| {
+            Diagnostic::error(
+                at,
+                "unbalanced quotes in command (or set `shell yes` to run it with /bin/sh)",
+            )
+        })?
+    };
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err(Diagnostic::error(at, "empty command"));
+    }
+    Ok(Command { text, argv })
+}
+
+fn values_span(a: &Attribute) -> Span {
+    match (a.values.first(), a.values.last()) {
+        (Some(f), Some(l)) => Span::new(f.span.file, f.span.start, l.span.end),
+        _ => Span::new(a.key.span.file, a.key.span.end, a.key.span.end),
+    }
+}
+
+fn one_value<'a>(a: &'a Attribute, what: &str) -> Result<&'a Value, Diagnostic> {
+    match a.values.as_slice() {
+        [v] => Ok(v),
+        [] => Err(Diagnostic::error(
+            values_span(a),
+            format!("`{}` needs {what}", a.key.text),
+        )),
+        [_, extra, ..] => Err(Diagnostic::error(
+            extra.span,
+            format!(
+                "`{}` takes one value, {what}; quote it if it has spaces",
+                a.key.text
+            ),
+        )),
+    }
+}
+
+fn one_string(a: &Attribute) -> Result<String, Diagnostic> {
+    let v = one_value(a, "a quoted string")?;
+    if v.kind != ValueKind::Quoted {
+        return Err(Diagnostic::error(
+            v.span,
+            format!("`{}` needs a quoted string", a.key.text),
+        ));
+    }
+    Ok(v.text.clone())
+}
+
+fn yes_no(a: &Attribute) -> Result<bool, Diagnostic> {
+    let v = one_value(a, "yes or no")?;
+    match v.text.as_str() {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(Diagnostic::error(
+            v.span,
+            format!("`{}` is yes or no", a.key.text),
+        )),
+    }
+}
+
+fn check_regex(pattern: &str, a: &Attribute) -> Result<(), Diagnostic> {
+    let bad = |e: regex::Error| {
+        let detail = e.to_string();
+        let last = detail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("invalid");
+        Diagnostic::error(
+            a.values[0].span,
+            format!(
+                "bad regular expression: {}",
+                last.trim().trim_start_matches("error: ")
+            ),
+        )
+    };
+    regex::Regex::new(pattern).map_err(bad)?;
+    regex::Regex::new(&matcher::whole_words(pattern)).map_err(bad)?;
+    Ok(())
+}
+
+/// `60`, `60s`, `5m`, `5 min`, `1h`, `2 days`.
+pub fn parse_duration(values: &[Value]) -> Option<Duration> {
+    let text: String = values
+        .iter()
+        .map(|v| v.text.as_str())
+        .collect::<Vec<_>>()
+        .join("");
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let n: u64 = text[..digits].parse().ok()?;
+    let unit = match &text[digits..] {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(unit).map(Duration::from_secs)
+}
+
+fn duration(a: &Attribute) -> Result<Duration, Diagnostic> {
+    if a.values.is_empty()
+        || a.values.len() > 2
+        || a.values.iter().any(|v| v.kind == ValueKind::Quoted)
+    {
+        return Err(Diagnostic::error(
+            values_span(a),
+            format!("`{}` needs a duration such as 30s, 5m or 1h", a.key.text),
+        ));
+    }
+    parse_duration(&a.values).ok_or_else(|| {
+        Diagnostic::error(
+            values_span(a),
+            format!("`{}` needs a duration such as 30s, 5m or 1h", a.key.text),
+        )
+    })
+}
+
+fn at_least_one_second(d: Duration, a: &Attribute) -> Result<Duration, Diagnostic> {
+    if d.is_zero() {
+        return Err(Diagnostic::error(
+            values_span(a),
+            format!("`{}` must be at least 1s", a.key.text),
+        ));
+    }
+    Ok(d)
+}
+
+fn check_expr(expr: &Expr, errors: &mut Errors) {
+    match expr {
+        Expr::Class(_) => {}
+        Expr::Call { name, arg } => {
+            if !FUNCTIONS.contains(&name.text.as_str()) {
+                errors.push(Diagnostic::error(
+                    name.span,
+                    format!(
+                        "unknown function `{}`; known: {}",
+                        name.text,
+                        FUNCTIONS.join(", ")
+                    ),
+                ));
+            } else if let Err(e) = globset::Glob::new(&arg.text) {
+                errors.push(Diagnostic::error(
+                    arg.span,
+                    format!("bad pattern: {}", e.kind()),
+                ));
+            }
+        }
+        Expr::Not(e) => check_expr(e, errors),
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| check_expr(e, errors)),
+    }
+}
+
+/// A class defined in terms of itself, directly or through others, has no
+/// meaning.
+fn check_class_cycles(classes: &[ClassDef], errors: &mut Errors) {
+    let by_name: HashMap<&str, &ClassDef> = classes.iter().map(|c| (c.name.as_str(), c)).collect();
+    for start in classes {
+        let mut stack: Vec<&str> = Vec::new();
+        references(&start.expr, &mut stack);
+        let mut seen: HashSet<&str> = HashSet::new();
+        while let Some(name) = stack.pop() {
+            if name == start.name {
+                errors.push(Diagnostic::error(
+                    start.span,
+                    format!("class `{}` depends on itself", start.name),
+                ));
+                break;
+            }
+            if seen.insert(name) {
+                if let Some(def) = by_name.get(name) {
+                    references(&def.expr, &mut stack);
+                }
+            }
+        }
+    }
+}
+
+fn references<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {
+    match expr {
+        Expr::Class(c) => out.push(&c.text),
+        Expr::Call { .. } => {}
+        Expr::Not(e) => references(e, out),
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| references(e, out)),
+    }
+}

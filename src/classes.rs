@@ -1,0 +1,406 @@
+//! Which classes this host is in, and so which services apply to it.
+//!
+//! Hard classes come from what the host is (CFEngine-style: `any`, host
+//! names, `linux`, OS id and version, architecture, time of day), more come
+//! from `-D` on the command line, and the policy's `class` definitions are
+//! evaluated on top of those. Every class remembers where it came from, so
+//! `tend classes -v` can say why a service does or does not apply.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Local, Timelike};
+
+use crate::parser::Expr;
+use crate::policy::{Policy, Service};
+
+/// What the host is, as far as classes are concerned.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Short host name, as the system reports it (not canonified).
+    pub short: String,
+    /// Fully qualified name, when it is known without asking DNS.
+    pub fqdn: Option<String>,
+    /// /etc/os-release ID, VERSION_ID, ID_LIKE.
+    pub os_id: Option<String>,
+    pub os_version: Option<String>,
+    pub os_like: Vec<String>,
+    pub arch: String,
+    pub now: DateTime<Local>,
+}
+
+impl Host {
+    /// Looks at this machine. Never asks DNS: a pass must not hang on a
+    /// resolver. The FQDN is the host name if it has a dot, else the first
+    /// dotted alias of it in /etc/hosts.
+    pub fn detect(now: DateTime<Local>) -> Host {
+        let name = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".to_string());
+        let short = name.split('.').next().unwrap_or(&name).to_string();
+        let fqdn = if name.contains('.') {
+            Some(name.clone())
+        } else {
+            std::fs::read_to_string("/etc/hosts")
+                .ok()
+                .and_then(|hosts| fqdn_from_hosts(&hosts, &short))
+        };
+        let os = std::fs::read_to_string("/etc/os-release")
+            .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+            .unwrap_or_default();
+        let field = |key: &str| os_release_field(&os, key);
+        Host {
+            short,
+            fqdn,
+            os_id: field("ID"),
+            os_version: field("VERSION_ID"),
+            os_like: field("ID_LIKE")
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            arch: std::env::consts::ARCH.to_string(),
+            now,
+        }
+    }
+}
+
+fn fqdn_from_hosts(hosts: &str, short: &str) -> Option<String> {
+    hosts.lines().find_map(|line| {
+        let names: Vec<&str> = line.split('#').next()?.split_whitespace().skip(1).collect();
+        let mentions = names
+            .iter()
+            .any(|n| *n == short || n.split('.').next() == Some(short));
+        mentions
+            .then(|| {
+                names
+                    .iter()
+                    .find(|n| n.contains('.') && n.split('.').next() == Some(short))
+            })
+            .flatten()
+            .map(|n| n.to_string())
+    })
+}
+
+fn os_release_field(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches(['"', '\'']).to_string())
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// CFEngine's canonify: every character that is not a letter, digit or `_`
+/// becomes `_`.
+pub fn canonify(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Where a class came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A hard class, with what defined it ("short host name", "time").
+    Hard(&'static str),
+    /// `-D` on the command line.
+    Define,
+    /// A policy `class` definition (its location).
+    Policy(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Hard(what) => write!(f, "{what}"),
+            Origin::Define => write!(f, "-D on the command line"),
+            Origin::Policy(at) => write!(f, "policy class at {at}"),
+        }
+    }
+}
+
+/// The hard classes of a host, CFEngine-style, with where each came from.
+pub fn hard_classes(host: &Host) -> Vec<(String, &'static str)> {
+    let mut out = vec![("any".to_string(), "always defined")];
+    out.push((canonify(&host.short), "short host name"));
+    if let Some(fqdn) = &host.fqdn {
+        out.push((canonify(fqdn), "fully qualified host name"));
+    }
+    out.push((canonify(std::env::consts::OS), "kernel"));
+    out.push((canonify(&host.arch), "architecture"));
+    if let Some(id) = &host.os_id {
+        out.push((canonify(id), "/etc/os-release ID"));
+        if let Some(version) = &host.os_version {
+            let mut parts: Vec<&str> = Vec::new();
+            for part in version.split('.') {
+                parts.push(part);
+                out.push((
+                    canonify(&format!("{id}_{}", parts.join("_"))),
+                    "/etc/os-release VERSION_ID",
+                ));
+            }
+        }
+    }
+    for like in &host.os_like {
+        out.push((canonify(like), "/etc/os-release ID_LIKE"));
+    }
+    for t in time_classes(host.now) {
+        out.push((t, "time"));
+    }
+    out
+}
+
+/// CFEngine's time classes for a local time.
+pub fn time_classes(now: DateTime<Local>) -> Vec<String> {
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let (h, m) = (now.hour(), now.minute());
+    let five = m / 5 * 5;
+    let quarter = m / 15 + 1;
+    let shift = match h {
+        0..=5 => "Night",
+        6..=11 => "Morning",
+        12..=17 => "Afternoon",
+        _ => "Evening",
+    };
+    vec![
+        DAYS[now.weekday().num_days_from_monday() as usize].to_string(),
+        MONTHS[now.month0() as usize].to_string(),
+        format!("Yr{}", now.year()),
+        format!("Day{}", now.day()),
+        format!("Hr{h:02}"),
+        format!("Min{m:02}"),
+        format!("Min{five:02}_{:02}", (five + 5) % 60),
+        format!("Q{quarter}"),
+        format!("Hr{h:02}_Q{quarter}"),
+        shift.to_string(),
+    ]
+}
+
+/// The classes in force for one pass.
+#[derive(Debug, Clone)]
+pub struct Classes {
+    defined: BTreeMap<String, Origin>,
+    /// Policy classes that are off, with their location, for `classes -v`.
+    off: BTreeMap<String, String>,
+    names: Vec<String>,
+}
+
+impl Classes {
+    /// Hard classes, then `-D` classes, then the policy's definitions.
+    pub fn evaluate(policy: Option<&Policy>, host: &Host, defines: &[String]) -> Classes {
+        let mut defined = BTreeMap::new();
+        for (name, why) in hard_classes(host) {
+            defined.entry(name).or_insert(Origin::Hard(why));
+        }
+        for d in defines
+            .iter()
+            .flat_map(|d| d.split(','))
+            .filter(|d| !d.is_empty())
+        {
+            defined.entry(canonify(d)).or_insert(Origin::Define);
+        }
+        let mut names = vec![host.short.clone()];
+        names.extend(host.fqdn.clone());
+        let mut classes = Classes {
+            defined,
+            off: BTreeMap::new(),
+            names,
+        };
+        if let Some(policy) = policy {
+            // Definitions may refer to each other in any order (the analyzer
+            // refused cycles): settle them by evaluating until nothing changes.
+            loop {
+                let mut changed = false;
+                for def in &policy.classes {
+                    if !classes.defined.contains_key(&def.name) && classes.eval(&def.expr) {
+                        let at = policy.sources.locate(def.span);
+                        classes.defined.insert(def.name.clone(), Origin::Policy(at));
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            for def in &policy.classes {
+                if !classes.defined.contains_key(&def.name) {
+                    classes
+                        .off
+                        .insert(def.name.clone(), policy.sources.locate(def.span));
+                }
+            }
+        }
+        classes
+    }
+
+    pub fn contains(&self, class: &str) -> bool {
+        self.defined.contains_key(class)
+    }
+
+    pub fn eval(&self, expr: &Expr) -> bool {
+        match expr {
+            Expr::Class(c) => self.contains(&c.text),
+            Expr::Call { arg, .. } => {
+                // `hostname(GLOB)`: the only function; the analyzer checked it.
+                globset::Glob::new(&arg.text)
+                    .map(|g| g.compile_matcher())
+                    .is_ok_and(|m| self.names.iter().any(|n| m.is_match(n)))
+            }
+            Expr::Not(e) => !self.eval(e),
+            Expr::And(v) => v.iter().all(|e| self.eval(e)),
+            Expr::Or(v) => v.iter().any(|e| self.eval(e)),
+        }
+    }
+
+    /// Whether a service applies to this host.
+    pub fn selects(&self, service: &Service) -> bool {
+        service.guard.as_ref().is_none_or(|g| self.eval(g))
+    }
+
+    pub fn defined(&self) -> impl Iterator<Item = (&str, &Origin)> {
+        self.defined.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Policy classes that are not defined on this host, with their location.
+    pub fn off(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.off.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::{parse, Item};
+    use chrono::TimeZone;
+
+    fn host(short: &str) -> Host {
+        Host {
+            short: short.to_string(),
+            fqdn: Some(format!("{short}.example.com")),
+            os_id: Some("debian".into()),
+            os_version: Some("12.5".into()),
+            os_like: vec![],
+            arch: "x86_64".into(),
+            now: Local.with_ymd_and_hms(2026, 11, 23, 8, 7, 0).unwrap(),
+        }
+    }
+
+    fn guard(src: &str) -> Expr {
+        match parse(0, &format!("{src}::")).0.remove(0) {
+            Item::Guard(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hard_classes_of_a_debian_web_host() {
+        let classes = Classes::evaluate(None, &host("web-01"), &[]);
+        for want in [
+            "any",
+            "web_01",
+            "web_01_example_com",
+            "linux",
+            "x86_64",
+            "debian",
+            "debian_12",
+            "debian_12_5",
+            "Monday",
+            "November",
+            "Yr2026",
+            "Day23",
+            "Hr08",
+            "Min07",
+            "Min05_10",
+            "Q1",
+            "Hr08_Q1",
+            "Morning",
+        ] {
+            assert!(classes.contains(want), "missing {want}");
+        }
+        assert!(!classes.contains("Tuesday"));
+    }
+
+    #[test]
+    fn expression_table() {
+        let defines = vec!["web".to_string(), "x,y".to_string()];
+        let classes = Classes::evaluate(None, &host("www1"), &defines);
+        for (expr, want) in [
+            ("any", true),
+            ("web", true),
+            ("dns", false),
+            ("web|dns", true),
+            ("web&dns", false),
+            ("web.dns", false),
+            ("!dns", true),
+            ("!web|dns", false),
+            ("x.y", true),
+            ("dns|x.y", true),
+            ("(dns|x).!y", false),
+            ("web.Monday.Hr08", true),
+            ("hostname(\"www*\")", true),
+            ("hostname(\"www1.example.*\")", true),
+            ("hostname(\"web-*\")", false),
+            ("www1", true),
+        ] {
+            assert_eq!(classes.eval(&guard(expr)), want, "{expr}");
+        }
+    }
+
+    #[test]
+    fn time_class_boundaries() {
+        let at = |h, m| time_classes(Local.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap());
+        assert!(at(23, 59).contains(&"Min55_00".to_string()));
+        assert!(at(23, 59).contains(&"Hr23_Q4".to_string()));
+        assert!(at(0, 0).contains(&"Night".to_string()));
+        assert!(at(0, 0).contains(&"Sunday".to_string()));
+        assert!(at(12, 15).contains(&"Q2".to_string()));
+    }
+
+    #[test]
+    fn canonify_table() {
+        for (raw, want) in [
+            ("web-01.example.com", "web_01_example_com"),
+            ("x86_64", "x86_64"),
+            ("a b/c", "a_b_c"),
+        ] {
+            assert_eq!(canonify(raw), want);
+        }
+    }
+
+    #[test]
+    fn fqdn_from_hosts_table() {
+        let hosts = "127.0.0.1 localhost\n10.0.0.5 web1.example.com web1 # main\n";
+        assert_eq!(
+            fqdn_from_hosts(hosts, "web1").as_deref(),
+            Some("web1.example.com")
+        );
+        assert_eq!(fqdn_from_hosts(hosts, "db1"), None);
+    }
+}

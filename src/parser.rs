@@ -1,0 +1,575 @@
+//! Turns the text of one policy file into syntax items.
+//!
+//! The pest grammar in `grammar/policy.pest` decides what is well formed; this
+//! module builds plain data from it (guards, class definitions, service
+//! blocks, each with source spans) and turns pest's failures into diagnostics
+//! an admin can read. When a file has a syntax error the rest of the file is
+//! still parsed, statement by statement, so one run reports every mistake.
+
+use pest::Parser as _;
+use pest_derive::Parser;
+
+use crate::diagnostic::{Diagnostic, FileId, Span};
+
+#[derive(Parser)]
+#[grammar = "../grammar/policy.pest"]
+struct PolicyParser;
+
+type Pair<'a> = pest::iterators::Pair<'a, Rule>;
+
+/// Deeper nesting than this in a class expression is refused, so that no
+/// input can exhaust the stack.
+const MAX_NESTING: usize = 32;
+
+/// A piece of text with where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spanned {
+    pub text: String,
+    pub span: Span,
+}
+
+/// A class expression, as written in guards and class definitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expr {
+    Class(Spanned),
+    Call { name: Spanned, arg: Spanned },
+    Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    /// Where the expression starts, for diagnostics.
+    pub fn span(&self) -> Span {
+        match self {
+            Expr::Class(c) => c.span,
+            Expr::Call { name, .. } => name.span,
+            Expr::Not(e) => e.span(),
+            Expr::And(v) | Expr::Or(v) => v[0].span(),
+        }
+    }
+}
+
+/// Prints an expression back in policy syntax, with parentheses only where
+/// precedence needs them.
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn join(
+            f: &mut std::fmt::Formatter<'_>,
+            v: &[Expr],
+            op: &str,
+            wrap_or: bool,
+        ) -> std::fmt::Result {
+            for (i, e) in v.iter().enumerate() {
+                if i > 0 {
+                    write!(f, "{op}")?;
+                }
+                if wrap_or && matches!(e, Expr::Or(_)) {
+                    write!(f, "({e})")?;
+                } else {
+                    write!(f, "{e}")?;
+                }
+            }
+            Ok(())
+        }
+        match self {
+            Expr::Class(c) => write!(f, "{}", c.text),
+            Expr::Call { name, arg } => write!(f, "{}({:?})", name.text, arg.text),
+            Expr::Not(e) => match **e {
+                Expr::And(_) | Expr::Or(_) => write!(f, "!({e})"),
+                _ => write!(f, "!{e}"),
+            },
+            Expr::And(v) => join(f, v, "&", true),
+            Expr::Or(v) => join(f, v, "|", false),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A quoted string: always text, never a number or keyword.
+    Quoted,
+    /// A bare word: a number, duration, yes/no, a keyword.
+    Word,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    pub kind: ValueKind,
+    pub text: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attribute {
+    pub key: Spanned,
+    pub values: Vec<Value>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    ClassDef {
+        name: Spanned,
+        expr: Expr,
+    },
+    Guard(Expr),
+    Service {
+        id: Spanned,
+        attributes: Vec<Attribute>,
+    },
+}
+
+/// Parses one file. Returns the items that parsed and every syntax error.
+pub fn parse(file: FileId, text: &str) -> (Vec<Item>, Vec<Diagnostic>) {
+    match parse_at(file, text, 0) {
+        Ok(items) => (items, Vec::new()),
+        Err(first) => recover(file, text, first),
+    }
+}
+
+/// Parses `text[offset..]` as a whole policy.
+fn parse_at(file: FileId, text: &str, offset: usize) -> Result<Vec<Item>, Diagnostic> {
+    let chunk = &text[offset..];
+    let pairs = PolicyParser::parse(Rule::policy, chunk)
+        .map_err(|e| syntax_error(file, chunk, offset, &e))?;
+    let builder = Builder { file, offset };
+    let mut items = Vec::new();
+    for pair in pairs.flatten().filter(is_statement) {
+        items.push(builder.item(pair)?);
+    }
+    Ok(items)
+}
+
+fn is_statement(pair: &Pair) -> bool {
+    matches!(
+        pair.as_rule(),
+        Rule::class_def | Rule::guard | Rule::service
+    )
+}
+
+/// After a syntax error, parse each statement on its own: a statement starts
+/// on a line that begins, in its first column, with `class`, `service` or a
+/// guard ending in `::`. Items from statements that parse are kept so their
+/// meaning can be checked too.
+fn recover(file: FileId, text: &str, first: Diagnostic) -> (Vec<Item>, Vec<Diagnostic>) {
+    let mut starts: Vec<usize> = statement_starts(text);
+    if starts.first() != Some(&0) {
+        starts.insert(0, 0);
+    }
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        // Parse the statement alone: cut the text at its end.
+        match parse_at(file, &text[..end], start) {
+            Ok(mut parsed) => items.append(&mut parsed),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        // Splitting hid the problem (it lies across statements): report the
+        // error the whole file gave.
+        errors.push(first);
+    }
+    (items, errors)
+}
+
+fn statement_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("").trim_end();
+        let first_word = code
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .next();
+        let begins = matches!(first_word, Some("class" | "service"))
+            || (code.ends_with("::") && !line.starts_with([' ', '\t']));
+        if begins && !line.starts_with([' ', '\t']) {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    starts
+}
+
+fn syntax_error(
+    file: FileId,
+    chunk: &str,
+    offset: usize,
+    e: &pest::error::Error<Rule>,
+) -> Diagnostic {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let found = describe_found(&chunk[pos..]);
+    let message = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut wanted: Vec<&str> = positives.iter().filter_map(|r| label(*r)).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            match wanted.as_slice() {
+                [] => format!("unexpected {found}"),
+                [one] => format!("expected {one}, found {found}"),
+                [init @ .., last] => {
+                    format!("expected {} or {last}, found {found}", init.join(", "))
+                }
+            }
+        }
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let end = offset + pos + chunk[pos..].chars().next().map_or(0, char::len_utf8);
+    Diagnostic::error(Span::new(file, offset + pos, end), message)
+}
+
+fn describe_found(rest: &str) -> String {
+    match rest.chars().next() {
+        None => "end of file".to_string(),
+        Some('\n' | '\r') => "end of line".to_string(),
+        Some(c) if c.is_control() => format!("control character U+{:04X}", c as u32),
+        Some(_) => {
+            let token: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .take(20)
+                .collect();
+            format!("`{token}`")
+        }
+    }
+}
+
+/// What an admin calls the thing a rule stands for; None hides a rule that
+/// only repeats what another label says.
+fn label(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::EOI => "end of file",
+        Rule::equals => "`=`",
+        Rule::guard_end => "`::`",
+        Rule::lbrace => "`{`",
+        Rule::rbrace => "`}`",
+        Rule::class_def | Rule::kw_class => "`class`",
+        Rule::service | Rule::kw_service => "`service`",
+        Rule::guard => "a guard (`CLASS::`)",
+        Rule::class_name => "a class name",
+        Rule::service_id => "a service id",
+        Rule::key | Rule::attribute => "an attribute",
+        Rule::string | Rule::raw_string => "a quoted string",
+        Rule::word => "a value",
+        Rule::expr | Rule::and_expr | Rule::term | Rule::class_ref | Rule::call | Rule::not => {
+            "a class expression"
+        }
+        _ => return None,
+    })
+}
+
+fn is_punctuation(pair: &Pair) -> bool {
+    matches!(
+        pair.as_rule(),
+        Rule::equals
+            | Rule::guard_end
+            | Rule::lbrace
+            | Rule::rbrace
+            | Rule::kw_class
+            | Rule::kw_service
+    )
+}
+
+struct Builder {
+    file: FileId,
+    offset: usize,
+}
+
+impl Builder {
+    fn span(&self, pair: &Pair) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, self.offset + s.start(), self.offset + s.end())
+    }
+
+    fn spanned(&self, pair: &Pair) -> Spanned {
+        Spanned {
+            text: pair.as_str().to_string(),
+            span: self.span(pair),
+        }
+    }
+
+    fn item(&self, pair: Pair) -> Result<Item, Diagnostic> {
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner().filter(|p| !is_punctuation(p));
+        let mut next = || {
+            inner
+                .next()
+                .expect("grammar guarantees the parts of a statement")
+        };
+        Ok(match rule {
+            Rule::class_def => {
+                let name = self.spanned(&next());
+                let expr = self.expr(next(), 0)?;
+                Item::ClassDef { name, expr }
+            }
+            Rule::guard => Item::Guard(self.expr(next(), 0)?),
+            _ => {
+                let id = self.spanned(&next());
+                let attributes = inner.map(|a| self.attribute(a)).collect();
+                Item::Service { id, attributes }
+            }
+        })
+    }
+
+    fn attribute(&self, pair: Pair) -> Attribute {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let key = self.spanned(&inner.next().expect("an attribute starts with its key"));
+        let values = inner.map(|v| self.value(v)).collect();
+        Attribute { key, values, span }
+    }
+
+    fn value(&self, pair: Pair) -> Value {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::word => Value {
+                kind: ValueKind::Word,
+                text: pair.as_str().to_string(),
+                span,
+            },
+            _ => Value {
+                kind: ValueKind::Quoted,
+                text: self.string(pair),
+                span,
+            },
+        }
+    }
+
+    fn string(&self, pair: Pair) -> String {
+        let quoted = pair.as_rule() == Rule::string;
+        let body = pair.into_inner().next().map_or("", |b| b.as_str());
+        if quoted {
+            unescape(body)
+        } else {
+            body.to_string()
+        }
+    }
+
+    fn expr(&self, pair: Pair, depth: usize) -> Result<Expr, Diagnostic> {
+        if depth > MAX_NESTING {
+            return Err(Diagnostic::error(
+                self.span(&pair),
+                format!("class expression nested more than {MAX_NESTING} deep"),
+            ));
+        }
+        match pair.as_rule() {
+            Rule::expr | Rule::and_expr => {
+                let or = pair.as_rule() == Rule::expr;
+                let mut parts = pair
+                    .into_inner()
+                    .map(|p| self.expr(p, depth + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(match (parts.len(), or) {
+                    (1, _) => parts.remove(0),
+                    (_, true) => Expr::Or(parts),
+                    (_, false) => Expr::And(parts),
+                })
+            }
+            Rule::term => {
+                let mut nots = 0;
+                let mut primary = None;
+                for p in pair.into_inner() {
+                    if p.as_rule() == Rule::not {
+                        nots += 1;
+                    } else {
+                        primary = Some(self.expr(p, depth + 1)?);
+                    }
+                }
+                let mut e = primary.expect("a term ends with a primary");
+                for _ in 0..nots {
+                    e = Expr::Not(Box::new(e));
+                }
+                Ok(e)
+            }
+            Rule::call => {
+                let mut inner = pair.into_inner();
+                let name = self.spanned(&inner.next().expect("a call has a name"));
+                let arg_pair = inner.next().expect("a call has an argument");
+                let span = self.span(&arg_pair);
+                let arg = Spanned {
+                    text: self.string(arg_pair),
+                    span,
+                };
+                Ok(Expr::Call { name, arg })
+            }
+            _ => Ok(Expr::Class(self.spanned(&pair))),
+        }
+    }
+}
+
+/// `\"` and `\\` are escapes; every other backslash is kept, so that
+/// regular expressions need no doubling.
+fn unescape(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(q @ ('"' | '\\')) => out.push(q),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(text: &str) -> Vec<Item> {
+        let (items, errors) = parse(0, text);
+        assert!(errors.is_empty(), "{text:?}: {errors:?}");
+        items
+    }
+
+    fn error_messages(text: &str) -> Vec<String> {
+        parse(0, text).1.into_iter().map(|d| d.message).collect()
+    }
+
+    /// Expressions printed back fully parenthesised show the precedence.
+    fn shape(e: &Expr) -> String {
+        match e {
+            Expr::Class(c) => c.text.clone(),
+            Expr::Call { name, arg } => format!("{}({:?})", name.text, arg.text),
+            Expr::Not(e) => format!("!{}", shape(e)),
+            Expr::And(v) => format!("({})", v.iter().map(shape).collect::<Vec<_>>().join(" & ")),
+            Expr::Or(v) => format!("({})", v.iter().map(shape).collect::<Vec<_>>().join(" | ")),
+        }
+    }
+
+    #[test]
+    fn guard_precedence_table() {
+        for (src, want) in [
+            ("any::", "any"),
+            ("web|dns::", "(web | dns)"),
+            ("web||dns::", "(web | dns)"),
+            ("a|b&c::", "(a | (b & c))"),
+            ("a.b|c::", "((a & b) | c)"),
+            ("a&&b::", "(a & b)"),
+            ("!a&b::", "(!a & b)"),
+            ("!(a|b)::", "!(a | b)"),
+            ("!!a::", "!!a"),
+            ("( a | b ) . c ::", "((a | b) & c)"),
+            (
+                "hostname(\"web-*\")|debian_12::",
+                "(hostname(\"web-*\") | debian_12)",
+            ),
+            ("Min05_10.Hr08::", "(Min05_10 & Hr08)"),
+        ] {
+            let got = match items(src).as_slice() {
+                [Item::Guard(e)] => shape(e),
+                other => panic!("{src}: {other:?}"),
+            };
+            assert_eq!(got, want, "{src}");
+        }
+    }
+
+    #[test]
+    fn expressions_print_back_table() {
+        for (src, want) in [
+            ("a | b . c::", "a|b&c"),
+            ("(a|b)&c::", "(a|b)&c"),
+            ("!(a&b)::", "!(a&b)"),
+            ("hostname('web-*')::", "hostname(\"web-*\")"),
+        ] {
+            let Some(Item::Guard(e)) = items(src).pop() else {
+                panic!("{src}")
+            };
+            assert_eq!(e.to_string(), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn service_block_forms() {
+        let text = "service ssh {\n  name \"OpenSSH\"   # comment\n  process '/usr/sbin/sshd'\n\n  timeout 30s; grace 5\n}\nservice x { restart \"a \\\"b\\\" \\d\" }\n";
+        let all = items(text);
+        let Item::Service { id, attributes } = &all[0] else {
+            panic!()
+        };
+        assert_eq!(id.text, "ssh");
+        let keys: Vec<_> = attributes.iter().map(|a| a.key.text.as_str()).collect();
+        assert_eq!(keys, ["name", "process", "timeout", "grace"]);
+        assert_eq!(attributes[0].values[0].text, "OpenSSH");
+        assert_eq!(attributes[1].values[0].text, "/usr/sbin/sshd");
+        assert_eq!(attributes[2].values[0].kind, ValueKind::Word);
+        let Item::Service { attributes, .. } = &all[1] else {
+            panic!()
+        };
+        assert_eq!(attributes[0].values[0].text, "a \"b\" \\d");
+    }
+
+    #[test]
+    fn class_definitions_and_comments() {
+        let all = items("# top\nclass web = www1 | hostname(\"web-*\")  # trailing\n\nweb::\n");
+        assert!(matches!(&all[0], Item::ClassDef { name, .. } if name.text == "web"));
+        assert!(matches!(&all[1], Item::Guard(_)));
+        // A guard may be called `class` or `service`.
+        assert!(matches!(items("class::")[0], Item::Guard(_)));
+        assert!(matches!(items("service|x::")[0], Item::Guard(_)));
+    }
+
+    #[test]
+    fn syntax_errors_table() {
+        for (src, want) in [
+            (
+                "service ssh {\n  name \"x\n}\n",
+                "expected a quoted string or a value, found `\"x`",
+            ),
+            ("web|::\n", "expected a class expression, found `::`"),
+            ("service {\n}\n", "expected `::` or a service id, found `{`"),
+            (
+                "service x {\n",
+                "expected `}` or an attribute, found end of file",
+            ),
+            ("class = a\n", "expected `::` or a class name, found `=`"),
+            ("web\n", "expected `::`, found end of line"),
+        ] {
+            let got = error_messages(src);
+            assert_eq!(got.len(), 1, "{src:?}: {got:?}");
+            assert_eq!(got[0], want, "{src:?}");
+        }
+    }
+
+    #[test]
+    fn every_syntax_error_in_a_file_is_reported() {
+        let src = "any::\nservice a {\n  name \"x\n}\nservice b {\n  restart \"ok\"\n}\nweb|::\n";
+        let (items, errors) = parse(0, src);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        // The good statements between them still parse.
+        assert!(items
+            .iter()
+            .any(|i| matches!(i, Item::Service { id, .. } if id.text == "b")));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let src = format!("{}a{}::\n", "(".repeat(5000), ")".repeat(5000));
+        let (_, errors) = parse(0, &src);
+        assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn unescape_table() {
+        for (raw, want) in [
+            (r"a", "a"),
+            (r#"\""#, "\""),
+            (r"\\", "\\"),
+            (r"\d+", r"\d+"),
+            (r"x\", r"x\"),
+        ] {
+            assert_eq!(unescape(raw), want, "{raw}");
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The policy as the rest of the pass sees it, and how it is read from disk.
+//!
+//! A policy is one file or a directory of `*.tend` files read in name order.
+//! Reading it runs the parser on every file and the analyzer on the whole, so
+//! that either a fully checked [`Policy`] comes back or every problem in it,
+//! each with its file, line and column.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::analyzer;
+use crate::diagnostic::{Diagnostic, PolicyErrors, Sources, Span};
+use crate::parser::{self, Expr};
+
+/// A checked policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The file or directory it was read from.
+    pub origin: PathBuf,
+    pub sources: Sources,
+    pub classes: Vec<ClassDef>,
+    pub services: Vec<Service>,
+}
+
+/// `class NAME = EXPR`
+#[derive(Debug, Clone)]
+pub struct ClassDef {
+    pub name: String,
+    pub expr: Expr,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The id after `service`, unique in the policy.
+    pub id: String,
+    /// What reports call it (`name`, default: the id).
+    pub name: String,
+    /// The `process` pattern.
+    pub process: String,
+    pub restart: Command,
+    /// How long the restart command may run before it is killed.
+    pub timeout: Duration,
+    /// How long to wait for the process to appear after the command succeeds.
+    pub grace: Duration,
+    /// The guard in force where the service was written; None is `any`.
+    pub guard: Option<Expr>,
+    /// The service id in the source.
+    pub span: Span,
+}
+
+/// A command from the policy, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// As written, for reports.
+    pub text: String,
+    /// Program and arguments: the words of `text`, or `/bin/sh -c text` for a
+    /// service with `shell yes`.
+    pub argv: Vec<String>,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Reads and checks the policy at `path` (a file or a directory).
+pub fn load(path: &Path) -> Result<Policy> {
+    let files = policy_files(path)?;
+    let mut sources = Sources::default();
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for file in &files {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let (text, bad_utf8) = match String::from_utf8(bytes) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                (String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(at))
+            }
+        };
+        let id = sources.add(file, text);
+        if let Some(at) = bad_utf8 {
+            errors.push(Diagnostic::error(
+                Span::new(id, at, at + 1),
+                "not valid UTF-8 text",
+            ));
+            continue;
+        }
+        let (parsed, mut syntax) = parser::parse(id, sources.text(id));
+        errors.append(&mut syntax);
+        items.push((id, parsed));
+    }
+    let (classes, services, mut semantic) = analyzer::analyze(&sources, &items);
+    errors.append(&mut semantic);
+    if !errors.is_empty() {
+        errors.sort_by_key(|d| (d.span.file, d.span.start));
+        return Err(PolicyErrors {
+            sources,
+            diagnostics: errors,
+        }
+        .into());
+    }
+    Ok(Policy {
+        origin: path.to_path_buf(),
+        sources,
+        classes,
+        services,
+    })
+}
+
+/// The file itself, or the `*.tend` files of a directory in name order.
+fn policy_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read policy {}", path.display()))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?
+    {
+        let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "tend") && !entry.file_type()?.is_dir() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        bail!("no *.tend files in policy directory {}", path.display());
+    }
+    Ok(files)
+}
