@@ -1,0 +1,138 @@
+//! What an admin sees for a broken policy: every error, with file, line,
+//! column, the line itself and a caret; exit status 2; nothing run.
+
+use crate::sandbox::Sandbox;
+
+fn errors_for(policy: &str) -> (i32, String) {
+    let sb = Sandbox::new();
+    sb.policy(policy);
+    let run = sb.tend(&["validate"]);
+    assert_eq!(run.stdout, "", "{run:?}");
+    (run.code, run.stderr)
+}
+
+#[test]
+fn golden_error_messages() {
+    for (policy, want) in [
+        (
+            "service ssh {\n  process \"/usr/sbin/sshd\"\n  restrat \"x\"\n}\n",
+            "tend: policy has 2 errors:\n\
+             policy.tend:1:9: error: service `ssh` has no `restart`\n 1 | service ssh {\n   |         ^^^\n\
+             policy.tend:3:3: error: unknown attribute `restrat`; a service has name, process, restart, shell, timeout, grace\n 3 |   restrat \"x\"\n   |   ^^^^^^^\n",
+        ),
+        (
+            "service a { process \"/a\"; restart \"x\" }\nservice a { process \"/b\"; restart \"y\" }\n",
+            "tend: policy has 1 error:\n\
+             policy.tend:2:9: error: service `a` is already defined at policy.tend:1:9\n 2 | service a { process \"/b\"; restart \"y\" }\n   |         ^\n",
+        ),
+        (
+            "service a {\n\tprocess \"/usr/sbin/(sshd\"\n\trestart \"x\"\n}\n",
+            "tend: policy has 1 error:\n\
+             policy.tend:2:10: error: bad regular expression: unclosed group\n 2 | \tprocess \"/usr/sbin/(sshd\"\n   | \t        ^^^^^^^^^^^^^^^^^\n",
+        ),
+        (
+            "class web = hostnme(\"web-*\")\n",
+            "tend: policy has 1 error:\n\
+             policy.tend:1:13: error: unknown function `hostnme`; known: hostname\n 1 | class web = hostnme(\"web-*\")\n   |             ^^^^^^^\n",
+        ),
+        (
+            "web|::\n  service a { process \"/a\"; restart \"x\" }\n",
+            "tend: policy has 1 error:\n\
+             policy.tend:1:5: error: expected a class expression, found `::`\n 1 | web|::\n   |     ^\n",
+        ),
+        (
+            "service a {\n  process \"/a\"\n  restart \"x\"\n  timeout soon\n  grace 5 parsecs\n}\n",
+            "tend: policy has 2 errors:\n\
+             policy.tend:4:11: error: `timeout` needs a duration such as 30s, 5m or 1h\n 4 |   timeout soon\n   |           ^^^^\n\
+             policy.tend:5:9: error: `grace` needs a duration such as 30s, 5m or 1h\n 5 |   grace 5 parsecs\n   |         ^^^^^^^^^\n",
+        ),
+        (
+            "class a = b\nclass b = !a\n",
+            "tend: policy has 2 errors:\n\
+             policy.tend:1:7: error: class `a` depends on itself\n 1 | class a = b\n   |       ^\n\
+             policy.tend:2:7: error: class `b` depends on itself\n 2 | class b = !a\n   |       ^\n",
+        ),
+    ] {
+        let (code, stderr) = errors_for(policy);
+        assert_eq!(code, 2, "{policy}");
+        assert_eq!(stderr, want, "{policy}");
+    }
+}
+
+#[test]
+fn several_syntax_errors_in_one_file_are_all_reported() {
+    let (code, stderr) = errors_for(
+        "any::\nservice a {\n  process \"/a\n}\nservice b {\n  process \"/b\"\n  restart \"/b\"\n}\nweb|::\nservice c {\n  restrat \"x\"\n}\n",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("tend: policy has 5 errors:\n"),
+        "{stderr}"
+    );
+    for at in [
+        "policy.tend:3:11:",
+        "policy.tend:9:5:",
+        "policy.tend:10:9:",
+        "policy.tend:11:3:",
+    ] {
+        assert!(stderr.contains(at), "missing {at} in\n{stderr}");
+    }
+}
+
+#[test]
+fn errors_in_a_policy_directory_name_their_file() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.path("policy.tend")).unwrap();
+    sb.write(
+        "policy.tend/10-base.tend",
+        "service a { process \"/a\"; restart \"x\" }\n",
+    );
+    sb.write(
+        "policy.tend/20-web.tend",
+        "\nservice a { process \"/a\"; restart \"x\" }\n",
+    );
+    sb.write("policy.tend/README", "not a policy file, not read");
+    let run = sb.tend(&["validate"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(
+            "policy.tend/20-web.tend:2:9: error: service `a` is already defined at policy.tend/10-base.tend:1:9"
+        ),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn broken_policy_runs_nothing() {
+    let sb = Sandbox::new();
+    sb.policy("service a { process \"/a\"; restart \"touch @DIR@/ran\" }\nservice b {\n");
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 2);
+    assert!(!sb.path("ran").exists());
+}
+
+#[test]
+fn unreadable_policy_is_exit_2_with_one_line() {
+    let sb = Sandbox::new();
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .starts_with("tend: cannot read policy policy.tend: No such file or directory"),
+        "{run:?}"
+    );
+    assert_eq!(run.stderr.lines().count(), 1);
+}
+
+#[test]
+fn binary_garbage_is_an_error_not_a_crash() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("policy.tend"), b"any::\n\xff\xfe\x00service").unwrap();
+    let run = sb.tend(&["validate"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("policy.tend:2:1: error: not valid UTF-8 text"),
+        "{run:?}"
+    );
+}

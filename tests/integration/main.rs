@@ -1,0 +1,7 @@
+//! Integration tests: the built `tend` binary against real processes, real
+//! files and real commands. No fake process table here.
+
+mod errors;
+mod pass;
+mod sandbox;
+mod shipped;

@@ -1,0 +1,182 @@
+//! A throwaway directory with daemons, a policy, and a way to run tend on it.
+//!
+//! Daemons are copies of /bin/sleep under the sandbox directory, so their
+//! command line names a path no other test uses. Every process whose command
+//! line mentions the directory is killed when the sandbox is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+/// What a run of tend printed, and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::Builder::new()
+                .prefix("tend-test-")
+                .tempdir()
+                .unwrap(),
+            children: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A daemon program at `<dir>/<name>`: a copy of sleep.
+    pub fn daemon(&self, name: &str) -> String {
+        let path = self.path(name);
+        if !path.exists() {
+            std::fs::copy("/bin/sleep", &path).unwrap();
+        }
+        path.to_string_lossy().into_owned()
+    }
+
+    /// Starts `<dir>/<name> 1000` and waits until it is in the process table.
+    pub fn start(&mut self, name: &str) -> u32 {
+        let program = self.daemon(name);
+        let child = Command::new(&program)
+            .arg("1000")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        wait_for(|| cmdline(pid).is_some_and(|c| c.starts_with(&program)));
+        pid
+    }
+
+    /// Kills a process and reaps it if it is ours.
+    pub fn kill(&mut self, pid: u32) {
+        unsafe_kill(pid);
+        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
+            let mut child = self.children.remove(i);
+            let _ = child.wait();
+        }
+        wait_for(|| cmdline(pid).is_none());
+    }
+
+    /// Pids of running processes whose command line starts with `<dir>/<name>`.
+    pub fn pids_of(&self, name: &str) -> Vec<u32> {
+        let program = self.path(name).to_string_lossy().into_owned();
+        all_pids()
+            .into_iter()
+            .filter(|&pid| {
+                cmdline(pid).is_some_and(|c| c == program || c.starts_with(&format!("{program} ")))
+                    && !is_zombie(pid)
+            })
+            .collect()
+    }
+
+    /// Writes `text` to `<dir>/<name>`, with `@DIR@` replaced by the sandbox
+    /// directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text.replace("@DIR@", &self.dir().to_string_lossy())).unwrap();
+        path
+    }
+
+    /// Writes the policy `<dir>/policy.tend`.
+    pub fn policy(&self, text: &str) -> PathBuf {
+        self.write("policy.tend", text)
+    }
+
+    /// Runs tend in the sandbox directory with `-f policy.tend` and `args`.
+    pub fn tend(&self, args: &[&str]) -> Run {
+        self.tend_env(args, &[])
+    }
+
+    pub fn tend_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::cargo_bin("tend").unwrap();
+        cmd.current_dir(self.dir())
+            .args(["-f", "policy.tend"])
+            .args(args);
+        // Syslog goes to a socket nobody listens on unless a test says otherwise.
+        cmd.env("TEND_SYSLOG_SOCKET", self.path("no-syslog"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let dir = self.dir().to_string_lossy().into_owned();
+        for pid in all_pids() {
+            if cmdline(pid).is_some_and(|c| c.contains(&dir)) {
+                unsafe_kill(pid);
+            }
+        }
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+pub fn cmdline(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if raw.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&raw);
+    Some(text.trim_end_matches('\0').replace('\0', " "))
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Waits up to 10 s for a condition the test needs before it goes on.
+pub fn wait_for(mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < until, "condition not met within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
