@@ -21,6 +21,10 @@ pub const ATTRIBUTES: &[&str] = &["name", "process", "restart", "shell", "timeou
 /// Functions a class expression may call.
 pub const FUNCTIONS: &[&str] = &["hostname"];
 
+/// No wait in a pass is longer than a day: cron starts the next one long
+/// before, and a longer one is surely a typo.
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
 type Errors = Vec<Diagnostic>;
 
 pub fn analyze(
@@ -281,21 +285,26 @@ pub fn parse_duration(values: &[Value]) -> Option<Duration> {
 }
 
 fn duration(a: &Attribute) -> Result<Duration, Diagnostic> {
-    if a.values.is_empty()
-        || a.values.len() > 2
-        || a.values.iter().any(|v| v.kind == ValueKind::Quoted)
-    {
-        return Err(Diagnostic::error(
-            values_span(a),
-            format!("`{}` needs a duration such as 30s, 5m or 1h", a.key.text),
-        ));
-    }
-    parse_duration(&a.values).ok_or_else(|| {
+    let bad = || {
         Diagnostic::error(
             values_span(a),
             format!("`{}` needs a duration such as 30s, 5m or 1h", a.key.text),
         )
-    })
+    };
+    if a.values.is_empty()
+        || a.values.len() > 2
+        || a.values.iter().any(|v| v.kind == ValueKind::Quoted)
+    {
+        return Err(bad());
+    }
+    let d = parse_duration(&a.values).ok_or_else(bad)?;
+    if d > MAX_DURATION {
+        return Err(Diagnostic::error(
+            values_span(a),
+            format!("`{}` is at most 24h", a.key.text),
+        ));
+    }
+    Ok(d)
 }
 
 fn at_least_one_second(d: Duration, a: &Attribute) -> Result<Duration, Diagnostic> {
@@ -364,5 +373,107 @@ fn references<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {
         Expr::Call { .. } => {}
         Expr::Not(e) => references(e, out),
         Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| references(e, out)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::Value;
+
+    fn words(text: &str) -> Vec<Value> {
+        text.split(' ')
+            .map(|w| Value {
+                kind: ValueKind::Word,
+                text: w.to_string(),
+                span: Span::new(0, 0, 0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn duration_table() {
+        for (text, want) in [
+            ("60", Some(60)),
+            ("60s", Some(60)),
+            ("5m", Some(300)),
+            ("5 min", Some(300)),
+            ("1h", Some(3600)),
+            ("2 days", Some(172_800)),
+            ("0", Some(0)),
+            ("soon", None),
+            ("5 parsecs", None),
+            ("-1", None),
+            ("1.5h", None),
+            ("99999999999999999999", None),
+        ] {
+            assert_eq!(
+                parse_duration(&words(text)),
+                want.map(Duration::from_secs),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn semantic_error_table() {
+        for (policy, want) in [
+            (
+                "service a { process \"/a\" }",
+                "service `a` has no `restart`",
+            ),
+            (
+                "service a { restart \"x\" }",
+                "service `a` has no `process`",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; grace 2d }",
+                "`grace` is at most 24h",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; timeout 0 }",
+                "`timeout` must be at least 1s",
+            ),
+            (
+                "service a { process \"/a\"; restart \"'x\" }",
+                "unbalanced quotes in command (or set `shell yes` to run it with /bin/sh)",
+            ),
+            (
+                "service a { process \"/a\"; restart \"\" }",
+                "empty command",
+            ),
+            (
+                "service a { process /a; restart \"x\" }",
+                "`process` needs a quoted string",
+            ),
+            (
+                "service a { process \"/a\" \"/b\"; restart \"x\" }",
+                "`process` takes one value, a quoted string; quote it if it has spaces",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; shell maybe }",
+                "`shell` is yes or no",
+            ),
+            (
+                "service a { process \"/a\"; process \"/b\"; restart \"x\" }",
+                "`process` is given twice in service `a`",
+            ),
+            (
+                "class a = x\nclass a = y",
+                "class `a` is already defined at p.tend:1:7",
+            ),
+            (
+                "class a = hostname(\"[\")",
+                "bad pattern: unclosed character class; missing ']'",
+            ),
+        ] {
+            let mut sources = Sources::default();
+            sources.add(std::path::Path::new("p.tend"), policy.to_string());
+            let (items, syntax) = crate::parser::parse(0, policy);
+            assert!(syntax.is_empty(), "{policy}: {syntax:?}");
+            let (_, _, errors) = analyze(&sources, &[(0, items)]);
+            let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+            assert_eq!(messages, [want], "{policy}");
+        }
     }
 }

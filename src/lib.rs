@@ -57,6 +57,38 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+/// Every service that applies, in policy order, with what a pass would do;
+/// with `verbose`, also those that do not apply and why. `decisions` are for
+/// the services that apply, in order.
+fn print_dry_run(policy: &Policy, classes: &Classes, decisions: &[Decision], verbose: bool) {
+    let mut decisions = decisions.iter();
+    for s in &policy.services {
+        if !classes.selects(s) {
+            if verbose {
+                let guard = s
+                    .guard
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                println!("{} ({}): does not apply (guard {guard}::)", s.name, s.id);
+            }
+            continue;
+        }
+        match decisions.next() {
+            Some(Decision::Running { pid }) => {
+                println!("{} ({}): running (pid {pid})", s.name, s.id)
+            }
+            Some(Decision::Restart) => {
+                println!(
+                    "{} ({}): not running; would run: {}",
+                    s.name, s.id, s.restart.text
+                )
+            }
+            None => {}
+        }
+    }
+}
+
 fn print_classes(classes: &Classes, verbose: bool) {
     for (name, origin) in classes.defined() {
         if verbose {
@@ -74,20 +106,14 @@ fn print_classes(classes: &Classes, verbose: bool) {
 
 /// One pass over the services that apply to this host.
 fn pass(policy: &Policy, classes: &Classes, cli: &Cli) -> Result<u8> {
-    let (services, skipped): (Vec<&Service>, Vec<&Service>) =
-        policy.services.iter().partition(|s| classes.selects(s));
-    if cli.dry_run && cli.verbose {
-        for s in &skipped {
-            let guard = s
-                .guard
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            println!("{} ({}): does not apply (guard {guard}::)", s.name, s.id);
-        }
-    }
+    let services: Vec<&Service> = policy
+        .services
+        .iter()
+        .filter(|s| classes.selects(s))
+        .collect();
     if services.is_empty() {
         if cli.dry_run {
+            print_dry_run(policy, classes, &[], cli.verbose);
             println!(
                 "no service in {} applies to this host",
                 policy.origin.display()
@@ -102,17 +128,7 @@ fn pass(policy: &Policy, classes: &Classes, cli: &Cli) -> Result<u8> {
     let decisions = decide::decide(&observations);
 
     if cli.dry_run {
-        for (s, d) in services.iter().zip(&decisions) {
-            match d {
-                Decision::Running { pid } => println!("{} ({}): running (pid {pid})", s.name, s.id),
-                Decision::Restart => {
-                    println!(
-                        "{} ({}): not running; would run: {}",
-                        s.name, s.id, s.restart.text
-                    )
-                }
-            }
-        }
+        print_dry_run(policy, classes, &decisions, cli.verbose);
         let all_up = decisions
             .iter()
             .all(|d| matches!(d, Decision::Running { .. }));

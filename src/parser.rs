@@ -560,6 +560,35 @@ mod tests {
         assert_eq!(errors.len(), 1);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC*") {
+            let _ = parse(0, &text);
+        }
+
+        /// Token soup near the language reaches deeper into the grammar than
+        /// random text does.
+        #[test]
+        fn never_panics_on_policy_like_text(
+            tokens in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "service", "class", "any", "web", "::", "|", "&", ".", "!", "(", ")", "{", "}",
+                    "=", "\"", "'", "#", "\n", ";", " ", "\t", "hostname", "process", "\"/x\"",
+                    "restart", "10s", "\\", "é", "\r\n",
+                ]),
+                0..60,
+            )
+        ) {
+            let text: String = tokens.concat();
+            let (items, errors) = parse(0, &text);
+            // Whatever happens, every error points inside the text.
+            for e in &errors {
+                proptest::prop_assert!(e.span.start <= text.len());
+            }
+            let _ = items;
+        }
+    }
+
     #[test]
     fn unescape_table() {
         for (raw, want) in [

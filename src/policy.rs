@@ -133,3 +133,55 @@ fn policy_files(path: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn load_text(bytes: &[u8]) -> Result<Policy> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        let policy = load(file.path());
+        // Rendering every diagnostic must not panic either.
+        if let Err(e) = &policy {
+            let _ = format!("{e:#}");
+        }
+        policy
+    }
+
+    proptest! {
+        #[test]
+        fn loading_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = load_text(&bytes);
+        }
+
+        #[test]
+        fn loading_service_soup_never_panics(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "service a {", "service a {}", "}", "  process \"/a\"", "  process \"(\"",
+                    "  restart \"x\"", "  restart \"'\"", "  restart \"\"", "  shell yes", "  shell",
+                    "  timeout 0", "  timeout 5 min", "  grace 99999999999999999999d", "  name",
+                    "  bogus 1", "class c = c", "class d = hostname(\"[\")", "web|dns::", "x(\"y\")::",
+                    "  process 'a' 'b'", "  name \"é\\\"\"",
+                ]),
+                0..25,
+            )
+        ) {
+            let _ = load_text(lines.join("\n").as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_valid_policy_loads_with_defaults() {
+        let p = load_text(b"service ssh {\n process \"/usr/sbin/sshd\"\n restart \"/usr/sbin/invoke-rc.d ssh restart\"\n}\n")
+            .unwrap();
+        let s = &p.services[0];
+        assert_eq!(
+            (s.name.as_str(), s.timeout, s.grace),
+            ("ssh", DEFAULT_TIMEOUT, DEFAULT_GRACE)
+        );
+        assert_eq!(s.restart.argv, ["/usr/sbin/invoke-rc.d", "ssh", "restart"]);
+    }
+}
