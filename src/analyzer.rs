@@ -242,25 +242,31 @@ fn yes_no(a: &Attribute) -> Result<bool, Diagnostic> {
     }
 }
 
+/// Parsing is enough to know a pattern is valid; compiling every pattern
+/// here would cost more than the pass that uses them.
 fn check_regex(pattern: &str, a: &Attribute) -> Result<(), Diagnostic> {
-    let bad = |e: regex::Error| {
-        let detail = e.to_string();
-        let last = detail
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("invalid");
-        Diagnostic::error(
-            a.values[0].span,
-            format!(
-                "bad regular expression: {}",
-                last.trim().trim_start_matches("error: ")
-            ),
-        )
+    let parse = |p: &str| {
+        regex_syntax::Parser::new()
+            .parse(p)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     };
-    regex::Regex::new(pattern).map_err(bad)?;
-    regex::Regex::new(&matcher::whole_words(pattern)).map_err(bad)?;
-    Ok(())
+    parse(pattern)
+        .and_then(|()| parse(&matcher::whole_words(pattern)))
+        .map_err(|detail| {
+            let last = detail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid");
+            Diagnostic::error(
+                a.values[0].span,
+                format!(
+                    "bad regular expression: {}",
+                    last.trim().trim_start_matches("error: ")
+                ),
+            )
+        })
 }
 
 /// `60`, `60s`, `5m`, `5 min`, `1h`, `2 days`.
@@ -465,6 +471,10 @@ mod tests {
             (
                 "class a = hostname(\"[\")",
                 "bad pattern: unclosed character class; missing ']'",
+            ),
+            (
+                "service a { process \"(?x)a#\"; restart \"x\" }",
+                "bad regular expression: unclosed group",
             ),
         ] {
             let mut sources = Sources::default();

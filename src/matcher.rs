@@ -10,59 +10,126 @@
 //! `cp` does not match `scp`. Word characters are those a file name is made
 //! of: letters, digits, `_`, `-` and `.`; anything else (spaces, `/`, `:`,
 //! brackets) is a boundary.
+//!
+//! Most patterns are plain paths. Those that are pure literals go into one
+//! Aho-Corasick automaton, and the boundaries of each occurrence are checked;
+//! only real regular expressions go into the `RegexSet`, whose lazy DFA gets
+//! costly to build as patterns are added. Both give the same answers.
 
 use std::collections::HashMap;
 
+use aho_corasick::AhoCorasick;
 use anyhow::{Context, Result};
 use regex::{RegexSet, RegexSetBuilder};
+use regex_syntax::hir::HirKind;
 
 use crate::scan::Process;
 
 const WORD: &str = r"A-Za-z0-9_.\-";
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
 
 /// The regular expression actually run for a `process` pattern.
 pub fn whole_words(pattern: &str) -> String {
     format!("(?:^|[^{WORD}])(?:{pattern})(?:$|[^{WORD}])")
 }
 
+/// The text a pattern matches, if it matches exactly one text.
+fn literal(pattern: &str) -> Option<String> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    match hir.kind() {
+        HirKind::Literal(lit) => String::from_utf8(lit.0.to_vec()).ok(),
+        _ => None,
+    }
+}
+
 /// Everything needed to tell, for one process, which services it is.
 pub struct Matcher {
+    services: usize,
+    literals: AhoCorasick,
+    /// Service of each literal pattern, by the automaton's pattern index.
+    literal_service: Vec<usize>,
     set: RegexSet,
+    /// Service of each regular expression, by the set's pattern index.
+    regex_service: Vec<usize>,
     by_exe: HashMap<String, Vec<usize>>,
 }
 
 impl Matcher {
     /// `patterns[i]` is service i's `process` pattern.
     pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Matcher> {
-        let patterns: Vec<&str> = patterns.into_iter().collect();
-        let set = RegexSetBuilder::new(patterns.iter().map(|p| whole_words(p)))
+        Self::build(patterns.into_iter().collect(), true)
+    }
+
+    fn build(patterns: Vec<&str>, use_literals: bool) -> Result<Matcher> {
+        let mut literal_texts = Vec::new();
+        let mut literal_service = Vec::new();
+        let mut regexes = Vec::new();
+        let mut regex_service = Vec::new();
+        let mut by_exe: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in patterns.iter().enumerate() {
+            match literal(p).filter(|_| use_literals) {
+                Some(text) => {
+                    literal_texts.push(text);
+                    literal_service.push(i);
+                }
+                None => {
+                    regexes.push(whole_words(p));
+                    regex_service.push(i);
+                }
+            }
+            by_exe.entry((*p).to_string()).or_default().push(i);
+        }
+        let literals = AhoCorasick::new(&literal_texts).context("building the process matcher")?;
+        let set = RegexSetBuilder::new(&regexes)
             .size_limit(256 << 20)
             .dfa_size_limit(64 << 20)
             .build()
             .context("compiling the process patterns")?;
-        let mut by_exe: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, p) in patterns.iter().enumerate() {
-            by_exe.entry((*p).to_string()).or_default().push(i);
-        }
-        Ok(Matcher { set, by_exe })
+        Ok(Matcher {
+            services: patterns.len(),
+            literals,
+            literal_service,
+            set,
+            regex_service,
+            by_exe,
+        })
     }
 
     /// Services whose pattern this process matches, in ascending order.
     pub fn services_of(&self, process: &Process) -> Vec<usize> {
-        let mut hits: Vec<usize> = self.set.matches(&process.cmdline).into_iter().collect();
+        let text = process.cmdline.as_bytes();
+        let mut hits: Vec<usize> = Vec::new();
+        for m in self.literals.find_overlapping_iter(text) {
+            let before = m.start().checked_sub(1).map(|i| text[i]);
+            let after = text.get(m.end()).copied();
+            if !before.is_some_and(is_word_byte) && !after.is_some_and(is_word_byte) {
+                hits.push(self.literal_service[m.pattern().as_usize()]);
+            }
+        }
+        if !self.regex_service.is_empty() {
+            hits.extend(
+                self.set
+                    .matches(&process.cmdline)
+                    .into_iter()
+                    .map(|i| self.regex_service[i]),
+            );
+        }
         if let Some(exe) = &process.exe {
             if let Some(ids) = self.by_exe.get(exe.as_str()) {
                 hits.extend(ids);
-                hits.sort_unstable();
-                hits.dedup();
             }
         }
+        hits.sort_unstable();
+        hits.dedup();
         hits
     }
 
     /// For every service, the pids of the processes that are it, ascending.
     pub fn find(&self, processes: &[Process]) -> Vec<Vec<u32>> {
-        let mut found = vec![Vec::new(); self.set.len()];
+        let mut found = vec![Vec::new(); self.services];
         for p in processes {
             for i in self.services_of(p) {
                 found[i].push(p.pid);
@@ -126,10 +193,37 @@ mod tests {
                 true,
             ),
             ("nginx: master", "nginx: worker process", false),
+            ("/opt/a", "/opt/ab /opt/a", true),
+            ("/opt/a", "/opt/a/", true),
+            ("/opt/a", "é/opt/aé", true),
+            ("/opt/app\\.py", "python /opt/app.py", true),
+            ("/opt/app\\.py", "python /opt/appxpy", false),
+            ("(?i)/OPT/A", "/opt/a", true),
         ] {
-            let m = Matcher::new([pattern]).unwrap();
-            let got = !m.services_of(&process(cmdline, None)).is_empty();
-            assert_eq!(got, want, "{pattern:?} against {cmdline:?}");
+            // The literal path and the regex path must agree.
+            for use_literals in [true, false] {
+                let m = Matcher::build(vec![pattern], use_literals).unwrap();
+                let got = !m.services_of(&process(cmdline, None)).is_empty();
+                assert_eq!(
+                    got, want,
+                    "{pattern:?} against {cmdline:?} (literals: {use_literals})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn plain_paths_are_literals_and_the_rest_are_not() {
+        for (pattern, want) in [
+            ("/usr/sbin/sshd", Some("/usr/sbin/sshd")),
+            ("nginx: master", Some("nginx: master")),
+            ("/opt/app\\.py", Some("/opt/app.py")),
+            ("/opt/app.py", None),
+            ("^/usr/sbin/sshd", None),
+            ("(?i)sshd", None),
+            ("", None),
+        ] {
+            assert_eq!(literal(pattern).as_deref(), want, "{pattern}");
         }
     }
 
