@@ -33,6 +33,7 @@ pub enum Outcome {
     /// The command succeeded and the service is running.
     Restarted {
         pid: u32,
+        start_time: Option<u64>,
     },
     Failed(Failure),
 }
@@ -89,9 +90,12 @@ enum Phase {
 
 /// Runs every service's restart command at once, and waits for each to
 /// finish and its process to appear. `look` reads the process table and says,
-/// for each of `services`, the pids that are it. Outcomes come back in the
-/// order of `services`.
-pub fn restart_all(services: &[&Service], look: &mut dyn FnMut() -> Vec<Vec<u32>>) -> Vec<Outcome> {
+/// for each of `services`, the process (pid, start time) that is it, if any.
+/// Outcomes come back in the order of `services`.
+pub fn restart_all(
+    services: &[&Service],
+    look: &mut dyn FnMut() -> Vec<crate::scan::Seen>,
+) -> Vec<Outcome> {
     let mut phases: Vec<Phase> = services.iter().map(|s| start(s)).collect();
     let mut last_look: Option<Instant> = None;
     loop {
@@ -131,10 +135,13 @@ pub fn restart_all(services: &[&Service], look: &mut dyn FnMut() -> Vec<Vec<u32>
         if appearing && last_look.is_none_or(|t| now.duration_since(t) >= LOOK_EVERY) {
             last_look = Some(now);
             let found = look();
-            for ((phase, service), pids) in phases.iter_mut().zip(services).zip(found) {
+            for ((phase, service), process) in phases.iter_mut().zip(services).zip(found) {
                 if let Phase::Appearing { until } = phase {
-                    if let Some(&pid) = pids.first() {
-                        *phase = Phase::Done(Outcome::Restarted { pid });
+                    if let Some((pid, start_time)) = process {
+                        *phase = Phase::Done(Outcome::Restarted {
+                            pid,
+                            start_time: Some(start_time),
+                        });
                     } else if now >= *until {
                         *phase =
                             Phase::Done(Outcome::Failed(Failure::NeverAppeared(service.grace)));

@@ -10,13 +10,37 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::decide::Limits;
 use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
 use crate::matcher;
 use crate::parser::{Attribute, Expr, Item, Value, ValueKind};
-use crate::policy::{ClassDef, Command, Service, DEFAULT_GRACE, DEFAULT_TIMEOUT};
+use crate::policy::{ClassDef, Command, Service, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_TIMEOUT};
 
 /// Attributes a service may have, in the order the docs list them.
-pub const ATTRIBUTES: &[&str] = &["name", "process", "restart", "shell", "timeout", "grace"];
+pub const ATTRIBUTES: &[&str] = &[
+    "name", "process", "restart", "shell", "timeout", "grace", "limit", "remind",
+];
+
+/// Attributes a `defaults` block may set for every service.
+pub const DEFAULT_ATTRIBUTES: &[&str] = &["timeout", "grace", "limit", "remind"];
+
+/// Settings every service starts from.
+#[derive(Debug, Clone, Copy)]
+struct Defaults {
+    timeout: Duration,
+    grace: Duration,
+    limits: Limits,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: DEFAULT_TIMEOUT,
+            grace: DEFAULT_GRACE,
+            limits: DEFAULT_LIMITS,
+        }
+    }
+}
 
 /// Functions a class expression may call.
 pub const FUNCTIONS: &[&str] = &["hostname"];
@@ -36,6 +60,7 @@ pub fn analyze(
     let mut services: Vec<Service> = Vec::new();
     let mut class_at: HashMap<String, Span> = HashMap::new();
     let mut service_at: HashMap<String, Span> = HashMap::new();
+    let defaults = defaults(sources, files, &mut errors);
 
     for (_, items) in files {
         // Every file starts under `any::`.
@@ -69,8 +94,16 @@ pub fn analyze(
                         _ => Some(expr.clone()),
                     };
                 }
+                Item::Defaults { .. } => {}
                 Item::Service { id, attributes } => {
-                    let service = service(&id.text, id.span, attributes, &guard, &mut errors);
+                    let service = service(
+                        &id.text,
+                        id.span,
+                        attributes,
+                        &guard,
+                        &defaults,
+                        &mut errors,
+                    );
                     if let Some(first) = service_at.get(&id.text) {
                         errors.push(Diagnostic::error(
                             id.span,
@@ -94,11 +127,123 @@ pub fn analyze(
     (classes, services, errors)
 }
 
+/// The one `defaults` block of the policy, if any, applies to every service
+/// wherever it stands.
+fn defaults(sources: &Sources, files: &[(FileId, Vec<Item>)], errors: &mut Errors) -> Defaults {
+    let mut defaults = Defaults::default();
+    let mut first: Option<Span> = None;
+    for (_, items) in files {
+        for item in items {
+            let Item::Defaults { span, attributes } = item else {
+                continue;
+            };
+            if let Some(first) = first {
+                errors.push(Diagnostic::error(
+                    Span::new(span.file, span.start, span.start + "defaults".len()),
+                    format!("`defaults` is already given at {}", sources.locate(first)),
+                ));
+                continue;
+            }
+            first = Some(*span);
+            let mut seen: HashSet<&str> = HashSet::new();
+            for a in attributes {
+                let key = a.key.text.as_str();
+                if !DEFAULT_ATTRIBUTES.contains(&key) {
+                    errors.push(Diagnostic::error(
+                        a.key.span,
+                        format!(
+                            "`defaults` sets {}, not `{key}`",
+                            DEFAULT_ATTRIBUTES.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+                if !seen.insert(key) {
+                    errors.push(Diagnostic::error(
+                        a.key.span,
+                        format!("`{key}` is given twice in `defaults`"),
+                    ));
+                    continue;
+                }
+                if let Err(e) = setting(a, &mut defaults) {
+                    errors.push(e);
+                }
+            }
+        }
+    }
+    defaults
+}
+
+/// Applies one of the attributes a `defaults` block and a service share.
+fn setting(a: &Attribute, to: &mut Defaults) -> Result<(), Diagnostic> {
+    match a.key.text.as_str() {
+        "timeout" => to.timeout = at_least_one_second(duration(a)?, a)?,
+        "grace" => to.grace = duration(a)?,
+        "limit" => {
+            let (restarts, within) = limit(a)?;
+            to.limits.restarts = restarts;
+            to.limits.within = within;
+        }
+        _ => to.limits.remind = remind(a)?,
+    }
+    Ok(())
+}
+
+/// `limit N restarts within DURATION`
+fn limit(a: &Attribute) -> Result<(usize, i64), Diagnostic> {
+    let bad = || {
+        Diagnostic::error(
+            values_span(a),
+            "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`",
+        )
+    };
+    let words: Vec<&str> = a.values.iter().map(|v| v.text.as_str()).collect();
+    if a.values.len() < 4 || a.values.iter().any(|v| v.kind == ValueKind::Quoted) {
+        return Err(bad());
+    }
+    if !matches!(words[1], "restarts" | "restart") || words[2] != "within" {
+        return Err(bad());
+    }
+    let n: usize = words[0].parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(Diagnostic::error(
+            a.values[0].span,
+            "`limit` needs at least 1 restart",
+        ));
+    }
+    let within = parse_duration(&a.values[3..]).ok_or_else(bad)?;
+    if within.is_zero() || within > MAX_DURATION || a.values.len() > 5 {
+        return Err(bad());
+    }
+    Ok((n, within.as_secs() as i64))
+}
+
+/// `remind DURATION` or `remind never`
+fn remind(a: &Attribute) -> Result<Option<i64>, Diagnostic> {
+    if a.values.len() == 1 && a.values[0].text == "never" && a.values[0].kind == ValueKind::Word {
+        return Ok(None);
+    }
+    let d = parse_duration(&a.values)
+        .filter(|d| {
+            !d.is_zero()
+                && a.values.len() <= 2
+                && a.values.iter().all(|v| v.kind == ValueKind::Word)
+        })
+        .ok_or_else(|| {
+            Diagnostic::error(
+                values_span(a),
+                "`remind` needs a duration such as 6h, or `never`",
+            )
+        })?;
+    Ok(Some(d.as_secs() as i64))
+}
+
 fn service(
     id: &str,
     span: Span,
     attributes: &[Attribute],
     guard: &Option<Expr>,
+    defaults: &Defaults,
     errors: &mut Errors,
 ) -> Option<Service> {
     let before = errors.len();
@@ -107,8 +252,7 @@ fn service(
     let mut process = None;
     let mut restart: Option<String> = None;
     let mut shell = false;
-    let mut timeout = DEFAULT_TIMEOUT;
-    let mut grace = DEFAULT_GRACE;
+    let mut settings = *defaults;
     for a in attributes {
         let key = a.key.text.as_str();
         if !ATTRIBUTES.contains(&key) {
@@ -133,10 +277,7 @@ fn service(
             "process" => one_string(a).and_then(|s| check_regex(&s, a).map(|()| process = Some(s))),
             "restart" => one_string(a).map(|s| restart = Some(s)),
             "shell" => yes_no(a).map(|b| shell = b),
-            "timeout" => duration(a)
-                .and_then(|d| at_least_one_second(d, a))
-                .map(|d| timeout = d),
-            _ => duration(a).map(|d| grace = d),
+            _ => setting(a, &mut settings),
         };
         if let Err(e) = result {
             errors.push(e);
@@ -166,8 +307,9 @@ fn service(
         name: name.unwrap_or_else(|| id.to_string()),
         process: process?,
         restart: restart?,
-        timeout,
-        grace,
+        timeout: settings.timeout,
+        grace: settings.grace,
+        limits: settings.limits,
         guard: guard.clone(),
         span,
     })

@@ -36,11 +36,29 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// Where state and lock live [default: /var/lib/tend as root, else
+    /// $XDG_STATE_HOME/tend].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+
+    /// Say so when another pass has held the lock longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration, global = true)]
+    pub stale_after: u64,
+
+    /// Before the pass, sleep up to this many seconds, a delay fixed per host
+    /// (a hash of its name), so a fleet started by one cron line spreads out.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, global = true)]
+    pub splay: u64,
+
+    /// Output format of `status`.
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    pub format: Format,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// One pass: check every service that applies, restart what is down (the default).
     Run,
@@ -48,4 +66,39 @@ pub enum Command {
     Validate,
     /// Print the classes this host is in.
     Classes,
+    /// What the last pass found for every service that applies.
+    Status,
+    /// Forget a service's failures and restart budget, so the next pass tries again.
+    Reset {
+        /// Service ids.
+        #[arg(required_unless_present = "all")]
+        ids: Vec<String>,
+        /// Reset every service.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// `90`, `90s`, `30m`, `2h`: seconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let n: u64 = text[..digits]
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 90s, 30m or 2h"))?;
+    let unit = match &text[digits..] {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("`{text}` is not a duration such as 90s, 30m or 2h")),
+    };
+    Ok(n.saturating_mul(unit))
 }

@@ -127,16 +127,16 @@ impl Matcher {
         hits
     }
 
-    /// For every service, the pids of the processes that are it, ascending.
-    pub fn find(&self, processes: &[Process]) -> Vec<Vec<u32>> {
+    /// For every service, the processes that are it, by ascending pid.
+    pub fn find<'p>(&self, processes: &'p [Process]) -> Vec<Vec<&'p Process>> {
         let mut found = vec![Vec::new(); self.services];
         for p in processes {
             for i in self.services_of(p) {
-                found[i].push(p.pid);
+                found[i].push(p);
             }
         }
-        for pids in &mut found {
-            pids.sort_unstable();
+        for procs in &mut found {
+            procs.sort_unstable_by_key(|p| p.pid);
         }
         found
     }
@@ -151,6 +151,7 @@ mod tests {
             pid: 1,
             cmdline: cmdline.to_string(),
             exe: exe.map(str::to_string),
+            start_time: 0,
         }
     }
 
@@ -237,23 +238,18 @@ mod tests {
     #[test]
     fn one_process_can_be_several_services_and_find_groups_pids() {
         let m = Matcher::new(["/opt/a", "a", "/opt/b"]).unwrap();
-        let procs = vec![
-            Process {
-                pid: 7,
-                cmdline: "/opt/a run".into(),
-                exe: None,
-            },
-            Process {
-                pid: 3,
-                cmdline: "/opt/a".into(),
-                exe: None,
-            },
-            Process {
-                pid: 9,
-                cmdline: "unrelated".into(),
-                exe: None,
-            },
-        ];
-        assert_eq!(m.find(&procs), vec![vec![3, 7], vec![3, 7], vec![]]);
+        let procs: Vec<Process> = [(7, "/opt/a run"), (3, "/opt/a"), (9, "unrelated")]
+            .into_iter()
+            .map(|(pid, cmdline)| Process {
+                pid,
+                ..process(cmdline, None)
+            })
+            .collect();
+        let pids: Vec<Vec<u32>> = m
+            .find(&procs)
+            .iter()
+            .map(|v| v.iter().map(|p| p.pid).collect())
+            .collect();
+        assert_eq!(pids, vec![vec![3, 7], vec![3, 7], vec![]]);
     }
 }

@@ -118,6 +118,11 @@ pub enum Item {
         id: Spanned,
         attributes: Vec<Attribute>,
     },
+    /// `defaults { ... }`: settings for every service of the policy.
+    Defaults {
+        span: Span,
+        attributes: Vec<Attribute>,
+    },
 }
 
 /// Parses one file. Returns the items that parsed and every syntax error.
@@ -183,7 +188,7 @@ fn statement_starts(text: &str) -> Vec<usize> {
         let first_word = code
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .next();
-        let begins = matches!(first_word, Some("class" | "service"))
+        let begins = matches!(first_word, Some("class" | "service" | "defaults"))
             || (code.ends_with("::") && !line.starts_with([' ', '\t']));
         if begins && !line.starts_with([' ', '\t']) {
             starts.push(offset);
@@ -250,6 +255,7 @@ fn label(rule: Rule) -> Option<&'static str> {
         Rule::rbrace => "`}`",
         Rule::class_def | Rule::kw_class => "`class`",
         Rule::service | Rule::kw_service => "`service`",
+        Rule::defaults | Rule::kw_defaults => "`defaults`",
         Rule::guard => "a guard (`CLASS::`)",
         Rule::class_name => "a class name",
         Rule::service_id => "a service id",
@@ -272,6 +278,7 @@ fn is_punctuation(pair: &Pair) -> bool {
             | Rule::rbrace
             | Rule::kw_class
             | Rule::kw_service
+            | Rule::kw_defaults
     )
 }
 
@@ -295,6 +302,15 @@ impl Builder {
 
     fn item(&self, pair: Pair) -> Result<Item, Diagnostic> {
         let rule = pair.as_rule();
+        if rule == Rule::defaults {
+            let span = self.span(&pair);
+            let attributes = pair
+                .into_inner()
+                .filter(|p| p.as_rule() == Rule::attribute)
+                .map(|a| self.attribute(a))
+                .collect();
+            return Ok(Item::Defaults { span, attributes });
+        }
         let mut inner = pair.into_inner().filter(|p| !is_punctuation(p));
         let mut next = || {
             inner

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::analyzer;
+use crate::decide::Limits;
 use crate::diagnostic::{Diagnostic, PolicyErrors, Sources, Span};
 use crate::parser::{self, Expr};
 
@@ -45,6 +46,8 @@ pub struct Service {
     pub timeout: Duration,
     /// How long to wait for the process to appear after the command succeeds.
     pub grace: Duration,
+    /// Restart budget and reminder interval.
+    pub limits: Limits,
     /// The guard in force where the service was written; None is `any`.
     pub guard: Option<Expr>,
     /// The service id in the source.
@@ -63,6 +66,12 @@ pub struct Command {
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// Five restarts within an hour; a reminder every six hours.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    restarts: 5,
+    within: 3600,
+    remind: Some(6 * 3600),
+};
 
 /// Reads and checks the policy at `path` (a file or a directory).
 pub fn load(path: &Path) -> Result<Policy> {

@@ -15,8 +15,10 @@ use crate::act::Failure;
 /// Something worth telling the admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// `times`: this is the Nth restart in a window that began S seconds ago.
     Restarting {
         name: String,
+        times: Option<(usize, i64)>,
     },
     Restarted {
         name: String,
@@ -27,24 +29,106 @@ pub enum Event {
         command: String,
         failure: Failure,
     },
+    /// A reminder: still failing, with the last failure.
+    StillFailing {
+        name: String,
+        since: i64,
+        failure: String,
+    },
+    /// Back after failing, thanks to a restart.
+    Recovered {
+        name: String,
+        pid: u32,
+    },
+    /// Back by itself.
+    RunningAgain {
+        name: String,
+        since: i64,
+    },
+    GaveUp {
+        name: String,
+        id: String,
+        restarts: usize,
+        span: i64,
+    },
+    /// A reminder: still down, no longer restarted.
+    StillGivenUp {
+        name: String,
+        id: String,
+        since: i64,
+    },
 }
 
 impl Event {
     fn is_error(&self) -> bool {
-        matches!(self, Event::Failed { .. })
+        matches!(
+            self,
+            Event::Failed { .. }
+                | Event::StillFailing { .. }
+                | Event::GaveUp { .. }
+                | Event::StillGivenUp { .. }
+        )
     }
+}
+
+/// A unix time as local `YYYY-MM-DD HH:MM`.
+pub fn local_time(t: i64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(t, 0) {
+        chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
+            d.format("%Y-%m-%d %H:%M").to_string()
+        }
+        chrono::LocalResult::None => t.to_string(),
+    }
+}
+
+/// `45 s`, `12 min`, `3 h`, `2 d`.
+pub fn span(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 60 => format!("{s} s"),
+        s if s < 2 * 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86400 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86400),
+    }
+}
+
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Restarting { name } => write!(f, "{name} is not running, restarting..."),
+            Event::Restarting { name, times: None } => write!(f, "{name} is not running, restarting..."),
+            Event::Restarting { name, times: Some((n, s)) } => {
+                write!(f, "{name} is not running, restarting... ({} time in {})", ordinal(*n), span(*s))
+            }
             Event::Restarted { name, pid } => write!(f, "{name} restarted (pid {pid})"),
-            Event::Failed {
-                name,
-                command,
-                failure,
-            } => write!(f, "{name} failed to start! {command} {failure}"),
+            Event::Failed { name, command, failure } => write!(f, "{name} failed to start! {command} {failure}"),
+            Event::StillFailing { name, since, failure } => {
+                write!(f, "{name} is still failing (down since {}): {failure}", local_time(*since))
+            }
+            Event::Recovered { name, pid } => write!(f, "{name} is running again (restarted, pid {pid})"),
+            Event::RunningAgain { name, since } => {
+                write!(f, "{name} is running again (was down since {})", local_time(*since))
+            }
+            Event::GaveUp { name, id, restarts, span: s } => write!(
+                f,
+                "{name}: giving up after {restarts} restarts in {}; run 'tend reset {id}' to try again",
+                span(*s)
+            ),
+            Event::StillGivenUp { name, id, since } => write!(
+                f,
+                "{name} is still down (since {}); tend gave up restarting it; run 'tend reset {id}' to try again",
+                local_time(*since)
+            ),
         }
     }
 }
@@ -75,12 +159,17 @@ impl Reporter {
     }
 
     pub fn emit(&mut self, event: &Event) {
-        let line = event.to_string();
+        self.say(&event.to_string(), event.is_error());
+    }
+
+    /// A line that is not a service event (a damaged state file, a hung
+    /// pass): printed and logged the same way.
+    pub fn say(&mut self, line: &str, error: bool) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
         drop(out);
-        self.log(&line, event.is_error());
+        self.log(line, error);
     }
 
     fn log(&mut self, line: &str, error: bool) {
@@ -119,5 +208,38 @@ fn connect() -> Result<Logger<LoggerBackend, Formatter3164>, String> {
         Some(path) => syslog::unix_custom(formatter, &path)
             .map_err(|e| format!("{}: {e}", path.to_string_lossy())),
         None => syslog::unix(formatter).map_err(|e| format!("/dev/log: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_and_ordinal_tables() {
+        for (s, want) in [
+            (0, "0 s"),
+            (59, "59 s"),
+            (60, "1 min"),
+            (2400, "40 min"),
+            (7200, "2 h"),
+            (200_000, "2 d"),
+        ] {
+            assert_eq!(span(s), want);
+        }
+        for (n, want) in [
+            (1, "1st"),
+            (2, "2nd"),
+            (3, "3rd"),
+            (4, "4th"),
+            (11, "11th"),
+            (12, "12th"),
+            (13, "13th"),
+            (21, "21st"),
+            (22, "22nd"),
+            (101, "101st"),
+        ] {
+            assert_eq!(ordinal(n), want);
+        }
     }
 }

@@ -8,6 +8,9 @@
 use anyhow::{anyhow, Result};
 use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
+/// The process found to be a service: its pid and start time.
+pub type Seen = Option<(u32, u64)>;
+
 /// A process that could be a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
@@ -16,6 +19,9 @@ pub struct Process {
     pub cmdline: String,
     /// The executable's path, when it can be read.
     pub exe: Option<String>,
+    /// When it started (seconds since the epoch), to tell a new process
+    /// with a reused pid from the old one.
+    pub start_time: u64,
 }
 
 /// One look at the process table.
@@ -42,6 +48,7 @@ pub fn scan() -> Result<Vec<Process>> {
                 .collect::<Vec<_>>()
                 .join(" "),
             exe: p.exe().map(|e| e.to_string_lossy().into_owned()),
+            start_time: p.start_time(),
         })
         .collect();
     processes.sort_unstable_by_key(|p| p.pid);

@@ -108,7 +108,7 @@ impl Sandbox {
     pub fn tend_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::cargo_bin("tend").unwrap();
         cmd.current_dir(self.dir())
-            .args(["-f", "policy.tend"])
+            .args(["-f", "policy.tend", "--state-dir", "state"])
             .args(args);
         // Syslog goes to a socket nobody listens on unless a test says otherwise.
         cmd.env("TEND_SYSLOG_SOCKET", self.path("no-syslog"));

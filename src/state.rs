@@ -1,0 +1,345 @@
+//! What tend remembers between runs, and the lock that keeps runs apart.
+//!
+//! A one-shot agent forgets everything when it exits; without memory a
+//! service that cannot start would be mailed about every five minutes forever
+//! and a crash-looping daemon restarted without limit. The state file is
+//! JSON, written atomically (temporary file, fsync, rename). A damaged one is
+//! moved aside and reported, never a crash. An exclusive flock held for the
+//! whole pass keeps overlapping cron runs from both acting.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+pub const STATE_FILE: &str = "state.json";
+pub const LOCK_FILE: &str = "lock";
+
+/// The status of a service as the last pass left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Seen running.
+    Running,
+    /// Seen down and not restarted (a dry run never saves, so: deferred).
+    Down,
+    /// A restart was started and the pass did not finish (written before
+    /// acting, so a pass killed mid-way is known to the next one).
+    Restarting,
+    /// The last restart failed.
+    Failing,
+    /// The restart budget is spent; no more restarts until it re-arms.
+    GivenUp,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Down => "down",
+            Status::Restarting => "restarting",
+            Status::Failing => "failing",
+            Status::GivenUp => "given up",
+        }
+    }
+}
+
+/// What is remembered of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    pub status: Status,
+    /// When the service entered this status (unix seconds).
+    pub since: i64,
+    /// The pid last seen running, and its start time (seconds since boot
+    /// epoch as sysinfo reports it), to tell a new process from the old.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub start_time: Option<u64>,
+    /// When restarts were attempted, oldest first; only those inside the
+    /// budget's window are kept.
+    #[serde(default)]
+    pub restarts: Vec<i64>,
+    /// When the current problem was last reported (for reminders).
+    #[serde(default)]
+    pub reported: Option<i64>,
+    /// The last failure, as reported.
+    #[serde(default)]
+    pub failure: Option<String>,
+}
+
+/// The whole state file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// When the last pass finished (unix seconds).
+    #[serde(default)]
+    pub last_run: Option<i64>,
+    /// By service id.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceState>,
+}
+
+/// Where state and lock live.
+pub fn default_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/tend");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join("tend")
+}
+
+/// The state directory of one run, and what went wrong with it, if anything.
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// What loading found.
+pub struct Loaded {
+    pub state: State,
+    /// A line for the admin when the file was damaged and set aside.
+    pub notice: Option<String>,
+}
+
+impl Store {
+    pub fn new(dir: &Path) -> Store {
+        Store {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// Creates the directory (0700) if needed.
+    pub fn ensure_dir(&self) -> Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .with_context(|| format!("cannot create state directory {}", self.dir.display()))
+    }
+
+    /// Reads the state without changing anything (for `status` and dry
+    /// runs): a missing or damaged file reads as empty.
+    pub fn peek(&self) -> State {
+        read(&self.file())
+            .ok()
+            .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    /// Reads the state. A missing file is a first run. A damaged one (not
+    /// JSON, truncated, empty, a directory) is renamed to
+    /// `state.json.bad-TIMESTAMP` and the pass starts from a fresh state.
+    pub fn load(&self, now: i64) -> Loaded {
+        let path = self.file();
+        let damage = match read(&path) {
+            Ok(None) => {
+                return Loaded {
+                    state: State::default(),
+                    notice: None,
+                }
+            }
+            Ok(Some(text)) => match serde_json::from_str::<State>(&text) {
+                Ok(state) => {
+                    return Loaded {
+                        state,
+                        notice: None,
+                    }
+                }
+                Err(e) if text.trim().is_empty() => format!("empty ({e})"),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => format!("{e:#}"),
+        };
+        let aside = self.dir.join(format!("{STATE_FILE}.bad-{now}"));
+        let notice = match std::fs::rename(&path, &aside) {
+            Ok(()) => format!(
+                "tend: state file {} was damaged ({damage}); moved it to {} and started afresh",
+                path.display(),
+                aside.display()
+            ),
+            Err(e) => format!(
+                "tend: state file {} was damaged ({damage}) and could not be moved aside ({e}); started afresh",
+                path.display()
+            ),
+        };
+        Loaded {
+            state: State::default(),
+            notice: Some(notice),
+        }
+    }
+
+    /// Writes the state atomically: a temporary file in the same directory,
+    /// fsync, rename over the old one, fsync the directory.
+    pub fn save(&self, state: &State) -> Result<()> {
+        let text = serde_json::to_string_pretty(state).context("encoding state")?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".state.json.")
+            .tempfile_in(&self.dir)
+            .with_context(|| format!("cannot save state in {}", self.dir.display()))?;
+        tmp.write_all(text.as_bytes())
+            .and_then(|()| tmp.write_all(b"\n"))
+            .and_then(|()| tmp.as_file().sync_all())
+            .with_context(|| format!("cannot save state in {}", self.dir.display()))?;
+        tmp.persist(self.file())
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot save state to {}", self.file().display()))?;
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Reads a file that may be missing; a directory or unreadable file is an
+/// error.
+fn read(path: &Path) -> Result<Option<String>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8(bytes).context("not UTF-8")?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context("cannot read it"),
+    }
+}
+
+/// The pass lock, held until dropped.
+pub struct Lock {
+    _file: Flock<File>,
+}
+
+/// Who holds the lock, as its holder wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub since: i64,
+}
+
+pub enum Locking {
+    Acquired(Lock),
+    /// Another pass holds it.
+    Held(Option<Holder>),
+}
+
+/// Takes the pass lock without waiting. The holder writes its pid and start
+/// time into the lock file so a second run can say how long it has held it.
+pub fn lock(dir: &Path, now: i64) -> Result<Locking> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut locked) => {
+            let _ = locked.set_len(0);
+            let _ = writeln!(&mut *locked, "{} {now}", std::process::id());
+            let _ = locked.sync_all();
+            Ok(Locking::Acquired(Lock { _file: locked }))
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let mut words = text.split_whitespace().map(str::parse::<i64>);
+            let holder = match (words.next(), words.next()) {
+                (Some(Ok(pid)), Some(Ok(since))) => Some(Holder {
+                    pid: pid as u32,
+                    since,
+                }),
+                _ => None,
+            };
+            Ok(Locking::Held(holder))
+        }
+        Err((_, errno)) => Err(anyhow::anyhow!("cannot lock {}: {errno}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut state = State {
+            last_run: Some(5),
+            ..State::default()
+        };
+        state.services.insert(
+            "ssh".into(),
+            ServiceState {
+                status: Status::GivenUp,
+                since: 3,
+                pid: Some(9),
+                start_time: Some(100),
+                restarts: vec![1, 2],
+                reported: Some(3),
+                failure: Some("exited 1".into()),
+            },
+        );
+        store.save(&state).unwrap();
+        let loaded = store.load(10);
+        assert_eq!(loaded.state, state);
+        assert!(loaded.notice.is_none());
+    }
+
+    #[test]
+    fn damaged_files_are_set_aside_table() {
+        for (what, content) in [
+            ("garbage", "\u{1}garbage"),
+            ("truncated", "{\"services\": {\"a\": {"),
+            ("empty", ""),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(STATE_FILE), content).unwrap();
+            let loaded = Store::new(dir.path()).load(77);
+            assert_eq!(loaded.state, State::default(), "{what}");
+            assert!(loaded.notice.unwrap().contains("was damaged"), "{what}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("state.json.bad-77")).unwrap(),
+                content
+            );
+            assert!(!dir.path().join(STATE_FILE).exists());
+        }
+    }
+
+    #[test]
+    fn second_lock_is_refused_and_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock(dir.path(), 1234).unwrap();
+        assert!(matches!(first, Locking::Acquired(_)));
+        match lock(dir.path(), 1300).unwrap() {
+            Locking::Held(Some(h)) => assert_eq!(
+                h,
+                Holder {
+                    pid: std::process::id(),
+                    since: 1234
+                }
+            ),
+            _ => panic!("second lock acquired"),
+        }
+        drop(first);
+        assert!(matches!(
+            lock(dir.path(), 1400).unwrap(),
+            Locking::Acquired(_)
+        ));
+    }
+}
