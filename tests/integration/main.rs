@@ -5,3 +5,4 @@ mod errors;
 mod pass;
 mod sandbox;
 mod shipped;
+mod state;

@@ -108,8 +108,11 @@ impl Sandbox {
     pub fn tend_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::cargo_bin("tend").unwrap();
         cmd.current_dir(self.dir())
-            .args(["-f", "policy.tend", "--state-dir", "state"])
+            .args(["-f", "policy.tend"])
             .args(args);
+        if !args.contains(&"--state-dir") {
+            cmd.args(["--state-dir", "state"]);
+        }
         // Syslog goes to a socket nobody listens on unless a test says otherwise.
         cmd.env("TEND_SYSLOG_SOCKET", self.path("no-syslog"));
         for (k, v) in env {

@@ -1,0 +1,350 @@
+//! Memory between runs, through the binary: change-only reports, reminders,
+//! the restart budget, damaged state, overlapping runs, a pass killed
+//! mid-way. Time is driven with TEND_NOW (unix seconds), which exists for
+//! tests.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+use crate::sandbox::{wait_for, Run, Sandbox};
+
+const T0: i64 = 1_800_000_000;
+
+fn at(sb: &Sandbox, t: i64, args: &[&str]) -> Run {
+    sb.tend_env(args, &[("TEND_NOW", &t.to_string())])
+}
+
+/// Lines a pass printed, without the note about syslog being absent.
+fn lines(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter(|l| !l.starts_with("tend: syslog not reached"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn state_json(sb: &Sandbox) -> serde_json::Value {
+    let text = std::fs::read_to_string(sb.path("state/state.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn failing_service_is_reported_once_reminded_then_recovery_reported() {
+    let sb = Sandbox::new();
+    sb.daemon("db");
+    // The restart fails until the file `fixed` exists.
+    sb.policy(
+        "service db {\n  name \"Database\"\n  process \"@DIR@/db\"\n  restart \"test -e @DIR@/fixed && setsid -f @DIR@/db 1000 || { echo no config; exit 1; }\"\n  shell yes\n  limit 100 restarts within 1h\n  remind 6h\n  grace 5s\n}\n",
+    );
+    let first = at(&sb, T0, &[]);
+    assert_eq!(first.code, 1);
+    assert_eq!(lines(&first)[0], "Database is not running, restarting...");
+    assert!(
+        lines(&first)[1].starts_with("Database failed to start! "),
+        "{first:?}"
+    );
+    assert!(
+        lines(&first)[1].ends_with("exited 1: no config"),
+        "{first:?}"
+    );
+
+    for minutes in [5, 10, 60] {
+        let quiet = at(&sb, T0 + minutes * 60, &[]);
+        assert_eq!(
+            (quiet.code, lines(&quiet)),
+            (1, Vec::<String>::new()),
+            "after {minutes} min"
+        );
+    }
+    let reminder = at(&sb, T0 + 6 * 3600 + 60, &[]);
+    assert_eq!(lines(&reminder).len(), 1, "{reminder:?}");
+    assert!(
+        lines(&reminder)[0].starts_with("Database is still failing (down since "),
+        "{reminder:?}"
+    );
+    assert!(lines(&reminder)[0].ends_with("exited 1: no config"));
+    let quiet = at(&sb, T0 + 6 * 3600 + 360, &[]);
+    assert!(lines(&quiet).is_empty(), "{quiet:?}");
+
+    std::fs::write(sb.path("fixed"), "").unwrap();
+    let recovered = at(&sb, T0 + 7 * 3600, &[]);
+    assert_eq!(recovered.code, 0, "{recovered:?}");
+    let pid = sb.pids_of("db")[0];
+    assert_eq!(
+        lines(&recovered),
+        [format!("Database is running again (restarted, pid {pid})")]
+    );
+    let quiet = at(&sb, T0 + 7 * 3600 + 300, &[]);
+    assert_eq!((quiet.code, lines(&quiet)), (0, Vec::<String>::new()));
+}
+
+#[test]
+fn service_back_by_itself_is_reported_once() {
+    let mut sb = Sandbox::new();
+    sb.policy("service db {\n  process \"@DIR@/db\"\n  restart \"false\"\n}\n");
+    assert_eq!(at(&sb, T0, &[]).code, 1);
+    sb.start("db");
+    let back = at(&sb, T0 + 300, &[]);
+    assert_eq!(back.code, 0);
+    let want_prefix = "db is running again (was down since ";
+    assert!(
+        lines(&back).len() == 1 && lines(&back)[0].starts_with(want_prefix),
+        "{back:?}"
+    );
+    assert!(lines(&at(&sb, T0 + 600, &[])).is_empty());
+}
+
+#[test]
+fn restart_budget_gives_up_once_and_reset_re_arms() {
+    let mut sb = Sandbox::new();
+    sb.daemon("flappy");
+    sb.policy(
+        "service f {\n  name \"Flappy\"\n  process \"@DIR@/flappy\"\n  restart \"setsid -f @DIR@/flappy 1000\"\n  limit 2 restarts within 1h\n  grace 5s\n}\n",
+    );
+    // It dies after each restart.
+    let die = |sb: &mut Sandbox| {
+        for pid in sb.pids_of("flappy") {
+            sb.kill(pid);
+        }
+    };
+    let p1 = at(&sb, T0, &[]);
+    assert_eq!(
+        lines(&p1)[0],
+        "Flappy is not running, restarting...",
+        "{p1:?}"
+    );
+    die(&mut sb);
+    let p2 = at(&sb, T0 + 300, &[]);
+    assert_eq!(
+        lines(&p2)[0],
+        "Flappy is not running, restarting... (2nd time in 5 min)",
+        "{p2:?}"
+    );
+    assert!(lines(&p2)[1].starts_with("Flappy restarted (pid "));
+    die(&mut sb);
+    let p3 = at(&sb, T0 + 600, &[]);
+    assert_eq!(
+        lines(&p3),
+        ["Flappy: giving up after 2 restarts in 10 min; run 'tend reset f' to try again"]
+    );
+    assert_eq!(p3.code, 1);
+    assert!(sb.pids_of("flappy").is_empty(), "no restart once given up");
+    for t in [900, 1200, 4000] {
+        let later = at(&sb, T0 + t, &[]);
+        assert_eq!((later.code, lines(&later)), (1, Vec::<String>::new()));
+        assert!(sb.pids_of("flappy").is_empty());
+    }
+    let status = at(&sb, T0 + 4000, &["status"]);
+    assert!(status.stdout.contains("given up"), "{status:?}");
+
+    let reset = at(&sb, T0 + 4100, &["reset", "f"]);
+    assert_eq!(reset.code, 0, "{reset:?}");
+    let p4 = at(&sb, T0 + 4200, &[]);
+    assert_eq!(
+        lines(&p4)[0],
+        "Flappy is not running, restarting...",
+        "{p4:?}"
+    );
+    assert_eq!(p4.code, 0);
+    assert_eq!(sb.pids_of("flappy").len(), 1);
+}
+
+#[test]
+fn status_reports_every_service_as_text_and_json() {
+    let mut sb = Sandbox::new();
+    let pid = sb.start("up");
+    sb.policy("service up { process \"@DIR@/up\"; restart \"true\" }\nservice down { process \"@DIR@/down\"; restart \"false\" }\n");
+    let never = at(&sb, T0, &["status"]);
+    assert!(never.stdout.starts_with("last pass: never"), "{never:?}");
+    at(&sb, T0, &[]);
+    let text = at(&sb, T0 + 60, &["status"]);
+    assert_eq!(text.code, 1);
+    let rows: Vec<Vec<&str>> = text
+        .stdout
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][0], "up");
+    assert_eq!(rows[0][2], "running");
+    assert_eq!(rows[0].last().unwrap(), &pid.to_string());
+    assert_eq!((rows[1][0], rows[1][2]), ("down", "failing"));
+    let json: serde_json::Value =
+        serde_json::from_str(&at(&sb, T0 + 60, &["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json["last_run"], T0);
+    assert_eq!(json["services"][0]["status"], "running");
+    assert_eq!(json["services"][0]["pid"], pid);
+    assert_eq!(json["services"][1]["status"], "failing");
+    assert_eq!(json["services"][1]["restarts_in_window"], 1);
+    assert_eq!(json["services"][1]["restart_limit"], 5);
+}
+
+#[test]
+fn damaged_state_is_set_aside_reported_once_and_replaced() {
+    for (what, damage) in [
+        ("garbage", "x\u{0}\u{1}garbage"),
+        ("truncated", "{\"last_run\": 17, \"services\": {\"a\""),
+        ("empty", ""),
+        ("directory", ""),
+    ] {
+        let mut sb = Sandbox::new();
+        sb.start("a");
+        sb.policy("service a { process \"@DIR@/a\"; restart \"false\" }\n");
+        std::fs::create_dir(sb.path("state")).unwrap();
+        if what == "directory" {
+            std::fs::create_dir(sb.path("state/state.json")).unwrap();
+        } else {
+            std::fs::write(sb.path("state/state.json"), damage).unwrap();
+        }
+        let run = at(&sb, T0, &[]);
+        assert_eq!(run.code, 0, "{what}: {run:?}");
+        let notes = lines(&run);
+        assert_eq!(notes.len(), 1, "{what}: {run:?}");
+        assert!(
+            notes[0].contains("was damaged") && notes[0].contains("state.json.bad-1800000000"),
+            "{what}: {notes:?}"
+        );
+        assert!(
+            sb.path("state/state.json.bad-1800000000").exists(),
+            "{what}: set aside"
+        );
+        assert_eq!(
+            state_json(&sb)["services"]["a"]["status"],
+            "running",
+            "{what}: a good state again"
+        );
+        let again = at(&sb, T0 + 300, &[]);
+        assert_eq!(
+            (again.code, again.stdout.as_str()),
+            (0, ""),
+            "{what}: reported once"
+        );
+    }
+}
+
+#[test]
+fn unusable_state_dir_is_reported_and_the_pass_still_restarts() {
+    let sb = Sandbox::new();
+    sb.daemon("a");
+    sb.policy("service a { process \"@DIR@/a\"; restart \"setsid -f @DIR@/a 1000\"; grace 5s }\n");
+    std::fs::write(sb.path("not-a-dir"), "").unwrap();
+    let run = sb.tend_env(&["--state-dir", "not-a-dir/state"], &[]);
+    let out = lines(&run);
+    assert!(
+        out[0].starts_with("tend: cannot create state directory not-a-dir/state"),
+        "{run:?}"
+    );
+    assert!(out[0].ends_with("; running without the lock"), "{run:?}");
+    assert!(
+        out.iter().any(|l| l.starts_with("a restarted (pid ")),
+        "{run:?}"
+    );
+    assert_eq!(run.code, 0);
+    assert_eq!(sb.pids_of("a").len(), 1);
+}
+
+#[test]
+fn two_passes_at_once_only_one_acts() {
+    let sb = Sandbox::new();
+    sb.daemon("a");
+    sb.policy(
+        "service a {\n  process \"@DIR@/a\"\n  restart \"echo ran >> @DIR@/count; sleep 1; setsid -f @DIR@/a 1000\"\n  shell yes\n  grace 5s\n}\n",
+    );
+    let spawn = || {
+        Command::cargo_bin("tend")
+            .unwrap()
+            .current_dir(sb.dir())
+            .args(["-f", "policy.tend", "--state-dir", "state"])
+            .env("TEND_SYSLOG_SOCKET", sb.path("no-syslog"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(std::fs::read_to_string(sb.path("count")).unwrap(), "ran\n");
+    let outputs = [
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout),
+    ];
+    assert_eq!(
+        outputs.iter().filter(|o| o.is_empty()).count(),
+        1,
+        "the other exits quietly: {outputs:?}"
+    );
+    assert!(a.status.success() && b.status.success());
+}
+
+#[test]
+fn a_lock_held_too_long_is_reported() {
+    let sb = Sandbox::new();
+    sb.policy("service a { process \"@DIR@/a\"; restart \"false\" }\n");
+    std::fs::create_dir(sb.path("state")).unwrap();
+    std::fs::write(sb.path("state/lock"), format!("4242 {T0}\n")).unwrap();
+    // Another process holds the lock.
+    let mut holder = Command::new("flock")
+        .args(["-n", "state/lock", "sleep", "1000"])
+        .current_dir(sb.dir())
+        .spawn()
+        .unwrap();
+    wait_for(|| {
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .count()
+            > 0
+            && holder.try_wait().unwrap().is_none()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let fresh = at(&sb, T0 + 60, &[]);
+    assert_eq!(
+        (fresh.code, fresh.stdout.as_str()),
+        (0, ""),
+        "held briefly: quiet"
+    );
+    let stale = at(&sb, T0 + 3600, &[]);
+    assert_eq!(stale.code, 1);
+    let line = lines(&stale).join("\n");
+    assert!(
+        line.starts_with("tend: another pass (pid 4242) has held the lock in state since "),
+        "{line}"
+    );
+    assert!(line.ends_with("(60 min); it may be hung"), "{line}");
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+#[test]
+fn a_pass_killed_mid_restart_is_followed_by_a_correct_quiet_pass() {
+    let sb = Sandbox::new();
+    sb.daemon("slow");
+    sb.policy(
+        "service s {\n  process \"@DIR@/slow\"\n  restart \"touch @DIR@/started; sleep 1; setsid -f @DIR@/slow 1000\"\n  shell yes\n  grace 10s\n}\n",
+    );
+    let mut pass = Command::cargo_bin("tend")
+        .unwrap()
+        .current_dir(sb.dir())
+        .args(["-f", "policy.tend", "--state-dir", "state"])
+        .env("TEND_SYSLOG_SOCKET", sb.path("no-syslog"))
+        .env("TEND_NOW", T0.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| sb.path("started").exists());
+    pass.kill().unwrap(); // SIGKILL, between the restart and the state save
+    pass.wait().unwrap();
+    // The restart command goes on without it and the service comes up.
+    wait_for(|| sb.pids_of("slow").len() == 1);
+    // The state written before acting survived intact.
+    assert_eq!(state_json(&sb)["services"]["s"]["status"], "restarting");
+    let next = at(&sb, T0 + 300, &[]);
+    assert_eq!(
+        (next.code, next.stdout.as_str()),
+        (0, ""),
+        "nothing reported twice"
+    );
+    assert_eq!(state_json(&sb)["services"]["s"]["status"], "running");
+    assert_eq!(sb.pids_of("slow").len(), 1, "not restarted again");
+}
