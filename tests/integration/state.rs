@@ -283,10 +283,15 @@ fn a_lock_held_too_long_is_reported() {
     sb.policy("service a { process \"@DIR@/a\"; restart \"false\" }\n");
     std::fs::create_dir(sb.path("state")).unwrap();
     std::fs::write(sb.path("state/lock"), format!("4242 {T0}\n")).unwrap();
-    // Another process holds the lock.
+    // Another process holds the lock: flock execs (no fork) a sandbox
+    // daemon, so the sandbox kills it whatever happens.
+    let holder_program = sb.daemon("holder");
     let mut holder = Command::new("flock")
-        .args(["-n", "state/lock", "sleep", "1000"])
+        .args(["-n", "-F", "state/lock", &holder_program, "1000"])
         .current_dir(sb.dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_for(|| {
