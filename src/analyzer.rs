@@ -563,6 +563,53 @@ mod tests {
         }
     }
 
+    fn analyze_text(policy: &str) -> (Vec<Service>, Vec<String>) {
+        let mut sources = Sources::default();
+        sources.add(std::path::Path::new("p.tend"), policy.to_string());
+        let (items, syntax) = crate::parser::parse(0, policy);
+        assert!(syntax.is_empty(), "{policy}: {syntax:?}");
+        let (_, services, errors) = analyze(&sources, &[(0, items)]);
+        (services, errors.into_iter().map(|e| e.message).collect())
+    }
+
+    #[test]
+    fn defaults_apply_to_every_service_and_services_override_them() {
+        let (services, errors) = analyze_text(
+            "service a { process \"/a\"; restart \"x\" }\n\
+             defaults {\n  limit 3 restarts within 30 min\n  remind never\n  grace 2s\n}\n\
+             service b { process \"/b\"; restart \"x\"; limit 1 restart within 5m; remind 1h }\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let a = &services[0];
+        assert_eq!(
+            (a.limits.restarts, a.limits.within, a.limits.remind),
+            (3, 1800, None)
+        );
+        assert_eq!(a.grace, Duration::from_secs(2));
+        let b = &services[1];
+        assert_eq!(
+            (b.limits.restarts, b.limits.within, b.limits.remind),
+            (1, 300, Some(3600))
+        );
+        assert_eq!(b.grace, Duration::from_secs(2));
+        let (services, _) = analyze_text("service c { process \"/c\"; restart \"x\" }");
+        assert_eq!(services[0].limits, DEFAULT_LIMITS);
+    }
+
+    #[test]
+    fn budget_error_table() {
+        for (policy, want) in [
+            ("defaults { limit 3 }", "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`"),
+            ("defaults { limit 0 restarts within 1h }", "`limit` needs at least 1 restart"),
+            ("defaults { limit 3 restarts during 1h }", "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`"),
+            ("defaults { remind sometimes }", "`remind` needs a duration such as 6h, or `never`"),
+            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, limit, remind, not `name`"),
+            ("defaults { }\ndefaults { }", "`defaults` is already given at p.tend:1:1"),
+        ] {
+            assert_eq!(analyze_text(policy).1, [want], "{policy}");
+        }
+    }
+
     #[test]
     fn semantic_error_table() {
         for (policy, want) in [

@@ -149,7 +149,7 @@ fn parse_at(file: FileId, text: &str, offset: usize) -> Result<Vec<Item>, Diagno
 fn is_statement(pair: &Pair) -> bool {
     matches!(
         pair.as_rule(),
-        Rule::class_def | Rule::guard | Rule::service
+        Rule::class_def | Rule::guard | Rule::service | Rule::defaults
     )
 }
 
