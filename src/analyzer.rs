@@ -145,26 +145,19 @@ fn defaults(sources: &Sources, files: &[(FileId, Vec<Item>)], errors: &mut Error
                 continue;
             }
             first = Some(*span);
-            let mut seen: HashSet<&str> = HashSet::new();
-            for a in attributes {
-                let key = a.key.text.as_str();
-                if !DEFAULT_ATTRIBUTES.contains(&key) {
-                    errors.push(Diagnostic::error(
-                        a.key.span,
-                        format!(
-                            "`defaults` sets {}, not `{key}`",
-                            DEFAULT_ATTRIBUTES.join(", ")
-                        ),
-                    ));
-                    continue;
-                }
-                if !seen.insert(key) {
-                    errors.push(Diagnostic::error(
-                        a.key.span,
-                        format!("`{key}` is given twice in `defaults`"),
-                    ));
-                    continue;
-                }
+            let unknown = |key: &str| {
+                format!(
+                    "`defaults` sets {}, not `{key}`",
+                    DEFAULT_ATTRIBUTES.join(", ")
+                )
+            };
+            for a in known_once(
+                attributes,
+                DEFAULT_ATTRIBUTES,
+                unknown,
+                "`defaults`",
+                errors,
+            ) {
                 if let Err(e) = setting(a, &mut defaults) {
                     errors.push(e);
                 }
@@ -172,6 +165,33 @@ fn defaults(sources: &Sources, files: &[(FileId, Vec<Item>)], errors: &mut Error
         }
     }
     defaults
+}
+
+/// The attributes of a block that are known and given once; each other one
+/// is an error.
+fn known_once<'a>(
+    attributes: &'a [Attribute],
+    known: &[&str],
+    unknown: impl Fn(&str) -> String,
+    block: &str,
+    errors: &mut Errors,
+) -> Vec<&'a Attribute> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut good = Vec::new();
+    for a in attributes {
+        let key = a.key.text.as_str();
+        if !known.contains(&key) {
+            errors.push(Diagnostic::error(a.key.span, unknown(key)));
+        } else if !seen.insert(key) {
+            errors.push(Diagnostic::error(
+                a.key.span,
+                format!("`{key}` is given twice in {block}"),
+            ));
+        } else {
+            good.push(a);
+        }
+    }
+    good
 }
 
 /// Applies one of the attributes a `defaults` block and a service share.
@@ -247,31 +267,26 @@ fn service(
     errors: &mut Errors,
 ) -> Option<Service> {
     let before = errors.len();
-    let mut seen: HashMap<&str, Span> = HashMap::new();
     let mut name = None;
     let mut process = None;
     let mut restart: Option<String> = None;
     let mut shell = false;
     let mut settings = *defaults;
-    for a in attributes {
+    let unknown = |key: &str| {
+        format!(
+            "unknown attribute `{key}`; a service has {}",
+            ATTRIBUTES.join(", ")
+        )
+    };
+    let good = known_once(
+        attributes,
+        ATTRIBUTES,
+        unknown,
+        &format!("service `{id}`"),
+        errors,
+    );
+    for a in &good {
         let key = a.key.text.as_str();
-        if !ATTRIBUTES.contains(&key) {
-            errors.push(Diagnostic::error(
-                a.key.span,
-                format!(
-                    "unknown attribute `{key}`; a service has {}",
-                    ATTRIBUTES.join(", ")
-                ),
-            ));
-            continue;
-        }
-        if seen.insert(key, a.key.span).is_some() {
-            errors.push(Diagnostic::error(
-                a.key.span,
-                format!("`{key}` is given twice in service `{id}`"),
-            ));
-            continue;
-        }
         let result = match key {
             "name" => one_string(a).map(|s| name = Some(s)),
             "process" => one_string(a).and_then(|s| check_regex(&s, a).map(|()| process = Some(s))),
@@ -284,7 +299,7 @@ fn service(
         }
     }
     for required in ["process", "restart"] {
-        if !seen.contains_key(required) {
+        if !good.iter().any(|a| a.key.text == required) {
             errors.push(Diagnostic::error(
                 span,
                 format!("service `{id}` has no `{required}`"),

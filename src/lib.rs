@@ -110,28 +110,38 @@ fn print_classes(classes: &Classes, verbose: bool) {
     }
 }
 
-/// The services that apply, each with the process that is it (if any), from
-/// one read of the process table.
-fn observe<'p>(
-    policy: &'p Policy,
-    classes: &Classes,
-) -> Result<(Vec<&'p Service>, Vec<scan::Seen>)> {
-    let services: Vec<&Service> = policy
-        .services
-        .iter()
-        .filter(|s| classes.selects(s))
-        .collect();
-    if services.is_empty() {
-        return Ok((services, Vec::new()));
+/// The services that apply to this host, and the matcher for them (built
+/// once per pass, used for every look at the process table).
+struct Watch<'p> {
+    services: Vec<&'p Service>,
+    matcher: Matcher,
+}
+
+impl<'p> Watch<'p> {
+    fn new(policy: &'p Policy, classes: &Classes) -> Result<Watch<'p>> {
+        let services: Vec<&Service> = policy
+            .services
+            .iter()
+            .filter(|s| classes.selects(s))
+            .collect();
+        let matcher = Matcher::new(services.iter().map(|s| s.process.as_str()))?;
+        Ok(Watch { services, matcher })
     }
-    let matcher = Matcher::new(services.iter().map(|s| s.process.as_str()))?;
-    let processes = scan::scan()?;
-    let found = matcher
-        .find(&processes)
-        .into_iter()
-        .map(|procs| procs.first().map(|p| (p.pid, p.start_time)))
-        .collect();
-    Ok((services, found))
+
+    /// One read of the process table: for each service, the process that is
+    /// it, if any.
+    fn look(&self) -> Result<Vec<scan::Seen>> {
+        if self.services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let processes = scan::scan()?;
+        Ok(self
+            .matcher
+            .find(&processes)
+            .into_iter()
+            .map(|procs| procs.first().map(|p| (p.pid, p.start_time)))
+            .collect())
+    }
 }
 
 fn input<'a>(service: &'a Service, running: scan::Seen, state: &'a State, now: i64) -> Input<'a> {
@@ -155,7 +165,8 @@ fn dry_run(
     now: i64,
     verbose: bool,
 ) -> Result<u8> {
-    let (services, found) = observe(policy, classes)?;
+    let watch = Watch::new(policy, classes)?;
+    let (services, found) = (&watch.services, watch.look()?);
     let state = store.peek();
     let mut found = services.iter().zip(found);
     let mut all_up = true;
@@ -241,7 +252,8 @@ fn pass(
     }
     let prior = loaded.state;
 
-    let (services, found) = observe(policy, classes)?;
+    let watch = Watch::new(policy, classes)?;
+    let (services, found) = (&watch.services, watch.look()?);
     let inputs: Vec<Input> = services
         .iter()
         .zip(&found)
@@ -276,9 +288,7 @@ fn pass(
         save(&next, &mut reporter);
         let restarting: Vec<&Service> = to_restart.iter().map(|&i| services[i]).collect();
         let mut look = || {
-            let found = observe(policy, classes)
-                .map(|(_, found)| found)
-                .unwrap_or_default();
+            let found = watch.look().unwrap_or_default();
             to_restart
                 .iter()
                 .map(|&i| found.get(i).copied().flatten())
