@@ -44,12 +44,12 @@ policy "$dir/regex-500.tend" 500 d '^'
 policy "$dir/none-500.tend" 500 missing
 
 for p in running-500 regex-500; do
-  [ -z "$("$tend" -f "$dir/$p.tend")" ] || { echo "expected a silent pass for $p" >&2; exit 1; }
+  [ -z "$("$tend" --state-dir "$dir/state" -f "$dir/$p.tend")" ] || { echo "expected a silent pass for $p" >&2; exit 1; }
 done
 
 hyperfine -N --warmup 3 --min-runs 20 ${out:+--export-markdown "$out"} \
   --command-name 'ps -e -o pid,args' "ps -e -o pid,args" \
-  --command-name 'tend: 5 services, all running' "$tend -f $dir/running-5.tend" \
-  --command-name 'tend: 500 services, all running' "$tend -f $dir/running-500.tend" \
-  --command-name 'tend: 500 regex services, all running' "$tend -f $dir/regex-500.tend" \
-  -i --command-name 'tend --dry-run: 500 services, none match' "$tend --dry-run -f $dir/none-500.tend"
+  --command-name 'tend: 5 services, all running' "$tend --state-dir $dir/state -f $dir/running-5.tend" \
+  --command-name 'tend: 500 services, all running' "$tend --state-dir $dir/state -f $dir/running-500.tend" \
+  --command-name 'tend: 500 regex services, all running' "$tend --state-dir $dir/state -f $dir/regex-500.tend" \
+  -i --command-name 'tend --dry-run: 500 services, none match' "$tend --state-dir $dir/state --dry-run -f $dir/none-500.tend"
