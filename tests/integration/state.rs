@@ -6,8 +6,6 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use assert_cmd::cargo::CommandCargoExt;
-
 use crate::sandbox::{wait_for, Run, Sandbox};
 
 const T0: i64 = 1_800_000_000;
@@ -252,16 +250,7 @@ fn two_passes_at_once_only_one_acts() {
     sb.policy(
         "service a {\n  process \"@DIR@/a\"\n  restart \"echo ran >> @DIR@/count; sleep 1; setsid -f @DIR@/a 1000\"\n  shell yes\n  grace 5s\n}\n",
     );
-    let spawn = || {
-        Command::cargo_bin("tend")
-            .unwrap()
-            .current_dir(sb.dir())
-            .args(["-f", "policy.tend", "--state-dir", "state"])
-            .env("TEND_SYSLOG_SOCKET", sb.path("no-syslog"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || sb.command(&[], &[]).stdout(Stdio::piped()).spawn().unwrap();
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert_eq!(std::fs::read_to_string(sb.path("count")).unwrap(), "ran\n");
@@ -328,12 +317,8 @@ fn a_pass_killed_mid_restart_is_followed_by_a_correct_quiet_pass() {
     sb.policy(
         "service s {\n  process \"@DIR@/slow\"\n  restart \"touch @DIR@/started; sleep 1; setsid -f @DIR@/slow 1000\"\n  shell yes\n  grace 10s\n}\n",
     );
-    let mut pass = Command::cargo_bin("tend")
-        .unwrap()
-        .current_dir(sb.dir())
-        .args(["-f", "policy.tend", "--state-dir", "state"])
-        .env("TEND_SYSLOG_SOCKET", sb.path("no-syslog"))
-        .env("TEND_NOW", T0.to_string())
+    let mut pass = sb
+        .command(&[], &[("TEND_NOW", &T0.to_string())])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
