@@ -112,7 +112,7 @@ pub fn restart_all(
                         until: now + service.grace,
                     }),
                     Ok(Some(status)) => Some(Phase::Done(Outcome::Failed(Failure::Exited {
-                        status: describe(status, &service.restart.argv[0]),
+                        status: describe(status),
                         last_line: last_line(output),
                     }))),
                     Ok(None) if now >= *deadline => {
@@ -194,7 +194,7 @@ fn start(service: &Service) -> Phase {
     }
 }
 
-fn describe(status: ExitStatus, _program: &str) -> String {
+fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
