@@ -18,11 +18,27 @@ use crate::policy::{ClassDef, Command, Service, DEFAULT_GRACE, DEFAULT_LIMITS, D
 
 /// Attributes a service may have, in the order the docs list them.
 pub const ATTRIBUTES: &[&str] = &[
-    "name", "process", "restart", "shell", "timeout", "grace", "limit", "remind",
+    "name",
+    "process",
+    "restart",
+    "shell",
+    "timeout",
+    "grace",
+    "limit",
+    "remind",
+    "defer_limit",
+    "restart_on_upgrade",
 ];
 
 /// Attributes a `defaults` block may set for every service.
-pub const DEFAULT_ATTRIBUTES: &[&str] = &["timeout", "grace", "limit", "remind"];
+pub const DEFAULT_ATTRIBUTES: &[&str] = &[
+    "timeout",
+    "grace",
+    "limit",
+    "remind",
+    "defer_limit",
+    "restart_on_upgrade",
+];
 
 /// Settings every service starts from.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +46,7 @@ struct Defaults {
     timeout: Duration,
     grace: Duration,
     limits: Limits,
+    restart_on_upgrade: bool,
 }
 
 impl Default for Defaults {
@@ -38,6 +55,7 @@ impl Default for Defaults {
             timeout: DEFAULT_TIMEOUT,
             grace: DEFAULT_GRACE,
             limits: DEFAULT_LIMITS,
+            restart_on_upgrade: false,
         }
     }
 }
@@ -204,6 +222,8 @@ fn setting(a: &Attribute, to: &mut Defaults) -> Result<(), Diagnostic> {
             to.limits.restarts = restarts;
             to.limits.within = within;
         }
+        "defer_limit" => to.limits.defer = duration(a)?.as_secs() as i64,
+        "restart_on_upgrade" => to.restart_on_upgrade = yes_no(a)?,
         _ => to.limits.remind = remind(a)?,
     }
     Ok(())
@@ -325,6 +345,7 @@ fn service(
         timeout: settings.timeout,
         grace: settings.grace,
         limits: settings.limits,
+        restart_on_upgrade: settings.restart_on_upgrade,
         guard: guard.clone(),
         span,
     })
@@ -618,7 +639,7 @@ mod tests {
             ("defaults { limit 0 restarts within 1h }", "`limit` needs at least 1 restart"),
             ("defaults { limit 3 restarts during 1h }", "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`"),
             ("defaults { remind sometimes }", "`remind` needs a duration such as 6h, or `never`"),
-            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, limit, remind, not `name`"),
+            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, limit, remind, defer_limit, restart_on_upgrade, not `name`"),
             ("defaults { }\ndefaults { }", "`defaults` is already given at p.tend:1:1"),
         ] {
             assert_eq!(analyze_text(policy).1, [want], "{policy}");

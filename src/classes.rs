@@ -114,6 +114,8 @@ pub enum Origin {
     Hard(&'static str),
     /// `-D` on the command line.
     Define,
+    /// Found on the host this run (`pkgmgr_busy`: which lock).
+    Detected(String),
     /// A policy `class` definition (its location).
     Policy(String),
 }
@@ -123,6 +125,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::Hard(what) => write!(f, "{what}"),
             Origin::Define => write!(f, "-D on the command line"),
+            Origin::Detected(what) => write!(f, "{what}"),
             Origin::Policy(at) => write!(f, "policy class at {at}"),
         }
     }
@@ -217,11 +220,22 @@ pub struct Classes {
 }
 
 impl Classes {
-    /// Hard classes, then `-D` classes, then the policy's definitions.
-    pub fn evaluate(policy: Option<&Policy>, host: &Host, defines: &[String]) -> Classes {
+    /// Hard classes, then what this run detected (`pkgmgr_busy`), then `-D`
+    /// classes, then the policy's definitions.
+    pub fn evaluate(
+        policy: Option<&Policy>,
+        host: &Host,
+        detected: &[(&str, String)],
+        defines: &[String],
+    ) -> Classes {
         let mut defined = BTreeMap::new();
         for (name, why) in hard_classes(host) {
             defined.entry(name).or_insert(Origin::Hard(why));
+        }
+        for (name, what) in detected {
+            defined
+                .entry(name.to_string())
+                .or_insert_with(|| Origin::Detected(what.clone()));
         }
         for d in defines
             .iter()
@@ -325,7 +339,7 @@ mod tests {
 
     #[test]
     fn hard_classes_of_a_debian_web_host() {
-        let classes = Classes::evaluate(None, &host("web-01"), &[]);
+        let classes = Classes::evaluate(None, &host("web-01"), &[], &[]);
         for want in [
             "any",
             "web_01",
@@ -354,7 +368,7 @@ mod tests {
     #[test]
     fn expression_table() {
         let defines = vec!["web".to_string(), "x,y".to_string()];
-        let classes = Classes::evaluate(None, &host("www1"), &defines);
+        let classes = Classes::evaluate(None, &host("www1"), &[], &defines);
         for (expr, want) in [
             ("any", true),
             ("web", true),

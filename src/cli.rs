@@ -50,6 +50,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 0, global = true)]
     pub splay: u64,
 
+    /// Look for package manager locks under this directory instead of /
+    /// (for tests, chroots and unusual layouts).
+    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    pub pkg_root: PathBuf,
+
     /// Output format of `status`.
     #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
     pub format: Format,
@@ -77,6 +82,18 @@ pub enum Command {
         #[arg(long, conflicts_with = "ids")]
         all: bool,
     },
+    /// Hold all restarts for a while (maintenance, an upgrade); checks go on.
+    /// A pause always ends: its end is reported once.
+    Pause {
+        /// How long, at most 24h.
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        duration: u64,
+        /// Why, for status and reports.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// End a pause now; the next pass restarts what is down.
+    Resume,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -15,13 +15,18 @@
 //!   also when the restart worked but the service died again (flapping);
 //!   when it is spent tend gives up, says so once, and reminds every
 //!   `remind`; it re-arms when the service is seen running by itself or on
-//!   `tend reset`.
+//!   `tend reset`;
+//! - while a package manager is busy or tend is paused, restarts wait
+//!   (status `down`), silently unless a package manager holds them past
+//!   `defer_limit`; the next pass without a hold restarts what is still down;
+//! - a process running a replaced binary is reported once per pid, or
+//!   restarted with `restart_on_upgrade`, but never while a hold is on.
 
-use crate::act::Outcome;
+use crate::act::{Failure, Outcome};
 use crate::report::Event;
 use crate::state::{ServiceState, Status};
 
-/// The restart budget and reminder interval of one service.
+/// The restart budget, reminder interval and deferral limit of one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// At most this many restarts ...
@@ -30,6 +35,17 @@ pub struct Limits {
     pub within: i64,
     /// Seconds between reminders of a problem that lasts; None: never.
     pub remind: Option<i64>,
+    /// Seconds a busy package manager may hold a restart before it is said.
+    pub defer: i64,
+}
+
+/// Why restarts wait in this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold<'a> {
+    /// A package manager is at work (what `pkgmgr::Busy` says).
+    Busy(&'a str),
+    /// `tend pause` (its description).
+    Paused(&'a str),
 }
 
 /// One service, as this pass sees it.
@@ -39,9 +55,15 @@ pub struct Input<'a> {
     pub name: &'a str,
     /// The process that is this service (pid, start time), if any.
     pub running: Option<(u32, Option<u64>)>,
+    /// The path of the binary that process runs, when it was deleted or
+    /// replaced on disk since it started.
+    pub replaced: Option<&'a str>,
     /// What the last pass remembered.
     pub prior: Option<&'a ServiceState>,
     pub limits: Limits,
+    pub hold: Option<Hold<'a>>,
+    /// `restart_on_upgrade yes`
+    pub restart_on_upgrade: bool,
     pub now: i64,
 }
 
@@ -50,8 +72,11 @@ pub struct Input<'a> {
 pub struct Step {
     /// What to remember (before acting, when restarting).
     pub state: ServiceState,
-    pub event: Option<Event>,
+    pub events: Vec<Event>,
     pub restart: bool,
+    /// The restart is to load an upgraded binary: it is done when a process
+    /// that runs the binary now on disk is found.
+    pub upgrade: bool,
 }
 
 fn due(last: Option<i64>, every: Option<i64>, now: i64) -> bool {
@@ -62,11 +87,32 @@ fn due(last: Option<i64>, every: Option<i64>, now: i64) -> bool {
     }
 }
 
+fn fresh(status: Status, since: i64) -> ServiceState {
+    ServiceState {
+        status,
+        since,
+        pid: None,
+        start_time: None,
+        restarts: Vec::new(),
+        reported: None,
+        failure: None,
+        replaced: None,
+    }
+}
+
+fn step(state: ServiceState, event: Option<Event>, restart: bool) -> Step {
+    Step {
+        state,
+        events: event.into_iter().collect(),
+        restart,
+        upgrade: false,
+    }
+}
+
 pub fn decide(input: &Input) -> Step {
-    let now = input.now;
     let prior_status = input.prior.map(|p| p.status);
-    let window_start = now - input.limits.within;
-    let mut restarts: Vec<i64> = input
+    let window_start = input.now - input.limits.within;
+    let restarts: Vec<i64> = input
         .prior
         .map(|p| {
             p.restarts
@@ -76,80 +122,145 @@ pub fn decide(input: &Input) -> Step {
                 .collect()
         })
         .unwrap_or_default();
-    let fresh = |status, since| ServiceState {
-        status,
-        since,
-        pid: None,
-        start_time: None,
-        restarts: Vec::new(),
-        reported: None,
-        failure: None,
-    };
-
-    if let Some((pid, start_time)) = input.running {
-        let came_back = matches!(
-            prior_status,
-            Some(Status::Down | Status::Failing | Status::GivenUp)
-        );
-        let since = match (prior_status, input.prior) {
-            (Some(Status::Running), Some(p)) => p.since,
-            _ => now,
-        };
-        let event = match (came_back, input.prior) {
-            (true, Some(p)) => Some(Event::RunningAgain {
-                name: input.name.to_string(),
-                since: p.since,
-            }),
-            _ => None,
-        };
-        if prior_status == Some(Status::GivenUp) {
-            restarts.clear(); // re-armed
+    match input.running {
+        Some((pid, start_time)) => running(input, pid, start_time, restarts),
+        None => {
+            let down_since = match (input.prior, prior_status) {
+                (Some(p), Some(s)) if s != Status::Running => p.since,
+                _ => input.now,
+            };
+            match (prior_status, input.hold) {
+                (Some(Status::GivenUp), _) => given_up(input, down_since, restarts),
+                (_, Some(hold)) => held(input, hold, down_since, restarts),
+                _ => down(input, down_since, restarts),
+            }
         }
-        let state = ServiceState {
-            pid: Some(pid),
-            start_time,
-            restarts,
-            ..fresh(Status::Running, since)
-        };
-        return Step {
-            state,
-            event,
-            restart: false,
-        };
     }
+}
 
-    let prior = input.prior.cloned();
-    let down_since = match (&prior, prior_status) {
-        (Some(p), Some(Status::Down | Status::Failing | Status::GivenUp | Status::Restarting)) => {
-            p.since
-        }
+fn running(input: &Input, pid: u32, start_time: Option<u64>, mut restarts: Vec<i64>) -> Step {
+    let now = input.now;
+    let prior_status = input.prior.map(|p| p.status);
+    let since = match (prior_status, input.prior) {
+        (Some(Status::Running), Some(p)) => p.since,
         _ => now,
     };
-    let (reported, failure) = prior
-        .as_ref()
+    let mut events = Vec::new();
+    // Back by itself; after a deferral only if the deferral was said.
+    if let Some(p) = input.prior {
+        let said = match p.status {
+            Status::Failing | Status::GivenUp => true,
+            Status::Down => p.reported.is_some(),
+            Status::Running | Status::Restarting => false,
+        };
+        if said {
+            events.push(Event::RunningAgain {
+                name: input.name.to_string(),
+                since: p.since,
+            });
+        }
+    }
+    if prior_status == Some(Status::GivenUp) {
+        restarts.clear(); // re-armed
+    }
+    // A replaced binary is said once per pid, and not while an upgrade may
+    // still be under way (the package manager restarts the daemon itself).
+    let handled = input
+        .prior
+        .and_then(|p| p.replaced)
+        .filter(|&old| old == pid);
+    let mut state = ServiceState {
+        pid: Some(pid),
+        start_time,
+        restarts,
+        replaced: handled,
+        ..fresh(Status::Running, since)
+    };
+    let mut restart = false;
+    if let (Some(path), None, None) = (input.replaced, input.hold, handled) {
+        state.replaced = Some(pid);
+        let name = input.name.to_string();
+        let path = path.to_string();
+        if input.restart_on_upgrade {
+            state.restarts.push(now);
+            events.push(Event::Upgrading { name, path });
+            restart = true;
+        } else {
+            events.push(Event::Replaced { name, path });
+        }
+    }
+    Step {
+        state,
+        events,
+        restart,
+        upgrade: restart,
+    }
+}
+
+fn given_up(input: &Input, down_since: i64, restarts: Vec<i64>) -> Step {
+    let now = input.now;
+    let prior = input.prior.expect("given up was remembered");
+    let remind = due(prior.reported, input.limits.remind, now);
+    let state = ServiceState {
+        restarts,
+        reported: if remind { Some(now) } else { prior.reported },
+        failure: prior.failure.clone(),
+        ..fresh(Status::GivenUp, down_since)
+    };
+    let event = remind.then(|| Event::StillGivenUp {
+        name: input.name.to_string(),
+        id: input.id.to_string(),
+        since: down_since,
+    });
+    step(state, event, false)
+}
+
+/// Down while restarts wait. A failing service stays failing (its failure
+/// was said); otherwise it is `down`, and a package manager's hold is said
+/// once it lasts past `defer_limit`, then every `remind`. A pause is the
+/// admin's own choice and is not said (its end is).
+fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step {
+    let now = input.now;
+    if let Some(p) = input.prior.filter(|p| p.status == Status::Failing) {
+        return step(p.clone(), None, false);
+    }
+    let prior_reported = input
+        .prior
+        .filter(|p| p.status == Status::Down)
+        .and_then(|p| p.reported);
+    let (why, tell) = match hold {
+        Hold::Busy(why) => {
+            let tell = now - down_since >= input.limits.defer
+                && match prior_reported {
+                    None => true,
+                    reported => due(reported, input.limits.remind, now),
+                };
+            (why.to_string(), tell)
+        }
+        Hold::Paused(why) => (format!("tend is paused {why}"), false),
+    };
+    let state = ServiceState {
+        restarts,
+        reported: if tell { Some(now) } else { prior_reported },
+        failure: Some(format!("restart deferred: {why}")),
+        ..fresh(Status::Down, down_since)
+    };
+    let event = tell.then(|| Event::Deferred {
+        name: input.name.to_string(),
+        span: now - down_since,
+        why,
+    });
+    step(state, event, false)
+}
+
+fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
+    let now = input.now;
+    let prior_status = input.prior.map(|p| p.status);
+    let (reported, failure) = input
+        .prior
+        .filter(|p| p.status != Status::Down)
         .map(|p| (p.reported, p.failure.clone()))
         .unwrap_or_default();
-
-    if prior_status == Some(Status::GivenUp) {
-        let remind = due(reported, input.limits.remind, now);
-        let state = ServiceState {
-            restarts,
-            reported: if remind { Some(now) } else { reported },
-            failure,
-            ..fresh(Status::GivenUp, down_since)
-        };
-        let event = remind.then(|| Event::StillGivenUp {
-            name: input.name.to_string(),
-            id: input.id.to_string(),
-            since: down_since,
-        });
-        return Step {
-            state,
-            event,
-            restart: false,
-        };
-    }
-
     if restarts.len() >= input.limits.restarts {
         let event = Event::GaveUp {
             name: input.name.to_string(),
@@ -163,13 +274,8 @@ pub fn decide(input: &Input) -> Step {
             failure,
             ..fresh(Status::GivenUp, down_since)
         };
-        return Step {
-            state,
-            event: Some(event),
-            restart: false,
-        };
+        return step(state, Some(event), false);
     }
-
     let announce = prior_status != Some(Status::Failing);
     let times = restarts
         .first()
@@ -185,35 +291,28 @@ pub fn decide(input: &Input) -> Step {
         failure,
         ..fresh(Status::Restarting, down_since)
     };
-    Step {
-        state,
-        event,
-        restart: true,
-    }
+    step(state, event, true)
 }
 
 /// After a restart: what to remember and what to say. `step` is what
 /// `decide` returned for the same input.
 pub fn settle(
     input: &Input,
-    step: &ServiceState,
+    step: &Step,
     command: &str,
     outcome: &Outcome,
 ) -> (ServiceState, Option<Event>) {
     let now = input.now;
     let was_failing = input.prior.map(|p| p.status) == Some(Status::Failing);
+    let name = input.name.to_string();
     match outcome {
         Outcome::Restarted { pid, start_time } => {
             let state = ServiceState {
-                status: Status::Running,
-                since: now,
                 pid: Some(*pid),
                 start_time: *start_time,
-                restarts: step.restarts.clone(),
-                reported: None,
-                failure: None,
+                restarts: step.state.restarts.clone(),
+                ..fresh(Status::Running, now)
             };
-            let name = input.name.to_string();
             let event = if was_failing {
                 Event::Recovered { name, pid: *pid }
             } else {
@@ -221,16 +320,41 @@ pub fn settle(
             };
             (state, Some(event))
         }
+        // The old process may well run on: it stays what is remembered (the
+        // failure is said once, for this pid); if it is gone, the next pass
+        // finds the service down and restarts it as usual.
+        Outcome::Failed(failure) if step.upgrade => {
+            let failure = match failure {
+                Failure::NeverAppeared(d) => format!(
+                    "exited 0 but it still runs the replaced binary after {} s",
+                    d.as_secs()
+                ),
+                other => other.to_string(),
+            };
+            let state = ServiceState {
+                failure: Some(format!("{command} {failure}")),
+                ..step.state.clone()
+            };
+            let event = Event::UpgradeFailed {
+                name,
+                command: command.to_string(),
+                failure,
+            };
+            (state, Some(event))
+        }
         Outcome::Failed(failure) => {
             let text = format!("{command} {failure}");
-            let remind = !was_failing || due(step.reported, input.limits.remind, now);
+            let remind = !was_failing || due(step.state.reported, input.limits.remind, now);
             let state = ServiceState {
                 status: Status::Failing,
                 failure: Some(text.clone()),
-                reported: if remind { Some(now) } else { step.reported },
-                ..step.clone()
+                reported: if remind {
+                    Some(now)
+                } else {
+                    step.state.reported
+                },
+                ..step.state.clone()
             };
-            let name = input.name.to_string();
             let event = match (was_failing, remind) {
                 (false, _) => Some(Event::Failed {
                     name,
@@ -239,7 +363,7 @@ pub fn settle(
                 }),
                 (true, true) => Some(Event::StillFailing {
                     name,
-                    since: step.since,
+                    since: step.state.since,
                     failure: text,
                 }),
                 (true, false) => None,
@@ -258,6 +382,7 @@ mod tests {
         restarts: 3,
         within: 3600,
         remind: Some(6 * 3600),
+        defer: 1800,
     };
     const NOW: i64 = 100_000;
 
@@ -270,6 +395,7 @@ mod tests {
             restarts: restarts.to_vec(),
             reported,
             failure: None,
+            replaced: None,
         }
     }
 
@@ -278,10 +404,19 @@ mod tests {
             id: "ssh",
             name: "OpenSSH",
             running: running.then_some((42, Some(7))),
+            replaced: None,
             prior,
             limits: LIMITS,
+            hold: None,
+            restart_on_upgrade: false,
             now: NOW,
         }
+    }
+
+    /// The events of a step as one line (None: silent).
+    fn said(events: &[Event]) -> Option<String> {
+        let lines: Vec<String> = events.iter().map(ToString::to_string).collect();
+        (!lines.is_empty()).then(|| lines.join(" | "))
     }
 
     /// (running now, prior state) -> (status after, restart?, event line)
@@ -330,7 +465,7 @@ mod tests {
                 .as_ref()
                 .map(|p| crate::report::local_time(p.since))
                 .unwrap_or_default();
-            let event = step.event.as_ref().map(|e| e.to_string());
+            let event = said(&step.events);
             let want_event = want_event.map(|e| e.replace('@', &since));
             assert_eq!(
                 (step.state.status, step.restart, event),
@@ -338,6 +473,164 @@ mod tests {
                 "row {i}"
             );
         }
+    }
+
+    const DPKG: Hold = Hold::Busy("dpkg (pid 812) holds /var/lib/dpkg/lock-frontend");
+    const PAUSE: Hold = Hold::Paused("until 2026-11-21 14:30 (kernel upgrade)");
+
+    /// (running now, hold, prior state) -> (status after, restart?, lines)
+    #[test]
+    fn held_restarts_table() {
+        let t = NOW;
+        let down = |since, reported| {
+            let mut p = prior(Status::Down, since, &[], reported);
+            p.failure = Some("restart deferred: x".into());
+            p
+        };
+        type Row = (
+            bool,
+            Option<Hold<'static>>,
+            Option<ServiceState>,
+            Status,
+            bool,
+            Option<&'static str>,
+        );
+        let rows: Vec<Row> = vec![
+            // Just went down during an upgrade: wait, silently.
+            (false, Some(DPKG), Some(prior(Status::Running, t - 900, &[], None)), Status::Down, false, None),
+            (false, Some(DPKG), None, Status::Down, false, None),
+            // Still held, not yet past defer_limit (30 min).
+            (false, Some(DPKG), Some(down(t - 1700, None)), Status::Down, false, None),
+            // Past defer_limit: said once ...
+            (false, Some(DPKG), Some(down(t - 2100, None)), Status::Down, false,
+             Some("OpenSSH is down; restart deferred for 35 min: dpkg (pid 812) holds /var/lib/dpkg/lock-frontend")),
+            // ... then quiet until the reminder is due.
+            (false, Some(DPKG), Some(down(t - 2400, Some(t - 300))), Status::Down, false, None),
+            (false, Some(DPKG), Some(down(t - 30000, Some(t - 6 * 3600))), Status::Down, false,
+             Some("OpenSSH is down; restart deferred for 8 h: dpkg (pid 812) holds /var/lib/dpkg/lock-frontend")),
+            // A pause is never said, however long.
+            (false, Some(PAUSE), Some(down(t - 30000, None)), Status::Down, false, None),
+            // A failing service stays failing, no attempt, nothing said.
+            (false, Some(DPKG), Some(prior(Status::Failing, t - 900, &[t - 900], Some(t - 900))), Status::Failing, false, None),
+            // Given up stays given up.
+            (false, Some(DPKG), Some(prior(Status::GivenUp, t - 900, &[t - 900], Some(t - 600))), Status::GivenUp, false, None),
+            // Hold gone: restart what is still down, announced as usual.
+            (false, None, Some(down(t - 600, None)), Status::Restarting, true, Some("OpenSSH is not running, restarting...")),
+            (false, None, Some(down(t - 3000, Some(t - 1000))), Status::Restarting, true, Some("OpenSSH is not running, restarting...")),
+            // Back by itself after the upgrade: silent, unless the deferral was said.
+            (true, None, Some(down(t - 600, None)), Status::Running, false, None),
+            (true, Some(DPKG), Some(down(t - 600, None)), Status::Running, false, None),
+            (true, None, Some(down(t - 3000, Some(t - 1000))), Status::Running, false,
+             Some("OpenSSH is running again (was down since @)")),
+        ];
+        for (i, (running, hold, prior, want_status, want_restart, want_event)) in
+            rows.into_iter().enumerate()
+        {
+            let step = decide(&Input {
+                hold,
+                ..input(running, prior.as_ref())
+            });
+            let since = prior
+                .as_ref()
+                .map(|p| crate::report::local_time(p.since))
+                .unwrap_or_default();
+            let want_event = want_event.map(|e| e.replace('@', &since));
+            assert_eq!(
+                (step.state.status, step.restart, said(&step.events)),
+                (want_status, want_restart, want_event),
+                "row {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn deferrals_do_not_spend_the_budget() {
+        let p = prior(Status::Running, 1, &[NOW - 60], None);
+        let step = decide(&Input {
+            hold: Some(DPKG),
+            ..input(false, Some(&p))
+        });
+        assert_eq!(step.state.restarts, vec![NOW - 60]);
+        assert_eq!(step.state.since, NOW);
+    }
+
+    /// (hold, restart_on_upgrade, pid already handled) -> (restart?, lines)
+    #[test]
+    fn replaced_binary_table() {
+        type Row = (
+            Option<Hold<'static>>,
+            bool,
+            Option<u32>,
+            bool,
+            Option<&'static str>,
+        );
+        let rows: Vec<Row> = vec![
+            (None, false, None, false,
+             Some("OpenSSH runs a replaced binary (/usr/sbin/sshd); restart it to load the upgrade")),
+            (None, true, None, true, Some("OpenSSH runs a replaced binary (/usr/sbin/sshd), restarting...")),
+            // Once per pid.
+            (None, false, Some(42), false, None),
+            (None, true, Some(42), false, None),
+            // A new pid with a replaced binary is said again.
+            (None, false, Some(41), false,
+             Some("OpenSSH runs a replaced binary (/usr/sbin/sshd); restart it to load the upgrade")),
+            // Never while an upgrade may be under way, nor in a pause.
+            (Some(DPKG), false, None, false, None),
+            (Some(DPKG), true, None, false, None),
+            (Some(PAUSE), true, None, false, None),
+        ];
+        for (i, (hold, upgrade, handled, want_restart, want_event)) in rows.into_iter().enumerate()
+        {
+            let mut p = prior(Status::Running, NOW - 600, &[], None);
+            p.replaced = handled;
+            let step = decide(&Input {
+                replaced: Some("/usr/sbin/sshd"),
+                hold,
+                restart_on_upgrade: upgrade,
+                ..input(true, Some(&p))
+            });
+            assert_eq!(
+                (step.restart, step.upgrade, said(&step.events).as_deref()),
+                (want_restart, want_restart, want_event),
+                "row {i}"
+            );
+            assert_eq!(step.state.status, Status::Running, "row {i}");
+            // Remembered so it is said once; forgotten while a hold is on.
+            let want_remembered = if hold.is_some() {
+                handled.filter(|&h| h == 42)
+            } else {
+                Some(42)
+            };
+            assert_eq!(step.state.replaced, want_remembered, "row {i}");
+        }
+    }
+
+    #[test]
+    fn a_failed_upgrade_restart_is_said_once_and_keeps_the_process() {
+        let p = prior(Status::Running, NOW - 600, &[], None);
+        let inp = Input {
+            replaced: Some("/usr/sbin/sshd"),
+            restart_on_upgrade: true,
+            ..input(true, Some(&p))
+        };
+        let step = decide(&inp);
+        let outcome = Outcome::Failed(Failure::NeverAppeared(std::time::Duration::from_secs(10)));
+        let (state, event) = settle(&inp, &step, "rc", &outcome);
+        assert_eq!(
+            event.unwrap().to_string(),
+            "OpenSSH failed to restart onto the upgrade! rc exited 0 but it still runs the replaced binary after 10 s"
+        );
+        assert_eq!(
+            (state.status, state.pid, state.replaced),
+            (Status::Running, Some(42), Some(42))
+        );
+        // The next pass, same old process: silent.
+        let next = decide(&Input {
+            replaced: Some("/usr/sbin/sshd"),
+            restart_on_upgrade: true,
+            ..input(true, Some(&state))
+        });
+        assert_eq!((next.restart, next.events.len()), (false, 0));
     }
 
     #[test]
@@ -415,7 +708,7 @@ mod tests {
         for (i, (prior, outcome, want_status, want_event)) in rows.into_iter().enumerate() {
             let inp = input(false, prior.as_ref());
             let step = decide(&inp);
-            let (state, event) = settle(&inp, &step.state, "rc", outcome);
+            let (state, event) = settle(&inp, &step, "rc", outcome);
             let since = prior
                 .as_ref()
                 .map(|p| crate::report::local_time(p.since))

@@ -17,6 +17,7 @@ pub mod decide;
 pub mod diagnostic;
 pub mod matcher;
 pub mod parser;
+pub mod pkgmgr;
 pub mod policy;
 pub mod report;
 pub mod scan;
@@ -28,11 +29,11 @@ use anyhow::{bail, Result};
 
 use crate::classes::{Classes, Host};
 use crate::cli::{Cli, Command, Format};
-use crate::decide::{Input, Step};
+use crate::decide::{Hold, Input, Step};
 use crate::matcher::Matcher;
 use crate::policy::{Policy, Service};
 use crate::report::Reporter;
-use crate::state::{Locking, ServiceState, State, Status, Store};
+use crate::state::{Locking, Pause, ServiceState, State, Status, Store};
 
 /// Exit status: every service that applies is running.
 pub const CONVERGED: u8 = 0;
@@ -50,16 +51,34 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The longest pause: a forgotten one must not disable monitoring for good.
+pub const MAX_PAUSE: u64 = 86_400;
+
 pub fn run(cli: Cli) -> Result<u8> {
-    let policy = policy::load(&cli.policy)?;
     let now = now();
+    let store = Store::new(&cli.state_dir.clone().unwrap_or_else(state::default_dir));
+    // Pause and resume come from package manager hooks: they must work
+    // whatever state the policy is in.
+    match &cli.command {
+        Some(Command::Pause { duration, reason }) => {
+            return pause(&store, *duration, reason.clone(), now)
+        }
+        Some(Command::Resume) => return resume(&store, now),
+        _ => {}
+    }
+    let policy = policy::load(&cli.policy)?;
     let local = chrono::DateTime::from_timestamp(now, 0)
         .map(|t| t.with_timezone(&chrono::Local))
         .unwrap_or_else(chrono::Local::now);
     let host = Host::detect(local);
-    let classes = Classes::evaluate(Some(&policy), &host, &cli.define);
-    let store = Store::new(&cli.state_dir.clone().unwrap_or_else(state::default_dir));
+    let busy = pkgmgr::busy(&cli.pkg_root);
+    let detected: Vec<(&str, String)> = busy
+        .iter()
+        .map(|b| ("pkgmgr_busy", format!("package manager at work: {b}")))
+        .collect();
+    let classes = Classes::evaluate(Some(&policy), &host, &detected, &cli.define);
     match cli.command.clone().unwrap_or(Command::Run) {
+        Command::Pause { .. } | Command::Resume => unreachable!("handled above"),
         Command::Validate => {
             println!(
                 "{}: ok ({} services, {} classes)",
@@ -73,14 +92,78 @@ pub fn run(cli: Cli) -> Result<u8> {
             print_classes(&classes, cli.verbose);
             Ok(CONVERGED)
         }
-        Command::Status => status(&policy, &classes, &store, now, cli.format),
+        Command::Status => status(&policy, &classes, &store, busy, now, cli.format),
         Command::Reset { ids, all } => reset(&policy, &store, &ids, all, now),
-        Command::Run if cli.dry_run => dry_run(&policy, &classes, &store, now, cli.verbose),
+        Command::Run if cli.dry_run => dry_run(&policy, &classes, &store, busy, now, cli.verbose),
         Command::Run => {
             splay(&host, cli.splay);
-            pass(&policy, &classes, &store, now, cli.stale_after)
+            pass(
+                &policy,
+                &classes,
+                &store,
+                &cli.pkg_root,
+                now,
+                cli.stale_after,
+            )
         }
     }
+}
+
+/// `tend pause`: writes the pause file; no lock needed, so a hook never
+/// waits for a pass.
+fn pause(store: &Store, duration: u64, reason: Option<String>, now: i64) -> Result<u8> {
+    if duration == 0 || duration > MAX_PAUSE {
+        bail!("a pause lasts from 1s to 24h (--for {duration}s); a forgotten pause must not disable monitoring for good");
+    }
+    let pause = Pause {
+        since: now,
+        until: now + duration as i64,
+        reason: reason.filter(|r| !r.trim().is_empty()),
+    };
+    store.set_pause(&pause)?;
+    Reporter::new().say(
+        &format!(
+            "tend: paused {}; restarts wait until then or 'tend resume'",
+            pause.describe()
+        ),
+        false,
+    );
+    Ok(CONVERGED)
+}
+
+/// `tend resume`: removes the pause file.
+fn resume(store: &Store, now: i64) -> Result<u8> {
+    let pause = store.pause().ok().flatten();
+    if !store.clear_pause()? {
+        println!("tend: not paused");
+        return Ok(CONVERGED);
+    }
+    let line = match pause {
+        Some(p) if p.until > now => format!(
+            "tend: resumed (was paused {}); the next pass restarts what is down",
+            p.describe()
+        ),
+        _ => "tend: resumed".to_string(),
+    };
+    Reporter::new().say(&line, false);
+    Ok(CONVERGED)
+}
+
+/// The pause in force, or the line that says why the pause file is ignored.
+fn active_pause(store: &Store, now: i64) -> (Option<Pause>, Option<String>) {
+    match store.pause() {
+        Ok(p) => (p.filter(|p| now < p.until), None),
+        Err(e) => (None, Some(format!("tend: {e:#}"))),
+    }
+}
+
+/// Why restarts wait in this pass, if they do: a pause first (the admin's
+/// own choice, never nagged about), then a busy package manager.
+fn hold<'a>(pause: &'a Option<String>, busy: &'a Option<String>) -> Option<Hold<'a>> {
+    pause
+        .as_deref()
+        .map(Hold::Paused)
+        .or(busy.as_deref().map(Hold::Busy))
 }
 
 /// Sleeps a delay in [0, splay) seconds fixed for this host (FNV-1a of its
@@ -142,15 +225,34 @@ impl<'p> Watch<'p> {
             .map(|procs| procs.first().map(|p| (p.pid, p.start_time)))
             .collect())
     }
+
+    /// For each service found running, the path of the binary it runs when
+    /// that was replaced on disk (one readlink per running service).
+    fn replaced(found: &[scan::Seen]) -> Vec<Option<String>> {
+        found
+            .iter()
+            .map(|f| f.and_then(|(pid, _)| scan::replaced(pid)))
+            .collect()
+    }
 }
 
-fn input<'a>(service: &'a Service, running: scan::Seen, state: &'a State, now: i64) -> Input<'a> {
+fn input<'a>(
+    service: &'a Service,
+    running: scan::Seen,
+    replaced: Option<&'a str>,
+    state: &'a State,
+    hold: Option<Hold<'a>>,
+    now: i64,
+) -> Input<'a> {
     Input {
         id: &service.id,
         name: &service.name,
         running: running.map(|(pid, start)| (pid, Some(start))),
+        replaced,
         prior: state.services.get(&service.id),
         limits: service.limits,
+        hold,
+        restart_on_upgrade: service.restart_on_upgrade,
         now,
     }
 }
@@ -162,13 +264,27 @@ fn dry_run(
     policy: &Policy,
     classes: &Classes,
     store: &Store,
+    busy: Option<pkgmgr::Busy>,
     now: i64,
     verbose: bool,
 ) -> Result<u8> {
     let watch = Watch::new(policy, classes)?;
     let (services, found) = (&watch.services, watch.look()?);
+    let replaced = Watch::replaced(&found);
     let state = store.peek();
-    let mut found = services.iter().zip(found);
+    let (pause, problem) = active_pause(store, now);
+    if let Some(line) = problem {
+        println!("{line}");
+    }
+    let pause = pause.map(|p| p.describe());
+    let busy = busy.map(|b| b.to_string());
+    let hold = hold(&pause, &busy);
+    match hold {
+        Some(Hold::Paused(why)) => println!("tend is paused {why}: restarts wait"),
+        Some(Hold::Busy(why)) => println!("package manager at work: {why}: restarts wait"),
+        None => {}
+    }
+    let mut found = services.iter().zip(found.into_iter().zip(&replaced));
     let mut all_up = true;
     for s in &policy.services {
         if !classes.selects(s) {
@@ -182,12 +298,27 @@ fn dry_run(
             }
             continue;
         }
-        let Some((_, running)) = found.next() else {
+        let Some((_, (running, replaced))) = found.next() else {
             continue;
         };
-        let step = decide::decide(&input(s, running, &state, now));
+        let step = decide::decide(&input(s, running, replaced.as_deref(), &state, hold, now));
         match (running, step.restart) {
-            (Some((pid, _)), _) => println!("{} ({}): running (pid {pid})", s.name, s.id),
+            (Some((pid, _)), _) => {
+                print!("{} ({}): running (pid {pid})", s.name, s.id);
+                match (replaced, step.upgrade) {
+                    (Some(path), true) => {
+                        println!(
+                            "; runs a replaced binary ({path}); would run: {}",
+                            s.restart.text
+                        )
+                    }
+                    (Some(path), false) => println!("; runs a replaced binary ({path})"),
+                    (None, _) => println!(),
+                }
+            }
+            (None, _) if step.state.status == Status::Down => {
+                println!("{} ({}): not running; restart deferred", s.name, s.id)
+            }
             (None, true) => println!(
                 "{} ({}): not running; would run: {}",
                 s.name, s.id, s.restart.text
@@ -213,6 +344,7 @@ fn pass(
     policy: &Policy,
     classes: &Classes,
     store: &Store,
+    pkg_root: &std::path::Path,
     now: i64,
     stale_after: u64,
 ) -> Result<u8> {
@@ -252,15 +384,39 @@ fn pass(
     }
     let prior = loaded.state;
 
+    let (pause, problem) = active_pause(store, now);
+    if let Some(line) = problem {
+        reporter.say(&line, true);
+    }
+    let mut pause_ended = prior.pause_ended;
+    if let Ok(Some(p)) = store.pause() {
+        if p.until <= now && pause_ended != Some(p.since) {
+            reporter.say(
+                &format!(
+                    "tend: the pause {} has ended; restarts resumed",
+                    p.describe()
+                ),
+                false,
+            );
+            pause_ended = Some(p.since);
+        }
+    }
+
     let watch = Watch::new(policy, classes)?;
     let (services, found) = (&watch.services, watch.look()?);
+    let replaced = Watch::replaced(&found);
+    // Probed after the scan, right before deciding: the narrowest window
+    // for an upgrade to start unseen.
+    let busy = pkgmgr::busy(pkg_root).map(|b| b.to_string());
+    let pause = pause.map(|p| p.describe());
+    let hold = hold(&pause, &busy);
     let inputs: Vec<Input> = services
         .iter()
-        .zip(&found)
-        .map(|(s, running)| input(s, *running, &prior, now))
+        .zip(found.iter().zip(&replaced))
+        .map(|(s, (running, replaced))| input(s, *running, replaced.as_deref(), &prior, hold, now))
         .collect();
     let steps: Vec<Step> = inputs.iter().map(decide::decide).collect();
-    for event in steps.iter().filter_map(|s| s.event.as_ref()) {
+    for event in steps.iter().flat_map(|s| &s.events) {
         reporter.emit(event);
     }
     let mut next = State {
@@ -270,6 +426,7 @@ fn pass(
             .zip(&steps)
             .map(|(s, step)| (s.id.clone(), step.state.clone()))
             .collect::<BTreeMap<String, ServiceState>>(),
+        pause_ended,
     };
     let mut save_failed = false;
     let mut save = |state: &State, reporter: &mut Reporter| {
@@ -287,18 +444,22 @@ fn pass(
         // is known to the next one.
         save(&next, &mut reporter);
         let restarting: Vec<&Service> = to_restart.iter().map(|&i| services[i]).collect();
+        // A restart to load an upgrade is done when a process runs the
+        // binary now on disk (a new process, or the old one re-executed).
         let mut look = || {
             let found = watch.look().unwrap_or_default();
             to_restart
                 .iter()
-                .map(|&i| found.get(i).copied().flatten())
+                .map(|&i| {
+                    let seen = found.get(i).copied().flatten();
+                    seen.filter(|&(pid, _)| !steps[i].upgrade || scan::replaced(pid).is_none())
+                })
                 .collect()
         };
         let outcomes = act::restart_all(&restarting, &mut look);
         for (&i, outcome) in to_restart.iter().zip(&outcomes) {
             let s = services[i];
-            let (state, event) =
-                decide::settle(&inputs[i], &steps[i].state, &s.restart.text, outcome);
+            let (state, event) = decide::settle(&inputs[i], &steps[i], &s.restart.text, outcome);
             if let Some(event) = event {
                 reporter.emit(&event);
             }
@@ -315,10 +476,13 @@ fn status(
     policy: &Policy,
     classes: &Classes,
     store: &Store,
+    busy: Option<pkgmgr::Busy>,
     now: i64,
     format: Format,
 ) -> Result<u8> {
     let state = store.peek();
+    let pause = store.pause().ok().flatten();
+    let busy = busy.map(|b| b.to_string());
     let rows: Vec<(&Service, Option<&ServiceState>, usize)> = policy
         .services
         .iter()
@@ -351,7 +515,20 @@ fn status(
                 })
             })
             .collect();
-        let doc = serde_json::json!({ "last_run": state.last_run, "services": services });
+        let pause = pause.map(|p| {
+            serde_json::json!({
+                "since": p.since,
+                "until": p.until,
+                "reason": p.reason,
+                "active": now < p.until,
+            })
+        });
+        let doc = serde_json::json!({
+            "last_run": state.last_run,
+            "pause": pause,
+            "package_manager": busy,
+            "services": services,
+        });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         match state.last_run {
@@ -361,6 +538,14 @@ fn status(
                 report::span(now - t)
             ),
             None => println!("last pass: never (state in {})", store.dir().display()),
+        }
+        match &pause {
+            Some(p) if now < p.until => println!("paused {}: restarts wait", p.describe()),
+            Some(p) => println!("pause {} has ended", p.describe()),
+            None => {}
+        }
+        if let Some(why) = &busy {
+            println!("package manager at work: {why}: restarts wait");
         }
         println!(
             "{:<16} {:<20} {:<10} {:<17} {:<9} PID",

@@ -46,8 +46,10 @@ pub struct Service {
     pub timeout: Duration,
     /// How long to wait for the process to appear after the command succeeds.
     pub grace: Duration,
-    /// Restart budget and reminder interval.
+    /// Restart budget, reminder interval, deferral limit.
     pub limits: Limits,
+    /// Restart a process that runs a replaced binary (`restart_on_upgrade`).
+    pub restart_on_upgrade: bool,
     /// The guard in force where the service was written; None is `any`.
     pub guard: Option<Expr>,
     /// The service id in the source.
@@ -66,11 +68,13 @@ pub struct Command {
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
-/// Five restarts within an hour; a reminder every six hours.
+/// Five restarts within an hour; a reminder every six hours; a restart
+/// deferred by a package manager for 30 minutes is said.
 pub const DEFAULT_LIMITS: Limits = Limits {
     restarts: 5,
     within: 3600,
     remind: Some(6 * 3600),
+    defer: 1800,
 };
 
 /// Reads and checks the policy at `path` (a file or a directory).

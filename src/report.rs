@@ -57,6 +57,28 @@ pub enum Event {
         id: String,
         since: i64,
     },
+    /// Down for `span` seconds, restarts held by a package manager.
+    Deferred {
+        name: String,
+        span: i64,
+        why: String,
+    },
+    /// Its process runs a binary that was replaced on disk.
+    Replaced {
+        name: String,
+        path: String,
+    },
+    /// Same, and tend restarts it (`restart_on_upgrade`).
+    Upgrading {
+        name: String,
+        path: String,
+    },
+    /// The restart to load an upgraded binary did not work.
+    UpgradeFailed {
+        name: String,
+        command: String,
+        failure: String,
+    },
 }
 
 impl Event {
@@ -67,6 +89,8 @@ impl Event {
                 | Event::StillFailing { .. }
                 | Event::GaveUp { .. }
                 | Event::StillGivenUp { .. }
+                | Event::Deferred { .. }
+                | Event::UpgradeFailed { .. }
         )
     }
 }
@@ -129,6 +153,18 @@ impl fmt::Display for Event {
                 "{name} is still down (since {}); tend gave up restarting it; run 'tend reset {id}' to try again",
                 local_time(*since)
             ),
+            Event::Deferred { name, span: s, why } => {
+                write!(f, "{name} is down; restart deferred for {}: {why}", span(*s))
+            }
+            Event::Replaced { name, path } => {
+                write!(f, "{name} runs a replaced binary ({path}); restart it to load the upgrade")
+            }
+            Event::Upgrading { name, path } => {
+                write!(f, "{name} runs a replaced binary ({path}), restarting...")
+            }
+            Event::UpgradeFailed { name, command, failure } => {
+                write!(f, "{name} failed to restart onto the upgrade! {command} {failure}")
+            }
         }
     }
 }

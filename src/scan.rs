@@ -54,3 +54,21 @@ pub fn scan() -> Result<Vec<Process>> {
     processes.sort_unstable_by_key(|p| p.pid);
     Ok(processes)
 }
+
+/// The path of the binary a process runs, when that binary was deleted or
+/// replaced on disk after the process started (an upgrade it has not
+/// loaded): `/proc/PID/exe` ends in ` (deleted)`, or names a file whose
+/// inode is not the one running. None when it is current or cannot be read.
+pub fn replaced(pid: u32) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let exe = format!("/proc/{pid}/exe");
+    let link = std::fs::read_link(&exe).ok()?;
+    if let Some(path) = link.as_os_str().as_bytes().strip_suffix(b" (deleted)") {
+        return Some(String::from_utf8_lossy(path).into_owned());
+    }
+    let running = std::fs::metadata(&exe).ok()?;
+    let on_disk = std::fs::metadata(&link).ok()?;
+    ((running.dev(), running.ino()) != (on_disk.dev(), on_disk.ino()))
+        .then(|| link.to_string_lossy().into_owned())
+}

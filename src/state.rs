@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "lock";
+pub const PAUSE_FILE: &str = "pause.json";
 
 /// The status of a service as the last pass left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,9 +69,13 @@ pub struct ServiceState {
     /// When the current problem was last reported (for reminders).
     #[serde(default)]
     pub reported: Option<i64>,
-    /// The last failure, as reported.
+    /// The last failure, as reported (or why a restart is deferred).
     #[serde(default)]
     pub failure: Option<String>,
+    /// The pid whose replaced binary was reported (or restarted), so it is
+    /// said once per process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<u32>,
 }
 
 /// The whole state file.
@@ -82,6 +87,32 @@ pub struct State {
     /// By service id.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceState>,
+    /// The start of the last pause whose end was reported, so it is said
+    /// once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_ended: Option<i64>,
+}
+
+/// A maintenance window set by `tend pause`: restarts wait until `until`.
+/// It lives in its own file so that `pause` and `resume` (run from package
+/// manager hooks) never wait for a pass's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub since: i64,
+    pub until: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Pause {
+    /// `until 2026-11-21 14:30 (kernel upgrade)`
+    pub fn describe(&self) -> String {
+        let mut text = format!("until {}", crate::report::local_time(self.until));
+        if let Some(reason) = &self.reason {
+            text.push_str(&format!(" ({reason})"));
+        }
+        text
+    }
 }
 
 /// Where state and lock live.
@@ -185,21 +216,55 @@ impl Store {
         }
     }
 
-    /// Writes the state atomically: a temporary file in the same directory,
-    /// fsync, rename over the old one, fsync the directory.
+    /// Writes the state atomically.
     pub fn save(&self, state: &State) -> Result<()> {
-        let text = serde_json::to_string_pretty(state).context("encoding state")?;
+        self.write_json(STATE_FILE, state)
+    }
+
+    /// The pause, if one was set (ended or not). A damaged pause file is an
+    /// error: the caller says so and monitoring goes on.
+    pub fn pause(&self) -> Result<Option<Pause>> {
+        let path = self.dir.join(PAUSE_FILE);
+        let Some(text) = read(&path).with_context(|| format!("pause file {}", path.display()))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("pause file {} is damaged; ignoring it", path.display()))
+    }
+
+    pub fn set_pause(&self, pause: &Pause) -> Result<()> {
+        self.ensure_dir()?;
+        self.write_json(PAUSE_FILE, pause)
+    }
+
+    /// Removes the pause; false when there was none.
+    pub fn clear_pause(&self) -> Result<bool> {
+        let path = self.dir.join(PAUSE_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        }
+    }
+
+    /// Writes a file of the state dir atomically: a temporary file in the
+    /// same directory, fsync, rename over the old one, fsync the directory.
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let path = self.dir.join(name);
+        let text = serde_json::to_string_pretty(value).context("encoding state")?;
         let mut tmp = tempfile::Builder::new()
-            .prefix(".state.json.")
+            .prefix(&format!(".{name}."))
             .tempfile_in(&self.dir)
             .with_context(|| format!("cannot save state in {}", self.dir.display()))?;
         tmp.write_all(text.as_bytes())
             .and_then(|()| tmp.write_all(b"\n"))
             .and_then(|()| tmp.as_file().sync_all())
             .with_context(|| format!("cannot save state in {}", self.dir.display()))?;
-        tmp.persist(self.file())
+        tmp.persist(&path)
             .map_err(|e| e.error)
-            .with_context(|| format!("cannot save state to {}", self.file().display()))?;
+            .with_context(|| format!("cannot save state to {}", path.display()))?;
         if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
         }
@@ -293,6 +358,7 @@ mod tests {
                 restarts: vec![1, 2],
                 reported: Some(3),
                 failure: Some("exited 1".into()),
+                replaced: Some(9),
             },
         );
         store.save(&state).unwrap();
