@@ -57,8 +57,10 @@ pub fn scan() -> Result<Vec<Process>> {
 
 /// The path of the binary a process runs, when that binary was deleted or
 /// replaced on disk after the process started (an upgrade it has not
-/// loaded): `/proc/PID/exe` ends in ` (deleted)`, or names a file whose
-/// inode is not the one running. None when it is current or cannot be read.
+/// loaded): `/proc/PID/exe` ends in ` (deleted)` (the file was unlinked or
+/// renamed over, as dpkg and rpm do), or the file at its absolute argv[0]
+/// is not the inode that runs (the old one was moved aside and a new one
+/// put in its place). None when it is current or cannot be read.
 pub fn replaced(pid: u32) -> Option<String> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
@@ -68,7 +70,13 @@ pub fn replaced(pid: u32) -> Option<String> {
         return Some(String::from_utf8_lossy(path).into_owned());
     }
     let running = std::fs::metadata(&exe).ok()?;
-    let on_disk = std::fs::metadata(&link).ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let argv0 = cmdline.split(|&b| b == 0).next()?;
+    if !argv0.starts_with(b"/") {
+        return None;
+    }
+    let argv0 = std::path::Path::new(std::ffi::OsStr::from_bytes(argv0));
+    let on_disk = std::fs::metadata(argv0).ok()?;
     ((running.dev(), running.ino()) != (on_disk.dev(), on_disk.ino()))
-        .then(|| link.to_string_lossy().into_owned())
+        .then(|| argv0.to_string_lossy().into_owned())
 }

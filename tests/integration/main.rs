@@ -6,3 +6,4 @@ mod pass;
 mod sandbox;
 mod shipped;
 mod state;
+mod upgrades;
