@@ -2,6 +2,7 @@
 //! files and real commands. No fake process table here.
 
 mod errors;
+mod hooks;
 mod pass;
 mod sandbox;
 mod shipped;
