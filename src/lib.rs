@@ -149,10 +149,11 @@ fn resume(store: &Store, now: i64) -> Result<u8> {
     Ok(CONVERGED)
 }
 
-/// The pause in force, or the line that says why the pause file is ignored.
-fn active_pause(store: &Store, now: i64) -> (Option<Pause>, Option<String>) {
+/// The pause as `tend pause` left it (in force or ended), or the line that
+/// says why the pause file is ignored.
+fn read_pause(store: &Store) -> (Option<Pause>, Option<String>) {
     match store.pause() {
-        Ok(p) => (p.filter(|p| now < p.until), None),
+        Ok(p) => (p, None),
         Err(e) => (None, Some(format!("tend: {e:#}"))),
     }
 }
@@ -272,11 +273,11 @@ fn dry_run(
     let (services, found) = (&watch.services, watch.look()?);
     let replaced = Watch::replaced(&found);
     let state = store.peek();
-    let (pause, problem) = active_pause(store, now);
+    let (pause, problem) = read_pause(store);
     if let Some(line) = problem {
         println!("{line}");
     }
-    let pause = pause.map(|p| p.describe());
+    let pause = pause.filter(|p| now < p.until).map(|p| p.describe());
     let busy = busy.map(|b| b.to_string());
     let hold = hold(&pause, &busy);
     match hold {
@@ -384,12 +385,13 @@ fn pass(
     }
     let prior = loaded.state;
 
-    let (pause, problem) = active_pause(store, now);
+    // A damaged pause file is set aside, so it is said once.
+    let (pause, problem) = read_pause(store);
     if let Some(line) = problem {
-        reporter.say(&line, true);
+        reporter.say(&format!("{line}; {}", store.set_pause_aside(now)), true);
     }
     let mut pause_ended = prior.pause_ended;
-    if let Ok(Some(p)) = store.pause() {
+    if let Some(p) = pause.as_ref() {
         if p.until <= now && pause_ended != Some(p.since) {
             reporter.say(
                 &format!(
@@ -401,6 +403,7 @@ fn pass(
             pause_ended = Some(p.since);
         }
     }
+    let pause = pause.filter(|p| now < p.until);
 
     let watch = Watch::new(policy, classes)?;
     let (services, found) = (&watch.services, watch.look()?);

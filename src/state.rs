@@ -239,6 +239,15 @@ impl Store {
         self.write_json(PAUSE_FILE, pause)
     }
 
+    /// Moves a damaged pause file aside; says where.
+    pub fn set_pause_aside(&self, now: i64) -> String {
+        let aside = self.dir.join(format!("{PAUSE_FILE}.bad-{now}"));
+        match std::fs::rename(self.dir.join(PAUSE_FILE), &aside) {
+            Ok(()) => format!("moved it to {}", aside.display()),
+            Err(e) => format!("could not move it aside: {e}"),
+        }
+    }
+
     /// Removes the pause; false when there was none.
     pub fn clear_pause(&self) -> Result<bool> {
         let path = self.dir.join(PAUSE_FILE);

@@ -412,3 +412,28 @@ fn restart_on_upgrade_restarts_onto_the_new_binary() {
         sb.kill(pid);
     }
 }
+
+#[test]
+fn a_damaged_pause_file_is_said_once_set_aside_and_ignored() {
+    let mut sb = sandbox_with("named", "");
+    std::fs::create_dir_all(sb.path("state")).unwrap();
+    std::fs::write(sb.path("state/pause.json"), "{\"since\": 1, \"unt").unwrap();
+    let run = at(&sb, T0, &[]);
+    let lines = lines(&run);
+    // The state dir is given as `state`, relative to the sandbox.
+    assert!(
+        lines[0].starts_with("tend: pause file state/pause.json is damaged; ignoring it: ")
+            && lines[0].ends_with(&format!("; moved it to state/pause.json.bad-{T0}")),
+        "{run:?}"
+    );
+    assert_eq!(lines[1], "Daemon is not running, restarting...");
+    assert_eq!(run.code, 0);
+    assert_eq!(
+        std::fs::read_to_string(sb.path(&format!("state/pause.json.bad-{T0}"))).unwrap(),
+        "{\"since\": 1, \"unt"
+    );
+    assert!(silent(&at(&sb, T0 + 5 * MIN, &[])));
+    for pid in sb.pids_of("named") {
+        sb.kill(pid);
+    }
+}
