@@ -27,7 +27,7 @@ pub const PAUSE_FILE: &str = "pause.json";
 pub enum Status {
     /// Seen running.
     Running,
-    /// Seen down and not restarted (a dry run never saves, so: deferred).
+    /// Seen down; the restart waits (a package manager at work, or a pause).
     Down,
     /// A restart was started and the pass did not finish (written before
     /// acting, so a pass killed mid-way is known to the next one).
