@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::policy::Service;
+use crate::policy::Command;
 
 pub const SANE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -30,12 +30,20 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
 /// How a restart ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The command succeeded and the service is running.
-    Restarted {
-        pid: u32,
-        start_time: Option<u64>,
-    },
-    Failed(Failure),
+    /// The commands succeeded and the service is running.
+    Restarted { pid: u32, start_time: Option<u64> },
+    /// `command` (as written) failed, or the service did not appear after
+    /// the last one.
+    Failed { command: String, failure: Failure },
+}
+
+/// What to run for one service: its commands in order (`stop` then
+/// `start`, or one of `start` and `restart`), each within `timeout`, then
+/// wait up to `grace` for the service to appear.
+pub struct Job<'a> {
+    pub commands: Vec<&'a Command>,
+    pub timeout: Duration,
+    pub grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +86,8 @@ impl fmt::Display for Failure {
 
 enum Phase {
     Running {
+        /// Which of the job's commands.
+        step: usize,
         child: Child,
         output: File,
         deadline: Instant,
@@ -88,43 +98,47 @@ enum Phase {
     Done(Outcome),
 }
 
-/// Runs every service's restart command at once, and waits for each to
-/// finish and its process to appear. `look` reads the process table and says,
-/// for each of `services`, the process (pid, start time) that is it, if any.
-/// Outcomes come back in the order of `services`.
-pub fn restart_all(
-    services: &[&Service],
-    look: &mut dyn FnMut() -> Vec<crate::scan::Seen>,
-) -> Vec<Outcome> {
-    let mut phases: Vec<Phase> = services.iter().map(|s| start(s)).collect();
+/// Runs every job at once (the commands of one job in order), and waits for
+/// each to finish and its service to appear. `look` reads the process table
+/// and says, for each job, the process (pid, start time) that is its
+/// service, if any. Outcomes come back in the order of `jobs`.
+pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<crate::scan::Seen>) -> Vec<Outcome> {
+    let mut phases: Vec<Phase> = jobs.iter().map(|j| start(j, 0)).collect();
     let mut last_look: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        for (phase, service) in phases.iter_mut().zip(services) {
+        for (phase, job) in phases.iter_mut().zip(jobs) {
             if let Phase::Running {
+                step,
                 child,
                 output,
                 deadline,
             } = phase
             {
+                let step = *step;
+                let failed = |failure| {
+                    Some(Phase::Done(Outcome::Failed {
+                        command: job.commands[step].text.clone(),
+                        failure,
+                    }))
+                };
                 let next = match child.try_wait() {
+                    Ok(Some(status)) if status.success() && step + 1 < job.commands.len() => {
+                        Some(start(job, step + 1))
+                    }
                     Ok(Some(status)) if status.success() => Some(Phase::Appearing {
-                        until: now + service.grace,
+                        until: now + job.grace,
                     }),
-                    Ok(Some(status)) => Some(Phase::Done(Outcome::Failed(Failure::Exited {
+                    Ok(Some(status)) => failed(Failure::Exited {
                         status: describe(status),
                         last_line: last_line(output),
-                    }))),
+                    }),
                     Ok(None) if now >= *deadline => {
                         kill_group(child);
-                        Some(Phase::Done(Outcome::Failed(Failure::TimedOut(
-                            service.timeout,
-                        ))))
+                        failed(Failure::TimedOut(job.timeout))
                     }
                     Ok(None) => None,
-                    Err(e) => Some(Phase::Done(Outcome::Failed(Failure::CannotRun(
-                        e.to_string(),
-                    )))),
+                    Err(e) => failed(Failure::CannotRun(e.to_string())),
                 };
                 if let Some(next) = next {
                     *phase = next;
@@ -135,7 +149,7 @@ pub fn restart_all(
         if appearing && last_look.is_none_or(|t| now.duration_since(t) >= LOOK_EVERY) {
             last_look = Some(now);
             let found = look();
-            for ((phase, service), process) in phases.iter_mut().zip(services).zip(found) {
+            for ((phase, job), process) in phases.iter_mut().zip(jobs).zip(found) {
                 if let Phase::Appearing { until } = phase {
                     if let Some((pid, start_time)) = process {
                         *phase = Phase::Done(Outcome::Restarted {
@@ -143,8 +157,13 @@ pub fn restart_all(
                             start_time: Some(start_time),
                         });
                     } else if now >= *until {
-                        *phase =
-                            Phase::Done(Outcome::Failed(Failure::NeverAppeared(service.grace)));
+                        *phase = Phase::Done(Outcome::Failed {
+                            command: job
+                                .commands
+                                .last()
+                                .map_or(String::new(), |c| c.text.clone()),
+                            failure: Failure::NeverAppeared(job.grace),
+                        });
                     }
                 }
             }
@@ -163,8 +182,14 @@ pub fn restart_all(
         .collect()
 }
 
-fn start(service: &Service) -> Phase {
-    let failed = |why: String| Phase::Done(Outcome::Failed(Failure::CannotRun(why)));
+fn start(job: &Job, step: usize) -> Phase {
+    let command = job.commands[step];
+    let failed = |why: String| {
+        Phase::Done(Outcome::Failed {
+            command: command.text.clone(),
+            failure: Failure::CannotRun(why),
+        })
+    };
     let output = match tempfile::tempfile() {
         Ok(f) => f,
         Err(e) => return failed(format!("cannot create a file for its output: {e}")),
@@ -175,7 +200,7 @@ fn start(service: &Service) -> Phase {
             return failed(format!("cannot create a file for its output: {e}"))
         }
     };
-    let argv = &service.restart.argv;
+    let argv = &command.argv;
     let spawned = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .env("PATH", SANE_PATH)
@@ -186,9 +211,10 @@ fn start(service: &Service) -> Phase {
         .spawn();
     match spawned {
         Ok(child) => Phase::Running {
+            step,
             child,
             output,
-            deadline: Instant::now() + service.timeout,
+            deadline: Instant::now() + job.timeout,
         },
         Err(e) => failed(format!("{}: {e}", argv[0])),
     }

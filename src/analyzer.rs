@@ -8,6 +8,7 @@
 //! problem is collected, not only the first.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::decide::Limits;
@@ -20,7 +21,13 @@ use crate::policy::{ClassDef, Command, Service, DEFAULT_GRACE, DEFAULT_LIMITS, D
 pub const ATTRIBUTES: &[&str] = &[
     "name",
     "process",
+    "exe",
+    "pidfile",
+    "user",
+    "count",
     "restart",
+    "start",
+    "stop",
     "shell",
     "timeout",
     "grace",
@@ -289,7 +296,11 @@ fn service(
     let before = errors.len();
     let mut name = None;
     let mut process = None;
-    let mut restart: Option<String> = None;
+    let mut exe = None;
+    let mut pidfile = None;
+    let mut user = None;
+    let mut count = (1, None);
+    let mut commands: [Option<String>; 3] = [None, None, None];
     let mut shell = false;
     let mut settings = *defaults;
     let unknown = |key: &str| {
@@ -310,7 +321,13 @@ fn service(
         let result = match key {
             "name" => one_string(a).map(|s| name = Some(s)),
             "process" => one_string(a).and_then(|s| check_regex(&s, a).map(|()| process = Some(s))),
-            "restart" => one_string(a).map(|s| restart = Some(s)),
+            "exe" => absolute_path(a).map(|p| exe = Some(p)),
+            "pidfile" => absolute_path(a).map(|p| pidfile = Some(PathBuf::from(p))),
+            "user" => user_name(a).map(|u| user = Some(u)),
+            "count" => count_range(a).map(|c| count = c),
+            "restart" => one_string(a).map(|s| commands[0] = Some(s)),
+            "start" => one_string(a).map(|s| commands[1] = Some(s)),
+            "stop" => one_string(a).map(|s| commands[2] = Some(s)),
             "shell" => yes_no(a).map(|b| shell = b),
             _ => setting(a, &mut settings),
         };
@@ -318,30 +335,46 @@ fn service(
             errors.push(e);
         }
     }
-    for required in ["process", "restart"] {
-        if !good.iter().any(|a| a.key.text == required) {
-            errors.push(Diagnostic::error(
-                span,
-                format!("service `{id}` has no `{required}`"),
-            ));
-        }
+    let has = |key: &str| good.iter().any(|a| a.key.text == key);
+    if !has("process") && !has("exe") && !has("pidfile") {
+        errors.push(Diagnostic::error(
+            span,
+            format!("service `{id}` has no `process` (or `exe`, or `pidfile`)"),
+        ));
     }
-    let restart = match restart.map(|text| command(text, shell, attributes)) {
-        Some(Ok(c)) => Some(c),
-        Some(Err(e)) => {
-            errors.push(e);
-            None
+    if !has("restart") && !has("start") {
+        errors.push(Diagnostic::error(
+            span,
+            format!("service `{id}` has no `restart` (or `start`)"),
+        ));
+    }
+    let [restart, start, stop] = [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
+        match commands[i]
+            .take()
+            .map(|text| command(key, text, shell, attributes))
+        {
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                errors.push(e);
+                None
+            }
+            None => None,
         }
-        None => None,
-    };
+    });
     if errors.len() > before {
         return None;
     }
     Some(Service {
         id: id.to_string(),
         name: name.unwrap_or_else(|| id.to_string()),
-        process: process?,
-        restart: restart?,
+        process,
+        exe,
+        pidfile,
+        user,
+        count,
+        restart,
+        start,
+        stop,
         timeout: settings.timeout,
         grace: settings.grace,
         limits: settings.limits,
@@ -351,12 +384,17 @@ fn service(
     })
 }
 
-fn command(text: String, shell: bool, attributes: &[Attribute]) -> Result<Command, Diagnostic> {
+fn command(
+    key: &str,
+    text: String,
+    shell: bool,
+    attributes: &[Attribute],
+) -> Result<Command, Diagnostic> {
     let at = attributes
         .iter()
-        .find(|a| a.key.text == "restart")
+        .find(|a| a.key.text == key)
         .map(|a| a.values[0].span)
-        .expect("restart was seen");
+        .expect("the command was seen");
     let argv = if shell {
         vec!["/bin/sh".to_string(), "-c".to_string(), text.clone()]
     } else {
@@ -406,6 +444,61 @@ fn one_string(a: &Attribute) -> Result<String, Diagnostic> {
         ));
     }
     Ok(v.text.clone())
+}
+
+/// A quoted absolute path.
+fn absolute_path(a: &Attribute) -> Result<String, Diagnostic> {
+    let text = one_string(a)?;
+    if !text.starts_with('/') {
+        return Err(Diagnostic::error(
+            a.values[0].span,
+            format!("`{}` needs an absolute path", a.key.text),
+        ));
+    }
+    Ok(text)
+}
+
+/// A user name or numeric uid, as a word or a string. Whether it exists is
+/// a matter of the host, looked up in each pass.
+fn user_name(a: &Attribute) -> Result<String, Diagnostic> {
+    let v = one_value(a, "a user name")?;
+    let ok = !v.text.is_empty()
+        && v.text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'));
+    if !ok {
+        return Err(Diagnostic::error(v.span, "`user` needs a user name or uid"));
+    }
+    Ok(v.text.clone())
+}
+
+/// `count N` (exactly N), `count N..M`, `count N..` (at least N).
+fn count_range(a: &Attribute) -> Result<(usize, Option<usize>), Diagnostic> {
+    let v = one_value(a, "a number or a range such as 1..40")?;
+    let bad = || {
+        Diagnostic::error(
+            v.span,
+            "`count` is a number or a range such as 1..40 or 2.. (at least 1)",
+        )
+    };
+    if v.kind == ValueKind::Quoted {
+        return Err(bad());
+    }
+    let (min, max) = match v.text.split_once("..") {
+        None => {
+            let n: usize = v.text.parse().map_err(|_| bad())?;
+            (n, Some(n))
+        }
+        Some((lo, "")) => (lo.parse().map_err(|_| bad())?, None),
+        Some((lo, hi)) => (
+            lo.parse().map_err(|_| bad())?,
+            Some(hi.parse().map_err(|_| bad())?),
+        ),
+    };
+    if min == 0 || max.is_some_and(|m| m < min) {
+        return Err(bad());
+    }
+    Ok((min, max))
 }
 
 fn yes_no(a: &Attribute) -> Result<bool, Diagnostic> {
@@ -651,15 +744,43 @@ mod tests {
         for (policy, want) in [
             (
                 "service a { process \"/a\" }",
-                "service `a` has no `restart`",
+                "service `a` has no `restart` (or `start`)",
             ),
             (
                 "service a { restart \"x\" }",
-                "service `a` has no `process`",
+                "service `a` has no `process` (or `exe`, or `pidfile`)",
             ),
             (
                 "service a { process \"/a\"; restart \"x\"; grace 2d }",
                 "`grace` is at most 24h",
+            ),
+            (
+                "service a { exe \"sbin/a\"; restart \"x\" }",
+                "`exe` needs an absolute path",
+            ),
+            (
+                "service a { pidfile \"a.pid\"; start \"x\" }",
+                "`pidfile` needs an absolute path",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; user \"a b\" }",
+                "`user` needs a user name or uid",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; count 0 }",
+                "`count` is a number or a range such as 1..40 or 2.. (at least 1)",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; count 5..2 }",
+                "`count` is a number or a range such as 1..40 or 2.. (at least 1)",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; count 1..x }",
+                "`count` is a number or a range such as 1..40 or 2.. (at least 1)",
+            ),
+            (
+                "service a { process \"/a\"; stop \"x\" }",
+                "service `a` has no `restart` (or `start`)",
             ),
             (
                 "service a { process \"/a\"; restart \"x\"; timeout 0 }",

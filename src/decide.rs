@@ -39,6 +39,24 @@ pub struct Limits {
     pub defer: i64,
 }
 
+/// Why a service is not up, beyond "its process is not there".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Not running, and why (`pidfile /run/x.pid: pid 42 is not running`).
+    Absent(String),
+    /// Its process runs but fails a check (`port 80: connection refused`).
+    Failing(String),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Absent(why) => write!(f, "not running ({why})"),
+            Problem::Failing(why) => write!(f, "fails a check ({why})"),
+        }
+    }
+}
+
 /// Why restarts wait in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold<'a> {
@@ -53,8 +71,14 @@ pub enum Hold<'a> {
 pub struct Input<'a> {
     pub id: &'a str,
     pub name: &'a str,
-    /// The process that is this service (pid, start time), if any.
+    /// The process that is this service (pid, start time), if it runs and
+    /// passes its checks.
     pub running: Option<(u32, Option<u64>)>,
+    /// When it is not `running`: why, beyond "not in the process table"
+    /// (a stale pidfile, too few processes, a failed check).
+    pub problem: Option<&'a Problem>,
+    /// Something to say once that needs no action (too many processes).
+    pub note: Option<&'a str>,
     /// The path of the binary that process runs, when it was deleted or
     /// replaced on disk since it started.
     pub replaced: Option<&'a str>,
@@ -97,6 +121,8 @@ fn fresh(status: Status, since: i64) -> ServiceState {
         reported: None,
         failure: None,
         replaced: None,
+        note: None,
+        reason: None,
     }
 }
 
@@ -122,8 +148,8 @@ pub fn decide(input: &Input) -> Step {
                 .collect()
         })
         .unwrap_or_default();
-    match input.running {
-        Some((pid, start_time)) => running(input, pid, start_time, restarts),
+    let mut step = match input.running {
+        Some((pid, start_time)) => return running(input, pid, start_time, restarts),
         None => {
             let down_since = match (input.prior, prior_status) {
                 (Some(p), Some(s)) if s != Status::Running => p.since,
@@ -135,7 +161,9 @@ pub fn decide(input: &Input) -> Step {
                 _ => down(input, down_since, restarts),
             }
         }
-    }
+    };
+    step.state.reason = input.problem.map(ToString::to_string);
+    step
 }
 
 fn running(input: &Input, pid: u32, start_time: Option<u64>, mut restarts: Vec<i64>) -> Step {
@@ -174,8 +202,18 @@ fn running(input: &Input, pid: u32, start_time: Option<u64>, mut restarts: Vec<i
         start_time,
         restarts,
         replaced: handled,
+        note: input.note.map(str::to_string),
         ..fresh(Status::Running, since)
     };
+    if let Some(note) = input
+        .note
+        .filter(|&n| input.prior.and_then(|p| p.note.as_deref()) != Some(n))
+    {
+        events.push(Event::Note {
+            name: input.name.to_string(),
+            text: note.to_string(),
+        });
+    }
     let mut restart = false;
     if let (Some(path), None, None) = (input.replaced, input.hold, handled) {
         state.replaced = Some(pid);
@@ -284,6 +322,7 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
     let event = announce.then(|| Event::Restarting {
         name: input.name.to_string(),
         times,
+        problem: input.problem.cloned(),
     });
     let state = ServiceState {
         restarts,
@@ -296,12 +335,7 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
 
 /// After a restart: what to remember and what to say. `step` is what
 /// `decide` returned for the same input.
-pub fn settle(
-    input: &Input,
-    step: &Step,
-    command: &str,
-    outcome: &Outcome,
-) -> (ServiceState, Option<Event>) {
+pub fn settle(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Option<Event>) {
     let now = input.now;
     let was_failing = input.prior.map(|p| p.status) == Some(Status::Failing);
     let name = input.name.to_string();
@@ -323,7 +357,7 @@ pub fn settle(
         // The old process may well run on: it stays what is remembered (the
         // failure is said once, for this pid); if it is gone, the next pass
         // finds the service down and restarts it as usual.
-        Outcome::Failed(failure) if step.upgrade => {
+        Outcome::Failed { command, failure } if step.upgrade => {
             let failure = match failure {
                 Failure::NeverAppeared(d) => format!(
                     "exited 0 but it still runs the replaced binary after {} s",
@@ -342,7 +376,7 @@ pub fn settle(
             };
             (state, Some(event))
         }
-        Outcome::Failed(failure) => {
+        Outcome::Failed { command, failure } => {
             let text = format!("{command} {failure}");
             let remind = !was_failing || due(step.state.reported, input.limits.remind, now);
             let state = ServiceState {
@@ -396,6 +430,8 @@ mod tests {
             reported,
             failure: None,
             replaced: None,
+            note: None,
+            reason: None,
         }
     }
 
@@ -404,6 +440,8 @@ mod tests {
             id: "ssh",
             name: "OpenSSH",
             running: running.then_some((42, Some(7))),
+            problem: None,
+            note: None,
             replaced: None,
             prior,
             limits: LIMITS,
@@ -614,8 +652,11 @@ mod tests {
             ..input(true, Some(&p))
         };
         let step = decide(&inp);
-        let outcome = Outcome::Failed(Failure::NeverAppeared(std::time::Duration::from_secs(10)));
-        let (state, event) = settle(&inp, &step, "rc", &outcome);
+        let outcome = Outcome::Failed {
+            command: "rc".into(),
+            failure: Failure::NeverAppeared(std::time::Duration::from_secs(10)),
+        };
+        let (state, event) = settle(&inp, &step, &outcome);
         assert_eq!(
             event.unwrap().to_string(),
             "OpenSSH failed to restart onto the upgrade! rc exited 0 but it still runs the replaced binary after 10 s"
@@ -650,10 +691,13 @@ mod tests {
     /// (prior status, outcome) -> (status after, event line)
     #[test]
     fn settle_table() {
-        let failed = Outcome::Failed(Failure::Exited {
-            status: "exited 1".into(),
-            last_line: Some("no config".into()),
-        });
+        let failed = Outcome::Failed {
+            command: "rc".into(),
+            failure: Failure::Exited {
+                status: "exited 1".into(),
+                last_line: Some("no config".into()),
+            },
+        };
         let ok = Outcome::Restarted {
             pid: 77,
             start_time: None,
@@ -708,7 +752,7 @@ mod tests {
         for (i, (prior, outcome, want_status, want_event)) in rows.into_iter().enumerate() {
             let inp = input(false, prior.as_ref());
             let step = decide(&inp);
-            let (state, event) = settle(&inp, &step, "rc", outcome);
+            let (state, event) = settle(&inp, &step, outcome);
             let since = prior
                 .as_ref()
                 .map(|p| crate::report::local_time(p.since))

@@ -11,6 +11,7 @@
 
 pub mod act;
 pub mod analyzer;
+pub mod check;
 pub mod classes;
 pub mod cli;
 pub mod decide;
@@ -27,10 +28,11 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
+use crate::check::{Owner, Verdict};
 use crate::classes::{Classes, Host};
 use crate::cli::{Cli, Command, Format};
-use crate::decide::{Hold, Input, Step};
-use crate::matcher::Matcher;
+use crate::decide::{Hold, Input, Problem, Step};
+use crate::matcher::{Matcher, Spec};
 use crate::policy::{Policy, Service};
 use crate::report::Reporter;
 use crate::state::{Locking, Pause, ServiceState, State, Status, Store};
@@ -194,11 +196,12 @@ fn print_classes(classes: &Classes, verbose: bool) {
     }
 }
 
-/// The services that apply to this host, and the matcher for them (built
-/// once per pass, used for every look at the process table).
+/// The services that apply to this host, and how to recognise and judge
+/// them (built once per pass, used for every look at the process table).
 struct Watch<'p> {
     services: Vec<&'p Service>,
     matcher: Matcher,
+    owners: Vec<Owner>,
 }
 
 impl<'p> Watch<'p> {
@@ -208,13 +211,20 @@ impl<'p> Watch<'p> {
             .iter()
             .filter(|s| classes.selects(s))
             .collect();
-        let matcher = Matcher::new(services.iter().map(|s| s.process.as_str()))?;
-        Ok(Watch { services, matcher })
+        let matcher = Matcher::new(services.iter().map(|s| Spec {
+            process: s.process.as_deref(),
+            exe: s.exe.as_deref(),
+        }))?;
+        let owners = services.iter().map(|s| Owner::of(s)).collect();
+        Ok(Watch {
+            services,
+            matcher,
+            owners,
+        })
     }
 
-    /// One read of the process table: for each service, the process that is
-    /// it, if any.
-    fn look(&self) -> Result<Vec<scan::Seen>> {
+    /// One read of the process table: for each service, whether it is up.
+    fn look(&self) -> Result<Vec<Verdict>> {
         if self.services.is_empty() {
             return Ok(Vec::new());
         }
@@ -222,24 +232,25 @@ impl<'p> Watch<'p> {
         Ok(self
             .matcher
             .find(&processes)
-            .into_iter()
-            .map(|procs| procs.first().map(|p| (p.pid, p.start_time)))
+            .iter()
+            .zip(self.services.iter().zip(&self.owners))
+            .map(|(procs, (s, owner))| check::judge(s, owner, procs, &processes))
             .collect())
     }
 
     /// For each service found running, the path of the binary it runs when
     /// that was replaced on disk (one readlink per running service).
-    fn replaced(found: &[scan::Seen]) -> Vec<Option<String>> {
+    fn replaced(found: &[Verdict]) -> Vec<Option<String>> {
         found
             .iter()
-            .map(|f| f.and_then(|(pid, _)| scan::replaced(pid)))
+            .map(|f| f.running.and_then(|(pid, _)| scan::replaced(pid)))
             .collect()
     }
 }
 
 fn input<'a>(
     service: &'a Service,
-    running: scan::Seen,
+    verdict: &'a Verdict,
     replaced: Option<&'a str>,
     state: &'a State,
     hold: Option<Hold<'a>>,
@@ -248,7 +259,9 @@ fn input<'a>(
     Input {
         id: &service.id,
         name: &service.name,
-        running: running.map(|(pid, start)| (pid, Some(start))),
+        running: verdict.running.map(|(pid, start)| (pid, Some(start))),
+        problem: verdict.problem.as_ref(),
+        note: verdict.note.as_deref(),
         replaced,
         prior: state.services.get(&service.id),
         limits: service.limits,
@@ -256,6 +269,13 @@ fn input<'a>(
         restart_on_upgrade: service.restart_on_upgrade,
         now,
     }
+}
+
+/// Whether a restart acts on a process that runs (a failed check, an
+/// upgrade): then `restart`, or `stop` and `start`; else `start` or
+/// `restart`.
+fn present(verdict: &Verdict, step: &Step) -> bool {
+    step.upgrade || matches!(verdict.problem, Some(Problem::Failing(_)))
 }
 
 /// Every service that applies, in policy order, with what a pass would do;
@@ -285,7 +305,7 @@ fn dry_run(
         Some(Hold::Busy(why)) => println!("package manager at work: {why}: restarts wait"),
         None => {}
     }
-    let mut found = services.iter().zip(found.into_iter().zip(&replaced));
+    let mut found = services.iter().zip(found.iter().zip(&replaced));
     let mut all_up = true;
     for s in &policy.services {
         if !classes.selects(s) {
@@ -299,37 +319,35 @@ fn dry_run(
             }
             continue;
         }
-        let Some((_, (running, replaced))) = found.next() else {
+        let Some((_, (verdict, replaced))) = found.next() else {
             continue;
         };
-        let step = decide::decide(&input(s, running, replaced.as_deref(), &state, hold, now));
-        match (running, step.restart) {
+        let step = decide::decide(&input(s, verdict, replaced.as_deref(), &state, hold, now));
+        let what = match (&verdict.running, &verdict.problem) {
             (Some((pid, _)), _) => {
-                print!("{} ({}): running (pid {pid})", s.name, s.id);
-                match (replaced, step.upgrade) {
-                    (Some(path), true) => {
-                        println!(
-                            "; runs a replaced binary ({path}); would run: {}",
-                            s.restart.text
-                        )
-                    }
-                    (Some(path), false) => println!("; runs a replaced binary ({path})"),
-                    (None, _) => println!(),
+                let mut text = format!("running (pid {pid})");
+                if let Some(note) = &verdict.note {
+                    text.push_str(&format!("; {note}"));
                 }
+                if let Some(path) = replaced {
+                    text.push_str(&format!("; runs a replaced binary ({path})"));
+                }
+                text
             }
-            (None, _) if step.state.status == Status::Down => {
-                println!("{} ({}): not running; restart deferred", s.name, s.id)
+            (None, None) => "not running".to_string(),
+            (None, Some(Problem::Absent(why))) => format!("not running ({why})"),
+            (None, Some(Problem::Failing(why))) => format!("fails a check ({why})"),
+        };
+        let then = match (step.restart, step.state.status) {
+            (true, _) => format!("; would run: {}", s.plan(present(verdict, &step))),
+            (false, Status::Down) => "; restart deferred".to_string(),
+            (false, Status::GivenUp) => {
+                format!("; given up, would not restart (run 'tend reset {}')", s.id)
             }
-            (None, true) => println!(
-                "{} ({}): not running; would run: {}",
-                s.name, s.id, s.restart.text
-            ),
-            (None, false) => println!(
-                "{} ({}): not running; given up, would not restart (run 'tend reset {}')",
-                s.name, s.id, s.id
-            ),
-        }
-        all_up &= running.is_some();
+            (false, _) => String::new(),
+        };
+        println!("{} ({}): {what}{then}", s.name, s.id);
+        all_up &= verdict.running.is_some();
     }
     if services.is_empty() {
         println!(
@@ -416,7 +434,7 @@ fn pass(
     let inputs: Vec<Input> = services
         .iter()
         .zip(found.iter().zip(&replaced))
-        .map(|(s, (running, replaced))| input(s, *running, replaced.as_deref(), &prior, hold, now))
+        .map(|(s, (verdict, replaced))| input(s, verdict, replaced.as_deref(), &prior, hold, now))
         .collect();
     let steps: Vec<Step> = inputs.iter().map(decide::decide).collect();
     for event in steps.iter().flat_map(|s| &s.events) {
@@ -446,23 +464,31 @@ fn pass(
         // Remember the attempts before acting: a pass killed from here on
         // is known to the next one.
         save(&next, &mut reporter);
-        let restarting: Vec<&Service> = to_restart.iter().map(|&i| services[i]).collect();
-        // A restart to load an upgrade is done when a process runs the
-        // binary now on disk (a new process, or the old one re-executed).
+        let jobs: Vec<act::Job> = to_restart
+            .iter()
+            .map(|&i| act::Job {
+                commands: services[i].commands(present(&found[i], &steps[i])),
+                timeout: services[i].timeout,
+                grace: services[i].grace,
+            })
+            .collect();
+        // Done when the service is up and passes its checks; a restart to
+        // load an upgrade, when a process runs the binary now on disk (a new
+        // process, or the old one re-executed).
         let mut look = || {
             let found = watch.look().unwrap_or_default();
             to_restart
                 .iter()
                 .map(|&i| {
-                    let seen = found.get(i).copied().flatten();
+                    let seen = found.get(i).and_then(|v| v.running);
                     seen.filter(|&(pid, _)| !steps[i].upgrade || scan::replaced(pid).is_none())
                 })
                 .collect()
         };
-        let outcomes = act::restart_all(&restarting, &mut look);
+        let outcomes = act::restart_all(&jobs, &mut look);
         for (&i, outcome) in to_restart.iter().zip(&outcomes) {
             let s = services[i];
-            let (state, event) = decide::settle(&inputs[i], &steps[i], &s.restart.text, outcome);
+            let (state, event) = decide::settle(&inputs[i], &steps[i], outcome);
             if let Some(event) = event {
                 reporter.emit(&event);
             }
@@ -515,6 +541,8 @@ fn status(
                     "window_seconds": s.limits.within,
                     "pid": st.and_then(|st| st.pid),
                     "failure": st.and_then(|st| st.failure.clone()),
+                    "reason": st.and_then(|st| st.reason.clone()),
+                    "note": st.and_then(|st| st.note.clone()),
                 })
             })
             .collect();
@@ -565,6 +593,18 @@ fn status(
                 st.and_then(|st| st.pid)
                     .map_or("-".to_string(), |p| p.to_string()),
             );
+            // Why, under the row: the check that failed, the last failure,
+            // or what needs no action.
+            if let Some(st) = st {
+                for why in [&st.reason, &st.note].into_iter().flatten() {
+                    println!("    {why}");
+                }
+                if st.status != Status::Running {
+                    if let Some(failure) = &st.failure {
+                        println!("    {failure}");
+                    }
+                }
+            }
         }
     }
     Ok(

@@ -45,9 +45,21 @@ fn literal(pattern: &str) -> Option<String> {
     }
 }
 
+/// How one service recognises its processes: its `process` pattern, its
+/// `exe` path, or both (then both must hold).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spec<'a> {
+    pub process: Option<&'a str>,
+    pub exe: Option<&'a str>,
+}
+
 /// Everything needed to tell, for one process, which services it is.
 pub struct Matcher {
     services: usize,
+    /// Per service: whether it has a pattern, and whether it has an `exe`.
+    needs: Vec<(bool, bool)>,
+    /// Services by their `exe` path.
+    exact_exe: HashMap<String, Vec<usize>>,
     literals: AhoCorasick,
     /// Service of each literal pattern, by the automaton's pattern index.
     literal_service: Vec<usize>,
@@ -58,18 +70,25 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// `patterns[i]` is service i's `process` pattern.
-    pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Matcher> {
-        Self::build(patterns.into_iter().collect(), true)
+    /// `specs[i]` says how service i recognises its processes.
+    pub fn new<'a>(specs: impl IntoIterator<Item = Spec<'a>>) -> Result<Matcher> {
+        Self::build(specs.into_iter().collect(), true)
     }
 
-    fn build(patterns: Vec<&str>, use_literals: bool) -> Result<Matcher> {
+    fn build(specs: Vec<Spec>, use_literals: bool) -> Result<Matcher> {
         let mut literal_texts = Vec::new();
         let mut literal_service = Vec::new();
         let mut regexes = Vec::new();
         let mut regex_service = Vec::new();
         let mut by_exe: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, p) in patterns.iter().enumerate() {
+        let mut exact_exe: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, spec) in specs.iter().enumerate() {
+            if let Some(exe) = spec.exe {
+                exact_exe.entry(exe.to_string()).or_default().push(i);
+            }
+            let Some(p) = spec.process else {
+                continue;
+            };
             match literal(p).filter(|_| use_literals) {
                 Some(text) => {
                     literal_texts.push(text);
@@ -80,7 +99,7 @@ impl Matcher {
                     regex_service.push(i);
                 }
             }
-            by_exe.entry((*p).to_string()).or_default().push(i);
+            by_exe.entry(p.to_string()).or_default().push(i);
         }
         let literals = AhoCorasick::new(&literal_texts).context("building the process matcher")?;
         let set = RegexSetBuilder::new(&regexes)
@@ -89,7 +108,12 @@ impl Matcher {
             .build()
             .context("compiling the process patterns")?;
         Ok(Matcher {
-            services: patterns.len(),
+            services: specs.len(),
+            needs: specs
+                .iter()
+                .map(|s| (s.process.is_some(), s.exe.is_some()))
+                .collect(),
+            exact_exe,
             literals,
             literal_service,
             set,
@@ -122,6 +146,15 @@ impl Matcher {
                 hits.extend(ids);
             }
         }
+        // `exe` must hold too where it is given; it alone is enough where
+        // there is no pattern.
+        let exact: &[usize] = process
+            .exe
+            .as_deref()
+            .and_then(|e| self.exact_exe.get(e))
+            .map_or(&[], Vec::as_slice);
+        hits.retain(|&i| !self.needs[i].1 || exact.contains(&i));
+        hits.extend(exact.iter().filter(|&&i| !self.needs[i].0));
         hits.sort_unstable();
         hits.dedup();
         hits
@@ -146,11 +179,19 @@ impl Matcher {
 mod tests {
     use super::*;
 
+    fn spec(pattern: &str) -> Spec<'_> {
+        Spec {
+            process: Some(pattern),
+            exe: None,
+        }
+    }
+
     fn process(cmdline: &str, exe: Option<&str>) -> Process {
         Process {
             pid: 1,
             cmdline: cmdline.to_string(),
             exe: exe.map(str::to_string),
+            uid: None,
             start_time: 0,
         }
     }
@@ -203,7 +244,7 @@ mod tests {
         ] {
             // The literal path and the regex path must agree.
             for use_literals in [true, false] {
-                let m = Matcher::build(vec![pattern], use_literals).unwrap();
+                let m = Matcher::build(vec![spec(pattern)], use_literals).unwrap();
                 let got = !m.services_of(&process(cmdline, None)).is_empty();
                 assert_eq!(
                     got, want,
@@ -230,14 +271,69 @@ mod tests {
 
     #[test]
     fn executable_path_matches_when_command_line_is_rewritten() {
-        let m = Matcher::new(["/usr/sbin/sshd", "/usr/sbin/named"]).unwrap();
+        let m = Matcher::new(["/usr/sbin/sshd", "/usr/sbin/named"].map(spec)).unwrap();
         let p = process("sshd: root@notty", Some("/usr/sbin/sshd"));
         assert_eq!(m.services_of(&p), vec![0]);
     }
 
+    /// (process, exe) of one service against (cmdline, exe) of a process.
+    #[test]
+    fn exe_table() {
+        let rewritten = ("sshd: /usr/sbin/sshd [listener]", Some("/usr/sbin/sshd"));
+        type Row<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            (&'a str, Option<&'a str>),
+            bool,
+        );
+        let rows: Vec<Row> = vec![
+            (None, Some("/usr/sbin/sshd"), rewritten, true),
+            (
+                None,
+                Some("/usr/sbin/sshd"),
+                ("sshd: root@pts/0", Some("/usr/sbin/sshd")),
+                true,
+            ),
+            (
+                None,
+                Some("/usr/sbin/sshd"),
+                ("/usr/sbin/sshd -D", None),
+                false,
+            ),
+            (
+                None,
+                Some("/usr/sbin/sshd"),
+                ("/usr/bin/vi /usr/sbin/sshd", Some("/usr/bin/vi")),
+                false,
+            ),
+            (Some("listener"), Some("/usr/sbin/sshd"), rewritten, true),
+            (
+                Some("listener"),
+                Some("/usr/sbin/sshd"),
+                ("sshd: root@pts/0", Some("/usr/sbin/sshd")),
+                false,
+            ),
+            (
+                Some("listener"),
+                Some("/usr/sbin/sshd"),
+                ("listener", Some("/usr/bin/other")),
+                false,
+            ),
+        ];
+        for (i, (pattern, exe, (cmdline, proc_exe), want)) in rows.into_iter().enumerate() {
+            let m = Matcher::new([Spec {
+                process: pattern,
+                exe,
+            }])
+            .unwrap();
+            let got = !m.services_of(&process(cmdline, proc_exe)).is_empty();
+            assert_eq!(got, want, "row {i}");
+        }
+    }
+
     #[test]
     fn one_process_can_be_several_services_and_find_groups_pids() {
-        let m = Matcher::new(["/opt/a", "a", "/opt/b"]).unwrap();
+        let m = Matcher::new(["/opt/a", "a", "/opt/b"].map(spec)).unwrap();
         let procs: Vec<Process> = [(7, "/opt/a run"), (3, "/opt/a"), (9, "unrelated")]
             .into_iter()
             .map(|(pid, cmdline)| Process {

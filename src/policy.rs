@@ -40,8 +40,19 @@ pub struct Service {
     /// What reports call it (`name`, default: the id).
     pub name: String,
     /// The `process` pattern.
-    pub process: String,
-    pub restart: Command,
+    pub process: Option<String>,
+    /// `exe`: the exact executable path.
+    pub exe: Option<String>,
+    /// `pidfile`: the service is the live process whose pid it holds.
+    pub pidfile: Option<PathBuf>,
+    /// `user`: only processes of this owner (name or uid) count.
+    pub user: Option<String>,
+    /// `count`: how many matching processes there must be (min, max).
+    pub count: (usize, Option<usize>),
+    /// At least one of `restart` and `start` is given.
+    pub restart: Option<Command>,
+    pub start: Option<Command>,
+    pub stop: Option<Command>,
     /// How long the restart command may run before it is killed.
     pub timeout: Duration,
     /// How long to wait for the process to appear after the command succeeds.
@@ -64,6 +75,30 @@ pub struct Command {
     /// Program and arguments: the words of `text`, or `/bin/sh -c text` for a
     /// service with `shell yes`.
     pub argv: Vec<String>,
+}
+
+impl Service {
+    /// The commands that bring the service back: when its process is absent,
+    /// `start` (else `restart`); when it runs but fails a check, `restart`
+    /// (else `stop` then `start`).
+    pub fn commands(&self, present: bool) -> Vec<&Command> {
+        let start = self.start.as_ref().or(self.restart.as_ref());
+        match (present, &self.restart) {
+            (false, _) => start.into_iter().collect(),
+            (true, Some(restart)) => vec![restart],
+            (true, None) => self.stop.iter().chain(start).collect(),
+        }
+    }
+
+    /// The same, as text for reports: `a`, or `a; then b`.
+    pub fn plan(&self, present: bool) -> String {
+        let texts: Vec<&str> = self
+            .commands(present)
+            .iter()
+            .map(|c| c.text.as_str())
+            .collect();
+        texts.join("; then ")
+    }
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -195,6 +230,9 @@ mod tests {
             (s.name.as_str(), s.timeout, s.grace),
             ("ssh", DEFAULT_TIMEOUT, DEFAULT_GRACE)
         );
-        assert_eq!(s.restart.argv, ["/usr/sbin/invoke-rc.d", "ssh", "restart"]);
+        assert_eq!(
+            s.restart.as_ref().unwrap().argv,
+            ["/usr/sbin/invoke-rc.d", "ssh", "restart"]
+        );
     }
 }

@@ -19,6 +19,7 @@ pub enum Event {
     Restarting {
         name: String,
         times: Option<(usize, i64)>,
+        problem: Option<crate::decide::Problem>,
     },
     Restarted {
         name: String,
@@ -72,6 +73,11 @@ pub enum Event {
     Upgrading {
         name: String,
         path: String,
+    },
+    /// Needs no action, said once while it lasts.
+    Note {
+        name: String,
+        text: String,
     },
     /// The restart to load an upgraded binary did not work.
     UpgradeFailed {
@@ -130,9 +136,17 @@ fn ordinal(n: usize) -> String {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Restarting { name, times: None } => write!(f, "{name} is not running, restarting..."),
-            Event::Restarting { name, times: Some((n, s)) } => {
-                write!(f, "{name} is not running, restarting... ({} time in {})", ordinal(*n), span(*s))
+            Event::Restarting { name, times, problem } => {
+                use crate::decide::Problem;
+                match problem {
+                    None => write!(f, "{name} is not running, restarting...")?,
+                    Some(Problem::Absent(why)) => write!(f, "{name} is not running ({why}), restarting...")?,
+                    Some(Problem::Failing(why)) => write!(f, "{name} fails a check ({why}), restarting...")?,
+                }
+                match times {
+                    Some((n, s)) => write!(f, " ({} time in {})", ordinal(*n), span(*s)),
+                    None => Ok(()),
+                }
             }
             Event::Restarted { name, pid } => write!(f, "{name} restarted (pid {pid})"),
             Event::Failed { name, command, failure } => write!(f, "{name} failed to start! {command} {failure}"),
@@ -162,6 +176,7 @@ impl fmt::Display for Event {
             Event::Upgrading { name, path } => {
                 write!(f, "{name} runs a replaced binary ({path}), restarting...")
             }
+            Event::Note { name, text } => write!(f, "{name}: {text}"),
             Event::UpgradeFailed { name, command, failure } => {
                 write!(f, "{name} failed to restart onto the upgrade! {command} {failure}")
             }

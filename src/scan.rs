@@ -19,6 +19,8 @@ pub struct Process {
     pub cmdline: String,
     /// The executable's path, when it can be read.
     pub exe: Option<String>,
+    /// The real user id of its owner.
+    pub uid: Option<u32>,
     /// When it started (seconds since the epoch), to tell a new process
     /// with a reused pid from the old one.
     pub start_time: u64,
@@ -30,6 +32,8 @@ pub fn scan() -> Result<Vec<Process>> {
     let wanted = ProcessRefreshKind::nothing()
         .with_cmd(UpdateKind::Always)
         .with_exe(UpdateKind::Always)
+        // Free: the owner is read from /proc/PID/status either way.
+        .with_user(UpdateKind::Always)
         .without_tasks();
     system.refresh_processes_specifics(ProcessesToUpdate::All, true, wanted);
     let me = sysinfo::Pid::from_u32(std::process::id());
@@ -48,6 +52,7 @@ pub fn scan() -> Result<Vec<Process>> {
                 .collect::<Vec<_>>()
                 .join(" "),
             exe: p.exe().map(|e| e.to_string_lossy().into_owned()),
+            uid: p.user_id().map(|u| **u),
             start_time: p.start_time(),
         })
         .collect();

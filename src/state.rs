@@ -76,6 +76,13 @@ pub struct ServiceState {
     /// said once per process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced: Option<u32>,
+    /// What was last said that needs no action (too many processes), so it
+    /// is said once while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Why the service was judged not up (a stale pidfile, a failed check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The whole state file.
@@ -368,6 +375,8 @@ mod tests {
                 reported: Some(3),
                 failure: Some("exited 1".into()),
                 replaced: Some(9),
+                note: None,
+                reason: None,
             },
         );
         store.save(&state).unwrap();
