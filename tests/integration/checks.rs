@@ -1,0 +1,243 @@
+//! Beyond "is it in the process table", through the binary with real
+//! processes: pidfiles (alive, stale, garbage, reused), `exe` against a
+//! rewritten command line, `user`, `count`, and `stop` then `start`.
+
+use std::process::{Command, Stdio};
+
+use crate::sandbox::{wait_for, Run, Sandbox};
+
+/// Lines a pass printed, without the note about syslog being absent.
+fn lines(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter(|l| !l.starts_with("tend: syslog not reached"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A process this test started outside the sandbox's own helpers, killed
+/// and reaped when dropped. Its output goes nowhere (never the test's pipe).
+struct Started(std::process::Child);
+
+impl Started {
+    fn spawn(cmd: &mut Command, shows: &str) -> Started {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        wait_for(|| crate::sandbox::cmdline(pid).is_some_and(|c| c.starts_with(shows)));
+        Started(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program` with argv[0] set to `argv0` (bash's `exec -a`), as
+/// daemons that rewrite their command line look.
+fn start_as(argv0: &str, program: &str) -> Started {
+    Started::spawn(
+        Command::new("bash").args(["-c", &format!("exec -a '{argv0}' '{program}' 1000")]),
+        argv0,
+    )
+}
+
+#[test]
+fn pidfile_alive_stale_garbage_and_reused() {
+    let mut sb = Sandbox::new();
+    sb.daemon("db");
+    sb.daemon("other");
+    let pidfile = sb.path("db.pid").display().to_string();
+    // start writes the pidfile: the shell's pid, which then becomes db.
+    sb.policy(
+        "service db {\n  name \"Database\"\n  pidfile \"@DIR@/db.pid\"\n  process \"@DIR@/db\"\n  start \"setsid -f sh -c 'echo $$ > @DIR@/db.pid; exec @DIR@/db 1000'\"\n  grace 5s\n}\n",
+    );
+    // Alive: the pid in the file runs and is db.
+    let db = sb.start("db");
+    std::fs::write(sb.path("db.pid"), format!("{db}\n")).unwrap();
+    let quiet = sb.tend(&[]);
+    assert_eq!(
+        (quiet.code, lines(&quiet)),
+        (0, Vec::<String>::new()),
+        "{quiet:?}"
+    );
+
+    // Garbage: down, with the reason, in a dry run and after a pass.
+    std::fs::write(sb.path("db.pid"), "garbage").unwrap();
+    let dry = sb.tend(&["--dry-run"]);
+    assert_eq!(dry.code, 1);
+    assert!(
+        dry.stdout.contains(&format!(
+            "Database (db): not running (pidfile {pidfile}: not a pid (\"garbage\")); would run: setsid -f sh"
+        )),
+        "{dry:?}"
+    );
+
+    // Reused: the pid now belongs to another program.
+    let other = sb.start("other");
+    std::fs::write(sb.path("db.pid"), other.to_string()).unwrap();
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout.contains(&format!(
+            "not running (pidfile {pidfile}: pid {other} is another program ({}/other 1000))",
+            sb.dir().display()
+        )),
+        "{dry:?}"
+    );
+
+    // Stale: the pid is gone. The pass starts db, which writes the file.
+    sb.kill(db);
+    std::fs::write(sb.path("db.pid"), db.to_string()).unwrap();
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let new: u32 = std::fs::read_to_string(sb.path("db.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        lines(&run),
+        vec![
+            format!(
+                "Database is not running (pidfile {pidfile}: pid {db} is not running), restarting..."
+            ),
+            format!("Database restarted (pid {new})"),
+        ]
+    );
+    assert!(sb.pids_of("db").contains(&new));
+    let status = sb.tend(&["status"]);
+    assert!(status.stdout.contains("running"), "{status:?}");
+}
+
+#[test]
+fn exe_matches_a_rewritten_command_line_and_not_a_mention() {
+    let sb = Sandbox::new();
+    let sshd = sb.daemon("sshd");
+    let other = sb.daemon("other");
+    sb.policy("service ssh {\n  exe \"@DIR@/sshd\"\n  restart \"false\"\n}\n");
+    // A process whose command line names the path but runs something else.
+    let _decoy = start_as(&sshd, &other);
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(dry.stdout.contains("ssh (ssh): not running"), "{dry:?}");
+    // sshd with its command line rewritten, as `sshd: ... [listener]`.
+    let listener = start_as(
+        "sshd: /usr/sbin/sshd [listener] 0 of 10-100 startups",
+        &sshd,
+    );
+    let pid = listener.pid();
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout
+            .contains(&format!("ssh (ssh): running (pid {pid})")),
+        "{dry:?}"
+    );
+}
+
+#[test]
+fn user_counts_only_processes_of_that_owner() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: starting a process as another user needs root");
+        return;
+    }
+    let mut sb = Sandbox::new();
+    // nobody must be able to run the daemon copy.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sb.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = sb.daemon("worker");
+    sb.policy("service w {\n  process \"@DIR@/worker\"\n  user nobody\n  restart \"false\"\n}\n");
+    let root_owned = sb.start("worker");
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(dry.stdout.contains("w (w): not running"), "{dry:?}");
+    let nobody = Started::spawn(
+        Command::new("setpriv").args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            &program,
+            "1000",
+        ]),
+        &program,
+    );
+    let pid = nobody.pid();
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout.contains(&format!("w (w): running (pid {pid})")),
+        "{dry:?}"
+    );
+    sb.kill(root_owned);
+}
+
+#[test]
+fn count_below_restarts_and_above_is_said_once() {
+    let mut sb = Sandbox::new();
+    sb.daemon("httpd");
+    sb.policy(
+        "service web {\n  name \"Web\"\n  process \"@DIR@/httpd\"\n  count 2..3\n  restart \"setsid -f @DIR@/httpd 1000\"\n  grace 5s\n}\n",
+    );
+    sb.start("httpd");
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        lines(&run)[0],
+        "Web fails a check (1 of at least 2 processes), restarting..."
+    );
+    assert!(lines(&run)[1].starts_with("Web restarted (pid "), "{run:?}");
+    assert_eq!(sb.pids_of("httpd").len(), 2);
+
+    sb.start("httpd");
+    sb.start("httpd");
+    let above = sb.tend(&[]);
+    assert_eq!(
+        (above.code, lines(&above)),
+        (0, vec!["Web: 4 processes run, more than 3".to_string()])
+    );
+    let again = sb.tend(&[]);
+    assert_eq!(lines(&again), Vec::<String>::new(), "said twice");
+    let status = sb.tend(&["status"]);
+    assert!(
+        status.stdout.contains("    4 processes run, more than 3"),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn a_failing_check_without_restart_runs_stop_then_start() {
+    let sb = Sandbox::new();
+    sb.daemon("app");
+    sb.policy(
+        "service app {\n  name \"App\"\n  process \"@DIR@/app\"\n  count 2\n  shell yes\n  stop \"echo stop >> @DIR@/log; pkill -f '^@DIR@/app '\"\n  start \"echo start >> @DIR@/log; setsid -f @DIR@/app 1000; setsid -f @DIR@/app 1000\"\n  grace 5s\n}\n",
+    );
+    let mut sb = sb;
+    sb.start("app");
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(sb.path("log")).unwrap(),
+        "stop\nstart\n"
+    );
+    assert_eq!(sb.pids_of("app").len(), 2);
+    // Absent altogether: only start.
+    for pid in sb.pids_of("app") {
+        sb.kill(pid);
+    }
+    let run = sb.tend(&[]);
+    assert_eq!(
+        lines(&run)[0],
+        "App is not running, restarting... (2nd time in 0 s)"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path("log")).unwrap(),
+        "stop\nstart\nstart\n"
+    );
+}
