@@ -15,7 +15,10 @@ use crate::decide::Limits;
 use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
 use crate::matcher;
 use crate::parser::{Attribute, Expr, Item, Value, ValueKind};
-use crate::policy::{ClassDef, Command, Service, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_TIMEOUT};
+use crate::policy::{
+    ClassDef, Command, Connect, Service, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GRACE, DEFAULT_LIMITS,
+    DEFAULT_TIMEOUT, LOCALHOST,
+};
 
 /// Attributes a service may have, in the order the docs list them.
 pub const ATTRIBUTES: &[&str] = &[
@@ -25,6 +28,10 @@ pub const ATTRIBUTES: &[&str] = &[
     "pidfile",
     "user",
     "count",
+    "port",
+    "host",
+    "unix",
+    "connect_timeout",
     "restart",
     "start",
     "stop",
@@ -300,6 +307,10 @@ fn service(
     let mut pidfile = None;
     let mut user = None;
     let mut count = (1, None);
+    let mut port = None;
+    let mut host = None;
+    let mut unix = None;
+    let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
     let mut commands: [Option<String>; 3] = [None, None, None];
     let mut shell = false;
     let mut settings = *defaults;
@@ -325,6 +336,12 @@ fn service(
             "pidfile" => absolute_path(a).map(|p| pidfile = Some(PathBuf::from(p))),
             "user" => user_name(a).map(|u| user = Some(u)),
             "count" => count_range(a).map(|c| count = c),
+            "port" => port_number(a).map(|p| port = Some(p)),
+            "host" => ip_address(a).map(|h| host = Some(h)),
+            "unix" => absolute_path(a).map(|p| unix = Some(PathBuf::from(p))),
+            "connect_timeout" => duration(a)
+                .and_then(|d| at_least_one_second(d, a))
+                .map(|d| connect_timeout = d),
             "restart" => one_string(a).map(|s| commands[0] = Some(s)),
             "start" => one_string(a).map(|s| commands[1] = Some(s)),
             "stop" => one_string(a).map(|s| commands[2] = Some(s)),
@@ -347,6 +364,22 @@ fn service(
             span,
             format!("service `{id}` has no `restart` (or `start`)"),
         ));
+    }
+    // A check of a running process needs a way to act on one.
+    for key in ["port", "unix"] {
+        if let Some(a) = good.iter().find(|a| a.key.text == key) {
+            if !has("restart") && !has("stop") {
+                errors.push(Diagnostic::error(
+                    a.key.span,
+                    format!("`{key}` needs `restart`, or `stop` and `start`, to act on a process that runs but does not answer"),
+                ));
+            }
+        }
+    }
+    if let Some(a) = good.iter().find(|a| a.key.text == "host") {
+        if !has("port") {
+            errors.push(Diagnostic::error(a.key.span, "`host` goes with `port`"));
+        }
     }
     let [restart, start, stop] = [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
         match commands[i]
@@ -372,6 +405,11 @@ fn service(
         pidfile,
         user,
         count,
+        connect: Connect {
+            tcp: port.map(|p| std::net::SocketAddr::new(host.unwrap_or(LOCALHOST), p)),
+            unix,
+            timeout: connect_timeout,
+        },
         restart,
         start,
         stop,
@@ -444,6 +482,27 @@ fn one_string(a: &Attribute) -> Result<String, Diagnostic> {
         ));
     }
     Ok(v.text.clone())
+}
+
+/// `port N`: 1 to 65535.
+fn port_number(a: &Attribute) -> Result<u16, Diagnostic> {
+    let v = one_value(a, "a port number")?;
+    v.text
+        .parse::<u16>()
+        .ok()
+        .filter(|&p| p > 0 && v.kind == ValueKind::Word)
+        .ok_or_else(|| Diagnostic::error(v.span, "`port` needs a port number, 1 to 65535"))
+}
+
+/// `host ADDRESS`: an IP address; never a name (a pass must not wait on DNS).
+fn ip_address(a: &Attribute) -> Result<std::net::IpAddr, Diagnostic> {
+    let v = one_value(a, "an IP address")?;
+    v.text.parse().map_err(|_| {
+        Diagnostic::error(
+            v.span,
+            "`host` needs an IP address such as 127.0.0.1 or ::1 (tend never asks DNS)",
+        )
+    })
 }
 
 /// A quoted absolute path.
@@ -781,6 +840,22 @@ mod tests {
             (
                 "service a { process \"/a\"; stop \"x\" }",
                 "service `a` has no `restart` (or `start`)",
+            ),
+            (
+                "service a { process \"/a\"; start \"x\"; port 80 }",
+                "`port` needs `restart`, or `stop` and `start`, to act on a process that runs but does not answer",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; port 0 }",
+                "`port` needs a port number, 1 to 65535",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; port 80; host db.example.com }",
+                "`host` needs an IP address such as 127.0.0.1 or ::1 (tend never asks DNS)",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; host 10.0.0.1 }",
+                "`host` goes with `port`",
             ),
             (
                 "service a { process \"/a\"; restart \"x\"; timeout 0 }",

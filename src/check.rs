@@ -110,6 +110,62 @@ pub fn judge(service: &Service, owner: &Owner, matched: &[&Process], all: &[Proc
     verdict
 }
 
+/// Connects to the sockets of every running service that has `port` or
+/// `unix`, all at once, each within its `connect_timeout`; one that does not
+/// accept makes the service failing. A pass with many services costs one
+/// timeout, not one per service. Each attempt runs on a thread of its own so
+/// that even a connect the kernel keeps waiting (a full UNIX socket backlog)
+/// cannot hold the pass past the timeout.
+pub fn connect_all(services: &[&Service], verdicts: &mut [Verdict]) {
+    let pending: Vec<(usize, std::sync::mpsc::Receiver<Result<(), String>>)> = services
+        .iter()
+        .zip(verdicts.iter())
+        .enumerate()
+        .filter(|(_, (s, v))| {
+            v.running.is_some() && (s.connect.tcp.is_some() || s.connect.unix.is_some())
+        })
+        .map(|(i, (s, _))| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let connect = s.connect.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(try_connect(&connect));
+            });
+            (i, rx)
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for (i, rx) in pending {
+        let limit = services[i].connect.timeout;
+        let left = limit.saturating_sub(start.elapsed());
+        let result = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", limit.as_secs())));
+        if let Err(why) = result {
+            verdicts[i].running = None;
+            verdicts[i].problem = Some(Problem::Failing(why));
+        }
+    }
+}
+
+fn try_connect(connect: &crate::policy::Connect) -> Result<(), String> {
+    if let Some(addr) = connect.tcp {
+        std::net::TcpStream::connect_timeout(&addr, connect.timeout)
+            .map_err(|e| format!("port {addr}: {}", plain(&e)))?;
+    }
+    if let Some(path) = &connect.unix {
+        std::os::unix::net::UnixStream::connect(path)
+            .map_err(|e| format!("unix {}: {}", path.display(), plain(&e)))?;
+    }
+    Ok(())
+}
+
+/// `connection refused`, without Rust's ` (os error 111)`.
+fn plain(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    text.to_lowercase()
+}
+
 fn absent(why: String) -> Verdict {
     Verdict {
         problem: Some(Problem::Absent(why)),

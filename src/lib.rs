@@ -229,13 +229,15 @@ impl<'p> Watch<'p> {
             return Ok(Vec::new());
         }
         let processes = scan::scan()?;
-        Ok(self
+        let mut verdicts: Vec<Verdict> = self
             .matcher
             .find(&processes)
             .iter()
             .zip(self.services.iter().zip(&self.owners))
             .map(|(procs, (s, owner))| check::judge(s, owner, procs, &processes))
-            .collect())
+            .collect();
+        check::connect_all(&self.services, &mut verdicts);
+        Ok(verdicts)
     }
 
     /// For each service found running, the path of the binary it runs when

@@ -49,6 +49,8 @@ pub struct Service {
     pub user: Option<String>,
     /// `count`: how many matching processes there must be (min, max).
     pub count: (usize, Option<usize>),
+    /// `port`, `host`, `unix`, `connect_timeout`: sockets that must accept.
+    pub connect: Connect,
     /// At least one of `restart` and `start` is given.
     pub restart: Option<Command>,
     pub start: Option<Command>,
@@ -76,6 +78,17 @@ pub struct Command {
     /// service with `shell yes`.
     pub argv: Vec<String>,
 }
+
+/// The sockets a running service must accept connections on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect {
+    pub tcp: Option<std::net::SocketAddr>,
+    pub unix: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 impl Service {
     /// The commands that bring the service back: when its process is absent,

@@ -241,3 +241,123 @@ fn a_failing_check_without_restart_runs_stop_then_start() {
         "stop\nstart\nstart\n"
     );
 }
+
+/// A daemon that listens (TCP port or UNIX socket) and closes its listening
+/// socket on SIGUSR1 while it keeps running: alive to `ps`, dead to users.
+const LISTENER: &str = r#"
+import signal, socket, sys, time
+where = sys.argv[1]
+if where.startswith("/"):
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(where)
+else:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", int(where)))
+s.listen(16)
+signal.signal(signal.SIGUSR1, lambda *_: s.close())
+while True:
+    time.sleep(1)
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A service `web` whose daemon is `python3 <dir>/web.py WHERE`, restarted
+/// by killing it and starting a new one; `check` is its port or unix line.
+fn listener_sandbox(where_: &str, check: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("web.py", LISTENER);
+    let _ = std::fs::remove_file(sb.path("web.sock"));
+    sb.policy(&format!(
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/web\\\\.py\"\n  {check}\n  connect_timeout 2s\n  shell yes\n  restart \"pkill -f '^/usr/bin/python3 @DIR@/web'; rm -f @DIR@/web.sock; setsid -f /usr/bin/python3 @DIR@/web.py {where_}\"\n  grace 5s\n}}\n"
+    ));
+    sb
+}
+
+fn start_listener(sb: &Sandbox, where_: &str) -> Started {
+    let script = sb.path("web.py").display().to_string();
+    let ready = |sb: &Sandbox| -> bool {
+        match where_.parse::<u16>() {
+            Ok(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            Err(_) => std::os::unix::net::UnixStream::connect(sb.path("web.sock")).is_ok(),
+        }
+    };
+    let started = Started::spawn(
+        Command::new("/usr/bin/python3").args([&script, where_]),
+        "/usr/bin/python3",
+    );
+    wait_for(|| ready(sb));
+    started
+}
+
+fn close_listener(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_process_that_stops_listening_on_its_port_is_restarted() {
+    let port = free_port().to_string();
+    let sb = listener_sandbox(&port, &format!("port {port}"));
+    let web = start_listener(&sb, &port);
+    let quiet = sb.tend(&[]);
+    assert_eq!(
+        (quiet.code, lines(&quiet)),
+        (0, Vec::<String>::new()),
+        "{quiet:?}"
+    );
+
+    close_listener(web.pid());
+    wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err());
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout.contains(&format!(
+            "Web (web): fails a check (port 127.0.0.1:{port}: connection refused); would run: pkill"
+        )),
+        "{dry:?}"
+    );
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        lines(&run)[0],
+        format!("Web fails a check (port 127.0.0.1:{port}: connection refused), restarting...")
+    );
+    assert!(lines(&run)[1].starts_with("Web restarted (pid "), "{run:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok());
+    assert!(
+        crate::sandbox::cmdline(web.pid()).is_none(),
+        "the old process was stopped"
+    );
+}
+
+#[test]
+fn a_process_that_stops_accepting_on_its_unix_socket_is_restarted() {
+    // The policy says @DIR@ for the sandbox directory.
+    let sb = listener_sandbox("@DIR@/web.sock", "unix \"@DIR@/web.sock\"");
+    let sock_path = sb.path("web.sock").display().to_string();
+    let web = start_listener(&sb, &sock_path);
+    let quiet = sb.tend(&[]);
+    assert_eq!(
+        (quiet.code, lines(&quiet)),
+        (0, Vec::<String>::new()),
+        "{quiet:?}"
+    );
+    close_listener(web.pid());
+    wait_for(|| std::os::unix::net::UnixStream::connect(&sock_path).is_err());
+    let run = sb.tend(&[]);
+    assert_eq!(
+        lines(&run)[0],
+        format!("Web fails a check (unix {sock_path}: connection refused), restarting...")
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(std::os::unix::net::UnixStream::connect(&sock_path).is_ok());
+}
