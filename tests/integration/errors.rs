@@ -18,7 +18,7 @@ fn golden_error_messages() {
             "service ssh {\n  process \"/usr/sbin/sshd\"\n  restrat \"x\"\n}\n",
             "tend: policy has 2 errors:\n\
              policy.tend:1:9: error: service `ssh` has no `restart` (or `start`)\n 1 | service ssh {\n   |         ^^^\n\
-             policy.tend:3:3: error: unknown attribute `restrat`; a service has name, process, exe, pidfile, user, count, restart, start, stop, shell, timeout, grace, limit, remind, defer_limit, restart_on_upgrade\n 3 |   restrat \"x\"\n   |   ^^^^^^^\n",
+             policy.tend:3:3: error: unknown attribute `restrat`; a service has name, process, exe, pidfile, user, count, port, host, unix, connect_timeout, restart, start, stop, shell, timeout, grace, limit, remind, defer_limit, restart_on_upgrade\n 3 |   restrat \"x\"\n   |   ^^^^^^^\n",
         ),
         (
             "service a { process \"/a\"; restart \"x\" }\nservice a { process \"/b\"; restart \"y\" }\n",
