@@ -35,6 +35,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "restart",
     "start",
     "stop",
+    "depends",
     "shell",
     "timeout",
     "grace",
@@ -156,7 +157,90 @@ pub fn analyze(
         }
     }
     check_class_cycles(&classes, &mut errors);
+    check_dependencies(&services, &service_at, &mut errors);
     (classes, services, errors)
+}
+
+/// Every dependency names a service of the policy, and none leads back to
+/// the service itself.
+fn check_dependencies(services: &[Service], known: &HashMap<String, Span>, errors: &mut Errors) {
+    let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
+    for s in services {
+        for (dep, span) in &s.depends {
+            if !known.contains_key(dep) {
+                errors.push(Diagnostic::error(
+                    *span,
+                    format!("`{}` depends on `{dep}`, which is not a service", s.id),
+                ));
+            }
+        }
+        // Depth-first from s, remembering the path to report the cycle.
+        let mut stack: Vec<(&str, Vec<&str>)> = s
+            .depends
+            .iter()
+            .map(|(d, _)| (d.as_str(), vec![s.id.as_str(), d.as_str()]))
+            .collect();
+        let mut seen: HashSet<&str> = HashSet::new();
+        while let Some((id, path)) = stack.pop() {
+            if id == s.id {
+                errors.push(Diagnostic::error(
+                    s.depends[0].1,
+                    format!("dependency cycle: {}", path.join(" -> ")),
+                ));
+                break;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(next) = by_id.get(id) {
+                for (d, _) in &next.depends {
+                    let mut p = path.clone();
+                    p.push(d);
+                    stack.push((d, p));
+                }
+            }
+        }
+    }
+}
+
+/// `depends on ID, ID ...`: the ids, each with its position.
+fn depends_on(a: &Attribute) -> Result<Vec<(String, Span)>, Diagnostic> {
+    let bad = || {
+        Diagnostic::error(
+            values_span(a),
+            "`depends` is written `depends on ID, ID ...`",
+        )
+    };
+    let (first, rest) = a.values.split_first().ok_or_else(bad)?;
+    if first.text != "on" || first.kind != ValueKind::Word || rest.is_empty() {
+        return Err(bad());
+    }
+    let mut ids = Vec::new();
+    for v in rest {
+        let mut offset = 0;
+        for part in v.text.split(',') {
+            let start = v.span.start + offset;
+            offset += part.len() + 1;
+            if part.is_empty() {
+                continue;
+            }
+            let span = Span::new(v.span.file, start, start + part.len());
+            if !part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            {
+                return Err(Diagnostic::error(
+                    span,
+                    format!("`{part}` is not a service id"),
+                ));
+            }
+            ids.push((part.to_string(), span));
+        }
+    }
+    if ids.is_empty() {
+        return Err(bad());
+    }
+    Ok(ids)
 }
 
 /// The one `defaults` block of the policy, if any, applies to every service
@@ -197,6 +281,16 @@ fn defaults(sources: &Sources, files: &[(FileId, Vec<Item>)], errors: &mut Error
         }
     }
     defaults
+}
+
+/// The known word nearest a misspelt one, if it is near enough.
+fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(word, k), *k))
+        .filter(|&(d, k)| d <= 2.max(k.len() / 4))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
 }
 
 /// The attributes of a block that are known and given once; each other one
@@ -307,6 +401,7 @@ fn service(
     let mut pidfile = None;
     let mut user = None;
     let mut count = (1, None);
+    let mut depends = Vec::new();
     let mut port = None;
     let mut host = None;
     let mut unix = None;
@@ -314,11 +409,9 @@ fn service(
     let mut commands: [Option<String>; 3] = [None, None, None];
     let mut shell = false;
     let mut settings = *defaults;
-    let unknown = |key: &str| {
-        format!(
-            "unknown attribute `{key}`; a service has {}",
-            ATTRIBUTES.join(", ")
-        )
+    let unknown = |key: &str| match closest(key, ATTRIBUTES) {
+        Some(near) => format!("unknown attribute `{key}`; did you mean `{near}`?"),
+        None => format!("unknown attribute `{key}`; the attributes are listed in docs/language.md"),
     };
     let good = known_once(
         attributes,
@@ -345,6 +438,7 @@ fn service(
             "restart" => one_string(a).map(|s| commands[0] = Some(s)),
             "start" => one_string(a).map(|s| commands[1] = Some(s)),
             "stop" => one_string(a).map(|s| commands[2] = Some(s)),
+            "depends" => depends_on(a).map(|d| depends = d),
             "shell" => yes_no(a).map(|b| shell = b),
             _ => setting(a, &mut settings),
         };
@@ -413,6 +507,7 @@ fn service(
         restart,
         start,
         stop,
+        depends,
         timeout: settings.timeout,
         grace: settings.grace,
         limits: settings.limits,
@@ -856,6 +951,14 @@ mod tests {
             (
                 "service a { process \"/a\"; restart \"x\"; host 10.0.0.1 }",
                 "`host` goes with `port`",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; pidfle \"/a.pid\" }",
+                "unknown attribute `pidfle`; did you mean `pidfile`?",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; colour red }",
+                "unknown attribute `colour`; the attributes are listed in docs/language.md",
             ),
             (
                 "service a { process \"/a\"; restart \"x\"; timeout 0 }",

@@ -64,6 +64,8 @@ pub enum Hold<'a> {
     Busy(&'a str),
     /// `tend pause` (its description).
     Paused(&'a str),
+    /// A dependency is down (`waits for NAME, which is down`).
+    Waiting(&'a str),
 }
 
 /// One service, as this pass sees it.
@@ -267,7 +269,7 @@ fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step 
         .filter(|p| p.status == Status::Down)
         .and_then(|p| p.reported);
     let (why, tell) = match hold {
-        Hold::Busy(why) => {
+        Hold::Busy(why) | Hold::Waiting(why) => {
             let tell = now - down_since >= input.limits.defer
                 && match prior_reported {
                     None => true,

@@ -305,9 +305,10 @@ fn dry_run(
     match hold {
         Some(Hold::Paused(why)) => println!("tend is paused {why}: restarts wait"),
         Some(Hold::Busy(why)) => println!("package manager at work: {why}: restarts wait"),
-        None => {}
+        Some(Hold::Waiting(_)) | None => {}
     }
-    let mut found = services.iter().zip(found.iter().zip(&replaced));
+    let up: Vec<bool> = found.iter().map(|v| v.running.is_some()).collect();
+    let mut found = services.iter().enumerate().zip(found.iter().zip(&replaced));
     let mut all_up = true;
     for s in &policy.services {
         if !classes.selects(s) {
@@ -321,9 +322,13 @@ fn dry_run(
             }
             continue;
         }
-        let Some((_, (verdict, replaced))) = found.next() else {
+        let Some(((index, _), (verdict, replaced))) = found.next() else {
             continue;
         };
+        let waits: Vec<&str> = dependencies(services, index)
+            .filter(|&d| !up[d])
+            .map(|d| services[d].name.as_str())
+            .collect();
         let step = decide::decide(&input(s, verdict, replaced.as_deref(), &state, hold, now));
         let what = match (&verdict.running, &verdict.problem) {
             (Some((pid, _)), _) => {
@@ -341,6 +346,11 @@ fn dry_run(
             (None, Some(Problem::Failing(why))) => format!("fails a check ({why})"),
         };
         let then = match (step.restart, step.state.status) {
+            (true, _) if !waits.is_empty() => format!(
+                "; would run once {} is up: {}",
+                waits.join(" and "),
+                s.plan(present(verdict, &step))
+            ),
             (true, _) => format!("; would run: {}", s.plan(present(verdict, &step))),
             (false, Status::Down) => "; restart deferred".to_string(),
             (false, Status::GivenUp) => {
@@ -438,8 +448,9 @@ fn pass(
         .zip(found.iter().zip(&replaced))
         .map(|(s, (verdict, replaced))| input(s, verdict, replaced.as_deref(), &prior, hold, now))
         .collect();
-    let steps: Vec<Step> = inputs.iter().map(decide::decide).collect();
-    for event in steps.iter().flat_map(|s| &s.events) {
+    let mut steps: Vec<Step> = inputs.iter().map(decide::decide).collect();
+    // Restarts are announced when their turn comes (below).
+    for event in steps.iter().filter(|s| !s.restart).flat_map(|s| &s.events) {
         reporter.emit(event);
     }
     let mut next = State {
@@ -466,40 +477,107 @@ fn pass(
         // Remember the attempts before acting: a pass killed from here on
         // is known to the next one.
         save(&next, &mut reporter);
-        let jobs: Vec<act::Job> = to_restart
-            .iter()
-            .map(|&i| act::Job {
-                commands: services[i].commands(present(&found[i], &steps[i])),
-                timeout: services[i].timeout,
-                grace: services[i].grace,
-            })
-            .collect();
-        // Done when the service is up and passes its checks; a restart to
-        // load an upgrade, when a process runs the binary now on disk (a new
-        // process, or the old one re-executed).
-        let mut look = || {
-            let found = watch.look().unwrap_or_default();
-            to_restart
-                .iter()
-                .map(|&i| {
-                    let seen = found.get(i).and_then(|v| v.running);
-                    seen.filter(|&(pid, _)| !steps[i].upgrade || scan::replaced(pid).is_none())
-                })
-                .collect()
-        };
-        let outcomes = act::restart_all(&jobs, &mut look);
-        for (&i, outcome) in to_restart.iter().zip(&outcomes) {
-            let s = services[i];
-            let (state, event) = decide::settle(&inputs[i], &steps[i], outcome);
-            if let Some(event) = event {
-                reporter.emit(&event);
+        let mut up: Vec<bool> = found.iter().map(|v| v.running.is_some()).collect();
+        for wave in waves(services, &to_restart) {
+            // A dependency still down: wait for it, like a deferral.
+            let mut go = Vec::new();
+            for i in wave {
+                let waiting = dependencies(services, i).find(|&d| !up[d]);
+                match waiting {
+                    Some(d) => {
+                        let why = format!("waits for {}, which is down", services[d].name);
+                        let step = decide::decide(&Input {
+                            hold: Some(Hold::Waiting(&why)),
+                            ..inputs[i].clone()
+                        });
+                        step.events.iter().for_each(|e| reporter.emit(e));
+                        next.services
+                            .insert(services[i].id.clone(), step.state.clone());
+                        steps[i] = step;
+                    }
+                    None => go.push(i),
+                }
             }
-            next.services.insert(s.id.clone(), state);
+            for &i in &go {
+                steps[i].events.iter().for_each(|e| reporter.emit(e));
+            }
+            let jobs: Vec<act::Job> = go
+                .iter()
+                .map(|&i| act::Job {
+                    commands: services[i].commands(present(&found[i], &steps[i])),
+                    timeout: services[i].timeout,
+                    grace: services[i].grace,
+                })
+                .collect();
+            // Done when the service is up and passes its checks; a restart
+            // to load an upgrade, when a process runs the binary now on disk
+            // (a new process, or the old one re-executed).
+            let mut look = || {
+                let found = watch.look().unwrap_or_default();
+                go.iter()
+                    .map(|&i| {
+                        let seen = found.get(i).and_then(|v| v.running);
+                        seen.filter(|&(pid, _)| !steps[i].upgrade || scan::replaced(pid).is_none())
+                    })
+                    .collect()
+            };
+            let outcomes = act::restart_all(&jobs, &mut look);
+            for (&i, outcome) in go.iter().zip(&outcomes) {
+                let (state, event) = decide::settle(&inputs[i], &steps[i], outcome);
+                if let Some(event) = event {
+                    reporter.emit(&event);
+                }
+                up[i] = state.status == Status::Running;
+                next.services.insert(services[i].id.clone(), state);
+            }
         }
     }
     save(&next, &mut reporter);
     let all_up = next.services.values().all(|s| s.status == Status::Running);
     Ok(if all_up { CONVERGED } else { DOWN })
+}
+
+/// The indices of the services `i` depends on that apply to this host (a
+/// dependency guarded off here is no dependency here).
+fn dependencies<'a>(services: &'a [&Service], i: usize) -> impl Iterator<Item = usize> + 'a {
+    services[i]
+        .depends
+        .iter()
+        .filter_map(|(id, _)| services.iter().position(|s| &s.id == id))
+}
+
+/// The services to restart, in waves: each after the dependencies it
+/// restarts in the same pass (the analyzer refused cycles).
+fn waves(services: &[&Service], to_restart: &[usize]) -> Vec<Vec<usize>> {
+    fn level(
+        i: usize,
+        services: &[&Service],
+        to_restart: &[usize],
+        memo: &mut BTreeMap<usize, usize>,
+    ) -> usize {
+        if let Some(&l) = memo.get(&i) {
+            return l;
+        }
+        let l = dependencies(services, i)
+            .filter(|d| to_restart.contains(d))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|d| level(d, services, to_restart, memo) + 1)
+            .max()
+            .unwrap_or(0);
+        memo.insert(i, l);
+        l
+    }
+    let mut memo = BTreeMap::new();
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for &i in to_restart {
+        let l = level(i, services, to_restart, &mut memo);
+        if out.len() <= l {
+            out.resize(l + 1, Vec::new());
+        }
+        out[l].push(i);
+    }
+    out
 }
 
 /// What the last pass found, for every service that applies.

@@ -55,6 +55,9 @@ pub struct Service {
     pub restart: Option<Command>,
     pub start: Option<Command>,
     pub stop: Option<Command>,
+    /// `depends on`: ids of services to be up before this one is restarted,
+    /// each with its position.
+    pub depends: Vec<(String, Span)>,
     /// How long the restart command may run before it is killed.
     pub timeout: Duration,
     /// How long to wait for the process to appear after the command succeeds.

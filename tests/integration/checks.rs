@@ -361,3 +361,55 @@ fn a_process_that_stops_accepting_on_its_unix_socket_is_restarted() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(std::os::unix::net::UnixStream::connect(&sock_path).is_ok());
 }
+
+#[test]
+fn dependencies_are_restarted_first_and_a_dependency_down_holds_the_dependent() {
+    let sb = Sandbox::new();
+    sb.daemon("db");
+    sb.daemon("web");
+    // db takes a second to come up; web's restart fails unless db is up.
+    let policy = |db_restart: &str| {
+        sb.policy(&format!(
+            "service web {{\n  name \"Web\"\n  process \"@DIR@/web\"\n  depends on db\n  shell yes\n  restart \"pgrep -f '^@DIR@/db ' >/dev/null || {{ echo db was not up; exit 1; }}; setsid -f @DIR@/web 1000\"\n  grace 5s\n}}\nservice db {{\n  name \"Database\"\n  process \"@DIR@/db\"\n  shell yes\n  restart \"{db_restart}\"\n  grace 5s\n}}\n"
+        ));
+    };
+    policy("false");
+    // The dependency cannot start: the dependent is not restarted, and only
+    // the dependency's failure is said.
+    let held = sb.tend(&[]);
+    assert_eq!(held.code, 1);
+    assert_eq!(
+        lines(&held),
+        vec![
+            "Database is not running, restarting...".to_string(),
+            "Database failed to start! false exited 1".to_string(),
+        ]
+    );
+    assert!(sb.pids_of("web").is_empty());
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout
+            .contains("Web (web): not running; would run once Database is up: pgrep"),
+        "{dry:?}"
+    );
+    let status = sb.tend(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("restart deferred: waits for Database, which is down"),
+        "{status:?}"
+    );
+
+    // The dependency can start, slowly: it is restarted and seen up first.
+    policy("sleep 1; setsid -f @DIR@/db 1000");
+    let run = sb.tend(&["reset", "--all"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines = lines(&run);
+    assert_eq!(lines[0], "Database is not running, restarting...");
+    assert!(lines[1].starts_with("Database restarted (pid "), "{run:?}");
+    assert_eq!(lines[2], "Web is not running, restarting...");
+    assert!(lines[3].starts_with("Web restarted (pid "), "{run:?}");
+    assert_eq!(sb.pids_of("web").len(), 1);
+}

@@ -18,7 +18,7 @@ fn golden_error_messages() {
             "service ssh {\n  process \"/usr/sbin/sshd\"\n  restrat \"x\"\n}\n",
             "tend: policy has 2 errors:\n\
              policy.tend:1:9: error: service `ssh` has no `restart` (or `start`)\n 1 | service ssh {\n   |         ^^^\n\
-             policy.tend:3:3: error: unknown attribute `restrat`; a service has name, process, exe, pidfile, user, count, port, host, unix, connect_timeout, restart, start, stop, shell, timeout, grace, limit, remind, defer_limit, restart_on_upgrade\n 3 |   restrat \"x\"\n   |   ^^^^^^^\n",
+             policy.tend:3:3: error: unknown attribute `restrat`; did you mean `restart`?\n 3 |   restrat \"x\"\n   |   ^^^^^^^\n",
         ),
         (
             "service a { process \"/a\"; restart \"x\" }\nservice a { process \"/b\"; restart \"y\" }\n",
@@ -134,5 +134,22 @@ fn binary_garbage_is_an_error_not_a_crash() {
         run.stderr
             .contains("policy.tend:2:1: error: not valid UTF-8 text"),
         "{run:?}"
+    );
+}
+
+#[test]
+fn dependency_cycles_and_unknown_dependencies_are_errors_with_positions() {
+    let sb = Sandbox::new();
+    sb.policy(
+        "service a {\n  process \"/a\"\n  restart \"x\"\n  depends on b\n}\nservice b {\n  process \"/b\"\n  restart \"x\"\n  depends on c, a\n}\nservice c {\n  process \"/c\"\n  restart \"x\"\n  depends on nosuch\n}\n",
+    );
+    let run = sb.tend(&["validate"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "tend: policy has 3 errors:\n\
+         policy.tend:4:14: error: dependency cycle: a -> b -> a\n 4 |   depends on b\n   |              ^\n\
+         policy.tend:9:14: error: dependency cycle: b -> a -> b\n 9 |   depends on c, a\n   |              ^\n\
+         policy.tend:14:14: error: `c` depends on `nosuch`, which is not a service\n 14 |   depends on nosuch\n    |              ^^^^^^\n"
     );
 }
