@@ -4,16 +4,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::sandbox::{wait_for, Run, Sandbox};
-
-/// Lines a pass printed, without the note about syslog being absent.
-fn lines(run: &Run) -> Vec<String> {
-    run.stdout
-        .lines()
-        .filter(|l| !l.starts_with("tend: syslog not reached"))
-        .map(str::to_string)
-        .collect()
-}
+use crate::sandbox::{lines, wait_for, Sandbox};
 
 /// A process this test started outside the sandbox's own helpers, killed
 /// and reaped when dropped. Its output goes nowhere (never the test's pipe).

@@ -183,6 +183,15 @@ fn all_pids() -> Vec<u32> {
         .collect()
 }
 
+/// Lines a pass printed, without the note about syslog being absent.
+pub fn lines(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter(|l| !l.starts_with("tend: syslog not reached"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Waits up to 10 s for a condition the test needs before it goes on.
 pub fn wait_for(mut ok: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(10);

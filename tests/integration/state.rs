@@ -6,21 +6,12 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::sandbox::{wait_for, Run, Sandbox};
+use crate::sandbox::{lines, wait_for, Run, Sandbox};
 
 const T0: i64 = 1_800_000_000;
 
 fn at(sb: &Sandbox, t: i64, args: &[&str]) -> Run {
     sb.tend_env(args, &[("TEND_NOW", &t.to_string())])
-}
-
-/// Lines a pass printed, without the note about syslog being absent.
-fn lines(run: &Run) -> Vec<String> {
-    run.stdout
-        .lines()
-        .filter(|l| !l.starts_with("tend: syslog not reached"))
-        .map(str::to_string)
-        .collect()
 }
 
 fn state_json(sb: &Sandbox) -> serde_json::Value {

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::sandbox::{wait_for, Run, Sandbox};
+use crate::sandbox::{lines, wait_for, Run, Sandbox};
 
 const T0: i64 = 1_800_000_000;
 const MIN: i64 = 60;
@@ -15,15 +15,6 @@ fn at(sb: &Sandbox, t: i64, args: &[&str]) -> Run {
     let mut all = vec!["--pkg-root", root.as_str()];
     all.extend_from_slice(args);
     sb.tend_env(&all, &[("TEND_NOW", &t.to_string())])
-}
-
-/// Lines a pass printed, without the note about syslog being absent.
-fn lines(run: &Run) -> Vec<String> {
-    run.stdout
-        .lines()
-        .filter(|l| !l.starts_with("tend: syslog not reached"))
-        .map(str::to_string)
-        .collect()
 }
 
 fn silent(run: &Run) -> bool {
