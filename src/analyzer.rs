@@ -16,8 +16,8 @@ use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
 use crate::matcher;
 use crate::parser::{Attribute, Expr, Item, Value, ValueKind};
 use crate::policy::{
-    ClassDef, Command, Connect, Service, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GRACE, DEFAULT_LIMITS,
-    DEFAULT_TIMEOUT, LOCALHOST,
+    Action, ClassDef, Command, Connect, CpuLimit, MemoryLimit, Service, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_TIMEOUT, LOCALHOST,
 };
 
 /// Attributes a service may have, in the order the docs list them.
@@ -32,6 +32,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "host",
     "unix",
     "connect_timeout",
+    "memory",
+    "cpu",
     "restart",
     "start",
     "stop",
@@ -402,6 +404,8 @@ fn service(
     let mut user = None;
     let mut count = (1, None);
     let mut depends = Vec::new();
+    let mut memory = None;
+    let mut cpu = None;
     let mut port = None;
     let mut host = None;
     let mut unix = None;
@@ -439,6 +443,8 @@ fn service(
             "start" => one_string(a).map(|s| commands[1] = Some(s)),
             "stop" => one_string(a).map(|s| commands[2] = Some(s)),
             "depends" => depends_on(a).map(|d| depends = d),
+            "memory" => memory_limit(a).map(|m| memory = Some(m)),
+            "cpu" => cpu_limit(a).map(|c| cpu = Some(c)),
             "shell" => yes_no(a).map(|b| shell = b),
             _ => setting(a, &mut settings),
         };
@@ -460,12 +466,17 @@ fn service(
         ));
     }
     // A check of a running process needs a way to act on one.
-    for key in ["port", "unix"] {
+    let restarts_on = |key: &str| match key {
+        "memory" => memory.is_some_and(|m: MemoryLimit| m.action == Action::Restart),
+        "cpu" => cpu.is_some_and(|c: CpuLimit| c.action == Action::Restart),
+        _ => true,
+    };
+    for key in ["port", "unix", "memory", "cpu"] {
         if let Some(a) = good.iter().find(|a| a.key.text == key) {
-            if !has("restart") && !has("stop") {
+            if !has("restart") && !has("stop") && restarts_on(key) {
                 errors.push(Diagnostic::error(
                     a.key.span,
-                    format!("`{key}` needs `restart`, or `stop` and `start`, to act on a process that runs but does not answer"),
+                    format!("`{key}` needs `restart`, or `stop` and `start`, to act on a process that runs but fails a check"),
                 ));
             }
         }
@@ -508,6 +519,8 @@ fn service(
         start,
         stop,
         depends,
+        memory,
+        cpu,
         timeout: settings.timeout,
         grace: settings.grace,
         limits: settings.limits,
@@ -577,6 +590,84 @@ fn one_string(a: &Attribute) -> Result<String, Diagnostic> {
         ));
     }
     Ok(v.text.clone())
+}
+
+/// `... [then restart|report]` at the end of a resource check: the action,
+/// and the values before it.
+fn action<'a>(a: &'a Attribute, usage: &str) -> Result<(&'a [Value], Action), Diagnostic> {
+    let values = a.values.as_slice();
+    let bad = || {
+        Diagnostic::error(
+            values_span(a),
+            format!("`{}` is written `{usage}`", a.key.text),
+        )
+    };
+    if values.iter().any(|v| v.kind != ValueKind::Word) {
+        return Err(bad());
+    }
+    match values {
+        [rest @ .., then, act] if then.text == "then" => match act.text.as_str() {
+            "restart" => Ok((rest, Action::Restart)),
+            "report" => Ok((rest, Action::Report)),
+            _ => Err(Diagnostic::error(
+                act.span,
+                "after `then` comes `restart` or `report`",
+            )),
+        },
+        _ => Ok((values, Action::Restart)),
+    }
+}
+
+/// `memory above SIZE [then restart|report]`; sizes in B, KB, MB, GB
+/// (powers of 1024, as ps and top count).
+fn memory_limit(a: &Attribute) -> Result<MemoryLimit, Diagnostic> {
+    const USAGE: &str = "memory above SIZE [then restart|report]`, e.g. `memory above 500MB";
+    let (values, action) = action(a, USAGE)?;
+    let bad = || Diagnostic::error(values_span(a), format!("`memory` is written `{USAGE}`"));
+    let (above, size) = values.split_first().ok_or_else(bad)?;
+    if above.text != "above" || size.is_empty() || size.len() > 2 {
+        return Err(bad());
+    }
+    let text: String = size.iter().map(|v| v.text.as_str()).collect();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let n: u64 = text[..digits].parse().map_err(|_| bad())?;
+    let unit: u64 = match text[digits..].to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(unit).filter(|&b| b > 0).ok_or_else(bad)?;
+    Ok(MemoryLimit { bytes, action })
+}
+
+/// `cpu above PERCENT [for N runs] [then restart|report]`.
+fn cpu_limit(a: &Attribute) -> Result<CpuLimit, Diagnostic> {
+    const USAGE: &str =
+        "cpu above PERCENT [for N runs] [then restart|report]`, e.g. `cpu above 90% for 3 runs";
+    let (values, action) = action(a, USAGE)?;
+    let bad = || Diagnostic::error(values_span(a), format!("`cpu` is written `{USAGE}`"));
+    let words: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
+    let (percent, runs) = match words.as_slice() {
+        ["above", p] => (*p, "1"),
+        ["above", p, "for", n, "runs" | "run"] => (*p, *n),
+        _ => return Err(bad()),
+    };
+    let percent: f64 = percent
+        .trim_end_matches('%')
+        .parse()
+        .ok()
+        .filter(|p: &f64| *p > 0.0 && p.is_finite())
+        .ok_or_else(bad)?;
+    let runs: u32 = runs.parse().ok().filter(|&n| n > 0).ok_or_else(bad)?;
+    Ok(CpuLimit {
+        percent,
+        runs,
+        action,
+    })
 }
 
 /// `port N`: 1 to 65535.
@@ -938,7 +1029,7 @@ mod tests {
             ),
             (
                 "service a { process \"/a\"; start \"x\"; port 80 }",
-                "`port` needs `restart`, or `stop` and `start`, to act on a process that runs but does not answer",
+                "`port` needs `restart`, or `stop` and `start`, to act on a process that runs but fails a check",
             ),
             (
                 "service a { process \"/a\"; restart \"x\"; port 0 }",
@@ -951,6 +1042,22 @@ mod tests {
             (
                 "service a { process \"/a\"; restart \"x\"; host 10.0.0.1 }",
                 "`host` goes with `port`",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; memory above lots }",
+                "`memory` is written `memory above SIZE [then restart|report]`, e.g. `memory above 500MB`",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; memory above 5 MB then panic }",
+                "after `then` comes `restart` or `report`",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; cpu above 90% for 0 runs }",
+                "`cpu` is written `cpu above PERCENT [for N runs] [then restart|report]`, e.g. `cpu above 90% for 3 runs`",
+            ),
+            (
+                "service a { process \"/a\"; start \"x\"; cpu above 90% }",
+                "`cpu` needs `restart`, or `stop` and `start`, to act on a process that runs but fails a check",
             ),
             (
                 "service a { process \"/a\"; restart \"x\"; pidfle \"/a.pid\" }",

@@ -11,12 +11,15 @@
 use std::path::Path;
 
 use crate::decide::Problem;
-use crate::policy::Service;
+use crate::policy::{Action, CpuLimit, Service};
 use crate::scan::Process;
+use crate::state::CpuSample;
 
 /// What one look found for one service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Verdict {
+    /// The CPU sample of this look, for services with `cpu above`.
+    pub cpu: Option<CpuSample>,
     /// The process that is the service (pid, start time), if it is up.
     pub running: Option<(u32, u64)>,
     /// Why it is not up, beyond "no process matches".
@@ -166,6 +169,97 @@ fn plain(e: &std::io::Error) -> String {
     text.to_lowercase()
 }
 
+/// Reads memory and CPU time of the running services that have `memory`
+/// or `cpu` limits (one restricted read for all), and applies `memory
+/// above`; `cpu above` needs the last pass's sample and is `cpu_load`.
+pub fn resources(services: &[&Service], verdicts: &mut [Verdict]) {
+    let wanted =
+        |s: &Service, v: &Verdict| v.running.is_some() && (s.memory.is_some() || s.cpu.is_some());
+    let pids: Vec<u32> = services
+        .iter()
+        .zip(verdicts.iter())
+        .filter(|(s, v)| wanted(s, v))
+        .filter_map(|(_, v)| v.running.map(|(pid, _)| pid))
+        .collect();
+    let usage = crate::scan::usage(&pids);
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for (s, v) in services.iter().zip(verdicts.iter_mut()) {
+        let Some((pid, start_time)) = v.running.filter(|_| wanted(s, v)) else {
+            continue;
+        };
+        let Some(&(rss, cpu_ms)) = usage.get(&pid) else {
+            continue;
+        };
+        if s.cpu.is_some() {
+            v.cpu = Some(CpuSample {
+                pid,
+                start_time,
+                cpu_ms,
+                at_ms,
+                runs_above: 0,
+            });
+        }
+        if let Some(limit) = s.memory.filter(|m| rss > m.bytes) {
+            let why = format!("memory {} above {}", size(rss), size(limit.bytes));
+            over(v, limit.action, why);
+        }
+    }
+}
+
+/// `cpu above`: the load between the last pass's sample and this one (the
+/// same process), how many passes in a row it has been above, and whether
+/// that is enough to act.
+pub fn cpu_load(
+    limit: &CpuLimit,
+    prior: Option<&CpuSample>,
+    now: CpuSample,
+) -> (CpuSample, Option<String>) {
+    let same =
+        prior.filter(|p| (p.pid, p.start_time) == (now.pid, now.start_time) && now.at_ms > p.at_ms);
+    let Some(p) = same else {
+        return (now, None);
+    };
+    let percent = now.cpu_ms.saturating_sub(p.cpu_ms) as f64 * 100.0 / (now.at_ms - p.at_ms) as f64;
+    let runs_above = if percent > limit.percent {
+        p.runs_above + 1
+    } else {
+        0
+    };
+    let sample = CpuSample { runs_above, ..now };
+    let why = (runs_above >= limit.runs).then(|| {
+        let runs = if limit.runs == 1 {
+            "1 run".to_string()
+        } else {
+            format!("{} runs", limit.runs)
+        };
+        format!("cpu {percent:.0}% above {}% for {runs}", limit.percent)
+    });
+    (sample, why)
+}
+
+/// A resource over its limit: restart (failing) or only say so (a note).
+pub fn over(v: &mut Verdict, action: Action, why: String) {
+    match action {
+        Action::Restart => {
+            v.running = None;
+            v.problem = Some(Problem::Failing(why));
+        }
+        Action::Report => v.note = Some(why),
+    }
+}
+
+/// `612 MB`
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 10 << 30 => format!("{} GB", b >> 30),
+        b if b >= 10 << 20 => format!("{} MB", b >> 20),
+        b if b >= 10 << 10 => format!("{} KB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
 fn absent(why: String) -> Verdict {
     Verdict {
         problem: Some(Problem::Absent(why)),
@@ -202,6 +296,55 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (prior sample, CPU ms used since, wall ms since, runs needed) ->
+    /// (runs above after, acts?)
+    #[test]
+    fn cpu_load_table() {
+        let limit = |runs| CpuLimit {
+            percent: 50.0,
+            runs,
+            action: Action::Restart,
+        };
+        let at = |cpu_ms, at_ms, runs_above| CpuSample {
+            pid: 7,
+            start_time: 1,
+            cpu_ms,
+            at_ms,
+            runs_above,
+        };
+        let rows: Vec<(Option<CpuSample>, CpuSample, u32, u32, bool)> = vec![
+            // First sample: nothing to compare with.
+            (None, at(5000, 10_000, 0), 1, 0, false),
+            // 900 ms of CPU in 1000 ms: 90%.
+            (Some(at(0, 0, 0)), at(900, 1000, 0), 1, 1, true),
+            (Some(at(0, 0, 0)), at(900, 1000, 0), 3, 1, false),
+            (Some(at(0, 0, 2)), at(900, 1000, 0), 3, 3, true),
+            // 10%: the count starts over.
+            (Some(at(0, 0, 2)), at(100, 1000, 0), 3, 0, false),
+            // Another process (restarted): start over.
+            (
+                Some(CpuSample {
+                    pid: 8,
+                    ..at(0, 0, 2)
+                }),
+                at(900, 1000, 0),
+                3,
+                0,
+                false,
+            ),
+        ];
+        for (i, (prior, now, runs, want_runs, want_act)) in rows.into_iter().enumerate() {
+            let (sample, why) = cpu_load(&limit(runs), prior.as_ref(), now);
+            assert_eq!(
+                (sample.runs_above, why.is_some()),
+                (want_runs, want_act),
+                "row {i}"
+            );
+        }
+        let (_, why) = cpu_load(&limit(2), Some(&at(0, 0, 1)), at(900, 1000, 0));
+        assert_eq!(why.unwrap(), "cpu 90% above 50% for 2 runs");
+    }
 
     #[test]
     fn pidfile_reasons_table() {

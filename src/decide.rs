@@ -125,6 +125,7 @@ fn fresh(status: Status, since: i64) -> ServiceState {
         replaced: None,
         note: None,
         reason: None,
+        cpu: None,
     }
 }
 
@@ -434,6 +435,7 @@ mod tests {
             replaced: None,
             note: None,
             reason: None,
+            cpu: None,
         }
     }
 

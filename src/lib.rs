@@ -237,7 +237,24 @@ impl<'p> Watch<'p> {
             .map(|(procs, (s, owner))| check::judge(s, owner, procs, &processes))
             .collect();
         check::connect_all(&self.services, &mut verdicts);
+        check::resources(&self.services, &mut verdicts);
         Ok(verdicts)
+    }
+
+    /// `cpu above`: compares each CPU sample of this look with the last
+    /// pass's, and acts on a load above the limit for enough passes.
+    fn cpu(&self, found: &mut [Verdict], prior: &State) {
+        for (s, v) in self.services.iter().zip(found.iter_mut()) {
+            let (Some(limit), Some(now)) = (&s.cpu, v.cpu) else {
+                continue;
+            };
+            let last = prior.services.get(&s.id).and_then(|p| p.cpu.as_ref());
+            let (sample, why) = check::cpu_load(limit, last, now);
+            v.cpu = Some(sample);
+            if let Some(why) = why {
+                check::over(v, limit.action, why);
+            }
+        }
     }
 
     /// For each service found running, the path of the binary it runs when
@@ -292,9 +309,10 @@ fn dry_run(
     verbose: bool,
 ) -> Result<u8> {
     let watch = Watch::new(policy, classes)?;
-    let (services, found) = (&watch.services, watch.look()?);
+    let (services, mut found) = (&watch.services, watch.look()?);
     let replaced = Watch::replaced(&found);
     let state = store.peek();
+    watch.cpu(&mut found, &state);
     let (pause, problem) = read_pause(store);
     if let Some(line) = problem {
         println!("{line}");
@@ -436,7 +454,8 @@ fn pass(
     let pause = pause.filter(|p| now < p.until);
 
     let watch = Watch::new(policy, classes)?;
-    let (services, found) = (&watch.services, watch.look()?);
+    let (services, mut found) = (&watch.services, watch.look()?);
+    watch.cpu(&mut found, &prior);
     let replaced = Watch::replaced(&found);
     // Probed after the scan, right before deciding: the narrowest window
     // for an upgrade to start unseen.
@@ -449,6 +468,9 @@ fn pass(
         .map(|(s, (verdict, replaced))| input(s, verdict, replaced.as_deref(), &prior, hold, now))
         .collect();
     let mut steps: Vec<Step> = inputs.iter().map(decide::decide).collect();
+    for (step, verdict) in steps.iter_mut().zip(&found) {
+        step.state.cpu = verdict.cpu;
+    }
     // Restarts are announced when their turn comes (below).
     for event in steps.iter().filter(|s| !s.restart).flat_map(|s| &s.events) {
         reporter.emit(event);

@@ -58,6 +58,10 @@ pub struct Service {
     /// `depends on`: ids of services to be up before this one is restarted,
     /// each with its position.
     pub depends: Vec<(String, Span)>,
+    /// `memory above SIZE`
+    pub memory: Option<MemoryLimit>,
+    /// `cpu above PERCENT for N runs`
+    pub cpu: Option<CpuLimit>,
     /// How long the restart command may run before it is killed.
     pub timeout: Duration,
     /// How long to wait for the process to appear after the command succeeds.
@@ -80,6 +84,29 @@ pub struct Command {
     /// Program and arguments: the words of `text`, or `/bin/sh -c text` for a
     /// service with `shell yes`.
     pub argv: Vec<String>,
+}
+
+/// What to do when a running process is over a resource limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Restart,
+    Report,
+}
+
+/// `memory above SIZE`: the resident memory of the service's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimit {
+    pub bytes: u64,
+    pub action: Action,
+}
+
+/// `cpu above PERCENT for N runs`: CPU time used between two passes over
+/// the wall time between them, above PERCENT in N passes in a row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuLimit {
+    pub percent: f64,
+    pub runs: u32,
+    pub action: Action,
 }
 
 /// The sockets a running service must accept connections on.

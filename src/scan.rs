@@ -2,7 +2,7 @@
 //!
 //! sysinfo is asked for only what matching needs (command line and
 //! executable, no threads). Processes that can never be a service are dropped
-//! here: the agent itself and its children, zombies, threads and kernel
+//! here: the agent itself and its descendants, zombies, threads and kernel
 //! threads.
 
 use anyhow::{anyhow, Result};
@@ -37,10 +37,25 @@ pub fn scan() -> Result<Vec<Process>> {
         .without_tasks();
     system.refresh_processes_specifics(ProcessesToUpdate::All, true, wanted);
     let me = sysinfo::Pid::from_u32(std::process::id());
+    // tend and every process below it: the restart commands still running
+    // (`setsid -f` between its fork and exec says the daemon's path, but is
+    // not the daemon yet).
+    let mut ours: std::collections::HashSet<sysinfo::Pid> = [me].into();
+    loop {
+        let before = ours.len();
+        for p in system.processes().values() {
+            if p.parent().is_some_and(|parent| ours.contains(&parent)) {
+                ours.insert(p.pid());
+            }
+        }
+        if ours.len() == before {
+            break;
+        }
+    }
     let mut processes: Vec<Process> = system
         .processes()
         .values()
-        .filter(|p| p.pid() != me && p.parent() != Some(me))
+        .filter(|p| !ours.contains(&p.pid()))
         .filter(|p| p.thread_kind().is_none())
         .filter(|p| !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead))
         .map(|p| Process {
@@ -84,4 +99,27 @@ pub fn replaced(pid: u32) -> Option<String> {
     let on_disk = std::fs::metadata(argv0).ok()?;
     ((running.dev(), running.ino()) != (on_disk.dev(), on_disk.ino()))
         .then(|| argv0.to_string_lossy().into_owned())
+}
+
+/// Resident memory (bytes) and CPU time used so far (milliseconds) of some
+/// processes: one more read of the process table restricted to them, so it
+/// costs as many services as need it, not the whole table.
+pub fn usage(pids: &[u32]) -> std::collections::HashMap<u32, (u64, u64)> {
+    if pids.is_empty() {
+        return Default::default();
+    }
+    let Ok(mut system) = System::new() else {
+        return Default::default();
+    };
+    let pids: Vec<sysinfo::Pid> = pids.iter().map(|&p| sysinfo::Pid::from_u32(p)).collect();
+    let wanted = ProcessRefreshKind::nothing()
+        .with_memory()
+        .with_cpu()
+        .without_tasks();
+    system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, wanted);
+    system
+        .processes()
+        .values()
+        .map(|p| (p.pid().as_u32(), (p.memory(), p.accumulated_cpu_time())))
+        .collect()
 }

@@ -83,6 +83,23 @@ pub struct ServiceState {
     /// Why the service was judged not up (a stale pidfile, a failed check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The CPU time its process had used at the last pass (for `cpu above`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuSample>,
+}
+
+/// The CPU time a process had used, when; and for how many passes in a row
+/// its load was above the service's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuSample {
+    pub pid: u32,
+    pub start_time: u64,
+    /// CPU time used since it started, in milliseconds.
+    pub cpu_ms: u64,
+    /// When, in unix milliseconds (the real clock, even under TEND_NOW).
+    pub at_ms: u64,
+    #[serde(default)]
+    pub runs_above: u32,
 }
 
 /// The whole state file.
@@ -377,6 +394,7 @@ mod tests {
                 replaced: Some(9),
                 note: None,
                 reason: None,
+                cpu: None,
             },
         );
         store.save(&state).unwrap();

@@ -184,7 +184,8 @@ fn count_below_restarts_and_above_is_said_once() {
         "Web fails a check (1 of at least 2 processes), restarting..."
     );
     assert!(lines(&run)[1].starts_with("Web restarted (pid "), "{run:?}");
-    assert_eq!(sb.pids_of("httpd").len(), 2);
+    // `setsid -f` may still be between its fork and its exec.
+    wait_for(|| sb.pids_of("httpd").len() == 2);
 
     sb.start("httpd");
     sb.start("httpd");
@@ -211,21 +212,21 @@ fn a_failing_check_without_restart_runs_stop_then_start() {
     );
     let mut sb = sb;
     sb.start("app");
-    let run = sb.tend(&[]);
+    let run = sb.tend_env(&[], &[("TEND_NOW", "1800000000")]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         std::fs::read_to_string(sb.path("log")).unwrap(),
         "stop\nstart\n"
     );
-    assert_eq!(sb.pids_of("app").len(), 2);
+    wait_for(|| sb.pids_of("app").len() == 2);
     // Absent altogether: only start.
     for pid in sb.pids_of("app") {
         sb.kill(pid);
     }
-    let run = sb.tend(&[]);
+    let run = sb.tend_env(&[], &[("TEND_NOW", "1800000060")]);
     assert_eq!(
         lines(&run)[0],
-        "App is not running, restarting... (2nd time in 0 s)"
+        "App is not running, restarting... (2nd time in 1 min)"
     );
     assert_eq!(
         std::fs::read_to_string(sb.path("log")).unwrap(),
@@ -403,4 +404,111 @@ fn dependencies_are_restarted_first_and_a_dependency_down_holds_the_dependent() 
     assert_eq!(lines[2], "Web is not running, restarting...");
     assert!(lines[3].starts_with("Web restarted (pid "), "{run:?}");
     assert_eq!(sb.pids_of("web").len(), 1);
+}
+
+/// `python3 <dir>/hog.py MB`: holds MB megabytes (touched, so resident)
+/// and, with `spin`, keeps a CPU busy.
+const HOG: &str = r#"
+import sys, time
+hold = b"x" * (int(sys.argv[1]) << 20)
+spin = len(sys.argv) > 2
+while True:
+    if spin:
+        end = time.time() + 1
+        while time.time() < end:
+            pass
+    else:
+        time.sleep(1)
+"#;
+
+fn hog_sandbox(check: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("hog.py", HOG);
+    sb.policy(&format!(
+        "service hog {{\n  name \"Hog\"\n  process \"@DIR@/hog\\\\.py\"\n  {check}\n  shell yes\n  restart \"pkill -f '^/usr/bin/python3 @DIR@/hog'; setsid -f /usr/bin/python3 @DIR@/hog.py 1\"\n  grace 5s\n}}\n"
+    ));
+    sb
+}
+
+#[test]
+fn a_process_above_its_memory_limit_is_restarted_or_reported() {
+    let sb = hog_sandbox("memory above 100MB");
+    let script = sb.path("hog.py").display().to_string();
+    let hog = Started::spawn(
+        Command::new("/usr/bin/python3").args([&script, "200"]),
+        "/usr/bin/python3",
+    );
+    // Wait until the 200 MB are resident.
+    wait_for(|| {
+        std::fs::read_to_string(format!("/proc/{}/statm", hog.pid()))
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .is_some_and(|pages| pages * 4096 > 200 << 20)
+    });
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let first = &lines(&run)[0];
+    assert!(
+        first.starts_with("Hog fails a check (memory 2")
+            && first.ends_with(" MB above 100 MB), restarting..."),
+        "{run:?}"
+    );
+    assert!(lines(&run)[1].starts_with("Hog restarted (pid "), "{run:?}");
+    assert!(
+        crate::sandbox::cmdline(hog.pid()).is_none(),
+        "the hog was stopped"
+    );
+    assert_eq!(lines(&sb.tend(&[])), Vec::<String>::new());
+
+    // `then report`: said once, nothing done.
+    let sb = hog_sandbox("memory above 100KB then report");
+    let _small = Started::spawn(
+        Command::new("/usr/bin/python3").args([&sb.path("hog.py").display().to_string(), "1"]),
+        "/usr/bin/python3",
+    );
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0);
+    assert!(lines(&run)[0].starts_with("Hog: memory "), "{run:?}");
+    assert!(lines(&run)[0].ends_with(" above 100 KB"), "{run:?}");
+    assert_eq!(lines(&run).len(), 1, "{run:?}");
+}
+
+#[test]
+fn a_busy_process_above_its_cpu_limit_for_n_runs_is_restarted() {
+    let sb = hog_sandbox("cpu above 30% for 2 runs");
+    let script = sb.path("hog.py").display().to_string();
+    let spin = Started::spawn(
+        Command::new("/usr/bin/python3").args([&script, "1", "spin"]),
+        "/usr/bin/python3",
+    );
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(1500));
+    // First pass: a sample. Second: above once. Third: above twice -> act.
+    for n in 1..=2 {
+        let run = sb.tend(&[]);
+        assert_eq!(
+            (run.code, lines(&run)),
+            (0, Vec::<String>::new()),
+            "pass {n}"
+        );
+        pause();
+    }
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout.contains("Hog (hog): fails a check (cpu "),
+        "{dry:?}"
+    );
+    let run = sb.tend(&[]);
+    let first = &lines(&run)[0];
+    assert!(
+        first.starts_with("Hog fails a check (cpu ")
+            && first.ends_with("% above 30% for 2 runs), restarting..."),
+        "{run:?}"
+    );
+    assert!(
+        crate::sandbox::cmdline(spin.pid()).is_none(),
+        "the busy process was stopped"
+    );
+    // The new, idle process stays under the limit.
+    pause();
+    assert_eq!(lines(&sb.tend(&[])), Vec::<String>::new());
 }

@@ -54,11 +54,22 @@ impl Sandbox {
     /// Starts `<dir>/<name> 1000` and waits until it is in the process table.
     pub fn start(&mut self, name: &str) -> u32 {
         let program = self.daemon(name);
-        let child = Command::new(&program)
-            .arg("1000")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
+        // A fork in another test's thread can briefly hold the copy open for
+        // writing (ETXTBSY); try again.
+        let mut tries = 0;
+        let child = loop {
+            match Command::new(&program)
+                .arg("1000")
+                .stdin(Stdio::null())
+                .spawn()
+            {
+                Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
         let pid = child.id();
         self.children.push(child);
         wait_for(|| cmdline(pid).is_some_and(|c| c.starts_with(&program)));
