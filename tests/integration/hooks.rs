@@ -291,35 +291,37 @@ const LOAD: &str = "import importlib.util, sys\n\
     plugin = importlib.util.module_from_spec(spec)\n\
     spec.loader.exec_module(plugin)\n";
 
-#[test]
-fn dnf_plugin_pauses_before_and_resumes_after_the_transaction() {
+/// Loads a Python plugin and calls `before` or `after` on it.
+fn check_plugin(plugin: &str, before: &str, after: &str) {
     let stubs = python_stubs();
-    let before = format!("{LOAD}plugin.Tend(None, None).pre_transaction()\n");
-    let after = format!("{LOAD}plugin.Tend(None, None).transaction()\n");
+    let (before, after) = (format!("{LOAD}{before}\n"), format!("{LOAD}{after}\n"));
     check(|phase| {
         let code = if phase == Phase::Before {
             &before
         } else {
             &after
         };
-        python(stubs.path(), code, "dnf/tend.py")
+        python(stubs.path(), code, plugin)
     });
 }
 
 #[test]
+fn dnf_plugin_pauses_before_and_resumes_after_the_transaction() {
+    check_plugin(
+        "dnf/tend.py",
+        "plugin.Tend(None, None).pre_transaction()",
+        "plugin.Tend(None, None).transaction()",
+    );
+}
+
+#[test]
 fn yum_plugin_pauses_before_and_resumes_after_the_transaction() {
-    let stubs = python_stubs();
     let conduit = "class Conduit(object):\n    def info(self, level, message):\n        pass\n";
-    let before = format!("{LOAD}{conduit}plugin.pretrans_hook(Conduit())\n");
-    let after = format!("{LOAD}{conduit}plugin.posttrans_hook(Conduit())\n");
-    check(|phase| {
-        let code = if phase == Phase::Before {
-            &before
-        } else {
-            &after
-        };
-        python(stubs.path(), code, "yum/tend.py")
-    });
+    check_plugin(
+        "yum/tend.py",
+        &format!("{conduit}plugin.pretrans_hook(Conduit())"),
+        &format!("{conduit}plugin.posttrans_hook(Conduit())"),
+    );
 }
 
 #[test]
