@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "tend",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("TEND_GIT_REV"), ")"),
     about = "Keeps this host's services running: checks the process table once, restarts what is down, \
              and prints only what changed.",
     after_help = "Exit status: 0 every service that applies is running, 1 some service is still down, \
@@ -94,6 +94,13 @@ pub enum Command {
     },
     /// End a pause now; the next pass restarts what is down.
     Resume,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, tend(8), in roff.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -66,6 +66,21 @@ pub fn run(cli: Cli) -> Result<u8> {
             return pause(&store, *duration, reason.clone(), now)
         }
         Some(Command::Resume) => return resume(&store, now),
+        Some(Command::Completions { shell }) => {
+            // Into memory first: clap_complete panics on a failed write.
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "tend", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            return Ok(CONVERGED);
+        }
+        Some(Command::Man) => {
+            let cmd = <Cli as clap::CommandFactory>::command().name("tend");
+            clap_mangen::Man::new(cmd)
+                .section("8")
+                .render(&mut std::io::stdout())?;
+            return Ok(CONVERGED);
+        }
         _ => {}
     }
     let policy = policy::load(&cli.policy)?;
@@ -80,7 +95,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         .collect();
     let classes = Classes::evaluate(Some(&policy), &host, &detected, &cli.define);
     match cli.command.clone().unwrap_or(Command::Run) {
-        Command::Pause { .. } | Command::Resume => unreachable!("handled above"),
+        Command::Pause { .. } | Command::Resume | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
         Command::Validate => {
             println!(
                 "{}: ok ({} services, {} classes)",

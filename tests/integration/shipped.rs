@@ -52,3 +52,42 @@ fn dry_run_of_the_shipped_policy_names_ssh_everywhere() {
     assert!(stdout.starts_with("OpenSSH (ssh): "), "{stdout}");
     assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
 }
+
+#[test]
+fn version_names_the_git_revision_and_man_page_and_completions_generate() {
+    let tend = |args: &[&str]| {
+        std::process::Command::cargo_bin("tend")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let version = String::from_utf8(tend(&["--version"]).stdout).unwrap();
+    assert!(
+        version.starts_with(&format!("tend {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    let man = tend(&["man"]);
+    assert!(man.status.success());
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH tend 8"), "{man}");
+    assert!(man.contains("pause"), "subcommands are in the man page");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = tend(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("reset"),
+            "{shell}"
+        );
+    }
+    // The bash script is valid bash.
+    let script = tend(&["completions", "bash"]).stdout;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tend.bash"), script).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(dir.path().join("tend.bash"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+}
