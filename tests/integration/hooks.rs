@@ -348,3 +348,54 @@ fn zypper_commit_plugin_acknowledges_every_frame() {
         },
     );
 }
+
+#[test]
+fn git_pre_commit_hook_refuses_a_policy_that_does_not_validate() {
+    let sb = Sandbox::new();
+    let path = path_with(&sb, Tend::Real);
+    let repo = sb.path("repo");
+    std::fs::create_dir_all(repo.join(".git/hooks")).unwrap();
+    let git = |args: &[&str]| {
+        Command::new(which("git"))
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&repo)
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert!(git(&["init", "-q"]).status.success());
+    std::fs::copy(
+        example("git/pre-commit"),
+        repo.join(".git/hooks/pre-commit"),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("ssh.tend"),
+        "service ssh {\n  process \"/usr/sbin/sshd\"\n  restart \"x\"\n}\n",
+    )
+    .unwrap();
+    assert!(git(&["add", "."]).status.success());
+    let good = git(&["commit", "-q", "-m", "good"]);
+    assert!(good.status.success(), "{good:?}");
+
+    // Broken in the index, fixed only in the working tree: still refused.
+    std::fs::write(repo.join("web.tend"), "service web {\n  restrat \"x\"\n}\n").unwrap();
+    assert!(git(&["add", "web.tend"]).status.success());
+    std::fs::write(
+        repo.join("web.tend"),
+        "service web {\n  process \"/w\"\n  restart \"x\"\n}\n",
+    )
+    .unwrap();
+    let bad = git(&["commit", "-q", "-m", "bad"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{bad:?}");
+    assert!(
+        stderr.contains("web.tend:2:3: error: unknown attribute `restrat`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was committed"), "{stderr}");
+    let log = git(&["rev-list", "--count", "HEAD"]);
+    assert_eq!(String::from_utf8_lossy(&log.stdout).trim(), "1");
+}
