@@ -179,8 +179,14 @@ fn pacman_hooks_trigger_on_every_transaction_and_are_harmless() {
         // pacman splits Exec into words, honouring quotes, and runs no shell.
         shell_words::split(exec).unwrap()
     };
-    let before = exec("pacman/tend-pause.hook", "PreTransaction");
-    let after = exec("pacman/tend-resume.hook", "PostTransaction");
+    check_argv(
+        exec("pacman/tend-pause.hook", "PreTransaction"),
+        exec("pacman/tend-resume.hook", "PostTransaction"),
+    );
+}
+
+/// `check` for a hook that runs a program with arguments, no shell.
+fn check_argv(before: Vec<String>, after: Vec<String>) {
     check(|phase| {
         let argv = if phase == Phase::Before {
             &before
@@ -230,17 +236,7 @@ fn dnf5_actions_pause_and_resume() {
         assert_eq!(found.len(), 1, "{callback}");
         found[0].clone()
     };
-    let (before, after) = (argv("pre_transaction"), argv("post_transaction"));
-    check(|phase| {
-        let argv = if phase == Phase::Before {
-            &before
-        } else {
-            &after
-        };
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]);
-        cmd
-    });
+    check_argv(argv("pre_transaction"), argv("post_transaction"));
 }
 
 /// Stand-ins for the `dnf` and `yum.plugins` modules, enough to load the
