@@ -119,13 +119,15 @@ pub fn judge(service: &Service, owner: &Owner, matched: &[&Process], all: &[Proc
 /// timeout, not one per service. Each attempt runs on a thread of its own so
 /// that even a connect the kernel keeps waiting (a full UNIX socket backlog)
 /// cannot hold the pass past the timeout.
-pub fn connect_all(services: &[&Service], verdicts: &mut [Verdict]) {
+pub fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
     let pending: Vec<(usize, std::sync::mpsc::Receiver<Result<(), String>>)> = services
         .iter()
         .zip(verdicts.iter())
         .enumerate()
-        .filter(|(_, (s, v))| {
-            v.running.is_some() && (s.connect.tcp.is_some() || s.connect.unix.is_some())
+        .filter(|(i, (s, v))| {
+            wanted[*i]
+                && v.running.is_some()
+                && (s.connect.tcp.is_some() || s.connect.unix.is_some())
         })
         .map(|(i, (s, _))| {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -172,21 +174,23 @@ fn plain(e: &std::io::Error) -> String {
 /// Reads memory and CPU time of the running services that have `memory`
 /// or `cpu` limits (one restricted read for all), and applies `memory
 /// above`; `cpu above` needs the last pass's sample and is `cpu_load`.
-pub fn resources(services: &[&Service], verdicts: &mut [Verdict]) {
-    let wanted =
+pub fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
+    let measured =
         |s: &Service, v: &Verdict| v.running.is_some() && (s.memory.is_some() || s.cpu.is_some());
     let pids: Vec<u32> = services
         .iter()
         .zip(verdicts.iter())
-        .filter(|(s, v)| wanted(s, v))
-        .filter_map(|(_, v)| v.running.map(|(pid, _)| pid))
+        .zip(wanted)
+        .filter(|((s, v), &w)| w && measured(s, v))
+        .filter_map(|((_, v), _)| v.running.map(|(pid, _)| pid))
         .collect();
     let usage = crate::scan::usage(&pids);
     let at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     for (s, v) in services.iter().zip(verdicts.iter_mut()) {
-        let Some((pid, start_time)) = v.running.filter(|_| wanted(s, v)) else {
+        // Only the pids read above are in `usage`.
+        let Some((pid, start_time)) = v.running.filter(|_| measured(s, v)) else {
             continue;
         };
         let Some(&(rss, cpu_ms)) = usage.get(&pid) else {

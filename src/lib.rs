@@ -242,6 +242,13 @@ impl<'p> Watch<'p> {
 
     /// One read of the process table: for each service, whether it is up.
     fn look(&self) -> Result<Vec<Verdict>> {
+        self.look_at(&vec![true; self.services.len()])
+    }
+
+    /// The same, where only the services `wanted` get their connections and
+    /// resource reads (while restarts are verified, every 200 ms, only the
+    /// restarted services need them).
+    fn look_at(&self, wanted: &[bool]) -> Result<Vec<Verdict>> {
         if self.services.is_empty() {
             return Ok(Vec::new());
         }
@@ -253,8 +260,8 @@ impl<'p> Watch<'p> {
             .zip(self.services.iter().zip(&self.owners))
             .map(|(procs, (s, owner))| check::judge(s, owner, procs, &processes))
             .collect();
-        check::connect_all(&self.services, &mut verdicts);
-        check::resources(&self.services, &mut verdicts);
+        check::connect_all(&self.services, &mut verdicts, wanted);
+        check::resources(&self.services, &mut verdicts, wanted);
         Ok(verdicts)
     }
 
@@ -552,7 +559,9 @@ fn pass(
             // to load an upgrade, when a process runs the binary now on disk
             // (a new process, or the old one re-executed).
             let mut look = || {
-                let found = watch.look().unwrap_or_default();
+                let mut wanted = vec![false; services.len()];
+                go.iter().for_each(|&i| wanted[i] = true);
+                let found = watch.look_at(&wanted).unwrap_or_default();
                 go.iter()
                     .map(|&i| {
                         let seen = found.get(i).and_then(|v| v.running);
