@@ -26,7 +26,8 @@ pub struct Host {
     pub os_version: Option<String>,
     pub os_like: Vec<String>,
     pub arch: String,
-    pub now: DateTime<Local>,
+    /// The time of the run, for time classes; None for a previewed host.
+    pub now: Option<DateTime<Local>>,
 }
 
 impl Host {
@@ -58,7 +59,29 @@ impl Host {
                 .map(|v| v.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
             arch: std::env::consts::ARCH.to_string(),
-            now,
+            now: Some(now),
+        }
+    }
+
+    /// Another host, as `tend plan --host NAME --os debian_12` describes
+    /// it: no time classes (they depend on when), no ID_LIKE.
+    pub fn named(name: &str, os: Option<&str>, arch: Option<&str>) -> Host {
+        let short = name.split('.').next().unwrap_or(name).to_string();
+        let (os_id, os_version) = match os.map(|os| os.split_once('_').unwrap_or((os, ""))) {
+            Some((id, version)) => (
+                Some(id.to_string()),
+                Some(version.replace('_', ".")).filter(|v| !v.is_empty()),
+            ),
+            None => (None, None),
+        };
+        Host {
+            short,
+            fqdn: name.contains('.').then(|| name.to_string()),
+            os_id,
+            os_version,
+            os_like: Vec::new(),
+            arch: arch.unwrap_or(std::env::consts::ARCH).to_string(),
+            now: None,
         }
     }
 }
@@ -120,6 +143,18 @@ pub enum Origin {
     Policy(String),
 }
 
+impl Origin {
+    /// `hard`, `define`, `detected` or `policy`, for JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Origin::Hard(_) => "hard",
+            Origin::Define => "define",
+            Origin::Detected(_) => "detected",
+            Origin::Policy(_) => "policy",
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -156,10 +191,91 @@ pub fn hard_classes(host: &Host) -> Vec<(String, &'static str)> {
     for like in &host.os_like {
         out.push((canonify(like), "/etc/os-release ID_LIKE"));
     }
-    for t in time_classes(host.now) {
+    for t in host.now.map(time_classes).unwrap_or_default() {
         out.push((t, "time"));
     }
     out
+}
+
+/// Whether a class name is one tend could define by itself on some host
+/// (so `tend validate` does not warn about it): `any`, kernels, common
+/// architectures and OS ids, `ID_VERSION` classes, time classes,
+/// `pkgmgr_busy`, and host names with a digit in them (`www1`, `web_01`).
+pub fn built_in_shape(name: &str) -> bool {
+    const FIXED: &[&str] = &[
+        "any",
+        "linux",
+        "freebsd",
+        "openbsd",
+        "netbsd",
+        "macos",
+        "solaris",
+        "x86_64",
+        "x86",
+        "i386",
+        "i686",
+        "aarch64",
+        "arm",
+        "armv7l",
+        "riscv64",
+        "powerpc64",
+        "ppc64le",
+        "s390x",
+        "debian",
+        "ubuntu",
+        "rhel",
+        "centos",
+        "rocky",
+        "almalinux",
+        "fedora",
+        "opensuse",
+        "opensuse_leap",
+        "sles",
+        "suse",
+        "arch",
+        "alpine",
+        "amzn",
+        "ol",
+        "raspbian",
+        "linuxmint",
+        "gentoo",
+        "void",
+        "nixos",
+        "pkgmgr_busy",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+        "Night",
+        "Morning",
+        "Afternoon",
+        "Evening",
+        "Q1",
+        "Q2",
+        "Q3",
+        "Q4",
+    ];
+    static TIME: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let time = TIME.get_or_init(|| {
+        regex::Regex::new(r"^(Yr\d{4}|Day\d{1,2}|Hr\d\d(_Q[1-4])?|Min\d\d(_\d\d)?)$")
+            .expect("a valid pattern")
+    });
+    FIXED.contains(&name) || time.is_match(name) || name.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// CFEngine's time classes for a local time.
@@ -302,6 +418,11 @@ impl Classes {
         service.guard.as_ref().is_none_or(|g| self.eval(g))
     }
 
+    /// Where a defined class came from.
+    pub fn origin(&self, class: &str) -> Option<&Origin> {
+        self.defined.get(class)
+    }
+
     pub fn defined(&self) -> impl Iterator<Item = (&str, &Origin)> {
         self.defined.iter().map(|(k, v)| (k.as_str(), v))
     }
@@ -326,7 +447,7 @@ mod tests {
             os_version: Some("12.5".into()),
             os_like: vec![],
             arch: "x86_64".into(),
-            now: Local.with_ymd_and_hms(2026, 11, 23, 8, 7, 0).unwrap(),
+            now: Some(Local.with_ymd_and_hms(2026, 11, 23, 8, 7, 0).unwrap()),
         }
     }
 
@@ -388,6 +509,33 @@ mod tests {
             ("www1", true),
         ] {
             assert_eq!(classes.eval(&guard(expr)), want, "{expr}");
+        }
+    }
+
+    #[test]
+    fn a_named_host_has_its_names_and_os_and_no_time_table() {
+        for (name, os, want, not) in [
+            (
+                "web-01",
+                Some("debian_12"),
+                &["any", "web_01", "linux", "debian", "debian_12"][..],
+                &["debian_12_5", "Monday", "Hr08"][..],
+            ),
+            (
+                "db1.example.com",
+                Some("rocky_9.4"),
+                &["db1", "db1_example_com", "rocky", "rocky_9", "rocky_9_4"],
+                &["debian"],
+            ),
+            ("ns1", None, &["ns1", "any"], &["debian", "Q1"]),
+        ] {
+            let classes = Classes::evaluate(None, &Host::named(name, os, Some("x86_64")), &[], &[]);
+            for w in want {
+                assert!(classes.contains(w), "{name}: missing {w}");
+            }
+            for n in not {
+                assert!(!classes.contains(n), "{name}: has {n}");
+            }
         }
     }
 

@@ -55,9 +55,16 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = "/", global = true)]
     pub pkg_root: PathBuf,
 
-    /// Output format of `status`.
+    /// Output format: of reports (one JSON object per line, the same to
+    /// syslog), and of `status`, `classes`, `validate`, `plan`, `explain`.
     #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
     pub format: Format,
+
+    /// As root, read a policy that others than root can change (owned by
+    /// another user, or group- or world-writable). Refused by default, as
+    /// cron and sudo refuse such files.
+    #[arg(long, global = true)]
+    pub insecure: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -67,8 +74,14 @@ pub struct Cli {
 pub enum Command {
     /// One pass: check every service that applies, restart what is down (the default).
     Run,
-    /// Parse and check the policy; run nothing.
-    Validate,
+    /// Check a policy (all errors of all files, and warnings); run
+    /// nothing. For a policy repository's CI or pre-commit hook.
+    Validate {
+        /// Policy files or directories, checked as one policy [default: the
+        /// policy of -f].
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
     /// Print the classes this host is in.
     Classes,
     /// What the last pass found for every service that applies.
@@ -101,6 +114,39 @@ pub enum Command {
     },
     /// Print the man page, tend(8), in roff.
     Man,
+    /// Which services would apply on another host, and why (which guard,
+    /// which class, from where). Classes of time are left out; add them
+    /// with -D.
+    Plan {
+        /// Its host name (short or fully qualified).
+        #[arg(long, value_name = "NAME")]
+        host: String,
+        #[command(flatten)]
+        os: OsArgs,
+    },
+    /// Why one service does or does not apply to this host (or --host), and
+    /// how it is checked and restarted.
+    Explain {
+        /// The service id.
+        id: String,
+        /// Explain it for another host instead.
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+        #[command(flatten)]
+        os: OsArgs,
+    },
+}
+
+/// The operating system of a host previewed with `plan` or `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct OsArgs {
+    /// Its OS as ID_VERSION (`debian_12`, `rocky_9.4`, `ubuntu_24.04`), as in
+    /// its /etc/os-release [default for plan: none].
+    #[arg(long, value_name = "ID_VERSION")]
+    pub os: Option<String>,
+    /// Its architecture [default: this host's].
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -93,6 +93,14 @@ impl Diagnostic {
         }
     }
 
+    pub fn warning(span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            span,
+            message: message.into(),
+        }
+    }
+
     /// Renders as
     ///
     /// ```text
@@ -133,11 +141,49 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// For `tend validate --format json`: severity, file, line, column,
+    /// message, and the excerpt with its caret.
+    pub fn to_json(&self, sources: &Sources) -> serde_json::Value {
+        let (line, column) = sources.line_col(self.span.file, self.span.start);
+        serde_json::json!({
+            "severity": match self.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            "file": sources.path(self.span.file).display().to_string(),
+            "line": line,
+            "column": column,
+            "message": self.message,
+            "rendered": self.render(sources),
+        })
+    }
+}
+
 /// Control characters in a broken file must not garble the admin's terminal.
 fn printable(line: &str) -> String {
     line.chars()
         .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
         .collect()
+}
+
+/// An error in one line, for syslog and the first line of a report:
+/// a policy's first diagnostic (`web.tend:2:3: unknown attribute
+/// `restrat``, and how many more), or any other error as it reads.
+pub fn summary(error: &anyhow::Error) -> String {
+    let Some(errors) = error.downcast_ref::<PolicyErrors>() else {
+        return format!("{error:#}");
+    };
+    let Some(first) = errors.diagnostics.first() else {
+        return format!("{error:#}");
+    };
+    let mut text = format!("{}: {}", errors.sources.locate(first.span), first.message);
+    match errors.diagnostics.len() - 1 {
+        0 => {}
+        1 => text.push_str(" (and 1 more error)"),
+        n => text.push_str(&format!(" (and {n} more errors)")),
+    }
+    text
 }
 
 /// Every problem found in a policy, rendered together.

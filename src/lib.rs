@@ -20,8 +20,10 @@ pub mod matcher;
 pub mod parser;
 pub mod pkgmgr;
 pub mod policy;
+pub mod preview;
 pub mod report;
 pub mod scan;
+pub mod snapshot;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -35,12 +37,15 @@ use crate::decide::{Hold, Input, Problem, Step};
 use crate::matcher::{Matcher, Spec};
 use crate::policy::{Policy, Service};
 use crate::report::Reporter;
-use crate::state::{Locking, Pause, ServiceState, State, Status, Store};
+use crate::snapshot::Snapshot;
+use crate::state::{Locking, Pause, PolicyError, ServiceState, State, Status, Store};
 
 /// Exit status: every service that applies is running.
 pub const CONVERGED: u8 = 0;
 /// Exit status: some service that applies is still down.
 pub const DOWN: u8 = 1;
+/// Exit status: bad usage, or a broken policy with no last good copy.
+pub const BROKEN: u8 = 2;
 
 /// The time of this run, in unix seconds. `TEND_NOW` overrides the clock; it
 /// exists for tests (reminders, budgets) and is documented as such.
@@ -63,9 +68,9 @@ pub fn run(cli: Cli) -> Result<u8> {
     // whatever state the policy is in.
     match &cli.command {
         Some(Command::Pause { duration, reason }) => {
-            return pause(&store, *duration, reason.clone(), now)
+            return pause(&store, *duration, reason.clone(), now, cli.format)
         }
-        Some(Command::Resume) => return resume(&store, now),
+        Some(Command::Resume) => return resume(&store, now, cli.format),
         Some(Command::Completions { shell }) => {
             // Into memory first: clap_complete panics on a failed write.
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -83,54 +88,344 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         _ => {}
     }
-    let policy = policy::load(&cli.policy)?;
+    let root_only = snapshot::must_be_root_only(cli.insecure);
+    if let Some(Command::Validate { paths }) = &cli.command {
+        let paths = if paths.is_empty() {
+            std::slice::from_ref(&cli.policy)
+        } else {
+            paths
+        };
+        return validate(paths, root_only, cli.format);
+    }
     let local = chrono::DateTime::from_timestamp(now, 0)
         .map(|t| t.with_timezone(&chrono::Local))
         .unwrap_or_else(chrono::Local::now);
+    // Previews read the policy as it is: they are for checking it.
+    match &cli.command {
+        Some(Command::Plan { host, os }) => {
+            let policy = policy::check(&snapshot::read(
+                std::slice::from_ref(&cli.policy),
+                root_only,
+            )?)?;
+            let host = Host::named(host, os.os.as_deref(), os.arch.as_deref());
+            let classes = Classes::evaluate(Some(&policy), &host, &[], &cli.define);
+            return preview::plan(&policy, &host, &classes, cli.format);
+        }
+        Some(Command::Explain { id, host, os }) => {
+            let policy = policy::check(&snapshot::read(
+                std::slice::from_ref(&cli.policy),
+                root_only,
+            )?)?;
+            let (host, detected) = match host {
+                Some(name) => (
+                    Host::named(name, os.os.as_deref(), os.arch.as_deref()),
+                    Vec::new(),
+                ),
+                None => (Host::detect(local), busy_classes(&cli.pkg_root)),
+            };
+            let detected: Vec<(&str, String)> =
+                detected.iter().map(|(n, w)| (*n, w.clone())).collect();
+            let classes = Classes::evaluate(Some(&policy), &host, &detected, &cli.define);
+            return preview::explain(&policy, id, &host, &classes, cli.format);
+        }
+        _ => {}
+    }
+    let command = cli.command.clone().unwrap_or(Command::Run);
+    let enforced = match enforce(&cli.policy, &store, root_only) {
+        Ok(enforced) => enforced,
+        Err(error) if command == Command::Run && !cli.dry_run => {
+            return broken(&store, &cli.policy, &error, now, cli.format)
+        }
+        Err(error) => return Err(error),
+    };
+    if enforced.fallback.is_some() && !matches!(command, Command::Run | Command::Status) {
+        eprintln!("tend: {}", enforced.fallback_line());
+    }
+    let policy = &enforced.policy;
     let host = Host::detect(local);
     let busy = pkgmgr::busy(&cli.pkg_root);
     let detected: Vec<(&str, String)> = busy
         .iter()
         .map(|b| ("pkgmgr_busy", format!("package manager at work: {b}")))
         .collect();
-    let classes = Classes::evaluate(Some(&policy), &host, &detected, &cli.define);
-    match cli.command.clone().unwrap_or(Command::Run) {
-        Command::Pause { .. } | Command::Resume | Command::Completions { .. } | Command::Man => {
+    let classes = Classes::evaluate(Some(policy), &host, &detected, &cli.define);
+    match command {
+        Command::Pause { .. }
+        | Command::Resume
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Validate { .. }
+        | Command::Plan { .. }
+        | Command::Explain { .. } => {
             unreachable!("handled above")
         }
-        Command::Validate => {
-            println!(
-                "{}: ok ({} services, {} classes)",
-                policy.origin.display(),
-                policy.services.len(),
-                policy.classes.len()
-            );
-            Ok(CONVERGED)
-        }
         Command::Classes => {
-            print_classes(&classes, cli.verbose);
+            print_classes(&classes, cli.verbose, cli.format)?;
             Ok(CONVERGED)
         }
-        Command::Status => status(&policy, &classes, &store, busy, now, cli.format),
-        Command::Reset { ids, all } => reset(&policy, &store, &ids, all, now),
-        Command::Run if cli.dry_run => dry_run(&policy, &classes, &store, busy, now, cli.verbose),
+        Command::Status => status(&enforced, &classes, &store, busy, now, cli.format),
+        Command::Reset { ids, all } => reset(policy, &store, &ids, all, now),
+        Command::Run if cli.dry_run => dry_run(&enforced, &classes, &store, busy, now, cli.verbose),
         Command::Run => {
             splay(&host, cli.splay);
             pass(
-                &policy,
+                &enforced,
                 &classes,
                 &store,
                 &cli.pkg_root,
                 now,
                 cli.stale_after,
+                cli.format,
             )
         }
     }
 }
 
+/// `tend validate [PATH]...`: every error of every file, or the policy's
+/// warnings and an ok line. Errors are exit status 2.
+fn validate(paths: &[std::path::PathBuf], root_only: bool, format: Format) -> Result<u8> {
+    let checked = snapshot::read(paths, root_only).and_then(|s| policy::check(&s));
+    if format == Format::Text {
+        let policy = checked?;
+        let warnings = analyzer::warnings(&policy);
+        for w in &warnings {
+            println!("{}", w.render(&policy.sources));
+        }
+        let said = match warnings.len() {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        };
+        println!(
+            "{}: ok ({} services, {} classes{said}; sha256 {})",
+            policy.origin,
+            policy.services.len(),
+            policy.classes.len(),
+            policy.digest
+        );
+        return Ok(CONVERGED);
+    }
+    let (diagnostics, policy): (Vec<serde_json::Value>, _) = match checked {
+        Ok(p) => (
+            analyzer::warnings(&p)
+                .iter()
+                .map(|d| d.to_json(&p.sources))
+                .collect(),
+            Some(p),
+        ),
+        Err(e) => match e.downcast_ref::<diagnostic::PolicyErrors>() {
+            Some(errors) => (
+                errors
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.to_json(&errors.sources))
+                    .collect(),
+                None,
+            ),
+            None => (
+                vec![serde_json::json!({
+                    "severity": "error", "file": null, "line": null, "column": null,
+                    "message": format!("{e:#}"), "rendered": format!("{e:#}"),
+                })],
+                None,
+            ),
+        },
+    };
+    let count = |severity: &str| {
+        diagnostics
+            .iter()
+            .filter(|d| d["severity"] == severity)
+            .count()
+    };
+    let errors = count("error");
+    let doc = serde_json::json!({
+        "ok": errors == 0,
+        "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "digest": policy.as_ref().map(|p| p.digest.clone()),
+        "services": policy.as_ref().map(|p| p.services.len()),
+        "classes": policy.as_ref().map(|p| p.classes.len()),
+        "errors": errors,
+        "warnings": count("warning"),
+        "diagnostics": diagnostics,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(if errors == 0 { CONVERGED } else { BROKEN })
+}
+
+/// `pkgmgr_busy` when a package manager is at work, with its lock.
+fn busy_classes(pkg_root: &std::path::Path) -> Vec<(&'static str, String)> {
+    pkgmgr::busy(pkg_root)
+        .iter()
+        .map(|b| ("pkgmgr_busy", format!("package manager at work: {b}")))
+        .collect()
+}
+
+/// The policy a command works with: the one at `-f` when it can be read
+/// and checks, else the last good copy.
+struct Enforced {
+    policy: Policy,
+    /// The policy as read, to keep as the last good copy (None when the
+    /// copy is what is enforced).
+    fresh: Option<Snapshot>,
+    /// Why the policy at `-f` is not enforced, and where the copy is from.
+    fallback: Option<Fallback>,
+}
+
+struct Fallback {
+    /// The configured policy, as given.
+    broken: String,
+    error: anyhow::Error,
+    origin: String,
+    saved: i64,
+}
+
+impl Enforced {
+    /// `policy /etc/tend (sha256 1a2b3c4d5e6f)`, or which last good copy.
+    fn describe(&self) -> String {
+        match &self.fallback {
+            None => format!(
+                "policy {} (sha256 {})",
+                self.policy.origin, self.policy.digest
+            ),
+            Some(f) => format!(
+                "the last good policy, kept {} from {} (sha256 {})",
+                report::local_time(f.saved),
+                f.origin,
+                self.policy.digest
+            ),
+        }
+    }
+
+    /// One line: why the configured policy is not enforced, and what is.
+    fn fallback_line(&self) -> String {
+        match &self.fallback {
+            Some(f) => format!(
+                "{}; enforcing {} until it is fixed",
+                what_is_wrong(&f.broken, &f.error),
+                self.describe()
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+/// `policy /etc/tend is broken: web.tend:2:3: ...` for errors in the
+/// policy's text; other errors (unreadable, insecure, changing) name the
+/// policy themselves.
+fn what_is_wrong(path: &str, error: &anyhow::Error) -> String {
+    if error.downcast_ref::<diagnostic::PolicyErrors>().is_some() {
+        format!("policy {path} is broken: {}", diagnostic::summary(error))
+    } else {
+        diagnostic::summary(error)
+    }
+}
+
+/// Reads and checks the policy at `path`; when that fails, the last good
+/// copy in the state dir. Fails only when neither can be had.
+fn enforce(path: &std::path::Path, store: &Store, root_only: bool) -> Result<Enforced> {
+    let error = match snapshot::read(&[path.to_path_buf()], root_only)
+        .and_then(|s| policy::check(&s).map(|p| (s, p)))
+    {
+        Ok((fresh, policy)) => {
+            return Ok(Enforced {
+                policy,
+                fresh: Some(fresh),
+                fallback: None,
+            })
+        }
+        Err(e) => e,
+    };
+    let copy = match snapshot::last_good(store.dir()) {
+        Ok(Some(good)) => policy::check(&good.snapshot).map(|p| (good, p)),
+        Ok(None) => return Err(error),
+        Err(e) => Err(e),
+    };
+    match copy {
+        Ok((good, policy)) => Ok(Enforced {
+            policy,
+            fresh: None,
+            fallback: Some(Fallback {
+                broken: path.display().to_string(),
+                error,
+                origin: good.origin,
+                saved: good.saved,
+            }),
+        }),
+        Err(e) => Err(error.context(format!(
+            "and the last good policy cannot be used: {}",
+            diagnostic::summary(&e)
+        ))),
+    }
+}
+
+/// A pass with a broken policy and no last good copy: says the error (once,
+/// then daily, like a copy's fallback) and does nothing else.
+fn broken(
+    store: &Store,
+    path: &std::path::Path,
+    error: &anyhow::Error,
+    now: i64,
+    format: Format,
+) -> Result<u8> {
+    let mut reporter = Reporter::new(format);
+    let _lock = match store
+        .ensure_dir()
+        .and_then(|()| state::lock(store.dir(), now))
+    {
+        Ok(Locking::Acquired(lock)) => lock,
+        Ok(Locking::Held(_)) => return Ok(BROKEN),
+        Err(_) => {
+            // No state to remember the error in: say it every time.
+            say_broken(&mut reporter, path, error, None);
+            return Ok(BROKEN);
+        }
+    };
+    let mut state = store.load(now).state;
+    let (remembered, say) =
+        PolicyError::next(state.policy_error.as_ref(), &format!("{error:#}"), now);
+    if say {
+        say_broken(&mut reporter, path, error, None);
+    }
+    state.policy_error = Some(remembered);
+    store.save(&state)?;
+    Ok(BROKEN)
+}
+
+/// The policy error, as one line (and its source excerpts below), with what
+/// is enforced instead.
+fn say_broken(
+    reporter: &mut Reporter,
+    path: &std::path::Path,
+    error: &anyhow::Error,
+    enforced: Option<&Enforced>,
+) {
+    let text = match enforced {
+        Some(e) => format!("tend: {}", e.fallback_line()),
+        None => format!(
+            "tend: {}; no last good policy to fall back on, nothing is checked until it is fixed",
+            what_is_wrong(&path.display().to_string(), error)
+        ),
+    };
+    let detail = error
+        .downcast_ref::<diagnostic::PolicyErrors>()
+        .map(ToString::to_string);
+    reporter.line(&report::Line {
+        kind: "policy_broken",
+        text: &text,
+        detail: detail.as_deref(),
+        error: true,
+    });
+}
+
 /// `tend pause`: writes the pause file; no lock needed, so a hook never
 /// waits for a pass.
-fn pause(store: &Store, duration: u64, reason: Option<String>, now: i64) -> Result<u8> {
+fn pause(
+    store: &Store,
+    duration: u64,
+    reason: Option<String>,
+    now: i64,
+    format: Format,
+) -> Result<u8> {
     if duration == 0 || duration > MAX_PAUSE {
         bail!("a pause lasts from 1s to 24h (--for {duration}s); a forgotten pause must not disable monitoring for good");
     }
@@ -140,7 +435,8 @@ fn pause(store: &Store, duration: u64, reason: Option<String>, now: i64) -> Resu
         reason: reason.filter(|r| !r.trim().is_empty()),
     };
     store.set_pause(&pause)?;
-    Reporter::new().say(
+    Reporter::new(format).say(
+        "paused",
         &format!(
             "tend: paused {}; restarts wait until then or 'tend resume'",
             pause.describe()
@@ -151,7 +447,7 @@ fn pause(store: &Store, duration: u64, reason: Option<String>, now: i64) -> Resu
 }
 
 /// `tend resume`: removes the pause file.
-fn resume(store: &Store, now: i64) -> Result<u8> {
+fn resume(store: &Store, now: i64, format: Format) -> Result<u8> {
     let pause = store.pause().ok().flatten();
     if !store.clear_pause()? {
         println!("tend: not paused");
@@ -164,7 +460,7 @@ fn resume(store: &Store, now: i64) -> Result<u8> {
         ),
         _ => "tend: resumed".to_string(),
     };
-    Reporter::new().say(&line, false);
+    Reporter::new(format).say("resumed", &line, false);
     Ok(CONVERGED)
 }
 
@@ -198,7 +494,22 @@ fn splay(host: &Host, splay: u64) {
     std::thread::sleep(std::time::Duration::from_secs(hash % splay));
 }
 
-fn print_classes(classes: &Classes, verbose: bool) {
+fn print_classes(classes: &Classes, verbose: bool, format: Format) -> Result<()> {
+    if format == Format::Json {
+        let defined: Vec<serde_json::Value> = classes
+            .defined()
+            .map(|(name, origin)| {
+                serde_json::json!({"name": name, "kind": origin.kind(), "origin": origin.to_string()})
+            })
+            .collect();
+        let off: Vec<serde_json::Value> = classes
+            .off()
+            .map(|(name, at)| serde_json::json!({"name": name, "at": at}))
+            .collect();
+        let doc = serde_json::json!({"classes": defined, "off": off});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
     for (name, origin) in classes.defined() {
         if verbose {
             println!("{name:<24} {origin}");
@@ -211,6 +522,7 @@ fn print_classes(classes: &Classes, verbose: bool) {
             println!("{name:<24} off: policy class at {at}");
         }
     }
+    Ok(())
 }
 
 /// The services that apply to this host, and how to recognise and judge
@@ -325,13 +637,23 @@ fn present(verdict: &Verdict, step: &Step) -> bool {
 /// with `verbose`, also those that do not apply and why. Runs nothing,
 /// changes nothing.
 fn dry_run(
-    policy: &Policy,
+    enforced: &Enforced,
     classes: &Classes,
     store: &Store,
     busy: Option<pkgmgr::Busy>,
     now: i64,
     verbose: bool,
 ) -> Result<u8> {
+    let policy = &enforced.policy;
+    match &enforced.fallback {
+        None => println!("{}", enforced.describe()),
+        Some(f) => {
+            println!("tend: {}", enforced.fallback_line());
+            if let Some(errors) = f.error.downcast_ref::<diagnostic::PolicyErrors>() {
+                println!("{errors}");
+            }
+        }
+    }
     let watch = Watch::new(policy, classes)?;
     let (services, mut found) = (&watch.services, watch.look()?);
     let replaced = Watch::replaced(&found);
@@ -404,24 +726,24 @@ fn dry_run(
         all_up &= verdict.running.is_some();
     }
     if services.is_empty() {
-        println!(
-            "no service in {} applies to this host",
-            policy.origin.display()
-        );
+        println!("no service in {} applies to this host", policy.origin);
     }
     Ok(if all_up { CONVERGED } else { DOWN })
 }
 
 /// One pass over the services that apply to this host.
 fn pass(
-    policy: &Policy,
+    enforced: &Enforced,
     classes: &Classes,
     store: &Store,
     pkg_root: &std::path::Path,
     now: i64,
     stale_after: u64,
+    format: Format,
 ) -> Result<u8> {
-    let mut reporter = Reporter::new();
+    let policy = &enforced.policy;
+    let mut reporter = Reporter::new(format);
+    reporter.set_policy(&policy.digest);
     // The lock is held until this function returns.
     let _lock = match store
         .ensure_dir()
@@ -432,6 +754,7 @@ fn pass(
             return Ok(match holder {
                 Some(h) if now - h.since > stale_after as i64 => {
                     reporter.say(
+                        "lock_held",
                         &format!(
                             "tend: another pass (pid {}) has held the lock in {} since {} ({}); it may be hung",
                             h.pid,
@@ -447,25 +770,35 @@ fn pass(
             });
         }
         Err(e) => {
-            reporter.say(&format!("tend: {e:#}; running without the lock"), true);
+            reporter.say(
+                "lock_failed",
+                &format!("tend: {e:#}; running without the lock"),
+                true,
+            );
             None
         }
     };
     let loaded = store.load(now);
     if let Some(notice) = &loaded.notice {
-        reporter.say(notice, true);
+        reporter.say("state_damaged", notice, true);
     }
     let prior = loaded.state;
+    let policy_error = say_policy(enforced, &prior, store, &mut reporter, now);
 
     // A damaged pause file is set aside, so it is said once.
     let (pause, problem) = read_pause(store);
     if let Some(line) = problem {
-        reporter.say(&format!("{line}; {}", store.set_pause_aside(now)), true);
+        reporter.say(
+            "pause_damaged",
+            &format!("{line}; {}", store.set_pause_aside(now)),
+            true,
+        );
     }
     let mut pause_ended = prior.pause_ended;
     if let Some(p) = pause.as_ref() {
         if p.until <= now && pause_ended != Some(p.since) {
             reporter.say(
+                "pause_ended",
                 &format!(
                     "tend: the pause {} has ended; restarts resumed",
                     p.describe()
@@ -496,8 +829,8 @@ fn pass(
         step.state.cpu = verdict.cpu;
     }
     // Restarts are announced when their turn comes (below).
-    for event in steps.iter().filter(|s| !s.restart).flat_map(|s| &s.events) {
-        reporter.emit(event);
+    for (s, step) in services.iter().zip(&steps).filter(|(_, s)| !s.restart) {
+        step.events.iter().for_each(|e| reporter.emit(&s.id, e));
     }
     let mut next = State {
         last_run: Some(now),
@@ -507,12 +840,14 @@ fn pass(
             .map(|(s, step)| (s.id.clone(), step.state.clone()))
             .collect::<BTreeMap<String, ServiceState>>(),
         pause_ended,
+        policy: Some(policy.digest.clone()),
+        policy_error,
     };
     let mut save_failed = false;
     let mut save = |state: &State, reporter: &mut Reporter| {
         if let Err(e) = store.save(state) {
             if !save_failed {
-                reporter.say(&format!("tend: {e:#}"), true);
+                reporter.say("state_unsaved", &format!("tend: {e:#}"), true);
                 save_failed = true;
             }
         }
@@ -536,7 +871,8 @@ fn pass(
                             hold: Some(Hold::Waiting(&why)),
                             ..inputs[i].clone()
                         });
-                        step.events.iter().for_each(|e| reporter.emit(e));
+                        let id = &services[i].id;
+                        step.events.iter().for_each(|e| reporter.emit(id, e));
                         next.services
                             .insert(services[i].id.clone(), step.state.clone());
                         steps[i] = step;
@@ -545,7 +881,8 @@ fn pass(
                 }
             }
             for &i in &go {
-                steps[i].events.iter().for_each(|e| reporter.emit(e));
+                let id = &services[i].id;
+                steps[i].events.iter().for_each(|e| reporter.emit(id, e));
             }
             let jobs: Vec<act::Job> = go
                 .iter()
@@ -573,7 +910,7 @@ fn pass(
             for (&i, outcome) in go.iter().zip(&outcomes) {
                 let (state, event) = decide::settle(&inputs[i], &steps[i], outcome);
                 if let Some(event) = event {
-                    reporter.emit(&event);
+                    reporter.emit(&services[i].id, &event);
                 }
                 up[i] = state.status == Status::Running;
                 next.services.insert(services[i].id.clone(), state);
@@ -583,6 +920,57 @@ fn pass(
     save(&next, &mut reporter);
     let all_up = next.services.values().all(|s| s.status == Status::Running);
     Ok(if all_up { CONVERGED } else { DOWN })
+}
+
+/// Says what there is to say of the policy at the start of a pass: the
+/// error of a broken one whose last good copy is enforced (once, then
+/// daily), that it is good again, and (to syslog only) a change of policy.
+/// Keeps a fresh policy as the last good copy. Returns the error to
+/// remember.
+fn say_policy(
+    enforced: &Enforced,
+    prior: &State,
+    store: &Store,
+    reporter: &mut Reporter,
+    now: i64,
+) -> Option<PolicyError> {
+    let policy = &enforced.policy;
+    if let Some(f) = &enforced.fallback {
+        let (remembered, say) =
+            PolicyError::next(prior.policy_error.as_ref(), &format!("{:#}", f.error), now);
+        if say {
+            say_broken(
+                reporter,
+                std::path::Path::new(&f.broken),
+                &f.error,
+                Some(enforced),
+            );
+        }
+        return Some(remembered);
+    }
+    if let Some(e) = &prior.policy_error {
+        reporter.say(
+            "policy_fixed",
+            &format!(
+                "tend: {} is good again (broken since {}); enforcing it",
+                enforced.describe(),
+                report::local_time(e.since)
+            ),
+            false,
+        );
+    }
+    if prior.policy.as_deref() != Some(policy.digest.as_str()) {
+        reporter.log(
+            "policy",
+            &format!("tend: enforcing {}", enforced.describe()),
+        );
+    }
+    if let Some(fresh) = &enforced.fresh {
+        if let Err(e) = snapshot::keep(store.dir(), fresh, now) {
+            reporter.say("policy_unkept", &format!("tend: {e:#}"), true);
+        }
+    }
+    None
 }
 
 /// The indices of the services `i` depends on that apply to this host (a
@@ -630,13 +1018,14 @@ fn waves(services: &[&Service], to_restart: &[usize]) -> Vec<Vec<usize>> {
 
 /// What the last pass found, for every service that applies.
 fn status(
-    policy: &Policy,
+    enforced: &Enforced,
     classes: &Classes,
     store: &Store,
     busy: Option<pkgmgr::Busy>,
     now: i64,
     format: Format,
 ) -> Result<u8> {
+    let policy = &enforced.policy;
     let state = store.peek();
     let pause = store.pause().ok().flatten();
     let busy = busy.map(|b| b.to_string());
@@ -682,7 +1071,15 @@ fn status(
                 "active": now < p.until,
             })
         });
+        let f = enforced.fallback.as_ref();
         let doc = serde_json::json!({
+            "policy": {
+                "path": f.map_or(&policy.origin, |f| &f.broken),
+                "digest": policy.digest,
+                "last_good": f.is_some(),
+                "kept": f.map(|f| f.saved),
+                "error": f.map(|f| diagnostic::summary(&f.error)),
+            },
             "last_run": state.last_run,
             "pause": pause,
             "package_manager": busy,
@@ -690,6 +1087,10 @@ fn status(
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
+        match &enforced.fallback {
+            None => println!("{}", enforced.describe()),
+            Some(_) => println!("tend: {}", enforced.fallback_line()),
+        }
         match state.last_run {
             Some(t) => println!(
                 "last pass: {} ({} ago)",
@@ -751,7 +1152,7 @@ fn status(
 fn reset(policy: &Policy, store: &Store, ids: &[String], all: bool, now: i64) -> Result<u8> {
     for id in ids {
         if !policy.services.iter().any(|s| &s.id == id) {
-            bail!("no service `{id}` in {}", policy.origin.display());
+            bail!("no service `{id}` in {}", policy.origin);
         }
     }
     store.ensure_dir()?;

@@ -8,18 +8,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::analyzer;
 use crate::decide::Limits;
 use crate::diagnostic::{Diagnostic, PolicyErrors, Sources, Span};
 use crate::parser::{self, Expr};
+use crate::snapshot::Snapshot;
 
 /// A checked policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// The file or directory it was read from.
-    pub origin: PathBuf,
+    /// The files or directories it was read from, as given.
+    pub origin: String,
+    /// Its fingerprint ([`Snapshot::digest`]).
+    pub digest: String,
     pub sources: Sources,
     pub classes: Vec<ClassDef>,
     pub services: Vec<Service>,
@@ -157,14 +160,16 @@ pub const DEFAULT_LIMITS: Limits = Limits {
 
 /// Reads and checks the policy at `path` (a file or a directory).
 pub fn load(path: &Path) -> Result<Policy> {
-    let files = policy_files(path)?;
+    check(&crate::snapshot::read(&[path.to_path_buf()], false)?)
+}
+
+/// Parses and checks the files of a snapshot as one policy.
+pub fn check(snapshot: &Snapshot) -> Result<Policy> {
     let mut sources = Sources::default();
     let mut items = Vec::new();
     let mut errors = Vec::new();
-    for file in &files {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let (text, bad_utf8) = match String::from_utf8(bytes) {
+    for (file, bytes) in &snapshot.files {
+        let (text, bad_utf8) = match String::from_utf8(bytes.clone()) {
             Ok(text) => (text, None),
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
@@ -194,35 +199,12 @@ pub fn load(path: &Path) -> Result<Policy> {
         .into());
     }
     Ok(Policy {
-        origin: path.to_path_buf(),
+        origin: snapshot.describe(),
+        digest: snapshot.digest(),
         sources,
         classes,
         services,
     })
-}
-
-/// The file itself, or the `*.tend` files of a directory in name order.
-fn policy_files(path: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read policy {}", path.display()))?;
-    if !meta.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files = Vec::new();
-    for entry in
-        std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?
-    {
-        let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
-        let p = entry.path();
-        if p.extension().is_some_and(|e| e == "tend") && !entry.file_type()?.is_dir() {
-            files.push(p);
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        bail!("no *.tend files in policy directory {}", path.display());
-    }
-    Ok(files)
 }
 
 #[cfg(test)]

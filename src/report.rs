@@ -11,6 +11,7 @@ use std::io::Write;
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 use crate::act::Failure;
+use crate::cli::Format;
 
 /// Something worth telling the admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +89,89 @@ pub enum Event {
 }
 
 impl Event {
+    /// The `event` field of its JSON report.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Restarting { .. } => "restarting",
+            Event::Restarted { .. } => "restarted",
+            Event::Failed { .. } => "failed",
+            Event::StillFailing { .. } => "still_failing",
+            Event::Recovered { .. } => "recovered",
+            Event::RunningAgain { .. } => "running_again",
+            Event::GaveUp { .. } => "gave_up",
+            Event::StillGivenUp { .. } => "still_given_up",
+            Event::Deferred { .. } => "deferred",
+            Event::Replaced { .. } => "replaced",
+            Event::Upgrading { .. } => "upgrading",
+            Event::Note { .. } => "note",
+            Event::UpgradeFailed { .. } => "upgrade_failed",
+        }
+    }
+
+    /// The fields of its JSON report beyond the common ones: always `name`,
+    /// then what the event is about (docs/reports.md lists them).
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let (name, more) = match self {
+            Event::Restarting {
+                name,
+                times,
+                problem,
+            } => (
+                name,
+                json!({
+                    "restarts": times.map(|(n, _)| n),
+                    "reason": problem.as_ref().map(|p| match p {
+                        crate::decide::Problem::Absent(why) | crate::decide::Problem::Failing(why) => why.clone(),
+                    }),
+                }),
+            ),
+            Event::Restarted { name, pid } | Event::Recovered { name, pid } => {
+                (name, json!({ "pid": pid }))
+            }
+            Event::Failed {
+                name,
+                command,
+                failure,
+            } => (
+                name,
+                json!({ "command": command, "failure": failure.to_string() }),
+            ),
+            Event::UpgradeFailed {
+                name,
+                command,
+                failure,
+            } => (name, json!({ "command": command, "failure": failure })),
+            Event::StillFailing {
+                name,
+                since,
+                failure,
+            } => (name, json!({ "since": since, "failure": failure })),
+            Event::RunningAgain { name, since } | Event::StillGivenUp { name, since, .. } => {
+                (name, json!({ "since": since }))
+            }
+            Event::GaveUp {
+                name,
+                restarts,
+                span,
+                ..
+            } => (name, json!({ "restarts": restarts, "seconds": span })),
+            Event::Deferred { name, span, why } => {
+                (name, json!({ "seconds": span, "reason": why }))
+            }
+            Event::Replaced { name, path } | Event::Upgrading { name, path } => {
+                (name, json!({ "path": path }))
+            }
+            Event::Note { name, text } => (name, json!({ "note": text })),
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("name".into(), name.clone().into());
+        if let serde_json::Value::Object(more) = more {
+            fields.extend(more.into_iter().filter(|(_, v)| !v.is_null()));
+        }
+        fields
+    }
+
     fn is_error(&self) -> bool {
         matches!(
             self,
@@ -187,6 +271,9 @@ impl fmt::Display for Event {
 /// Where events go.
 pub struct Reporter {
     syslog: Syslog,
+    format: Format,
+    /// The digest of the policy enforced, for JSON reports.
+    policy: Option<String>,
 }
 
 enum Syslog {
@@ -196,54 +283,144 @@ enum Syslog {
     Unavailable,
 }
 
-impl Default for Reporter {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Something to say that is not a service event: its kind (the JSON
+/// `event`), one line, and more lines for the terminal (a policy error's
+/// source excerpts).
+pub struct Line<'a> {
+    pub kind: &'a str,
+    pub text: &'a str,
+    pub detail: Option<&'a str>,
+    pub error: bool,
 }
 
 impl Reporter {
-    pub fn new() -> Reporter {
+    pub fn new(format: Format) -> Reporter {
         Reporter {
             syslog: Syslog::Untried,
+            format,
+            policy: None,
         }
     }
 
-    pub fn emit(&mut self, event: &Event) {
-        self.say(&event.to_string(), event.is_error());
+    /// JSON reports carry the digest of the policy enforced from now on.
+    pub fn set_policy(&mut self, digest: &str) {
+        self.policy = Some(digest.to_string());
+    }
+
+    pub fn emit(&mut self, service: &str, event: &Event) {
+        let text = event.to_string();
+        let mut fields = event.fields();
+        fields.insert("service".into(), service.into());
+        self.out(event.kind(), &text, None, event.is_error(), fields, true);
     }
 
     /// A line that is not a service event (a damaged state file, a hung
     /// pass): printed and logged the same way.
-    pub fn say(&mut self, line: &str, error: bool) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-        drop(out);
-        self.log(line, error);
+    pub fn say(&mut self, kind: &str, text: &str, error: bool) {
+        self.line(&Line {
+            kind,
+            text,
+            detail: None,
+            error,
+        });
     }
 
-    fn log(&mut self, line: &str, error: bool) {
+    pub fn line(&mut self, line: &Line) {
+        let fields = serde_json::Map::new();
+        self.out(line.kind, line.text, line.detail, line.error, fields, true);
+    }
+
+    /// To syslog only: worth a trace, not a mail.
+    pub fn log(&mut self, kind: &str, text: &str) {
+        let fields = serde_json::Map::new();
+        self.out(kind, text, None, false, fields, false);
+    }
+
+    fn out(
+        &mut self,
+        kind: &str,
+        text: &str,
+        detail: Option<&str>,
+        error: bool,
+        mut fields: serde_json::Map<String, serde_json::Value>,
+        print: bool,
+    ) {
+        let message = match self.format {
+            Format::Text => text.to_string(),
+            Format::Json => {
+                let mut object = serde_json::Map::new();
+                object.insert("time".into(), crate::now().into());
+                object.insert("host".into(), host().into());
+                object.insert("event".into(), kind.into());
+                let level = if error { "error" } else { "notice" };
+                object.insert("level".into(), level.into());
+                object.insert("message".into(), text.into());
+                if let Some(detail) = detail {
+                    object.insert("detail".into(), detail.into());
+                }
+                if let Some(policy) = &self.policy {
+                    object.insert("policy".into(), policy.clone().into());
+                }
+                object.append(&mut fields);
+                serde_json::Value::Object(object).to_string()
+            }
+        };
+        if print {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{message}");
+            if let (Format::Text, Some(detail)) = (self.format, detail) {
+                let _ = writeln!(out, "{detail}");
+            }
+            let _ = out.flush();
+        }
+        self.syslog(&message, error, print);
+    }
+
+    /// `print`: whether the line was printed too; only then is a missing
+    /// syslog worth saying.
+    fn syslog(&mut self, message: &str, error: bool, print: bool) {
         if let Syslog::Untried = self.syslog {
             self.syslog = match connect() {
                 Ok(logger) => Syslog::Connected(Box::new(logger)),
+                // Said with the first line that is printed, if any.
+                Err(_) if !print => return,
                 Err(why) => {
-                    println!("tend: syslog not reached ({why}); events are on this output only");
-                    Syslog::Unavailable
+                    self.syslog = Syslog::Unavailable;
+                    self.say(
+                        "syslog_unavailable",
+                        &format!(
+                            "tend: syslog not reached ({why}); events are on this output only"
+                        ),
+                        false,
+                    );
+                    return;
                 }
             };
         }
         if let Syslog::Connected(logger) = &mut self.syslog {
             let sent = if error {
-                logger.err(line)
+                logger.err(message)
             } else {
-                logger.notice(line)
+                logger.notice(message)
             };
             if sent.is_err() {
                 self.syslog = Syslog::Unavailable;
             }
         }
     }
+}
+
+/// The short host name, for JSON reports.
+fn host() -> String {
+    hostname::get()
+        .map(|h| {
+            h.to_string_lossy()
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// `TEND_SYSLOG_SOCKET` points syslog elsewhere than /dev/log; tests use it

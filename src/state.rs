@@ -115,6 +115,53 @@ pub struct State {
     /// once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_ended: Option<i64>,
+    /// The digest of the policy the last pass enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The policy error last said, while the policy stays broken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_error: Option<PolicyError>,
+}
+
+/// A broken policy, remembered so that cron does not mail the same error
+/// every five minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyError {
+    /// The error as said.
+    pub error: String,
+    /// Since when the policy has been broken, and when this error was last
+    /// said.
+    pub since: i64,
+    pub said: i64,
+}
+
+/// A broken policy's error is said again after this long.
+pub const POLICY_ERROR_REMIND: i64 = 86_400;
+
+impl PolicyError {
+    /// What to remember of `error` seen at `now`, and whether to say it: a
+    /// new or different error is said at once, the same one once a day.
+    pub fn next(prior: Option<&PolicyError>, error: &str, now: i64) -> (PolicyError, bool) {
+        match prior {
+            Some(p) if p.error == error && now - p.said < POLICY_ERROR_REMIND => (p.clone(), false),
+            Some(p) => (
+                PolicyError {
+                    error: error.to_string(),
+                    since: p.since,
+                    said: now,
+                },
+                true,
+            ),
+            None => (
+                PolicyError {
+                    error: error.to_string(),
+                    since: now,
+                    said: now,
+                },
+                true,
+            ),
+        }
+    }
 }
 
 /// A maintenance window set by `tend pause`: restarts wait until `until`.
@@ -372,6 +419,53 @@ pub fn lock(dir: &Path, now: i64) -> Result<Locking> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_errors_are_said_once_then_daily_table() {
+        let seen = |error: &str, since, said| PolicyError {
+            error: error.into(),
+            since,
+            said,
+        };
+        let day = POLICY_ERROR_REMIND;
+        for (prior, error, now, want, say) in [
+            (None, "e1", 100, seen("e1", 100, 100), true),
+            (
+                Some(seen("e1", 100, 100)),
+                "e1",
+                400,
+                seen("e1", 100, 100),
+                false,
+            ),
+            (
+                Some(seen("e1", 100, 100)),
+                "e1",
+                100 + day - 1,
+                seen("e1", 100, 100),
+                false,
+            ),
+            (
+                Some(seen("e1", 100, 100)),
+                "e1",
+                100 + day,
+                seen("e1", 100, 100 + day),
+                true,
+            ),
+            (
+                Some(seen("e1", 100, 100)),
+                "e2",
+                400,
+                seen("e2", 100, 400),
+                true,
+            ),
+        ] {
+            assert_eq!(
+                PolicyError::next(prior.as_ref(), error, now),
+                (want, say),
+                "{prior:?} {error} at {now}"
+            );
+        }
+    }
 
     #[test]
     fn save_then_load_round_trips() {

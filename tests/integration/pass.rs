@@ -4,7 +4,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use crate::sandbox::Sandbox;
+use crate::sandbox::{dry, Sandbox};
 
 /// A service whose restart command starts `<dir>/<daemon> 1000` detached.
 fn service(id: &str, daemon: &str) -> String {
@@ -83,6 +83,14 @@ fn restart_events_go_to_syslog_as_daemon_facility() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(!run.stdout.contains("syslog not reached"), "{run:?}");
     let mut buf = [0u8; 2048];
+    // First, which policy the pass enforces (to syslog only).
+    let n = socket.recv(&mut buf).unwrap();
+    let said = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        said.contains("tend: enforcing policy policy.tend (sha256 "),
+        "{said}"
+    );
+    assert!(!run.stdout.contains("enforcing"), "{run:?}");
     let n = socket.recv(&mut buf).unwrap();
     let first = String::from_utf8_lossy(&buf[..n]);
     // daemon.notice = 3 * 8 + 5
@@ -237,7 +245,7 @@ fn guards_select_services_by_class() {
         all.extend_from_slice(args);
         let run = sb.tend(&all);
         assert_eq!(run.code, 1, "{run:?}");
-        run.stdout
+        dry(&run)
             .lines()
             .map(|l| l.split(' ').next().unwrap().to_string())
             .collect()
@@ -258,7 +266,7 @@ fn dry_run_lists_every_service_and_runs_nothing() {
     );
     let run = sb.tend(&["--dry-run"]);
     assert_eq!(
-        run.stdout,
+        dry(&run),
         format!(
             "Alpha (a): running (pid {pid})\nBeta (b): not running; would run: touch {}/ran\n",
             sb.dir().display()
@@ -276,11 +284,11 @@ fn decoy_with_the_path_inside_a_longer_word_is_not_the_service() {
     sb.start("sshd.old");
     sb.policy("service ssh { process \"@DIR@/sshd\"; restart \"true\" }\n");
     let run = sb.tend(&["--dry-run"]);
-    assert!(run.stdout.starts_with("ssh (ssh): not running"), "{run:?}");
+    assert!(dry(&run).starts_with("ssh (ssh): not running"), "{run:?}");
     // And the real thing is found.
     let pid = sb.start("sshd");
     let run = sb.tend(&["--dry-run"]);
-    assert_eq!(run.stdout, format!("ssh (ssh): running (pid {pid})\n"));
+    assert_eq!(dry(&run), format!("ssh (ssh): running (pid {pid})\n"));
 }
 
 #[test]
@@ -292,5 +300,5 @@ fn the_agent_itself_never_counts_as_the_service() {
         "service self {{ process \"{marker}\"; restart \"true\" }}\n"
     ));
     let run = sb.tend(&["--dry-run", "-D", &marker]);
-    assert_eq!(run.stdout, "self (self): not running; would run: true\n");
+    assert_eq!(dry(&run), "self (self): not running; would run: true\n");
 }

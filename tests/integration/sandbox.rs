@@ -203,6 +203,17 @@ pub fn lines(run: &Run) -> Vec<String> {
         .collect()
 }
 
+/// A dry run's lines after its first, which names the policy enforced
+/// (checked here).
+pub fn dry(run: &Run) -> String {
+    let (first, rest) = run.stdout.split_once('\n').unwrap_or((&run.stdout, ""));
+    assert!(
+        first.starts_with("policy ") && first.contains("(sha256 "),
+        "a dry run starts by naming the policy: {run:?}"
+    );
+    rest.to_string()
+}
+
 /// Waits up to 10 s for a condition the test needs before it goes on.
 pub fn wait_for(mut ok: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(10);

@@ -49,7 +49,18 @@ fn dry_run_of_the_shipped_policy_names_ssh_everywhere() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("OpenSSH (ssh): "), "{stdout}");
+    let mut lines = stdout.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("policy policies/services.tend (sha256 "),
+        "{stdout}"
+    );
+    assert!(
+        lines.next().unwrap().starts_with("OpenSSH (ssh): "),
+        "{stdout}"
+    );
     assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
 }
 

@@ -146,14 +146,22 @@ fn status_reports_every_service_as_text_and_json() {
     let pid = sb.start("up");
     sb.policy("service up { process \"@DIR@/up\"; restart \"true\" }\nservice down { process \"@DIR@/down\"; restart \"false\" }\n");
     let never = at(&sb, T0, &["status"]);
-    assert!(never.stdout.starts_with("last pass: never"), "{never:?}");
+    assert!(
+        never
+            .stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("last pass: never"),
+        "{never:?}"
+    );
     at(&sb, T0, &[]);
     let text = at(&sb, T0 + 60, &["status"]);
     assert_eq!(text.code, 1);
     let rows: Vec<Vec<&str>> = text
         .stdout
         .lines()
-        .skip(2)
+        .skip(3)
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(rows[0][0], "up");

@@ -1,0 +1,422 @@
+//! The policy files as one consistent, trusted snapshot, and the last known
+//! good copy of them kept in the state directory.
+//!
+//! A fleet gets its policy by rsync or git: a pass can start while files are
+//! half copied, a push can be broken, a directory can be left writable by
+//! anyone. So each file is read once; a policy whose files change while they
+//! are read is not used (tried again once). As root, a file or directory that
+//! someone other than root could change is refused, as cron and sudo do. And
+//! the last policy that checked is kept, so a broken push never leaves a host
+//! unmonitored.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The policy files as read, each once.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The paths the policy was asked for (`-f`, or `validate`'s).
+    pub origin: Vec<PathBuf>,
+    /// Each file's path and contents, in reading order.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl Snapshot {
+    /// A fingerprint of the policy: SHA-256 of each file's name and
+    /// contents, first 12 hex digits. The same policy has the same digest on
+    /// every host, and its last good copy keeps it.
+    pub fn digest(&self) -> String {
+        let mut hash = Sha256::new();
+        for (path, bytes) in &self.files {
+            let name = path.file_name().map_or_else(
+                || path.as_os_str().as_encoded_bytes(),
+                |n| n.as_encoded_bytes(),
+            );
+            hash.update((name.len() as u64).to_le_bytes());
+            hash.update(name);
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
+        }
+        hash.finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The origin as an admin wrote it: `/etc/tend`, or `a.tend b.tend`.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .origin
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        names.join(" ")
+    }
+}
+
+/// Whether to refuse files others than root could change (running as root,
+/// without `--insecure`).
+pub fn must_be_root_only(insecure: bool) -> bool {
+    !insecure && nix::unistd::geteuid().is_root()
+}
+
+/// Reads the policy at `paths` (files, or directories of `*.tend` files read
+/// in name order). When a file or directory changes during the read, waits
+/// a moment and reads again; a second change makes the policy unusable for
+/// this pass.
+pub fn read(paths: &[PathBuf], root_only: bool) -> Result<Snapshot> {
+    if let Some(snapshot) = attempt(paths, root_only)? {
+        return Ok(snapshot);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    match attempt(paths, root_only)? {
+        Some(snapshot) => Ok(snapshot),
+        None => bail!(
+            "policy {} changed while it was being read, twice (a copy or checkout in progress?); not using it for this pass",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    }
+}
+
+/// What identifies a file's version: a write, a replacement or a chmod
+/// changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// One read of every file; None when something changed meanwhile.
+fn attempt(paths: &[PathBuf], root_only: bool) -> Result<Option<Snapshot>> {
+    // Every directory and file read, with its stamp before reading.
+    let mut seen: Vec<(PathBuf, Stamp)> = Vec::new();
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .with_context(|| format!("cannot read policy {}", path.display()))?;
+        if root_only {
+            trusted(path, &meta)?;
+        }
+        if meta.is_dir() {
+            seen.push((path.clone(), Stamp::of(&meta)));
+            let listed = list(path)?;
+            if listed.is_empty() {
+                bail!("no *.tend files in policy directory {}", path.display());
+            }
+            files.extend(listed);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut read = Vec::new();
+    for path in files {
+        let mut file =
+            File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if root_only {
+            trusted(&path, &meta)?;
+        }
+        if meta.is_dir() {
+            bail!("cannot read {}: it is a directory", path.display());
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if bytes.len() as u64 != meta.len() {
+            return Ok(None);
+        }
+        seen.push((path.clone(), Stamp::of(&meta)));
+        read.push((path, bytes));
+    }
+    // Nothing may have changed since: not a file, not a directory's list.
+    for (path, stamp) in &seen {
+        match std::fs::metadata(path) {
+            Ok(meta) if Stamp::of(&meta) == *stamp => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(Snapshot {
+        origin: paths.to_vec(),
+        files: read,
+    }))
+}
+
+/// The `*.tend` files of a directory, in name order.
+fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "tend") && !p.is_dir() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// As root, only root may be able to change the policy.
+fn trusted(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    let what = if meta.is_dir() { "directory" } else { "file" };
+    if meta.uid() != 0 {
+        let owner = nix::unistd::User::from_uid(meta.uid().into())
+            .ok()
+            .flatten()
+            .map_or_else(|| meta.uid().to_string(), |u| u.name);
+        bail!(
+            "policy {what} {} is owned by {owner}, not root; refusing it (as root tend reads only a policy that only root can change; --insecure allows it)",
+            path.display()
+        );
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (true, true) => "group and others",
+            (true, false) => "group",
+            _ => "others",
+        };
+        bail!(
+            "policy {what} {} is writable by {who} (mode {mode:04o}); refusing it (as root tend reads only a policy that only root can change; --insecure allows it)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Where the last good copy lives in the state directory: a symlink to a
+/// directory named after the policy's digest, swapped atomically.
+pub const LAST_GOOD: &str = "policy.good";
+const MANIFEST: &str = "manifest.json";
+
+/// The last policy that checked, as kept by [`keep`].
+#[derive(Debug, Clone)]
+pub struct LastGood {
+    pub snapshot: Snapshot,
+    /// Where it was read from, and when it was kept (unix seconds).
+    pub origin: String,
+    pub saved: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    origin: String,
+    saved: i64,
+    digest: String,
+    /// The copies' file names, in reading order.
+    files: Vec<String>,
+}
+
+/// The last good copy in `state_dir`, if there is one.
+pub fn last_good(state_dir: &Path) -> Result<Option<LastGood>> {
+    let dir = state_dir.join(LAST_GOOD);
+    let manifest = match std::fs::read(dir.join(MANIFEST)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let manifest: Manifest = serde_json::from_slice(&manifest)
+        .with_context(|| format!("last good policy {} is damaged", dir.display()))?;
+    let mut files = Vec::new();
+    for name in &manifest.files {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("last good policy: cannot read {}", path.display()))?;
+        files.push((path, bytes));
+    }
+    Ok(Some(LastGood {
+        snapshot: Snapshot {
+            origin: vec![dir],
+            files,
+        },
+        origin: manifest.origin,
+        saved: manifest.saved,
+    }))
+}
+
+/// Keeps `snapshot` as the last good copy, unless it already is. The copy
+/// is written whole in a new directory (0700, files 0600), then a symlink is
+/// renamed over the old one: a pass killed midway leaves the old copy.
+/// Returns whether a new copy was written.
+pub fn keep(state_dir: &Path, snapshot: &Snapshot, now: i64) -> Result<bool> {
+    let digest = snapshot.digest();
+    if let Ok(Some(good)) = last_good(state_dir) {
+        if good.snapshot.digest() == digest {
+            return Ok(false);
+        }
+    }
+    let name = format!("{LAST_GOOD}.{digest}");
+    let target = state_dir.join(&name);
+    let building = state_dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    let failed = || {
+        format!(
+            "cannot keep the last good policy in {}",
+            state_dir.display()
+        )
+    };
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&building)
+        .with_context(failed)?;
+    let mut names = Vec::new();
+    for (i, (path, bytes)) in snapshot.files.iter().enumerate() {
+        let base = path.file_name().map_or_else(
+            || format!("policy{i}"),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        // A name given twice (validate's paths) cannot be; keep them apart.
+        let name = if names.contains(&base) {
+            format!("{i}-{base}")
+        } else {
+            base
+        };
+        write_file(&building.join(&name), bytes).with_context(failed)?;
+        names.push(name);
+    }
+    let manifest = Manifest {
+        origin: snapshot.describe(),
+        saved: now,
+        digest,
+        files: names,
+    };
+    let text = serde_json::to_vec_pretty(&manifest)?;
+    write_file(&building.join(MANIFEST), &text).with_context(failed)?;
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::rename(&building, &target).with_context(failed)?;
+    let link = state_dir.join(format!(".{LAST_GOOD}.link.{}", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&name, &link).with_context(failed)?;
+    std::fs::rename(&link, state_dir.join(LAST_GOOD)).with_context(failed)?;
+    if let Ok(dir) = File::open(state_dir) {
+        let _ = dir.sync_all();
+    }
+    // Older copies go.
+    if let Ok(entries) = std::fs::read_dir(state_dir) {
+        for entry in entries.flatten() {
+            let n = entry.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&format!("{LAST_GOOD}.")) && n != name {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn reads_tend_files_in_name_order_only() {
+        let dir = dir_with(&[("b.tend", "B"), ("a.tend", "A"), ("notes.txt", "x")]);
+        let s = read(&[dir.path().to_path_buf()], false).unwrap();
+        let names: Vec<String> = s
+            .files
+            .iter()
+            .map(|(p, b)| {
+                format!(
+                    "{}={}",
+                    p.file_name().unwrap().to_string_lossy(),
+                    String::from_utf8_lossy(b)
+                )
+            })
+            .collect();
+        assert_eq!(names, ["a.tend=A", "b.tend=B"]);
+    }
+
+    #[test]
+    fn digest_follows_names_and_contents_not_the_directory() {
+        let digest = |files: &[(&str, &str)]| {
+            let dir = dir_with(files);
+            read(&[dir.path().to_path_buf()], false).unwrap().digest()
+        };
+        let base = digest(&[("a.tend", "A"), ("b.tend", "B")]);
+        assert_eq!(base.len(), 12);
+        assert_eq!(base, digest(&[("a.tend", "A"), ("b.tend", "B")]));
+        for other in [
+            digest(&[("a.tend", "A"), ("b.tend", "C")]),
+            digest(&[("a.tend", "A"), ("c.tend", "B")]),
+            digest(&[("a.tend", "AB")]),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn keep_then_last_good_round_trips_and_keeps_one_copy() {
+        let state = tempfile::tempdir().unwrap();
+        assert!(last_good(state.path()).unwrap().is_none());
+        let one = dir_with(&[("a.tend", "A1")]);
+        let s1 = read(&[one.path().to_path_buf()], false).unwrap();
+        assert!(keep(state.path(), &s1, 100).unwrap());
+        assert!(
+            !keep(state.path(), &s1, 200).unwrap(),
+            "same policy kept twice"
+        );
+        let two = dir_with(&[("a.tend", "A2"), ("b.tend", "B2")]);
+        let s2 = read(&[two.path().to_path_buf()], false).unwrap();
+        assert!(keep(state.path(), &s2, 300).unwrap());
+        let good = last_good(state.path()).unwrap().unwrap();
+        assert_eq!((good.saved, good.snapshot.digest()), (300, s2.digest()));
+        assert_eq!(good.origin, two.path().display().to_string());
+        let copies = std::fs::read_dir(state.path())
+            .unwrap()
+            .filter(|e| {
+                let n = e.as_ref().unwrap().file_name();
+                n.to_string_lossy().starts_with("policy.good.")
+            })
+            .count();
+        assert_eq!(copies, 1);
+        let mode = std::fs::metadata(state.path().join("policy.good/a.tend"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
