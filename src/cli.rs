@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "tend",
+    args_override_self = true,
     version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("TEND_GIT_REV"), ")"),
     about = "Keeps this host's services running: checks the process table once, restarts what is down, \
              and prints only what changed.",

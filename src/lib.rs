@@ -62,6 +62,16 @@ pub fn now() -> i64 {
 pub const MAX_PAUSE: u64 = 86_400;
 
 pub fn run(cli: Cli) -> Result<u8> {
+    if cli.dry_run || !matches!(cli.command, None | Some(Command::Run)) {
+        // Output for a terminal or a pipe: `tend status | head` ends
+        // quietly. A pass goes on whatever happens to its output.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     let now = now();
     let store = Store::new(&cli.state_dir.clone().unwrap_or_else(state::default_dir));
     // Pause and resume come from package manager hooks: they must work
@@ -90,12 +100,12 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
     let root_only = snapshot::must_be_root_only(cli.insecure);
     if let Some(Command::Validate { paths }) = &cli.command {
-        let paths = if paths.is_empty() {
-            std::slice::from_ref(&cli.policy)
-        } else {
-            paths
+        // The installed policy is checked as a pass would read it; a
+        // repository's files (PATHs) for their text only.
+        return match paths.is_empty() {
+            true => validate(std::slice::from_ref(&cli.policy), root_only, cli.format),
+            false => validate(paths, false, cli.format),
         };
-        return validate(paths, root_only, cli.format);
     }
     let local = chrono::DateTime::from_timestamp(now, 0)
         .map(|t| t.with_timezone(&chrono::Local))

@@ -101,6 +101,13 @@ struct Stamp {
 }
 
 impl Stamp {
+    /// When the file last changed in any way (contents, name, mode).
+    fn changed(&self) -> std::time::SystemTime {
+        let (s, ns) = self.ctime;
+        std::time::UNIX_EPOCH
+            + std::time::Duration::new(s.max(0) as u64, ns.clamp(0, 999_999_999) as u32)
+    }
+
     fn of(meta: &std::fs::Metadata) -> Stamp {
         Stamp {
             dev: meta.dev(),
@@ -112,8 +119,14 @@ impl Stamp {
     }
 }
 
+/// A file or directory changed less than this before the read started may
+/// still be being written (a checkout in progress): read it again later.
+/// File times are kept to the kernel's tick, a few milliseconds.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// One read of every file; None when something changed meanwhile.
 fn attempt(paths: &[PathBuf], root_only: bool) -> Result<Option<Snapshot>> {
+    let start = std::time::SystemTime::now();
     // Every directory and file read, with its stamp before reading.
     let mut seen: Vec<(PathBuf, Stamp)> = Vec::new();
     let mut files = Vec::new();
@@ -156,10 +169,12 @@ fn attempt(paths: &[PathBuf], root_only: bool) -> Result<Option<Snapshot>> {
         seen.push((path.clone(), Stamp::of(&meta)));
         read.push((path, bytes));
     }
-    // Nothing may have changed since: not a file, not a directory's list.
+    // Nothing may have changed since (not a file, not a directory's
+    // list), nor just before.
+    let settled = start.checked_sub(QUIET).unwrap_or(std::time::UNIX_EPOCH);
     for (path, stamp) in &seen {
         match std::fs::metadata(path) {
-            Ok(meta) if Stamp::of(&meta) == *stamp => {}
+            Ok(meta) if Stamp::of(&meta) == *stamp && stamp.changed() < settled => {}
             _ => return Ok(None),
         }
     }

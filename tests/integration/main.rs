@@ -3,6 +3,7 @@
 
 mod checks;
 mod errors;
+mod fleet;
 mod hooks;
 mod pass;
 mod sandbox;

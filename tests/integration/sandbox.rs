@@ -106,9 +106,13 @@ impl Sandbox {
         path
     }
 
-    /// Writes the policy `<dir>/policy.tend`.
+    /// Writes the policy `<dir>/policy.tend`, 0644 whatever the umask (as
+    /// root, tend refuses a policy others can write).
     pub fn policy(&self, text: &str) -> PathBuf {
-        self.write("policy.tend", text)
+        let path = self.write("policy.tend", text);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
     }
 
     /// Runs tend in the sandbox directory with `-f policy.tend` and `args`.
