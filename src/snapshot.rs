@@ -282,10 +282,13 @@ pub fn last_good(state_dir: &Path) -> Result<Option<LastGood>> {
 /// Returns whether a new copy was written.
 pub fn keep(state_dir: &Path, snapshot: &Snapshot, now: i64) -> Result<bool> {
     let digest = snapshot.digest();
-    if let Ok(Some(good)) = last_good(state_dir) {
-        if good.snapshot.digest() == digest {
-            return Ok(false);
-        }
+    // The manifest says what the copy is; the files are read only when it
+    // is enforced.
+    let kept = std::fs::read(state_dir.join(LAST_GOOD).join(MANIFEST))
+        .ok()
+        .and_then(|m| serde_json::from_slice::<Manifest>(&m).ok());
+    if kept.is_some_and(|m| m.digest == digest && m.files.len() == snapshot.files.len()) {
+        return Ok(false);
     }
     let name = format!("{LAST_GOOD}.{digest}");
     let target = state_dir.join(&name);
