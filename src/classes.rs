@@ -197,6 +197,30 @@ pub fn hard_classes(host: &Host) -> Vec<(String, &'static str)> {
     out
 }
 
+const DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
 /// Whether a class name is one tend could define by itself on some host
 /// (so `tend validate` does not warn about it): `any`, kernels, common
 /// architectures and OS ids, `ID_VERSION` classes, time classes,
@@ -242,25 +266,6 @@ pub fn built_in_shape(name: &str) -> bool {
         "void",
         "nixos",
         "pkgmgr_busy",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
         "Night",
         "Morning",
         "Afternoon",
@@ -275,34 +280,15 @@ pub fn built_in_shape(name: &str) -> bool {
         regex::Regex::new(r"^(Yr\d{4}|Day\d{1,2}|Hr\d\d(_Q[1-4])?|Min\d\d(_\d\d)?)$")
             .expect("a valid pattern")
     });
-    FIXED.contains(&name) || time.is_match(name) || name.bytes().any(|b| b.is_ascii_digit())
+    FIXED.contains(&name)
+        || DAYS.contains(&name)
+        || MONTHS.contains(&name)
+        || time.is_match(name)
+        || name.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// CFEngine's time classes for a local time.
 pub fn time_classes(now: DateTime<Local>) -> Vec<String> {
-    const DAYS: [&str; 7] = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
     let (h, m) = (now.hour(), now.minute());
     let five = m / 5 * 5;
     let quarter = m / 15 + 1;

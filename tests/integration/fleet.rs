@@ -3,9 +3,7 @@
 //! policy repository; JSON for log shippers.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -184,11 +182,7 @@ fn a_policy_changed_between_passes_is_picked_up_kept_and_named_in_syslog() {
         .as_str()
         .unwrap()
         .to_string();
-    let socket_path = sb.path("syslog.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let (socket, socket_path) = sb.syslog();
     let run = sb.tend_env(
         &[],
         &[
@@ -544,11 +538,7 @@ fn json_reports_are_one_object_per_line_with_the_same_object_in_syslog() {
         "{}service broken {{ process \"@DIR@/nothing\"; restart \"false\" }}\n",
         service("a", "alpha")
     ));
-    let socket_path = sb.path("syslog.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let (socket, socket_path) = sb.syslog();
     let run = sb.tend_env(
         &["--format", "json"],
         &[

@@ -1,7 +1,6 @@
 //! One pass of tend against real processes: silence when all is well,
 //! restarts with reports when not, and failures said plainly.
 
-use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use crate::sandbox::{dry, Sandbox};
@@ -71,11 +70,7 @@ fn restart_events_go_to_syslog_as_daemon_facility() {
     let sb = Sandbox::new();
     sb.daemon("alpha");
     sb.policy(&service("a", "alpha"));
-    let socket_path = sb.path("syslog.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let (socket, socket_path) = sb.syslog();
     let run = sb.tend_env(
         &[],
         &[("TEND_SYSLOG_SOCKET", socket_path.to_str().unwrap())],

@@ -106,6 +106,17 @@ impl Sandbox {
         path
     }
 
+    /// A syslog socket at `<dir>/syslog.sock` (for TEND_SYSLOG_SOCKET) that
+    /// waits up to 5 s for each message.
+    pub fn syslog(&self) -> (std::os::unix::net::UnixDatagram, PathBuf) {
+        let path = self.path("syslog.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (socket, path)
+    }
+
     /// Writes the policy `<dir>/policy.tend`, 0644 whatever the umask (as
     /// root, tend refuses a policy others can write).
     pub fn policy(&self, text: &str) -> PathBuf {
