@@ -1,11 +1,11 @@
-//! The policy as the rest of the pass sees it, and how it is read from disk.
+//! The policy as the rest of the pass sees it, and how it is checked.
 //!
-//! A policy is one file or a directory of `*.tend` files read in name order.
-//! Reading it runs the parser on every file and the analyzer on the whole, so
-//! that either a fully checked [`Policy`] comes back or every problem in it,
-//! each with its file, line and column.
+//! A policy is one file or a directory of `*.tend` files read in name order
+//! ([`crate::snapshot`] reads them). Checking runs the parser on every file
+//! and the analyzer on the whole, so that either a fully checked [`Policy`]
+//! comes back or every problem in it, each with its file, line and column.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -158,11 +158,6 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     defer: 1800,
 };
 
-/// Reads and checks the policy at `path` (a file or a directory).
-pub fn load(path: &Path) -> Result<Policy> {
-    check(&crate::snapshot::read(&[path.to_path_buf()], false)?)
-}
-
 /// Parses and checks the files of a snapshot as one policy.
 pub fn check(snapshot: &Snapshot) -> Result<Policy> {
     let mut sources = Sources::default();
@@ -213,9 +208,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn load_text(bytes: &[u8]) -> Result<Policy> {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), bytes).unwrap();
-        let policy = load(file.path());
+        let policy = check(&Snapshot {
+            origin: vec!["p.tend".into()],
+            files: vec![("p.tend".into(), bytes.to_vec())],
+        });
         // Rendering every diagnostic must not panic either.
         if let Err(e) = &policy {
             let _ = format!("{e:#}");
