@@ -286,7 +286,7 @@ fn defaults(sources: &Sources, files: &[(FileId, Vec<Item>)], errors: &mut Error
 }
 
 /// The known word nearest a misspelt one, if it is near enough.
-fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(word, k), *k))

@@ -409,6 +409,15 @@ impl Classes {
         self.defined.get(class)
     }
 
+    /// The classes defined, for JSON: `name`, `kind`, `origin`.
+    pub fn defined_json(&self) -> Vec<serde_json::Value> {
+        self.defined()
+            .map(|(name, origin)| {
+                serde_json::json!({"name": name, "kind": origin.kind(), "origin": origin.to_string()})
+            })
+            .collect()
+    }
+
     pub fn defined(&self) -> impl Iterator<Item = (&str, &Origin)> {
         self.defined.iter().map(|(k, v)| (k.as_str(), v))
     }

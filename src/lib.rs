@@ -131,10 +131,11 @@ pub fn run(cli: Cli) -> Result<u8> {
                     Host::named(name, os.os.as_deref(), os.arch.as_deref()),
                     Vec::new(),
                 ),
-                None => (Host::detect(local), busy_classes(&cli.pkg_root)),
+                None => (
+                    Host::detect(local),
+                    busy_classes(&pkgmgr::busy(&cli.pkg_root)),
+                ),
             };
-            let detected: Vec<(&str, String)> =
-                detected.iter().map(|(n, w)| (*n, w.clone())).collect();
             let classes = Classes::evaluate(Some(&policy), &host, &detected, &cli.define);
             return preview::explain(&policy, id, &host, &classes, cli.format);
         }
@@ -154,10 +155,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let policy = &enforced.policy;
     let host = Host::detect(local);
     let busy = pkgmgr::busy(&cli.pkg_root);
-    let detected: Vec<(&str, String)> = busy
-        .iter()
-        .map(|b| ("pkgmgr_busy", format!("package manager at work: {b}")))
-        .collect();
+    let detected = busy_classes(&busy);
     let classes = Classes::evaluate(Some(policy), &host, &detected, &cli.define);
     match command {
         Command::Pause { .. }
@@ -263,9 +261,8 @@ fn validate(paths: &[std::path::PathBuf], root_only: bool, format: Format) -> Re
 }
 
 /// `pkgmgr_busy` when a package manager is at work, with its lock.
-fn busy_classes(pkg_root: &std::path::Path) -> Vec<(&'static str, String)> {
-    pkgmgr::busy(pkg_root)
-        .iter()
+fn busy_classes(busy: &Option<pkgmgr::Busy>) -> Vec<(&'static str, String)> {
+    busy.iter()
         .map(|b| ("pkgmgr_busy", format!("package manager at work: {b}")))
         .collect()
 }
@@ -506,12 +503,7 @@ fn splay(host: &Host, splay: u64) {
 
 fn print_classes(classes: &Classes, verbose: bool, format: Format) -> Result<()> {
     if format == Format::Json {
-        let defined: Vec<serde_json::Value> = classes
-            .defined()
-            .map(|(name, origin)| {
-                serde_json::json!({"name": name, "kind": origin.kind(), "origin": origin.to_string()})
-            })
-            .collect();
+        let defined = classes.defined_json();
         let off: Vec<serde_json::Value> = classes
             .off()
             .map(|(name, at)| serde_json::json!({"name": name, "at": at}))

@@ -123,10 +123,7 @@ pub fn plan(policy: &Policy, host: &Host, classes: &Classes, format: Format) -> 
         .collect();
     let names: Vec<&str> = classes.defined().map(|(n, _)| n).collect();
     if format == Format::Json {
-        let defined: Vec<Value> = classes
-            .defined()
-            .map(|(name, origin)| json!({"name": name, "kind": origin.kind(), "origin": origin.to_string()}))
-            .collect();
+        let defined = classes.defined_json();
         let doc = json!({
             "host": host.fqdn.as_deref().unwrap_or(&host.short),
             "os": host.os_id.as_ref().map(|id| match &host.os_version {
@@ -188,10 +185,7 @@ pub fn explain(
 ) -> Result<u8> {
     let Some(s) = policy.services.iter().find(|s| s.id == id) else {
         let ids: Vec<&str> = policy.services.iter().map(|s| s.id.as_str()).collect();
-        let near = ids
-            .iter()
-            .min_by_key(|k| strsim::damerau_levenshtein(id, k))
-            .filter(|k| strsim::damerau_levenshtein(id, k) <= 2)
+        let near = crate::analyzer::closest(id, &ids)
             .map(|k| format!("; did you mean `{k}`?"))
             .unwrap_or_default();
         bail!("no service `{id}` in {}{near}", policy.origin);

@@ -190,7 +190,8 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let p = entry.path();
-        if p.extension().is_some_and(|e| e == "tend") && !p.is_dir() {
+        let dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if p.extension().is_some_and(|e| e == "tend") && !dir {
             files.push(p);
         }
     }
