@@ -10,10 +10,52 @@
 
 use std::path::Path;
 
-use crate::decide::Problem;
+use serde::{Deserialize, Serialize};
+
 use crate::policy::{Action, CpuLimit, Service};
 use crate::scan::Process;
-use crate::state::CpuSample;
+
+/// Why a service is not up, beyond "its process is not there".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Not running, and why (`pidfile /run/x.pid: pid 42 is not running`).
+    Absent(String),
+    /// Its process runs but fails a check (`port 80: connection refused`).
+    Failing(String),
+}
+
+impl Problem {
+    /// The reason alone, without "not running" or "fails a check".
+    pub fn why(&self) -> &str {
+        match self {
+            Problem::Absent(why) | Problem::Failing(why) => why,
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Absent(why) => write!(f, "not running ({why})"),
+            Problem::Failing(why) => write!(f, "fails a check ({why})"),
+        }
+    }
+}
+
+/// The CPU time a process had used, when; and for how many passes in a row
+/// its load was above the service's limit (kept in the state file between
+/// passes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuSample {
+    pub pid: u32,
+    pub start_time: u64,
+    /// CPU time used since it started, in milliseconds.
+    pub cpu_ms: u64,
+    /// When, in unix milliseconds (the real clock, even under TEND_NOW).
+    pub at_ms: u64,
+    #[serde(default)]
+    pub runs_above: u32,
+}
 
 /// What one look found for one service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -185,9 +227,7 @@ pub fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool
         .filter_map(|((_, v), _)| v.running.map(|(pid, _)| pid))
         .collect();
     let usage = crate::scan::usage(&pids);
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let at_ms = crate::clock::real_ms();
     for (s, v) in services.iter().zip(verdicts.iter_mut()) {
         // Only the pids read above are in `usage`.
         let Some((pid, start_time)) = v.running.filter(|_| measured(s, v)) else {

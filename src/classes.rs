@@ -11,8 +11,14 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, Local, Timelike};
 
+use serde::Serialize;
+
 use crate::parser::Expr;
+use crate::pkgmgr::Busy;
 use crate::policy::{Policy, Service};
+
+/// The class a busy package manager defines for the pass.
+pub const PKGMGR_BUSY: &str = "pkgmgr_busy";
 
 /// What the host is, as far as classes are concerned.
 #[derive(Debug, Clone)]
@@ -312,6 +318,15 @@ pub fn time_classes(now: DateTime<Local>) -> Vec<String> {
     ]
 }
 
+/// A defined class as `classes`, `plan` and `explain` show it in JSON.
+#[derive(Debug, Serialize)]
+pub struct ClassRow<'a> {
+    pub name: &'a str,
+    /// `hard`, `define`, `detected` or `policy`.
+    pub kind: &'static str,
+    pub origin: String,
+}
+
 /// The classes in force for one pass.
 #[derive(Debug, Clone)]
 pub struct Classes {
@@ -322,22 +337,23 @@ pub struct Classes {
 }
 
 impl Classes {
-    /// Hard classes, then what this run detected (`pkgmgr_busy`), then `-D`
-    /// classes, then the policy's definitions.
+    /// Hard classes, then what this run detected (`pkgmgr_busy`, from the
+    /// pass's one package manager probe), then `-D` classes, then the
+    /// policy's definitions.
     pub fn evaluate(
         policy: Option<&Policy>,
         host: &Host,
-        detected: &[(&str, String)],
+        busy: Option<&Busy>,
         defines: &[String],
     ) -> Classes {
         let mut defined = BTreeMap::new();
         for (name, why) in hard_classes(host) {
             defined.entry(name).or_insert(Origin::Hard(why));
         }
-        for (name, what) in detected {
+        if let Some(busy) = busy {
             defined
-                .entry(name.to_string())
-                .or_insert_with(|| Origin::Detected(what.clone()));
+                .entry(PKGMGR_BUSY.to_string())
+                .or_insert_with(|| Origin::Detected(format!("package manager at work: {busy}")));
         }
         for d in defines
             .iter()
@@ -404,16 +420,24 @@ impl Classes {
         service.guard.as_ref().is_none_or(|g| self.eval(g))
     }
 
+    /// The services of `policy` that apply to this host, in policy order:
+    /// the one place a pass, a dry run and `status` choose them.
+    pub fn select<'p>(&self, policy: &'p Policy) -> Vec<&'p Service> {
+        policy.services.iter().filter(|s| self.selects(s)).collect()
+    }
+
     /// Where a defined class came from.
     pub fn origin(&self, class: &str) -> Option<&Origin> {
         self.defined.get(class)
     }
 
-    /// The classes defined, for JSON: `name`, `kind`, `origin`.
-    pub fn defined_json(&self) -> Vec<serde_json::Value> {
+    /// The classes defined, as rows for JSON.
+    pub fn rows(&self) -> Vec<ClassRow<'_>> {
         self.defined()
-            .map(|(name, origin)| {
-                serde_json::json!({"name": name, "kind": origin.kind(), "origin": origin.to_string()})
+            .map(|(name, origin)| ClassRow {
+                name,
+                kind: origin.kind(),
+                origin: origin.to_string(),
             })
             .collect()
     }
@@ -455,7 +479,7 @@ mod tests {
 
     #[test]
     fn hard_classes_of_a_debian_web_host() {
-        let classes = Classes::evaluate(None, &host("web-01"), &[], &[]);
+        let classes = Classes::evaluate(None, &host("web-01"), None, &[]);
         for want in [
             "any",
             "web_01",
@@ -484,7 +508,7 @@ mod tests {
     #[test]
     fn expression_table() {
         let defines = vec!["web".to_string(), "x,y".to_string()];
-        let classes = Classes::evaluate(None, &host("www1"), &[], &defines);
+        let classes = Classes::evaluate(None, &host("www1"), None, &defines);
         for (expr, want) in [
             ("any", true),
             ("web", true),
@@ -524,7 +548,8 @@ mod tests {
             ),
             ("ns1", None, &["ns1", "any"], &["debian", "Q1"]),
         ] {
-            let classes = Classes::evaluate(None, &Host::named(name, os, Some("x86_64")), &[], &[]);
+            let classes =
+                Classes::evaluate(None, &Host::named(name, os, Some("x86_64")), None, &[]);
             for w in want {
                 assert!(classes.contains(w), "{name}: missing {w}");
             }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::duration;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tend",
@@ -43,7 +45,7 @@ pub struct Cli {
     pub state_dir: Option<PathBuf>,
 
     /// Say so when another pass has held the lock longer than this.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration, global = true)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration::seconds, global = true)]
     pub stale_after: u64,
 
     /// Before the pass, sleep up to this many seconds, a delay fixed per host
@@ -100,7 +102,7 @@ pub enum Command {
     /// A pause always ends: its end is reported once.
     Pause {
         /// How long, at most 24h.
-        #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = duration::seconds)]
         duration: u64,
         /// Why, for status and reports.
         #[arg(long, value_name = "TEXT")]
@@ -154,22 +156,4 @@ pub struct OsArgs {
 pub enum Format {
     Text,
     Json,
-}
-
-/// `90`, `90s`, `30m`, `2h`: seconds.
-fn parse_duration(text: &str) -> Result<u64, String> {
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let n: u64 = text[..digits]
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 90s, 30m or 2h"))?;
-    let unit = match &text[digits..] {
-        "" | "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("`{text}` is not a duration such as 90s, 30m or 2h")),
-    };
-    Ok(n.saturating_mul(unit))
 }

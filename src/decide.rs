@@ -23,39 +23,10 @@
 //!   restarted with `restart_on_upgrade`, but never while a hold is on.
 
 use crate::act::{Failure, Outcome};
-use crate::report::Event;
+use crate::check::Problem;
+use crate::event::Event;
+use crate::policy::Limits;
 use crate::state::{ServiceState, Status};
-
-/// The restart budget, reminder interval and deferral limit of one service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// At most this many restarts ...
-    pub restarts: usize,
-    /// ... within this many seconds.
-    pub within: i64,
-    /// Seconds between reminders of a problem that lasts; None: never.
-    pub remind: Option<i64>,
-    /// Seconds a busy package manager may hold a restart before it is said.
-    pub defer: i64,
-}
-
-/// Why a service is not up, beyond "its process is not there".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    /// Not running, and why (`pidfile /run/x.pid: pid 42 is not running`).
-    Absent(String),
-    /// Its process runs but fails a check (`port 80: connection refused`).
-    Failing(String),
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::Absent(why) => write!(f, "not running ({why})"),
-            Problem::Failing(why) => write!(f, "fails a check ({why})"),
-        }
-    }
-}
 
 /// Why restarts wait in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -505,7 +476,7 @@ mod tests {
             let step = decide(&input(running, prior.as_ref()));
             let since = prior
                 .as_ref()
-                .map(|p| crate::report::local_time(p.since))
+                .map(|p| crate::clock::local_time(p.since))
                 .unwrap_or_default();
             let event = said(&step.events);
             let want_event = want_event.map(|e| e.replace('@', &since));
@@ -574,7 +545,7 @@ mod tests {
             });
             let since = prior
                 .as_ref()
-                .map(|p| crate::report::local_time(p.since))
+                .map(|p| crate::clock::local_time(p.since))
                 .unwrap_or_default();
             let want_event = want_event.map(|e| e.replace('@', &since));
             assert_eq!(
@@ -759,7 +730,7 @@ mod tests {
             let (state, event) = settle(&inp, &step, outcome);
             let since = prior
                 .as_ref()
-                .map(|p| crate::report::local_time(p.since))
+                .map(|p| crate::clock::local_time(p.since))
                 .unwrap_or_default();
             let want_event = want_event.map(|e| e.replace('@', &since));
             assert_eq!(

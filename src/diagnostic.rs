@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 /// Index of a file in [`Sources`].
 pub type FileId = usize;
 
@@ -70,7 +72,8 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
     Warning,
@@ -141,22 +144,30 @@ impl Diagnostic {
     }
 }
 
+/// A diagnostic as `tend validate --format json` shows it: severity, file,
+/// line, column, message, and the excerpt with its caret. An error that is
+/// not in the policy's text (an unreadable file) has no position.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub severity: Severity,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    pub rendered: String,
+}
+
 impl Diagnostic {
-    /// For `tend validate --format json`: severity, file, line, column,
-    /// message, and the excerpt with its caret.
-    pub fn to_json(&self, sources: &Sources) -> serde_json::Value {
+    pub fn row(&self, sources: &Sources) -> Row {
         let (line, column) = sources.line_col(self.span.file, self.span.start);
-        serde_json::json!({
-            "severity": match self.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            },
-            "file": sources.path(self.span.file).display().to_string(),
-            "line": line,
-            "column": column,
-            "message": self.message,
-            "rendered": self.render(sources),
-        })
+        Row {
+            severity: self.severity,
+            file: Some(sources.path(self.span.file).display().to_string()),
+            line: Some(line),
+            column: Some(column),
+            message: self.message.clone(),
+            rendered: self.render(sources),
+        }
     }
 }
 

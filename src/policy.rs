@@ -1,27 +1,33 @@
-//! The policy as the rest of the pass sees it, and how it is checked.
+//! The policy as the rest of the pass sees it: plain data.
 //!
-//! A policy is one file or a directory of `*.tend` files read in name order
-//! ([`crate::snapshot`] reads them). Checking runs the parser on every file
-//! and the analyzer on the whole, so that either a fully checked [`Policy`]
-//! comes back or every problem in it, each with its file, line and column.
+//! [`crate::load`] builds it (snapshot, parse, analyze) and every later
+//! stage reads it; nothing here does I/O or knows how a policy is written.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use crate::diagnostic::{Sources, Span};
+use crate::parser::Expr;
 
-use crate::analyzer;
-use crate::decide::Limits;
-use crate::diagnostic::{Diagnostic, PolicyErrors, Sources, Span};
-use crate::parser::{self, Expr};
-use crate::snapshot::Snapshot;
+/// The restart budget, reminder interval and deferral limit of one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// At most this many restarts ...
+    pub restarts: usize,
+    /// ... within this many seconds.
+    pub within: i64,
+    /// Seconds between reminders of a problem that lasts; None: never.
+    pub remind: Option<i64>,
+    /// Seconds a busy package manager may hold a restart before it is said.
+    pub defer: i64,
+}
 
 /// A checked policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// The files or directories it was read from, as given.
     pub origin: String,
-    /// Its fingerprint ([`Snapshot::digest`]).
+    /// Its fingerprint (`Snapshot::digest`).
     pub digest: String,
     pub sources: Sources,
     pub classes: Vec<ClassDef>,
@@ -157,103 +163,3 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     remind: Some(6 * 3600),
     defer: 1800,
 };
-
-/// Parses and checks the files of a snapshot as one policy.
-pub fn check(snapshot: &Snapshot) -> Result<Policy> {
-    let mut sources = Sources::default();
-    let mut items = Vec::new();
-    let mut errors = Vec::new();
-    for (file, bytes) in &snapshot.files {
-        let (text, bad_utf8) = match String::from_utf8(bytes.clone()) {
-            Ok(text) => (text, None),
-            Err(e) => {
-                let at = e.utf8_error().valid_up_to();
-                (String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(at))
-            }
-        };
-        let id = sources.add(file, text);
-        if let Some(at) = bad_utf8 {
-            errors.push(Diagnostic::error(
-                Span::new(id, at, at + 1),
-                "not valid UTF-8 text",
-            ));
-            continue;
-        }
-        let (parsed, mut syntax) = parser::parse(id, sources.text(id));
-        errors.append(&mut syntax);
-        items.push((id, parsed));
-    }
-    let (classes, services, mut semantic) = analyzer::analyze(&sources, &items);
-    errors.append(&mut semantic);
-    if !errors.is_empty() {
-        errors.sort_by_key(|d| (d.span.file, d.span.start));
-        return Err(PolicyErrors {
-            sources,
-            diagnostics: errors,
-        }
-        .into());
-    }
-    Ok(Policy {
-        origin: snapshot.describe(),
-        digest: snapshot.digest(),
-        sources,
-        classes,
-        services,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn load_text(bytes: &[u8]) -> Result<Policy> {
-        let policy = check(&Snapshot {
-            origin: vec!["p.tend".into()],
-            files: vec![("p.tend".into(), bytes.to_vec())],
-        });
-        // Rendering every diagnostic must not panic either.
-        if let Err(e) = &policy {
-            let _ = format!("{e:#}");
-        }
-        policy
-    }
-
-    proptest! {
-        #[test]
-        fn loading_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = load_text(&bytes);
-        }
-
-        #[test]
-        fn loading_service_soup_never_panics(
-            lines in proptest::collection::vec(
-                proptest::sample::select(vec![
-                    "service a {", "service a {}", "}", "  process \"/a\"", "  process \"(\"",
-                    "  restart \"x\"", "  restart \"'\"", "  restart \"\"", "  shell yes", "  shell",
-                    "  timeout 0", "  timeout 5 min", "  grace 99999999999999999999d", "  name",
-                    "  bogus 1", "class c = c", "class d = hostname(\"[\")", "web|dns::", "x(\"y\")::",
-                    "  process 'a' 'b'", "  name \"é\\\"\"",
-                ]),
-                0..25,
-            )
-        ) {
-            let _ = load_text(lines.join("\n").as_bytes());
-        }
-    }
-
-    #[test]
-    fn a_valid_policy_loads_with_defaults() {
-        let p = load_text(b"service ssh {\n process \"/usr/sbin/sshd\"\n restart \"/usr/sbin/invoke-rc.d ssh restart\"\n}\n")
-            .unwrap();
-        let s = &p.services[0];
-        assert_eq!(
-            (s.name.as_str(), s.timeout, s.grace),
-            ("ssh", DEFAULT_TIMEOUT, DEFAULT_GRACE)
-        );
-        assert_eq!(
-            s.restart.as_ref().unwrap().argv,
-            ["/usr/sbin/invoke-rc.d", "ssh", "restart"]
-        );
-    }
-}

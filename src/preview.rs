@@ -4,19 +4,76 @@
 //! runs. Before a push an admin wants to see the result on the hosts that
 //! matter (`tend plan --host web-01`), or why one service does or does not
 //! apply (`tend explain apache`): which guard, which classes it names, and
-//! where each class came from. Nothing here touches processes or state.
+//! where each class came from. This stage builds those answers as rows;
+//! the commands print them. Nothing here touches processes or state.
 
-use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::classes::{Classes, Host};
-use crate::cli::Format;
+use crate::clock;
 use crate::parser::Expr;
 use crate::policy::{Policy, Service};
 
-/// Why a guard holds or not: each class and hostname() call it names, with
-/// whether it is defined and where from.
-fn reasons(guard: Option<&Expr>, policy: &Policy, classes: &Classes) -> Vec<Value> {
+/// A class or hostname() call a guard names, and whether it holds here.
+#[derive(Debug, Serialize)]
+pub struct Reason {
+    pub name: String,
+    pub defined: bool,
+    /// Where it came from; None for a class nothing defines.
+    pub origin: Option<String>,
+    /// A policy class's definition.
+    pub definition: Option<String>,
+}
+
+impl Reason {
+    /// `web (policy class at p.tend:1:1: www1 | hostname("web-*"))`, `dns
+    /// off (...)`, `ns1 not defined`.
+    pub fn text(&self) -> String {
+        let name = &self.name;
+        let state = if self.defined || name.contains('(') {
+            ""
+        } else {
+            " off"
+        };
+        match (&self.origin, &self.definition) {
+            (Some(o), Some(d)) => format!("{name}{state} ({o}: {d})"),
+            (Some(o), None) => format!("{name}{state} ({o})"),
+            (None, _) => format!("{name} not defined"),
+        }
+    }
+}
+
+/// One service of the policy on the previewed host.
+#[derive(Debug, Serialize)]
+pub struct ServiceRow<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub applies: bool,
+    pub guard: String,
+    pub at: String,
+    pub classes: Vec<Reason>,
+}
+
+impl ServiceRow<'_> {
+    /// `Apache (apache): applies: web:: (web (...))`
+    pub fn line(&self) -> String {
+        let verdict = if self.applies {
+            "applies"
+        } else {
+            "does not apply"
+        };
+        let mut line = format!("{} ({}): {verdict}: {}::", self.name, self.id, self.guard);
+        if !self.classes.is_empty() {
+            let why: Vec<String> = self.classes.iter().map(Reason::text).collect();
+            line.push_str(&format!(" ({})", why.join(", ")));
+        }
+        line
+    }
+}
+
+/// Why a guard holds or not: each class and hostname() call it names, once,
+/// with whether it is defined and where from.
+fn reasons(guard: Option<&Expr>, policy: &Policy, classes: &Classes) -> Vec<Reason> {
     fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         match e {
             Expr::Class(_) | Expr::Call { .. } => out.push(e),
@@ -28,79 +85,57 @@ fn reasons(guard: Option<&Expr>, policy: &Policy, classes: &Classes) -> Vec<Valu
     if let Some(g) = guard {
         walk(g, &mut atoms);
     }
-    let mut out: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
     for atom in atoms {
         let name = atom.to_string();
-        if out.iter().any(|v| v["name"] == name.as_str()) {
+        if !seen.insert(name.clone()) {
             continue;
         }
         let defined = classes.eval(atom);
+        let definition = match atom {
+            Expr::Class(c) => policy.classes.iter().find(|d| d.name == c.text),
+            _ => None,
+        };
         let origin = match atom {
             Expr::Class(c) => match classes.origin(&c.text) {
                 Some(o) => Some(o.to_string()),
-                None => policy
-                    .classes
-                    .iter()
-                    .find(|d| d.name == c.text)
-                    .map(|d| format!("policy class at {}", policy.sources.locate(d.span))),
+                None => {
+                    definition.map(|d| format!("policy class at {}", policy.sources.locate(d.span)))
+                }
             },
             _ if defined => Some("matches the host's name".to_string()),
             _ => Some("does not match the host's name".to_string()),
         };
-        let definition = match atom {
-            Expr::Class(c) => policy
-                .classes
-                .iter()
-                .find(|d| d.name == c.text)
-                .map(|d| d.expr.to_string()),
-            _ => None,
-        };
-        out.push(json!({
-            "name": name,
-            "defined": defined,
-            "origin": origin,
-            "definition": definition,
-        }));
+        out.push(Reason {
+            name,
+            defined,
+            origin,
+            definition: definition.map(|d| d.expr.to_string()),
+        });
     }
     out
 }
 
-/// `web (policy class at p.tend:1:1: www1 | hostname("web-*"))`, `dns off
-/// (...)`, `ns1 not defined`.
-fn reason_text(r: &Value) -> String {
-    let name = r["name"].as_str().unwrap_or_default();
-    let state = if r["defined"] == true || name.contains('(') {
-        ""
-    } else {
-        " off"
-    };
-    let origin = r["origin"].as_str();
-    let definition = r["definition"].as_str();
-    match (origin, definition) {
-        (Some(o), Some(d)) => format!("{name}{state} ({o}: {d})"),
-        (Some(o), None) => format!("{name}{state} ({o})"),
-        (None, _) => format!("{name} not defined"),
-    }
-}
-
-fn guard_text(s: &Service) -> String {
+pub fn guard_text(s: &Service) -> String {
     s.guard
         .as_ref()
         .map_or_else(|| "any".to_string(), ToString::to_string)
 }
 
-fn service_json(s: &Service, policy: &Policy, classes: &Classes) -> Value {
-    json!({
-        "id": s.id,
-        "name": s.name,
-        "applies": classes.selects(s),
-        "guard": guard_text(s),
-        "at": policy.sources.locate(s.span),
-        "classes": reasons(s.guard.as_ref(), policy, classes),
-    })
+pub fn service_row<'a>(s: &'a Service, policy: &Policy, classes: &Classes) -> ServiceRow<'a> {
+    ServiceRow {
+        id: &s.id,
+        name: &s.name,
+        applies: classes.selects(s),
+        guard: guard_text(s),
+        at: policy.sources.locate(s.span),
+        classes: reasons(s.guard.as_ref(), policy, classes),
+    }
 }
 
-fn host_line(host: &Host) -> String {
+/// `web-01.example.com (debian 12, x86_64)`
+pub fn host_line(host: &Host) -> String {
     let mut about = Vec::new();
     if let Some(id) = &host.os_id {
         about.push(match &host.os_version {
@@ -109,88 +144,58 @@ fn host_line(host: &Host) -> String {
         });
     }
     about.push(host.arch.clone());
-    let name = host.fqdn.as_deref().unwrap_or(&host.short);
-    format!("{name} ({})", about.join(", "))
+    format!("{} ({})", host_name(host), about.join(", "))
 }
 
-/// `tend plan --host NAME`: every service of the policy, whether it applies
-/// to that host, and why.
-pub fn plan(policy: &Policy, host: &Host, classes: &Classes, format: Format) -> Result<u8> {
-    let services: Vec<Value> = policy
-        .services
-        .iter()
-        .map(|s| service_json(s, policy, classes))
-        .collect();
-    let names: Vec<&str> = classes.defined().map(|(n, _)| n).collect();
-    if format == Format::Json {
-        let defined = classes.defined_json();
-        let doc = json!({
-            "host": host.fqdn.as_deref().unwrap_or(&host.short),
-            "os": host.os_id.as_ref().map(|id| match &host.os_version {
-                Some(v) => format!("{id}_{v}"),
-                None => id.clone(),
-            }),
-            "arch": host.arch,
-            "policy": policy.origin,
-            "digest": policy.digest,
-            "classes": defined,
-            "services": services,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(crate::CONVERGED);
-    }
-    let applies = services.iter().filter(|s| s["applies"] == true).count();
-    println!(
-        "plan for {}: {applies} of {} services apply (policy {}, sha256 {})",
-        host_line(host),
-        services.len(),
-        policy.origin,
-        policy.digest
-    );
-    println!("classes: {}", names.join(" "));
-    for s in &services {
-        let why: Vec<String> = s["classes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(reason_text)
-            .collect();
-        let verdict = if s["applies"] == true {
-            "applies"
-        } else {
-            "does not apply"
-        };
-        let mut line = format!(
-            "{} ({}): {verdict}: {}::",
-            s["name"].as_str().unwrap_or_default(),
-            s["id"].as_str().unwrap_or_default(),
-            s["guard"].as_str().unwrap_or_default(),
-        );
-        if !why.is_empty() {
-            line.push_str(&format!(" ({})", why.join(", ")));
-        }
-        println!("{line}");
-    }
-    Ok(crate::CONVERGED)
+/// The host's fully qualified name if known, else its short name.
+pub fn host_name(host: &Host) -> &str {
+    host.fqdn.as_deref().unwrap_or(&host.short)
 }
 
-/// `tend explain ID`: one service, for this host or another: why it
-/// applies or not, how it is recognised and checked, what brings it back.
-pub fn explain(
+/// How a service is recognised, checked and brought back, for `explain`.
+#[derive(Debug, Serialize)]
+pub struct Explanation<'a> {
+    #[serde(flatten)]
+    pub service: ServiceRow<'a>,
+    pub host: String,
+    pub found_by: Vec<String>,
+    pub checks: Vec<String>,
+    pub when_down: String,
+    pub when_failing: String,
+    pub depends_on: Vec<&'a str>,
+    pub limits: LimitsRow,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LimitsRow {
+    pub restarts: usize,
+    pub within_seconds: i64,
+    pub remind_seconds: Option<i64>,
+    pub defer_seconds: i64,
+    pub timeout_seconds: u64,
+    pub grace_seconds: u64,
+}
+
+impl LimitsRow {
+    /// `at most 5 restarts within 60 min, each given 60 s to run and 10 s
+    /// to come up`
+    pub fn text(&self) -> String {
+        format!(
+            "at most {} restarts within {}, each given {} to run and {} to come up",
+            self.restarts,
+            clock::span(self.within_seconds),
+            clock::span(self.timeout_seconds as i64),
+            clock::span(self.grace_seconds as i64)
+        )
+    }
+}
+
+pub fn explain<'a>(
+    s: &'a Service,
     policy: &Policy,
-    id: &str,
     host: &Host,
     classes: &Classes,
-    format: Format,
-) -> Result<u8> {
-    let Some(s) = policy.services.iter().find(|s| s.id == id) else {
-        let ids: Vec<&str> = policy.services.iter().map(|s| s.id.as_str()).collect();
-        let near = crate::analyzer::closest(id, &ids)
-            .map(|k| format!("; did you mean `{k}`?"))
-            .unwrap_or_default();
-        bail!("no service `{id}` in {}{near}", policy.origin);
-    };
-    let mut about = service_json(s, policy, classes);
+) -> Explanation<'a> {
     let mut found_by = Vec::new();
     if let Some(p) = &s.process {
         found_by.push(format!("process {p:?}"));
@@ -230,68 +235,21 @@ pub fn explain(
             c.percent, c.runs, c.action
         ));
     }
-    let depends: Vec<&str> = s.depends.iter().map(|(d, _)| d.as_str()).collect();
-    let limits = s.limits;
-    if let Value::Object(map) = &mut about {
-        map.insert(
-            "host".into(),
-            host.fqdn.as_deref().unwrap_or(&host.short).into(),
-        );
-        map.insert("found_by".into(), json!(found_by));
-        map.insert("checks".into(), json!(checks));
-        map.insert("when_down".into(), s.plan(false).into());
-        map.insert("when_failing".into(), s.plan(true).into());
-        map.insert("depends_on".into(), json!(depends));
-        map.insert(
-            "limits".into(),
-            json!({
-                "restarts": limits.restarts,
-                "within_seconds": limits.within,
-                "remind_seconds": limits.remind,
-                "defer_seconds": limits.defer,
-                "timeout_seconds": s.timeout.as_secs(),
-                "grace_seconds": s.grace.as_secs(),
-            }),
-        );
+    Explanation {
+        service: service_row(s, policy, classes),
+        host: host_name(host).to_string(),
+        found_by,
+        checks,
+        when_down: s.plan(false),
+        when_failing: s.plan(true),
+        depends_on: s.depends.iter().map(|(d, _)| d.as_str()).collect(),
+        limits: LimitsRow {
+            restarts: s.limits.restarts,
+            within_seconds: s.limits.within,
+            remind_seconds: s.limits.remind,
+            defer_seconds: s.limits.defer,
+            timeout_seconds: s.timeout.as_secs(),
+            grace_seconds: s.grace.as_secs(),
+        },
     }
-    if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&about)?);
-        return Ok(crate::CONVERGED);
-    }
-    let applies = about["applies"] == true;
-    println!(
-        "{} ({}), at {}",
-        s.name,
-        s.id,
-        about["at"].as_str().unwrap_or_default()
-    );
-    println!(
-        "  {} to {}: guard {}:: is {}",
-        if applies { "applies" } else { "does not apply" },
-        host_line(host),
-        guard_text(s),
-        applies
-    );
-    for r in about["classes"].as_array().into_iter().flatten() {
-        println!("    {}", reason_text(r));
-    }
-    println!("  found by: {}", found_by.join(", "));
-    if !checks.is_empty() {
-        println!("  checks: {}", checks.join("; "));
-    }
-    println!("  when down: {}", s.plan(false));
-    if s.plan(true) != s.plan(false) {
-        println!("  when failing a check: {}", s.plan(true));
-    }
-    if !depends.is_empty() {
-        println!("  depends on: {}", depends.join(", "));
-    }
-    println!(
-        "  at most {} restarts within {}, each given {} to run and {} to come up",
-        limits.restarts,
-        crate::report::span(limits.within),
-        crate::report::span(s.timeout.as_secs() as i64),
-        crate::report::span(s.grace.as_secs() as i64)
-    );
-    Ok(crate::CONVERGED)
 }

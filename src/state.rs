@@ -17,6 +17,9 @@ use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::check::CpuSample;
+use crate::clock;
+
 pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "lock";
 pub const PAUSE_FILE: &str = "pause.json";
@@ -88,20 +91,6 @@ pub struct ServiceState {
     pub cpu: Option<CpuSample>,
 }
 
-/// The CPU time a process had used, when; and for how many passes in a row
-/// its load was above the service's limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpuSample {
-    pub pid: u32,
-    pub start_time: u64,
-    /// CPU time used since it started, in milliseconds.
-    pub cpu_ms: u64,
-    /// When, in unix milliseconds (the real clock, even under TEND_NOW).
-    pub at_ms: u64,
-    #[serde(default)]
-    pub runs_above: u32,
-}
-
 /// The whole state file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -164,6 +153,9 @@ impl PolicyError {
     }
 }
 
+/// The longest pause: a forgotten one must not disable monitoring for good.
+pub const MAX_PAUSE: u64 = 86_400;
+
 /// A maintenance window set by `tend pause`: restarts wait until `until`.
 /// It lives in its own file so that `pause` and `resume` (run from package
 /// manager hooks) never wait for a pass's lock.
@@ -178,7 +170,7 @@ pub struct Pause {
 impl Pause {
     /// `until 2026-11-21 14:30 (kernel upgrade)`
     pub fn describe(&self) -> String {
-        let mut text = format!("until {}", crate::report::local_time(self.until));
+        let mut text = format!("until {}", clock::local_time(self.until));
         if let Some(reason) = &self.reason {
             text.push_str(&format!(" ({reason})"));
         }

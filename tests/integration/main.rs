@@ -5,6 +5,7 @@ mod checks;
 mod errors;
 mod fleet;
 mod hooks;
+mod layout;
 mod pass;
 mod sandbox;
 mod shipped;

@@ -152,6 +152,14 @@ impl Sandbox {
         if !args.contains(&"--state-dir") {
             cmd.args(["--state-dir", "state"]);
         }
+        // The host's own package managers (an unattended upgrade holding
+        // dpkg's lock) never hold a test's restarts: tests that are about
+        // package managers give their own root.
+        if !args.contains(&"--pkg-root") {
+            let root = self.path("no-pkgmgr");
+            std::fs::create_dir_all(&root).unwrap();
+            cmd.arg("--pkg-root").arg(root);
+        }
         // Syslog goes to a socket nobody listens on unless a test says otherwise.
         cmd.env("TEND_SYSLOG_SOCKET", self.path("no-syslog"));
         for (k, v) in env {

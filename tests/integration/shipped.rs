@@ -42,10 +42,18 @@ fn every_shipped_policy_validates() {
 
 #[test]
 fn dry_run_of_the_shipped_policy_names_ssh_everywhere() {
+    // Its own state and package manager root: what the host runs (an
+    // upgrade in progress, an old pause) must not change what is asserted.
+    let sandbox = tempfile::tempdir().unwrap();
     let out = std::process::Command::cargo_bin("tend")
         .unwrap()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--dry-run", "-f", "policies/services.tend"])
+        .arg("--state-dir")
+        .arg(sandbox.path().join("state"))
+        .arg("--pkg-root")
+        .arg(sandbox.path())
+        .env("TEND_SYSLOG_SOCKET", sandbox.path().join("no-syslog"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

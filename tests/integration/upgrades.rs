@@ -222,7 +222,7 @@ fn pause_holds_restarts_and_its_end_is_said_once() {
         T0,
         &["pause", "--for", "30m", "--reason", "kernel upgrade"],
     );
-    let until = tend::report::local_time(T0 + 30 * MIN);
+    let until = tend::clock::local_time(T0 + 30 * MIN);
     assert_eq!(paused.code, 0, "{paused:?}");
     assert_eq!(
         lines(&paused),
@@ -273,7 +273,7 @@ fn pause_holds_restarts_and_its_end_is_said_once() {
         lines(&resumed),
         vec![format!(
             "tend: resumed (was paused until {}); the next pass restarts what is down",
-            tend::report::local_time(T0 + 100 * MIN)
+            tend::clock::local_time(T0 + 100 * MIN)
         )]
     );
     let run = at(&sb, T0 + 43 * MIN, &[]);

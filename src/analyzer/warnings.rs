@@ -1,0 +1,163 @@
+//! What a policy's author most likely got wrong though the policy is
+//! valid, for `tend validate`: classes nothing defines, guards no host can
+//! satisfy.
+
+use std::collections::HashSet;
+
+use crate::classes::built_in_shape;
+use crate::diagnostic::Diagnostic;
+use crate::parser::{Expr, Spanned};
+use crate::policy::{ClassDef, Service};
+use crate::suggest::closest;
+
+/// What a policy's author most likely got wrong though the policy is valid
+/// (for `tend validate`): a guard naming a class that nothing defines and
+/// that is not a built-in class, and a service whose guard no host can
+/// satisfy. Duplicate ids, in one file or across files, are errors.
+pub fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
+    let defined: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let guards = services.iter().filter_map(|s| s.guard.as_ref());
+    let definitions = classes.iter().map(|c| &c.expr);
+    for expr in guards.chain(definitions) {
+        let mut names = Vec::new();
+        spanned_classes(expr, &mut names);
+        for c in names {
+            if defined.contains(&c.text.as_str())
+                || built_in_shape(&c.text)
+                || !seen.insert((c.span.file, c.span.start))
+            {
+                continue;
+            }
+            let hint = match closest(&c.text, &defined) {
+                Some(near) => format!("; did you mean `{near}`?"),
+                None => format!(
+                    "; a host name? write hostname(\"{}\") to say so, or define it with -D",
+                    c.text
+                ),
+            };
+            out.push(Diagnostic::warning(
+                c.span,
+                format!(
+                    "class `{}` is never defined by the policy and is not a built-in class{hint}",
+                    c.text
+                ),
+            ));
+        }
+    }
+    for s in services {
+        let Some(guard) = &s.guard else { continue };
+        if !satisfiable(guard, classes) {
+            out.push(Diagnostic::warning(
+                s.span,
+                format!(
+                    "service `{}` can never apply: no host's classes satisfy its guard `{guard}::`",
+                    s.id
+                ),
+            ));
+        }
+    }
+    out.sort_by_key(|d| (d.span.file, d.span.start));
+    out
+}
+
+fn spanned_classes<'a>(expr: &'a Expr, out: &mut Vec<&'a Spanned>) {
+    match expr {
+        Expr::Class(c) => out.push(c),
+        Expr::Call { .. } => {}
+        Expr::Not(e) => spanned_classes(e, out),
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| spanned_classes(e, out)),
+    }
+}
+
+/// Whether some host could satisfy `guard`: the policy's classes are
+/// replaced by their definitions, then every way of setting the remaining
+/// classes and hostname() calls is tried (up to 16 of them; more is assumed
+/// satisfiable).
+fn satisfiable(guard: &Expr, classes: &[ClassDef]) -> bool {
+    fn atoms(e: &Expr, classes: &[ClassDef], depth: usize, out: &mut Vec<String>) {
+        match e {
+            Expr::Class(c) => match classes.iter().find(|d| d.name == c.text) {
+                Some(d) if depth < 32 => atoms(&d.expr, classes, depth + 1, out),
+                _ => {
+                    if !out.contains(&c.text) {
+                        out.push(c.text.clone())
+                    }
+                }
+            },
+            Expr::Call { .. } => {
+                let key = e.to_string();
+                if !out.contains(&key) {
+                    out.push(key);
+                }
+            }
+            Expr::Not(e) => atoms(e, classes, depth, out),
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| atoms(e, classes, depth, out)),
+        }
+    }
+    fn eval(e: &Expr, classes: &[ClassDef], depth: usize, atoms: &[String], bits: u32) -> bool {
+        let atom = |key: &str| {
+            atoms
+                .iter()
+                .position(|a| a == key)
+                .is_some_and(|i| bits >> i & 1 == 1)
+        };
+        match e {
+            Expr::Class(c) => match classes.iter().find(|d| d.name == c.text) {
+                Some(d) if depth < 32 => eval(&d.expr, classes, depth + 1, atoms, bits),
+                _ => atom(&c.text),
+            },
+            Expr::Call { .. } => atom(&e.to_string()),
+            Expr::Not(e) => !eval(e, classes, depth, atoms, bits),
+            Expr::And(v) => v.iter().all(|e| eval(e, classes, depth, atoms, bits)),
+            Expr::Or(v) => v.iter().any(|e| eval(e, classes, depth, atoms, bits)),
+        }
+    }
+    let mut names = Vec::new();
+    atoms(guard, classes, 0, &mut names);
+    if names.len() > 16 {
+        return true;
+    }
+    (0..1u32 << names.len()).any(|bits| eval(guard, classes, 0, &names, bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Sources;
+
+    #[test]
+    fn warning_table() {
+        for (policy, want) in [
+            ("web::\nservice a { process \"a\"; restart \"r\" }", vec![
+                "class `web` is never defined by the policy and is not a built-in class; a host name? write hostname(\"web\") to say so, or define it with -D",
+            ]),
+            ("class web = www1\nwbe::\nservice a { process \"a\"; restart \"r\" }", vec![
+                "class `wbe` is never defined by the policy and is not a built-in class; did you mean `web`?",
+            ]),
+            // Built-in shapes, defined classes, host names with digits: quiet.
+            ("class web = www1 | gandalf\nweb.debian_12.linux.Monday.Hr08.pkgmgr_busy.x86_64::\nservice a { process \"a\"; restart \"r\" }", vec![
+                "class `gandalf` is never defined by the policy and is not a built-in class; a host name? write hostname(\"gandalf\") to say so, or define it with -D",
+            ]),
+            ("class web = www1\nweb|ns1|hostname(\"x*\")::\nservice a { process \"a\"; restart \"r\" }", vec![]),
+            // Guards no host can satisfy, directly or through definitions.
+            ("class web = www1\nweb.!web::\nservice a { process \"a\"; restart \"r\" }", vec![
+                "service `a` can never apply: no host's classes satisfy its guard `web&!web::`",
+            ]),
+            ("class web = www1\nclass notweb = !web\nweb.notweb::\nservice a { process \"a\"; restart \"r\" }", vec![
+                "service `a` can never apply: no host's classes satisfy its guard `web&notweb::`",
+            ]),
+            ("class web = www1\nclass dns = ns1\nweb.!dns::\nservice a { process \"a\"; restart \"r\" }", vec![]),
+        ] {
+            let mut sources = Sources::default();
+            sources.add(std::path::Path::new("p.tend"), policy.to_string());
+            let (items, syntax) = crate::parser::parse(0, policy);
+            assert!(syntax.is_empty(), "{policy}: {syntax:?}");
+            let (classes, services, errors) = super::super::analyze(&sources, &[(0, items)]);
+            assert!(errors.is_empty(), "{policy}: {errors:?}");
+            let got: Vec<String> = warnings(&classes, &services).into_iter().map(|d| d.message).collect();
+            assert_eq!(got, want, "{policy}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `tend --dry-run`: prints the plan of a pass (every service that applies,
+//! what the process table says of it, and what a pass would run) without
+//! running or changing anything. It is the same plan a pass executes.
+
+use anyhow::Result;
+
+use super::Context;
+use crate::check::Problem;
+use crate::decide::Hold;
+use crate::exit::Exit;
+use crate::pass::{self, Memory};
+use crate::state::Status;
+
+pub fn run(ctx: &Context) -> Result<Exit> {
+    let enforced = ctx.enforce()?;
+    let busy = ctx.busy();
+    let classes = ctx.classes(&enforced, busy.as_ref());
+    println!("{}", enforced.headline());
+    if let Some(detail) = enforced.fallback_detail() {
+        println!("{detail}");
+    }
+    let pause = match ctx.store.pause() {
+        Ok(pause) => pause,
+        Err(e) => {
+            println!("tend: {e:#}");
+            None
+        }
+    };
+    let memory = Memory {
+        prior: ctx.store.peek(),
+        pause,
+        policy_error: None,
+    };
+    let plan = pass::plan(&enforced, &classes, memory, busy.as_ref(), ctx.now)?;
+    match plan.hold() {
+        Some(Hold::Paused(why)) => println!("tend is paused {why}: restarts wait"),
+        Some(Hold::Busy(why)) => println!("package manager at work: {why}: restarts wait"),
+        Some(Hold::Waiting(_)) | None => {}
+    }
+    let services = &plan.watch.services;
+    let mut planned = services.iter().zip(&plan.services).peekable();
+    for s in &enforced.policy.services {
+        // The plan has the services that apply, in policy order.
+        let Some((_, p)) = planned.next_if(|(applies, _)| std::ptr::eq(**applies, s)) else {
+            if ctx.verbose {
+                let guard = s
+                    .guard
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                println!("{} ({}): does not apply (guard {guard}::)", s.name, s.id);
+            }
+            continue;
+        };
+        let (verdict, step) = (&p.verdict, &p.step);
+        let what = match (&verdict.running, &verdict.problem) {
+            (Some((pid, _)), _) => {
+                let mut text = format!("running (pid {pid})");
+                if let Some(note) = &verdict.note {
+                    text.push_str(&format!("; {note}"));
+                }
+                if let Some(path) = &p.replaced {
+                    text.push_str(&format!("; runs a replaced binary ({path})"));
+                }
+                text
+            }
+            (None, None) => "not running".to_string(),
+            (None, Some(Problem::Absent(why))) => format!("not running ({why})"),
+            (None, Some(Problem::Failing(why))) => format!("fails a check ({why})"),
+        };
+        let commands = s.plan(pass::present(verdict, step));
+        let then = match (step.restart, step.state.status) {
+            (true, _) if !p.waits.is_empty() => {
+                let names: Vec<&str> = p.waits.iter().map(|&d| services[d].name.as_str()).collect();
+                format!("; would run once {} is up: {commands}", names.join(" and "))
+            }
+            (true, _) => format!("; would run: {commands}"),
+            (false, Status::Down) => "; restart deferred".to_string(),
+            (false, Status::GivenUp) => {
+                format!("; given up, would not restart (run 'tend reset {}')", s.id)
+            }
+            (false, _) => String::new(),
+        };
+        println!("{} ({}): {what}{then}", s.name, s.id);
+    }
+    if services.is_empty() {
+        println!(
+            "no service in {} applies to this host",
+            enforced.policy.origin
+        );
+    }
+    Ok(Exit::converged_if(plan.all_up()))
+}

@@ -1,0 +1,43 @@
+//! `tend reset ID... | --all`: forgets a service's failures and restart
+//! budget, under the pass lock, so the next pass tries again.
+
+use anyhow::{bail, Result};
+
+use super::Context;
+use crate::exit::Exit;
+use crate::state::{self, Locking};
+
+pub fn run(ctx: &Context, ids: &[String], all: bool) -> Result<Exit> {
+    let enforced = ctx.enforce_noting()?;
+    let policy = &enforced.policy;
+    for id in ids {
+        if !policy.services.iter().any(|s| &s.id == id) {
+            bail!("no service `{id}` in {}", policy.origin);
+        }
+    }
+    let store = &ctx.store;
+    store.ensure_dir()?;
+    let _lock = match state::lock(store.dir(), ctx.now)? {
+        Locking::Acquired(lock) => lock,
+        Locking::Held(_) => bail!(
+            "a pass is running (it holds the lock in {}); try again",
+            store.dir().display()
+        ),
+    };
+    let loaded = store.load(ctx.now);
+    if let Some(notice) = loaded.notice {
+        println!("{notice}");
+    }
+    let mut state = loaded.state;
+    let forget: Vec<String> = if all {
+        state.services.keys().cloned().collect()
+    } else {
+        ids.to_vec()
+    };
+    for id in &forget {
+        state.services.remove(id);
+        println!("{id}: reset; the next pass restarts it if it is down");
+    }
+    store.save(&state)?;
+    Ok(Exit::Converged)
+}

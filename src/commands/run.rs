@@ -1,0 +1,219 @@
+//! `tend` / `tend run`: one pass, as cron starts it.
+//!
+//! Everything around the pass engine that only a real pass does: the splay,
+//! the lock, the state file under it, what is said about the policy (broken,
+//! fixed, changed) and keeping its last good copy, the damaged pause file.
+//! Then [`pass::plan`] and [`pass::execute`].
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::Context;
+use crate::classes::Host;
+use crate::clock;
+use crate::diagnostic::PolicyErrors;
+use crate::event::Kind;
+use crate::exit::Exit;
+use crate::load::{self, Enforced};
+use crate::pass::{self, Memory};
+use crate::report::{self, Reporter};
+use crate::snapshot;
+use crate::state::{self, Lock, Locking, PolicyError, State, Store};
+
+pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> {
+    let enforced = match ctx.enforce() {
+        Ok(enforced) => enforced,
+        Err(error) => return broken(ctx, &error),
+    };
+    let busy = ctx.busy();
+    let host = ctx.host();
+    let classes = ctx.classes(&enforced, busy.as_ref());
+    splay(&host, splay_seconds);
+    let now = ctx.now;
+    let store = &ctx.store;
+    let mut reporter = Reporter::new(ctx.format);
+    reporter.set_policy(&enforced.policy.digest);
+    // The lock is held until this function returns.
+    let _lock = match lock(store, now, stale_after, &mut reporter) {
+        Ok(lock) => lock,
+        Err(exit) => return Ok(exit),
+    };
+    let loaded = store.load(now);
+    if let Some(notice) = &loaded.notice {
+        reporter.say(Kind::StateDamaged, notice, true);
+    }
+    let prior = loaded.state;
+    let policy_error = say_policy(&enforced, &prior, store, &mut reporter, now);
+    // A damaged pause file is set aside, so it is said once.
+    let pause = match store.pause() {
+        Ok(pause) => pause,
+        Err(e) => {
+            reporter.say(
+                Kind::PauseDamaged,
+                &format!("tend: {e:#}; {}", store.set_pause_aside(now)),
+                true,
+            );
+            None
+        }
+    };
+    let memory = Memory {
+        prior,
+        pause,
+        policy_error,
+    };
+    let plan = pass::plan(&enforced, &classes, memory, busy.as_ref(), now)?;
+    Ok(pass::execute(plan, store, &mut reporter))
+}
+
+/// Takes the pass lock. Another pass holding it ends this one: silently,
+/// unless it has held it longer than `stale_after` (it may be hung). A lock
+/// that cannot be taken at all is said, and the pass goes on without it.
+fn lock(
+    store: &Store,
+    now: i64,
+    stale_after: u64,
+    reporter: &mut Reporter,
+) -> Result<Option<Lock>, Exit> {
+    match store
+        .ensure_dir()
+        .and_then(|()| state::lock(store.dir(), now))
+    {
+        Ok(Locking::Acquired(lock)) => Ok(Some(lock)),
+        Ok(Locking::Held(Some(h))) if now - h.since > stale_after as i64 => {
+            reporter.say(
+                Kind::LockHeld,
+                &format!(
+                    "tend: another pass (pid {}) has held the lock in {} since {} ({}); it may be hung",
+                    h.pid,
+                    store.dir().display(),
+                    clock::local_time(h.since),
+                    clock::span(now - h.since)
+                ),
+                true,
+            );
+            Err(Exit::Down)
+        }
+        Ok(Locking::Held(_)) => Err(Exit::Converged),
+        Err(e) => {
+            reporter.say(
+                Kind::LockFailed,
+                &format!("tend: {e:#}; running without the lock"),
+                true,
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A pass with a broken policy and no last good copy: says the error (once,
+/// then daily, like a copy's fallback) and does nothing else.
+fn broken(ctx: &Context, error: &anyhow::Error) -> Result<Exit> {
+    let store = &ctx.store;
+    let mut reporter = Reporter::new(ctx.format);
+    let _lock = match store
+        .ensure_dir()
+        .and_then(|()| state::lock(store.dir(), ctx.now))
+    {
+        Ok(Locking::Acquired(lock)) => lock,
+        Ok(Locking::Held(_)) => return Ok(Exit::Broken),
+        Err(_) => {
+            // No state to remember the error in: say it every time.
+            say_broken(&mut reporter, &ctx.policy, error, None);
+            return Ok(Exit::Broken);
+        }
+    };
+    let mut state = store.load(ctx.now).state;
+    let (remembered, say) =
+        PolicyError::next(state.policy_error.as_ref(), &format!("{error:#}"), ctx.now);
+    if say {
+        say_broken(&mut reporter, &ctx.policy, error, None);
+    }
+    state.policy_error = Some(remembered);
+    store.save(&state)?;
+    Ok(Exit::Broken)
+}
+
+/// The policy error, as one line (and its source excerpts below), with what
+/// is enforced instead.
+fn say_broken(
+    reporter: &mut Reporter,
+    path: &Path,
+    error: &anyhow::Error,
+    enforced: Option<&Enforced>,
+) {
+    let text = match enforced {
+        Some(e) => format!("tend: {}", e.fallback_line()),
+        None => format!(
+            "tend: {}; no last good policy to fall back on, nothing is checked until it is fixed",
+            load::what_is_wrong(&path.display().to_string(), error)
+        ),
+    };
+    let detail = error
+        .downcast_ref::<PolicyErrors>()
+        .map(ToString::to_string);
+    reporter.line(&report::Line {
+        kind: Kind::PolicyBroken,
+        text: &text,
+        detail: detail.as_deref(),
+        error: true,
+    });
+}
+
+/// Says what there is to say of the policy at the start of a pass: the
+/// error of a broken one whose last good copy is enforced (once, then
+/// daily), that it is good again, and (to syslog only) a change of policy.
+/// Keeps a fresh policy as the last good copy. Returns the error to
+/// remember.
+fn say_policy(
+    enforced: &Enforced,
+    prior: &State,
+    store: &Store,
+    reporter: &mut Reporter,
+    now: i64,
+) -> Option<PolicyError> {
+    let policy = &enforced.policy;
+    if let Some(f) = &enforced.fallback {
+        let (remembered, say) =
+            PolicyError::next(prior.policy_error.as_ref(), &format!("{:#}", f.error), now);
+        if say {
+            say_broken(reporter, Path::new(&f.broken), &f.error, Some(enforced));
+        }
+        return Some(remembered);
+    }
+    if let Some(e) = &prior.policy_error {
+        reporter.say(
+            Kind::PolicyFixed,
+            &format!(
+                "tend: {} is good again (broken since {}); enforcing it",
+                enforced.describe(),
+                clock::local_time(e.since)
+            ),
+            false,
+        );
+    }
+    if prior.policy.as_deref() != Some(policy.digest.as_str()) {
+        reporter.log(
+            Kind::Policy,
+            &format!("tend: enforcing {}", enforced.describe()),
+        );
+    }
+    if let Some(fresh) = &enforced.fresh {
+        if let Err(e) = snapshot::keep(store.dir(), fresh, now) {
+            reporter.say(Kind::PolicyUnkept, &format!("tend: {e:#}"), true);
+        }
+    }
+    None
+}
+
+/// Sleeps a delay in [0, splay) seconds fixed for this host (FNV-1a of its
+/// name), like CFEngine's splaytime.
+fn splay(host: &Host, splay: u64) {
+    if splay == 0 {
+        return;
+    }
+    let hash = host.short.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(hash % splay));
+}

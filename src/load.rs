@@ -1,0 +1,242 @@
+//! Loading the policy: snapshot -> parse -> analyze -> [`Policy`], and the
+//! last good copy when that fails.
+//!
+//! A policy is one file or a directory of `*.tend` files read in name order
+//! ([`crate::snapshot`] reads them). Checking runs the parser on every file
+//! and the analyzer on the whole, so that either a fully checked [`Policy`]
+//! comes back or every problem in it, each with its file, line and column.
+//! A pass never goes unmonitored because of a broken push: when the policy
+//! cannot be used, the last good copy kept in the state directory is.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::analyzer;
+use crate::clock;
+use crate::diagnostic::{self, Diagnostic, PolicyErrors, Sources, Span};
+use crate::parser;
+use crate::policy::Policy;
+use crate::snapshot::{self, Snapshot};
+
+/// Parses and checks the files of a snapshot as one policy.
+pub fn check(snapshot: &Snapshot) -> Result<Policy> {
+    let mut sources = Sources::default();
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for (file, bytes) in &snapshot.files {
+        let (text, bad_utf8) = match String::from_utf8(bytes.clone()) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                (String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(at))
+            }
+        };
+        let id = sources.add(file, text);
+        if let Some(at) = bad_utf8 {
+            errors.push(Diagnostic::error(
+                Span::new(id, at, at + 1),
+                "not valid UTF-8 text",
+            ));
+            continue;
+        }
+        let (parsed, mut syntax) = parser::parse(id, sources.text(id));
+        errors.append(&mut syntax);
+        items.push((id, parsed));
+    }
+    let (classes, services, mut semantic) = analyzer::analyze(&sources, &items);
+    errors.append(&mut semantic);
+    if !errors.is_empty() {
+        errors.sort_by_key(|d| (d.span.file, d.span.start));
+        return Err(PolicyErrors {
+            sources,
+            diagnostics: errors,
+        }
+        .into());
+    }
+    Ok(Policy {
+        origin: snapshot.describe(),
+        digest: snapshot.digest(),
+        sources,
+        classes,
+        services,
+    })
+}
+
+/// Reads and checks the policy at `paths` as it is (for `validate`, `plan`
+/// and `explain`, which are for checking it).
+pub fn read(paths: &[std::path::PathBuf], root_only: bool) -> Result<Policy> {
+    check(&snapshot::read(paths, root_only)?)
+}
+
+/// The policy a command works with: the one at `-f` when it can be read
+/// and checks, else the last good copy.
+pub struct Enforced {
+    pub policy: Policy,
+    /// The policy as read, to keep as the last good copy (None when the
+    /// copy is what is enforced).
+    pub fresh: Option<Snapshot>,
+    /// Why the policy at `-f` is not enforced, and where the copy is from.
+    pub fallback: Option<Fallback>,
+}
+
+pub struct Fallback {
+    /// The configured policy, as given.
+    pub broken: String,
+    pub error: anyhow::Error,
+    pub origin: String,
+    pub saved: i64,
+}
+
+impl Enforced {
+    /// `policy /etc/tend (sha256 1a2b3c4d5e6f)`, or which last good copy.
+    pub fn describe(&self) -> String {
+        match &self.fallback {
+            None => format!(
+                "policy {} (sha256 {})",
+                self.policy.origin, self.policy.digest
+            ),
+            Some(f) => format!(
+                "the last good policy, kept {} from {} (sha256 {})",
+                clock::local_time(f.saved),
+                f.origin,
+                self.policy.digest
+            ),
+        }
+    }
+
+    /// One line: why the configured policy is not enforced, and what is.
+    pub fn fallback_line(&self) -> String {
+        match &self.fallback {
+            Some(f) => format!(
+                "{}; enforcing {} until it is fixed",
+                what_is_wrong(&f.broken, &f.error),
+                self.describe()
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// The first line of a dry run and of `status`: the policy enforced.
+    pub fn headline(&self) -> String {
+        match &self.fallback {
+            None => self.describe(),
+            Some(_) => format!("tend: {}", self.fallback_line()),
+        }
+    }
+
+    /// The source excerpts of the configured policy's errors, when it is
+    /// broken in its text.
+    pub fn fallback_detail(&self) -> Option<String> {
+        self.fallback
+            .as_ref()
+            .and_then(|f| f.error.downcast_ref::<PolicyErrors>())
+            .map(ToString::to_string)
+    }
+}
+
+/// `policy /etc/tend is broken: web.tend:2:3: ...` for errors in the
+/// policy's text; other errors (unreadable, insecure, changing) name the
+/// policy themselves.
+pub fn what_is_wrong(path: &str, error: &anyhow::Error) -> String {
+    if error.downcast_ref::<PolicyErrors>().is_some() {
+        format!("policy {path} is broken: {}", diagnostic::summary(error))
+    } else {
+        diagnostic::summary(error)
+    }
+}
+
+/// Reads and checks the policy at `path`; when that fails, the last good
+/// copy in the state dir. Fails only when neither can be had.
+pub fn enforce(path: &Path, state_dir: &Path, root_only: bool) -> Result<Enforced> {
+    let error = match snapshot::read(&[path.to_path_buf()], root_only)
+        .and_then(|s| check(&s).map(|p| (s, p)))
+    {
+        Ok((fresh, policy)) => {
+            return Ok(Enforced {
+                policy,
+                fresh: Some(fresh),
+                fallback: None,
+            })
+        }
+        Err(e) => e,
+    };
+    let copy = match snapshot::last_good(state_dir) {
+        Ok(Some(good)) => check(&good.snapshot).map(|p| (good, p)),
+        Ok(None) => return Err(error),
+        Err(e) => Err(e),
+    };
+    match copy {
+        Ok((good, policy)) => Ok(Enforced {
+            policy,
+            fresh: None,
+            fallback: Some(Fallback {
+                broken: path.display().to_string(),
+                error,
+                origin: good.origin,
+                saved: good.saved,
+            }),
+        }),
+        Err(e) => Err(error.context(format!(
+            "and the last good policy cannot be used: {}",
+            diagnostic::summary(&e)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{DEFAULT_GRACE, DEFAULT_TIMEOUT};
+    use proptest::prelude::*;
+
+    fn load_text(bytes: &[u8]) -> Result<Policy> {
+        let policy = check(&Snapshot {
+            origin: vec!["p.tend".into()],
+            files: vec![("p.tend".into(), bytes.to_vec())],
+        });
+        // Rendering every diagnostic must not panic either.
+        if let Err(e) = &policy {
+            let _ = format!("{e:#}");
+        }
+        policy
+    }
+
+    proptest! {
+        #[test]
+        fn loading_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = load_text(&bytes);
+        }
+
+        #[test]
+        fn loading_service_soup_never_panics(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "service a {", "service a {}", "}", "  process \"/a\"", "  process \"(\"",
+                    "  restart \"x\"", "  restart \"'\"", "  restart \"\"", "  shell yes", "  shell",
+                    "  timeout 0", "  timeout 5 min", "  grace 99999999999999999999d", "  name",
+                    "  bogus 1", "class c = c", "class d = hostname(\"[\")", "web|dns::", "x(\"y\")::",
+                    "  process 'a' 'b'", "  name \"é\\\"\"",
+                ]),
+                0..25,
+            )
+        ) {
+            let _ = load_text(lines.join("\n").as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_valid_policy_loads_with_defaults() {
+        let p = load_text(b"service ssh {\n process \"/usr/sbin/sshd\"\n restart \"/usr/sbin/invoke-rc.d ssh restart\"\n}\n")
+            .unwrap();
+        let s = &p.services[0];
+        assert_eq!(
+            (s.name.as_str(), s.timeout, s.grace),
+            ("ssh", DEFAULT_TIMEOUT, DEFAULT_GRACE)
+        );
+        assert_eq!(
+            s.restart.as_ref().unwrap().argv,
+            ["/usr/sbin/invoke-rc.d", "ssh", "restart"]
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! Observe: which of the services that apply are up, from one read of the
+//! process table.
+//!
+//! A [`Watch`] is built once per pass from the services the host's classes
+//! select: one matcher for all of them, each `user` looked up once, each
+//! dependency resolved to an index. Every look (the pass's, and the looks
+//! that verify restarts) reads the process table once and judges every
+//! service from it.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use crate::check::{self, Owner, Verdict};
+use crate::matcher::{Matcher, Spec};
+use crate::policy::Service;
+use crate::scan::{self, Seen};
+use crate::state::State;
+
+/// The services that apply to this host, and how to recognise and judge
+/// them.
+pub struct Watch<'p> {
+    pub services: Vec<&'p Service>,
+    matcher: Matcher,
+    owners: Vec<Owner>,
+    /// For each service, the services it depends on that apply here (a
+    /// dependency guarded off here is no dependency here).
+    depends: Vec<Vec<usize>>,
+}
+
+impl<'p> Watch<'p> {
+    pub fn new(services: Vec<&'p Service>) -> Result<Watch<'p>> {
+        let matcher = Matcher::new(services.iter().map(|s| Spec {
+            process: s.process.as_deref(),
+            exe: s.exe.as_deref(),
+        }))?;
+        let owners = services.iter().map(|s| Owner::of(s)).collect();
+        let index: HashMap<&str, usize> = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let depends = services
+            .iter()
+            .map(|s| {
+                s.depends
+                    .iter()
+                    .filter_map(|(id, _)| index.get(id.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        Ok(Watch {
+            services,
+            matcher,
+            owners,
+            depends,
+        })
+    }
+
+    /// The indices of the services that service `i` depends on.
+    pub fn dependencies(&self, i: usize) -> &[usize] {
+        &self.depends[i]
+    }
+
+    /// One read of the process table: for each service, whether it is up.
+    pub fn look(&self) -> Result<Vec<Verdict>> {
+        self.look_at(&vec![true; self.services.len()])
+    }
+
+    /// The same, where only the services `wanted` get their connections and
+    /// resource reads (while restarts are verified, every 200 ms, only the
+    /// restarted services need them).
+    fn look_at(&self, wanted: &[bool]) -> Result<Vec<Verdict>> {
+        if self.services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let processes = scan::scan()?;
+        let mut verdicts: Vec<Verdict> = self
+            .matcher
+            .find(&processes)
+            .iter()
+            .zip(self.services.iter().zip(&self.owners))
+            .map(|(procs, (s, owner))| check::judge(s, owner, procs, &processes))
+            .collect();
+        check::connect_all(&self.services, &mut verdicts, wanted);
+        check::resources(&self.services, &mut verdicts, wanted);
+        Ok(verdicts)
+    }
+
+    /// Verifies restarts: for each service of `restarted`, the process that
+    /// is it now, if it is up and passes its checks. A restart to load an
+    /// upgrade (`upgrade[i]`) counts only once a process runs the binary now
+    /// on disk (a new process, or the old one re-executed).
+    pub fn verify(&self, restarted: &[usize], upgrade: &[bool]) -> Vec<Seen> {
+        let mut wanted = vec![false; self.services.len()];
+        restarted.iter().for_each(|&i| wanted[i] = true);
+        let found = self.look_at(&wanted).unwrap_or_default();
+        restarted
+            .iter()
+            .map(|&i| {
+                let seen = found.get(i).and_then(|v| v.running);
+                seen.filter(|&(pid, _)| !upgrade[i] || scan::replaced(pid).is_none())
+            })
+            .collect()
+    }
+
+    /// `cpu above`: compares each CPU sample of this look with the last
+    /// pass's, and acts on a load above the limit for enough passes.
+    pub fn cpu(&self, found: &mut [Verdict], prior: &State) {
+        for (s, v) in self.services.iter().zip(found.iter_mut()) {
+            let (Some(limit), Some(now)) = (&s.cpu, v.cpu) else {
+                continue;
+            };
+            let last = prior.services.get(&s.id).and_then(|p| p.cpu.as_ref());
+            let (sample, why) = check::cpu_load(limit, last, now);
+            v.cpu = Some(sample);
+            if let Some(why) = why {
+                check::over(v, limit.action, why);
+            }
+        }
+    }
+
+    /// For each service found running, the path of the binary it runs when
+    /// that was replaced on disk (one readlink per running service).
+    pub fn replaced(found: &[Verdict]) -> Vec<Option<String>> {
+        found
+            .iter()
+            .map(|f| f.running.and_then(|(pid, _)| scan::replaced(pid)))
+            .collect()
+    }
+}

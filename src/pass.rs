@@ -1,0 +1,324 @@
+//! One pass, as a plan and its execution.
+//!
+//! [`plan`] observes the host and decides, with no side effect: which
+//! services apply, what the process table says of each, what is held and
+//! why, what each service's step is (restart or not, what to say, what to
+//! remember). `--dry-run` prints the plan; a real pass hands the same value
+//! to [`execute`], which acts (runs commands, verifies, settles), reports
+//! and saves. So a dry run cannot drift from a pass.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use crate::act;
+use crate::check::{Problem, Verdict};
+use crate::classes::Classes;
+use crate::decide::{self, Hold, Input, Step};
+use crate::event::Kind;
+use crate::exit::Exit;
+use crate::load::Enforced;
+use crate::observe::Watch;
+use crate::pkgmgr::Busy;
+use crate::policy::Service;
+use crate::report::Reporter;
+use crate::state::{Pause, PolicyError, ServiceState, State, Status, Store};
+
+/// What the pass knows before it looks: the state the last pass left and
+/// the pause file, read under the lock by a pass and peeked at by a dry run.
+pub struct Memory {
+    pub prior: State,
+    pub pause: Option<Pause>,
+    /// The policy error to remember (a pass with a last good copy).
+    pub policy_error: Option<PolicyError>,
+}
+
+/// One service that applies, as the pass sees it and what it will do.
+pub struct Planned {
+    pub verdict: Verdict,
+    /// The path of the replaced binary its process runs, if any.
+    pub replaced: Option<String>,
+    pub step: Step,
+    /// The services it depends on that are down now: its restart waits for
+    /// them.
+    pub waits: Vec<usize>,
+}
+
+/// Everything a pass will do, decided before anything is done.
+pub struct Plan<'p> {
+    pub watch: Watch<'p>,
+    /// Index-aligned with `watch.services`.
+    pub services: Vec<Planned>,
+    pub prior: State,
+    /// Why restarts wait, if they do: an active pause (its description),
+    /// and a package manager at work (what holds it).
+    pub pause: Option<String>,
+    pub busy: Option<String>,
+    /// A pause whose end is to be said in this pass.
+    pub pause_ended: Option<Pause>,
+    /// The state to save before acting (and to settle afterwards).
+    pub next: State,
+    pub now: i64,
+}
+
+impl Plan<'_> {
+    /// Why restarts wait in this pass.
+    pub fn hold(&self) -> Option<Hold<'_>> {
+        hold(&self.pause, &self.busy)
+    }
+
+    /// What `decide` is given for service `i`.
+    fn input<'a>(&'a self, i: usize, hold: Option<Hold<'a>>) -> Input<'a> {
+        let planned = &self.services[i];
+        input(
+            self.watch.services[i],
+            &planned.verdict,
+            planned.replaced.as_deref(),
+            &self.prior,
+            hold,
+            self.now,
+        )
+    }
+
+    /// For each service, whether it is up now.
+    fn up(&self) -> Vec<bool> {
+        self.services
+            .iter()
+            .map(|p| p.verdict.running.is_some())
+            .collect()
+    }
+
+    /// Whether every service that applies is up now.
+    pub fn all_up(&self) -> bool {
+        self.services.iter().all(|p| p.verdict.running.is_some())
+    }
+}
+
+/// Why restarts wait: a pause first (the admin's own choice, never nagged
+/// about), then a busy package manager.
+fn hold<'a>(pause: &'a Option<String>, busy: &'a Option<String>) -> Option<Hold<'a>> {
+    pause
+        .as_deref()
+        .map(Hold::Paused)
+        .or(busy.as_deref().map(Hold::Busy))
+}
+
+/// What `decide` is given for one service.
+fn input<'a>(
+    service: &'a Service,
+    verdict: &'a Verdict,
+    replaced: Option<&'a str>,
+    prior: &'a State,
+    hold: Option<Hold<'a>>,
+    now: i64,
+) -> Input<'a> {
+    Input {
+        id: &service.id,
+        name: &service.name,
+        running: verdict.running.map(|(pid, start)| (pid, Some(start))),
+        problem: verdict.problem.as_ref(),
+        note: verdict.note.as_deref(),
+        replaced,
+        prior: prior.services.get(&service.id),
+        limits: service.limits,
+        hold,
+        restart_on_upgrade: service.restart_on_upgrade,
+        now,
+    }
+}
+
+/// Whether a restart acts on a process that runs (a failed check, an
+/// upgrade): then `restart`, or `stop` and `start`; else `start` or
+/// `restart`.
+pub fn present(verdict: &Verdict, step: &Step) -> bool {
+    step.upgrade || matches!(verdict.problem, Some(Problem::Failing(_)))
+}
+
+/// Observes and decides: one read of the process table for the services
+/// the classes select, and each one's step. Runs nothing, writes nothing.
+pub fn plan<'p>(
+    enforced: &'p Enforced,
+    classes: &Classes,
+    memory: Memory,
+    busy: Option<&Busy>,
+    now: i64,
+) -> Result<Plan<'p>> {
+    let policy = &enforced.policy;
+    let watch = Watch::new(classes.select(policy))?;
+    let mut found = watch.look()?;
+    watch.cpu(&mut found, &memory.prior);
+    let replaced = Watch::replaced(&found);
+    let up: Vec<bool> = found.iter().map(|v| v.running.is_some()).collect();
+    let mut pause_ended = memory.prior.pause_ended;
+    let mut ended = None;
+    let mut pause = None;
+    if let Some(p) = memory.pause {
+        if now < p.until {
+            pause = Some(p.describe());
+        } else if pause_ended != Some(p.since) {
+            pause_ended = Some(p.since);
+            ended = Some(p);
+        }
+    }
+    let busy = busy.map(ToString::to_string);
+    let hold = hold(&pause, &busy);
+    let mut services = Vec::with_capacity(found.len());
+    for (i, (verdict, replaced)) in found.into_iter().zip(replaced).enumerate() {
+        let s = watch.services[i];
+        let r = replaced.as_deref();
+        let mut step = decide::decide(&input(s, &verdict, r, &memory.prior, hold, now));
+        step.state.cpu = verdict.cpu;
+        let waits = watch.dependencies(i).iter().copied().filter(|&d| !up[d]);
+        services.push(Planned {
+            waits: waits.collect(),
+            verdict,
+            replaced,
+            step,
+        });
+    }
+    let next = State {
+        last_run: Some(now),
+        services: watch
+            .services
+            .iter()
+            .zip(&services)
+            .map(|(s, p)| (s.id.clone(), p.step.state.clone()))
+            .collect::<BTreeMap<String, ServiceState>>(),
+        pause_ended,
+        policy: Some(policy.digest.clone()),
+        policy_error: memory.policy_error,
+    };
+    Ok(Plan {
+        watch,
+        services,
+        prior: memory.prior,
+        pause,
+        busy,
+        pause_ended: ended,
+        next,
+        now,
+    })
+}
+
+/// Acts on a plan: says what is not a restart, restarts in dependency
+/// waves (all of a wave at once), verifies, settles, reports and saves.
+pub fn execute(plan: Plan, store: &Store, reporter: &mut Reporter) -> Exit {
+    if let Some(p) = &plan.pause_ended {
+        reporter.say(
+            Kind::PauseEnded,
+            &format!(
+                "tend: the pause {} has ended; restarts resumed",
+                p.describe()
+            ),
+            false,
+        );
+    }
+    let services = &plan.watch.services;
+    let mut steps: Vec<Step> = plan.services.iter().map(|p| p.step.clone()).collect();
+    // Restarts are announced when their turn comes (below).
+    for (s, step) in services.iter().zip(&steps).filter(|(_, s)| !s.restart) {
+        step.events.iter().for_each(|e| reporter.emit(&s.id, e));
+    }
+    let mut next = plan.next.clone();
+    let mut save_failed = false;
+    let mut save = |state: &State, reporter: &mut Reporter| {
+        if let Err(e) = store.save(state) {
+            if !save_failed {
+                reporter.say(Kind::StateUnsaved, &format!("tend: {e:#}"), true);
+                save_failed = true;
+            }
+        }
+    };
+    let to_restart: Vec<usize> = (0..steps.len()).filter(|&i| steps[i].restart).collect();
+    if !to_restart.is_empty() {
+        // Remember the attempts before acting: a pass killed from here on
+        // is known to the next one.
+        save(&next, reporter);
+        let mut up = plan.up();
+        for wave in waves(&plan.watch, &to_restart) {
+            // A dependency still down: wait for it, like a deferral.
+            let mut go = Vec::new();
+            for i in wave {
+                match plan.watch.dependencies(i).iter().find(|&&d| !up[d]) {
+                    Some(&d) => {
+                        let why = format!("waits for {}, which is down", services[d].name);
+                        let step = decide::decide(&plan.input(i, Some(Hold::Waiting(&why))));
+                        let id = &services[i].id;
+                        step.events.iter().for_each(|e| reporter.emit(id, e));
+                        next.services.insert(id.clone(), step.state.clone());
+                        steps[i] = step;
+                    }
+                    None => go.push(i),
+                }
+            }
+            for &i in &go {
+                let id = &services[i].id;
+                steps[i].events.iter().for_each(|e| reporter.emit(id, e));
+            }
+            let jobs: Vec<act::Job> = go
+                .iter()
+                .map(|&i| job(services[i], &plan.services[i].verdict, &steps[i]))
+                .collect();
+            let upgrade: Vec<bool> = steps.iter().map(|s| s.upgrade).collect();
+            let outcomes = act::restart_all(&jobs, &mut || plan.watch.verify(&go, &upgrade));
+            for (&i, outcome) in go.iter().zip(&outcomes) {
+                let input = plan.input(i, plan.hold());
+                let (state, event) = decide::settle(&input, &steps[i], outcome);
+                if let Some(event) = event {
+                    reporter.emit(&services[i].id, &event);
+                }
+                up[i] = state.status == Status::Running;
+                next.services.insert(services[i].id.clone(), state);
+            }
+        }
+    }
+    save(&next, reporter);
+    Exit::converged_if(next.services.values().all(|s| s.status == Status::Running))
+}
+
+/// What to run for one service: its commands in order, each within its
+/// timeout, then up to `grace` for it to appear.
+fn job<'a>(service: &'a Service, verdict: &Verdict, step: &Step) -> act::Job<'a> {
+    act::Job {
+        commands: service.commands(present(verdict, step)),
+        timeout: service.timeout,
+        grace: service.grace,
+    }
+}
+
+/// The services to restart, in waves: each after the dependencies it
+/// restarts in the same pass (the analyzer refused cycles). Linear in
+/// services and dependencies.
+fn waves(watch: &Watch, to_restart: &[usize]) -> Vec<Vec<usize>> {
+    fn level(
+        i: usize,
+        watch: &Watch,
+        restarting: &[bool],
+        memo: &mut BTreeMap<usize, usize>,
+    ) -> usize {
+        if let Some(&l) = memo.get(&i) {
+            return l;
+        }
+        let l = watch
+            .dependencies(i)
+            .iter()
+            .filter(|&&d| restarting[d])
+            .map(|&d| level(d, watch, restarting, memo) + 1)
+            .max()
+            .unwrap_or(0);
+        memo.insert(i, l);
+        l
+    }
+    let mut restarting = vec![false; watch.services.len()];
+    to_restart.iter().for_each(|&i| restarting[i] = true);
+    let mut memo = BTreeMap::new();
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for &i in to_restart {
+        let l = level(i, watch, &restarting, &mut memo);
+        if out.len() <= l {
+            out.resize(l + 1, Vec::new());
+        }
+        out[l].push(i);
+    }
+    out
+}
