@@ -386,6 +386,14 @@ mod tests {
     use super::*;
     use crate::act::Failure;
 
+    /// A wanted event's text, with `@` standing for the prior's `since`.
+    fn at_since(want: Option<&str>, prior: Option<&ServiceState>) -> Option<String> {
+        let since = prior
+            .map(|p| crate::clock::local_time(p.since))
+            .unwrap_or_default();
+        want.map(|e| e.replace('@', &since))
+    }
+
     const LIMITS: Limits = Limits {
         restarts: 3,
         within: 3600,
@@ -543,11 +551,7 @@ mod tests {
                 hold,
                 ..input(running, prior.as_ref())
             });
-            let since = prior
-                .as_ref()
-                .map(|p| crate::clock::local_time(p.since))
-                .unwrap_or_default();
-            let want_event = want_event.map(|e| e.replace('@', &since));
+            let want_event = at_since(want_event, prior.as_ref());
             assert_eq!(
                 (step.state.status, step.restart, said(&step.events)),
                 (want_status, want_restart, want_event),
@@ -728,11 +732,7 @@ mod tests {
             let inp = input(false, prior.as_ref());
             let step = decide(&inp);
             let (state, event) = settle(&inp, &step, outcome);
-            let since = prior
-                .as_ref()
-                .map(|p| crate::clock::local_time(p.since))
-                .unwrap_or_default();
-            let want_event = want_event.map(|e| e.replace('@', &since));
+            let want_event = at_since(want_event, prior.as_ref());
             assert_eq!(
                 (state.status, event.map(|e| e.to_string())),
                 (want_status, want_event),

@@ -293,6 +293,28 @@ fn pause_holds_restarts_and_its_end_is_said_once() {
         forever.stderr.contains("a pause lasts from 1s to 24h"),
         "{forever:?}"
     );
+
+    // The command line reads durations as the policy does.
+    for (written, until) in [("2hours", 2 * 60), ("2 hours", 2 * 60), ("90 min", 90)] {
+        let run = at(&sb, T0, &["pause", "--for", written]);
+        assert_eq!(run.code, 0, "{written}: {run:?}");
+        let until = tend::clock::local_time(T0 + until * MIN);
+        assert_eq!(
+            lines(&run),
+            vec![format!(
+                "tend: paused until {until}; restarts wait until then or 'tend resume'"
+            )],
+            "{written}"
+        );
+    }
+    let fortnight = at(&sb, T0, &["pause", "--for", "1 fortnight"]);
+    assert_eq!(fortnight.code, 2);
+    assert!(
+        fortnight
+            .stderr
+            .contains("is not a duration such as 90s, 30m, 2h or 2 hours"),
+        "{fortnight:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,186 @@
+//! One service block: each attribute read as its type, the attributes
+//! that need each other checked together, and the [`Service`] built with
+//! the policy's defaults under it.
+
+use std::path::PathBuf;
+
+use super::attributes::{
+    absolute_path, at_least_one_second, check_regex, count_range, cpu_limit, depends_on, duration,
+    ip_address, memory_limit, one_string, port_number, user_name, yes_no,
+};
+use super::{known_once, setting, Defaults, Errors, ATTRIBUTES};
+use crate::diagnostic::{Diagnostic, Span};
+use crate::parser::{Attribute, Expr};
+use crate::policy::{
+    Action, Command, Connect, CpuLimit, MemoryLimit, Service, DEFAULT_CONNECT_TIMEOUT, LOCALHOST,
+};
+use crate::suggest::closest;
+
+pub(super) fn service(
+    id: &str,
+    span: Span,
+    attributes: &[Attribute],
+    guard: &Option<Expr>,
+    defaults: &Defaults,
+    errors: &mut Errors,
+) -> Option<Service> {
+    let before = errors.len();
+    let mut name = None;
+    let mut process = None;
+    let mut exe = None;
+    let mut pidfile = None;
+    let mut user = None;
+    let mut count = (1, None);
+    let mut depends = Vec::new();
+    let mut memory = None;
+    let mut cpu = None;
+    let mut port = None;
+    let mut host = None;
+    let mut unix = None;
+    let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+    let mut commands: [Option<String>; 3] = [None, None, None];
+    let mut shell = false;
+    let mut settings = *defaults;
+    let unknown = |key: &str| match closest(key, ATTRIBUTES) {
+        Some(near) => format!("unknown attribute `{key}`; did you mean `{near}`?"),
+        None => format!("unknown attribute `{key}`; the attributes are listed in docs/language.md"),
+    };
+    let good = known_once(
+        attributes,
+        ATTRIBUTES,
+        unknown,
+        &format!("service `{id}`"),
+        errors,
+    );
+    for a in &good {
+        let key = a.key.text.as_str();
+        let result = match key {
+            "name" => one_string(a).map(|s| name = Some(s)),
+            "process" => one_string(a).and_then(|s| check_regex(&s, a).map(|()| process = Some(s))),
+            "exe" => absolute_path(a).map(|p| exe = Some(p)),
+            "pidfile" => absolute_path(a).map(|p| pidfile = Some(PathBuf::from(p))),
+            "user" => user_name(a).map(|u| user = Some(u)),
+            "count" => count_range(a).map(|c| count = c),
+            "port" => port_number(a).map(|p| port = Some(p)),
+            "host" => ip_address(a).map(|h| host = Some(h)),
+            "unix" => absolute_path(a).map(|p| unix = Some(PathBuf::from(p))),
+            "connect_timeout" => duration(a)
+                .and_then(|d| at_least_one_second(d, a))
+                .map(|d| connect_timeout = d),
+            "restart" => one_string(a).map(|s| commands[0] = Some(s)),
+            "start" => one_string(a).map(|s| commands[1] = Some(s)),
+            "stop" => one_string(a).map(|s| commands[2] = Some(s)),
+            "depends" => depends_on(a).map(|d| depends = d),
+            "memory" => memory_limit(a).map(|m| memory = Some(m)),
+            "cpu" => cpu_limit(a).map(|c| cpu = Some(c)),
+            "shell" => yes_no(a).map(|b| shell = b),
+            _ => setting(a, &mut settings),
+        };
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    let has = |key: &str| good.iter().any(|a| a.key.text == key);
+    if !has("process") && !has("exe") && !has("pidfile") {
+        errors.push(Diagnostic::error(
+            span,
+            format!("service `{id}` has no `process` (or `exe`, or `pidfile`)"),
+        ));
+    }
+    if !has("restart") && !has("start") {
+        errors.push(Diagnostic::error(
+            span,
+            format!("service `{id}` has no `restart` (or `start`)"),
+        ));
+    }
+    // A check of a running process needs a way to act on one.
+    let restarts_on = |key: &str| match key {
+        "memory" => memory.is_some_and(|m: MemoryLimit| m.action == Action::Restart),
+        "cpu" => cpu.is_some_and(|c: CpuLimit| c.action == Action::Restart),
+        _ => true,
+    };
+    for key in ["port", "unix", "memory", "cpu"] {
+        if let Some(a) = good.iter().find(|a| a.key.text == key) {
+            if !has("restart") && !has("stop") && restarts_on(key) {
+                errors.push(Diagnostic::error(
+                    a.key.span,
+                    format!("`{key}` needs `restart`, or `stop` and `start`, to act on a process that runs but fails a check"),
+                ));
+            }
+        }
+    }
+    if let Some(a) = good.iter().find(|a| a.key.text == "host") {
+        if !has("port") {
+            errors.push(Diagnostic::error(a.key.span, "`host` goes with `port`"));
+        }
+    }
+    let [restart, start, stop] = [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
+        match commands[i]
+            .take()
+            .map(|text| command(key, text, shell, attributes))
+        {
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                errors.push(e);
+                None
+            }
+            None => None,
+        }
+    });
+    if errors.len() > before {
+        return None;
+    }
+    Some(Service {
+        id: id.to_string(),
+        name: name.unwrap_or_else(|| id.to_string()),
+        process,
+        exe,
+        pidfile,
+        user,
+        count,
+        connect: Connect {
+            tcp: port.map(|p| std::net::SocketAddr::new(host.unwrap_or(LOCALHOST), p)),
+            unix,
+            timeout: connect_timeout,
+        },
+        restart,
+        start,
+        stop,
+        depends,
+        memory,
+        cpu,
+        timeout: settings.timeout,
+        grace: settings.grace,
+        limits: settings.limits,
+        restart_on_upgrade: settings.restart_on_upgrade,
+        guard: guard.clone(),
+        span,
+    })
+}
+
+fn command(
+    key: &str,
+    text: String,
+    shell: bool,
+    attributes: &[Attribute],
+) -> Result<Command, Diagnostic> {
+    let at = attributes
+        .iter()
+        .find(|a| a.key.text == key)
+        .map(|a| a.values[0].span)
+        .expect("the command was seen");
+    let argv = if shell {
+        vec!["/bin/sh".to_string(), "-c".to_string(), text.clone()]
+    } else {
+        shell_words::split(&text).map_err(|_| {
+            Diagnostic::error(
+                at,
+                "unbalanced quotes in command (or set `shell yes` to run it with /bin/sh)",
+            )
+        })?
+    };
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err(Diagnostic::error(at, "empty command"));
+    }
+    Ok(Command { text, argv })
+}
