@@ -46,7 +46,7 @@ impl Sandbox {
     pub fn daemon(&self, name: &str) -> String {
         let path = self.path(name);
         if !path.exists() {
-            std::fs::copy("/bin/sleep", &path).unwrap();
+            copy_sleep(&path);
         }
         path.to_string_lossy().into_owned()
     }
@@ -182,6 +182,18 @@ impl Drop for Sandbox {
             let _ = child.wait();
         }
     }
+}
+
+/// Copies /bin/sleep to `path` with cp, not in this process: a fork in
+/// another test's thread would inherit our descriptor open for writing, and
+/// an exec of the copy meanwhile would fail with ETXTBSY.
+pub fn copy_sleep(path: &Path) {
+    let copied = Command::new("cp")
+        .arg("/bin/sleep")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(copied.success());
 }
 
 fn unsafe_kill(pid: u32) {

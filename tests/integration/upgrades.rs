@@ -5,7 +5,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::sandbox::{lines, wait_for, Run, Sandbox};
+use crate::sandbox::{copy_sleep, lines, wait_for, Run, Sandbox};
 
 const T0: i64 = 1_800_000_000;
 const MIN: i64 = 60;
@@ -331,7 +331,7 @@ fn pause_and_resume_work_with_a_broken_policy() {
 /// old one, as dpkg and rpm do.
 fn upgrade(sb: &Sandbox, name: &str) {
     let new = sb.path(&format!("{name}.new"));
-    std::fs::copy("/bin/sleep", &new).unwrap();
+    copy_sleep(&new);
     std::fs::rename(&new, sb.path(name)).unwrap();
 }
 
@@ -379,7 +379,7 @@ fn a_replaced_binary_is_said_once_per_pid_and_not_during_an_upgrade() {
     // The old file moved aside and a new one put in its place: the inode at
     // the path is not the one running.
     std::fs::rename(sb.path("apache2"), sb.path("apache2.old")).unwrap();
-    std::fs::copy("/bin/sleep", sb.path("apache2")).unwrap();
+    copy_sleep(&sb.path("apache2"));
     let moved = at(&sb, T0 + 25 * MIN, &[]);
     assert_eq!(
         lines(&moved),
