@@ -21,8 +21,8 @@ pub use attributes::MAX_DURATION;
 use attributes::{at_least_one_second, duration, limit, remind, yes_no};
 pub use warnings::warnings;
 
-/// Attributes a service may have, in the order the docs list them.
-pub const ATTRIBUTES: &[&str] = &[
+/// Attributes only a service may have, in the order the docs list them.
+const SERVICE_ATTRIBUTES: &[&str] = &[
     "name",
     "process",
     "exe",
@@ -40,15 +40,10 @@ pub const ATTRIBUTES: &[&str] = &[
     "stop",
     "depends",
     "shell",
-    "timeout",
-    "grace",
-    "limit",
-    "remind",
-    "defer_limit",
-    "restart_on_upgrade",
 ];
 
-/// Attributes a `defaults` block may set for every service.
+/// Attributes a `defaults` block may set for every service (and a service
+/// for itself).
 pub const DEFAULT_ATTRIBUTES: &[&str] = &[
     "timeout",
     "grace",
@@ -57,6 +52,11 @@ pub const DEFAULT_ATTRIBUTES: &[&str] = &[
     "defer_limit",
     "restart_on_upgrade",
 ];
+
+/// Every attribute a service may have, in the order the docs list them.
+pub fn all_attributes() -> Vec<&'static str> {
+    [SERVICE_ATTRIBUTES, DEFAULT_ATTRIBUTES].concat()
+}
 
 /// Settings every service starts from.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use super::attributes::{
     absolute_path, at_least_one_second, check_regex, count_range, cpu_limit, depends_on, duration,
     ip_address, memory_limit, one_string, port_number, user_name, yes_no,
 };
-use super::{known_once, setting, Defaults, Errors, ATTRIBUTES};
+use super::{all_attributes, known_once, setting, Defaults, Errors};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::parser::{Attribute, Expr};
 use crate::policy::{
@@ -41,13 +41,14 @@ pub(super) fn service(
     let mut commands: [Option<String>; 3] = [None, None, None];
     let mut shell = false;
     let mut settings = *defaults;
-    let unknown = |key: &str| match closest(key, ATTRIBUTES) {
+    let known = all_attributes();
+    let unknown = |key: &str| match closest(key, &known) {
         Some(near) => format!("unknown attribute `{key}`; did you mean `{near}`?"),
         None => format!("unknown attribute `{key}`; the attributes are listed in docs/language.md"),
     };
     let good = known_once(
         attributes,
-        ATTRIBUTES,
+        &known,
         unknown,
         &format!("service `{id}`"),
         errors,
