@@ -19,6 +19,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::policy::Command;
+use crate::scan::Seen;
 
 pub const SANE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -39,11 +40,13 @@ pub enum Outcome {
 
 /// What to run for one service: its commands in order (`stop` then
 /// `start`, or one of `start` and `restart`), each within `timeout`, then
-/// wait up to `grace` for the service to appear.
+/// wait up to `grace` for the service to appear, and `settle` for it to
+/// stay up.
 pub struct Job<'a> {
     pub commands: Vec<&'a Command>,
     pub timeout: Duration,
     pub grace: Duration,
+    pub settle: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,9 @@ pub enum Failure {
     TimedOut(Duration),
     /// The command succeeded but no matching process showed up.
     NeverAppeared(Duration),
+    /// The service appeared as `pid` but was gone `after` the command
+    /// ended, before it had stayed up for its settle time.
+    Died { pid: u32, after: Duration },
 }
 
 impl fmt::Display for Failure {
@@ -80,6 +86,11 @@ impl fmt::Display for Failure {
                     d.as_secs()
                 )
             }
+            Failure::Died { pid, after } => write!(
+                f,
+                "started (pid {pid}) but it exited after {} s",
+                after.as_secs_f64().round() as u64
+            ),
         }
     }
 }
@@ -93,7 +104,13 @@ enum Phase {
         deadline: Instant,
     },
     Appearing {
+        /// When the last command ended, and until when the service may take
+        /// to appear.
+        since: Instant,
         until: Instant,
+        /// The main process seen, and since when: done once it has stayed
+        /// the same for the settle time.
+        seen: Option<((u32, u64), Instant)>,
     },
     Done(Outcome),
 }
@@ -102,7 +119,7 @@ enum Phase {
 /// each to finish and its service to appear. `look` reads the process table
 /// and says, for each job, the process (pid, start time) that is its
 /// service, if any. Outcomes come back in the order of `jobs`.
-pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<crate::scan::Seen>) -> Vec<Outcome> {
+pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<Seen>) -> Vec<Outcome> {
     let mut phases: Vec<Phase> = jobs.iter().map(|j| start(j, 0)).collect();
     let mut last_look: Option<Instant> = None;
     loop {
@@ -127,7 +144,9 @@ pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<crate::scan::Seen
                         Some(start(job, step + 1))
                     }
                     Ok(Some(status)) if status.success() => Some(Phase::Appearing {
+                        since: now,
                         until: now + job.grace,
+                        seen: None,
                     }),
                     Ok(Some(status)) => failed(Failure::Exited {
                         status: describe(status),
@@ -150,21 +169,8 @@ pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<crate::scan::Seen
             last_look = Some(now);
             let found = look();
             for ((phase, job), process) in phases.iter_mut().zip(jobs).zip(found) {
-                if let Phase::Appearing { until } = phase {
-                    if let Some((pid, start_time)) = process {
-                        *phase = Phase::Done(Outcome::Restarted {
-                            pid,
-                            start_time: Some(start_time),
-                        });
-                    } else if now >= *until {
-                        *phase = Phase::Done(Outcome::Failed {
-                            command: job
-                                .commands
-                                .last()
-                                .map_or(String::new(), |c| c.text.clone()),
-                            failure: Failure::NeverAppeared(job.grace),
-                        });
-                    }
+                if let Some(next) = settle(phase, job, process, now) {
+                    *phase = next;
                 }
             }
         }
@@ -180,6 +186,49 @@ pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<crate::scan::Seen
             _ => unreachable!("the loop ends when every phase is done"),
         })
         .collect()
+}
+
+/// One look at a service waiting to appear and stay up: its next phase, if
+/// it changes. The same main process for `settle` is a restart; one that was
+/// seen and is gone is a failed start; none within `grace` never appeared. A
+/// main process that changes (a double fork's middle process exits) starts
+/// the settle time again with the new one.
+fn settle(phase: &mut Phase, job: &Job, process: Seen, now: Instant) -> Option<Phase> {
+    let Phase::Appearing { since, until, seen } = phase else {
+        return None;
+    };
+    let last = || job.commands.last().map_or(String::new(), |c| c.text.clone());
+    match (process, *seen) {
+        (Some(p), Some((q, first))) if p == q => {
+            // Stayed up; the settle time is bounded too, by grace + settle.
+            (now.duration_since(first) >= job.settle || now >= *until + job.settle).then_some(
+                Phase::Done(Outcome::Restarted {
+                    pid: p.0,
+                    start_time: Some(p.1),
+                }),
+            )
+        }
+        (Some(p), _) if job.settle.is_zero() => Some(Phase::Done(Outcome::Restarted {
+            pid: p.0,
+            start_time: Some(p.1),
+        })),
+        (Some(p), _) => {
+            *seen = Some((p, now));
+            None
+        }
+        (None, Some(((pid, _), _))) => Some(Phase::Done(Outcome::Failed {
+            command: last(),
+            failure: Failure::Died {
+                pid,
+                after: now.duration_since(*since),
+            },
+        })),
+        (None, None) if now >= *until => Some(Phase::Done(Outcome::Failed {
+            command: last(),
+            failure: Failure::NeverAppeared(job.grace),
+        })),
+        (None, None) => None,
+    }
 }
 
 fn start(job: &Job, step: usize) -> Phase {

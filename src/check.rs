@@ -133,7 +133,7 @@ pub fn judge(service: &Service, owner: &Owner, matched: &[&Process], all: &[Proc
             }
             process
         }
-        None => match procs.first() {
+        None => match main_process(&procs) {
             Some(p) => p,
             None => return Verdict::default(),
         },
@@ -153,6 +153,25 @@ pub fn judge(service: &Service, owner: &Owner, matched: &[&Process], all: &[Proc
         }
     }
     verdict
+}
+
+/// The service's main process among the processes that match it: one
+/// whose parent is not itself a match (a daemon's workers and sessions are
+/// children of a match), the oldest such. With no `pidfile`, this is what
+/// `pid`, `status` and the reports name. Linear in the matches.
+pub fn main_process<'a>(procs: &[&'a Process]) -> Option<&'a Process> {
+    if procs.len() <= 1 {
+        return procs.first().copied();
+    }
+    let matched: std::collections::HashSet<u32> = procs.iter().map(|p| p.pid).collect();
+    procs
+        .iter()
+        .copied()
+        .filter(|p| p.ppid.is_none_or(|parent| !matched.contains(&parent)))
+        .min_by_key(|p| (p.start_time, p.pid))
+        // Every match a child of another: a cycle cannot be, but the table
+        // is read while it changes; take the oldest.
+        .or_else(|| procs.iter().copied().min_by_key(|p| (p.start_time, p.pid)))
 }
 
 /// Connects to the sockets of every running service that has `port` or
@@ -340,6 +359,39 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn main_process_table() {
+        let p = |pid, ppid, start_time| Process {
+            pid,
+            cmdline: String::new(),
+            exe: None,
+            uid: None,
+            ppid: Some(ppid),
+            start_time,
+        };
+        // (processes as (pid, ppid, start), the main one's pid)
+        for (procs, want) in [
+            (vec![], None),
+            (vec![(10, 1, 5)], Some(10)),
+            // A master and its workers: the master.
+            (vec![(10, 1, 5), (11, 10, 6), (12, 10, 6)], Some(10)),
+            // Workers whose master died: the oldest of them.
+            (vec![(11, 1, 6), (12, 1, 7)], Some(11)),
+            // A double fork: the middle process while it lives ...
+            (vec![(20, 1, 9), (21, 20, 9)], Some(20)),
+            // ... and the daemon once it is gone.
+            (vec![(21, 1, 9)], Some(21)),
+            // A new master beside old orphaned workers: the oldest top.
+            (vec![(11, 1, 6), (30, 1, 8), (31, 30, 8)], Some(11)),
+            // Same start: the lowest pid.
+            (vec![(41, 1, 3), (40, 1, 3)], Some(40)),
+        ] {
+            let procs: Vec<Process> = procs.iter().map(|&(a, b, c)| p(a, b, c)).collect();
+            let refs: Vec<&Process> = procs.iter().collect();
+            assert_eq!(main_process(&refs).map(|p| p.pid), want, "{procs:?}");
+        }
+    }
 
     /// (prior sample, CPU ms used since, wall ms since, runs needed) ->
     /// (runs above after, acts?)

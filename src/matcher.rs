@@ -66,7 +66,6 @@ pub struct Matcher {
     set: RegexSet,
     /// Service of each regular expression, by the set's pattern index.
     regex_service: Vec<usize>,
-    by_exe: HashMap<String, Vec<usize>>,
 }
 
 impl Matcher {
@@ -80,7 +79,6 @@ impl Matcher {
         let mut literal_service = Vec::new();
         let mut regexes = Vec::new();
         let mut regex_service = Vec::new();
-        let mut by_exe: HashMap<String, Vec<usize>> = HashMap::new();
         let mut exact_exe: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, spec) in specs.iter().enumerate() {
             if let Some(exe) = spec.exe {
@@ -99,7 +97,6 @@ impl Matcher {
                     regex_service.push(i);
                 }
             }
-            by_exe.entry(p.to_string()).or_default().push(i);
         }
         let literals = AhoCorasick::new(&literal_texts).context("building the process matcher")?;
         let set = RegexSetBuilder::new(&regexes)
@@ -118,7 +115,6 @@ impl Matcher {
             literal_service,
             set,
             regex_service,
-            by_exe,
         })
     }
 
@@ -140,11 +136,6 @@ impl Matcher {
                     .into_iter()
                     .map(|i| self.regex_service[i]),
             );
-        }
-        if let Some(exe) = &process.exe {
-            if let Some(ids) = self.by_exe.get(exe.as_str()) {
-                hits.extend(ids);
-            }
         }
         // `exe` must hold too where it is given; it alone is enough where
         // there is no pattern.
@@ -192,6 +183,7 @@ mod tests {
             cmdline: cmdline.to_string(),
             exe: exe.map(str::to_string),
             uid: None,
+            ppid: None,
             start_time: 0,
         }
     }
@@ -270,10 +262,17 @@ mod tests {
     }
 
     #[test]
-    fn executable_path_matches_when_command_line_is_rewritten() {
+    fn process_matches_the_command_line_only() {
+        // An ssh session runs sshd's executable but is not the service; the
+        // listener names the path on its command line.
         let m = Matcher::new(["/usr/sbin/sshd", "/usr/sbin/named"].map(spec)).unwrap();
-        let p = process("sshd: root@notty", Some("/usr/sbin/sshd"));
-        assert_eq!(m.services_of(&p), vec![0]);
+        let session = process("sshd: root@notty", Some("/usr/sbin/sshd"));
+        assert_eq!(m.services_of(&session), Vec::<usize>::new());
+        let listener = process(
+            "sshd: /usr/sbin/sshd [listener] 0 of 10-100 startups",
+            Some("/usr/sbin/sshd"),
+        );
+        assert_eq!(m.services_of(&listener), vec![0]);
     }
 
     /// (process, exe) of one service against (cmdline, exe) of a process.

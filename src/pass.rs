@@ -283,6 +283,7 @@ fn job<'a>(service: &'a Service, verdict: &Verdict, step: &Step) -> act::Job<'a>
         commands: service.commands(present(verdict, step)),
         timeout: service.timeout,
         grace: service.grace,
+        settle: service.settle,
     }
 }
 

@@ -75,6 +75,9 @@ pub struct Service {
     pub timeout: Duration,
     /// How long to wait for the process to appear after the command succeeds.
     pub grace: Duration,
+    /// How long a restarted service must stay up (the same main process)
+    /// before it counts as restarted.
+    pub settle: Duration,
     /// Restart budget, reminder interval, deferral limit.
     pub limits: Limits,
     /// Restart a process that runs a replaced binary (`restart_on_upgrade`).
@@ -155,6 +158,7 @@ impl Service {
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 /// Five restarts within an hour; a reminder every six hours; a restart
 /// deferred by a package manager for 30 minutes is said.
 pub const DEFAULT_LIMITS: Limits = Limits {

@@ -21,6 +21,9 @@ pub struct Process {
     pub exe: Option<String>,
     /// The real user id of its owner.
     pub uid: Option<u32>,
+    /// Its parent's pid, to tell a service's main process from the workers
+    /// and sessions it forks.
+    pub ppid: Option<u32>,
     /// When it started (seconds since the epoch), to tell a new process
     /// with a reused pid from the old one.
     pub start_time: u64,
@@ -68,6 +71,7 @@ pub fn scan() -> Result<Vec<Process>> {
                 .join(" "),
             exe: p.exe().map(|e| e.to_string_lossy().into_owned()),
             uid: p.user_id().map(|u| **u),
+            ppid: p.parent().map(|pp| pp.as_u32()),
             start_time: p.start_time(),
         })
         .collect();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
 use crate::parser::{Attribute, Expr, Item, Spanned};
-use crate::policy::{ClassDef, Limits, Service, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_TIMEOUT};
+use crate::policy::{ClassDef, Limits, Service, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE, DEFAULT_TIMEOUT};
 pub use attributes::MAX_DURATION;
 use attributes::{at_least_one_second, duration, limit, remind, yes_no};
 pub use warnings::warnings;
@@ -47,6 +47,7 @@ const SERVICE_ATTRIBUTES: &[&str] = &[
 pub const DEFAULT_ATTRIBUTES: &[&str] = &[
     "timeout",
     "grace",
+    "settle",
     "limit",
     "remind",
     "defer_limit",
@@ -63,6 +64,7 @@ pub fn all_attributes() -> Vec<&'static str> {
 struct Defaults {
     timeout: Duration,
     grace: Duration,
+    settle: Duration,
     limits: Limits,
     restart_on_upgrade: bool,
 }
@@ -72,6 +74,7 @@ impl Default for Defaults {
         Defaults {
             timeout: DEFAULT_TIMEOUT,
             grace: DEFAULT_GRACE,
+            settle: DEFAULT_SETTLE,
             limits: DEFAULT_LIMITS,
             restart_on_upgrade: false,
         }
@@ -280,6 +283,7 @@ fn setting(a: &Attribute, to: &mut Defaults) -> Result<(), Diagnostic> {
     match a.key.text.as_str() {
         "timeout" => to.timeout = at_least_one_second(duration(a)?, a)?,
         "grace" => to.grace = duration(a)?,
+        "settle" => to.settle = duration(a)?,
         "limit" => {
             let (restarts, within) = limit(a)?;
             to.limits.restarts = restarts;
@@ -395,7 +399,7 @@ mod tests {
             ("defaults { limit 0 restarts within 1h }", "`limit` needs at least 1 restart"),
             ("defaults { limit 3 restarts during 1h }", "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`"),
             ("defaults { remind sometimes }", "`remind` needs a duration such as 6h, or `never`"),
-            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, limit, remind, defer_limit, restart_on_upgrade, not `name`"),
+            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, settle, limit, remind, defer_limit, restart_on_upgrade, not `name`"),
             ("defaults { }\ndefaults { }", "`defaults` is already given at p.tend:1:1"),
         ] {
             assert_eq!(analyze_text(policy).1, [want], "{policy}");

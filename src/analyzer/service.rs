@@ -152,6 +152,7 @@ pub(super) fn service(
         cpu,
         timeout: settings.timeout,
         grace: settings.grace,
+        settle: settings.settle,
         limits: settings.limits,
         restart_on_upgrade: settings.restart_on_upgrade,
         guard: guard.clone(),
