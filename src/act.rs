@@ -4,9 +4,12 @@
 //! one), with stdin from /dev/null, its output in an unlinked temporary file
 //! (never a pipe: a daemon that keeps the descriptor would otherwise hang the
 //! agent, and cron with it), in its own process group so a timeout can kill
-//! everything it started, and with a PATH that has the sbin directories cron
-//! leaves out. All commands of a pass run at once and are watched from one
-//! loop, so five failing services cost one timeout or grace period, not five.
+//! everything it started, with a PATH that has the sbin directories cron
+//! leaves out, only the environment a daemon should have, and none of the
+//! descriptors tend inherited. All commands of a pass run at once and are
+//! watched from one loop, so five failing services cost one timeout or grace
+//! period, not five. A restart is done when the service's main process has
+//! appeared and stayed the same for its settle time.
 
 use std::fmt;
 use std::fs::File;
@@ -63,7 +66,10 @@ pub enum Failure {
     NeverAppeared(Duration),
     /// The service appeared as `pid` but was gone `after` the command
     /// ended, before it had stayed up for its settle time.
-    Died { pid: u32, after: Duration },
+    Died {
+        pid: u32,
+        after: Duration,
+    },
 }
 
 impl fmt::Display for Failure {
@@ -120,6 +126,7 @@ enum Phase {
 /// and says, for each job, the process (pid, start time) that is its
 /// service, if any. Outcomes come back in the order of `jobs`.
 pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<Seen>) -> Vec<Outcome> {
+    close_inherited();
     let mut phases: Vec<Phase> = jobs.iter().map(|j| start(j, 0)).collect();
     let mut last_look: Option<Instant> = None;
     loop {
@@ -197,7 +204,11 @@ fn settle(phase: &mut Phase, job: &Job, process: Seen, now: Instant) -> Option<P
     let Phase::Appearing { since, until, seen } = phase else {
         return None;
     };
-    let last = || job.commands.last().map_or(String::new(), |c| c.text.clone());
+    let last = || {
+        job.commands
+            .last()
+            .map_or(String::new(), |c| c.text.clone())
+    };
     match (process, *seen) {
         (Some(p), Some((q, first))) if p == q => {
             // Stayed up; the settle time is bounded too, by grace + settle.
@@ -252,7 +263,8 @@ fn start(job: &Job, step: usize) -> Phase {
     let argv = &command.argv;
     let spawned = std::process::Command::new(&argv[0])
         .args(&argv[1..])
-        .env("PATH", SANE_PATH)
+        .env_clear()
+        .envs(environment())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -266,6 +278,46 @@ fn start(job: &Job, step: usize) -> Phase {
             deadline: Instant::now() + job.timeout,
         },
         Err(e) => failed(format!("{}: {e}", argv[0])),
+    }
+}
+
+/// Variables a restart command (and so the daemon it starts) is given:
+/// a PATH with the sbin directories cron leaves out, and the locale and
+/// time zone tend was started with. Nothing else of tend's environment
+/// (cron's MAILTO, a shell's variables) reaches a daemon.
+pub const PASSED: &[&str] = &["LANG", "LANGUAGE", "TZ", "HOME"];
+
+fn environment() -> Vec<(String, std::ffi::OsString)> {
+    let mut env: Vec<(String, std::ffi::OsString)> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            (PASSED.contains(&k.as_str()) || k.starts_with("LC_")).then_some((k, v))
+        })
+        .collect();
+    env.push(("PATH".into(), SANE_PATH.into()));
+    env
+}
+
+/// Marks every descriptor tend inherited (3 and above: a `flock` wrapper's
+/// lock, a shell's stray file) close-on-exec, so no restart command, and no
+/// daemon it starts, keeps one: a daemon holding cron's flock would block
+/// every later pass. tend's own descriptors are close-on-exec already.
+fn close_inherited() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: only used for this one fcntl; a number that closed since
+        // the listing (the directory's own descriptor) fails harmlessly.
+        let _ = nix::fcntl::fcntl(
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
     }
 }
 

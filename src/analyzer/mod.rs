@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
 use crate::parser::{Attribute, Expr, Item, Spanned};
-use crate::policy::{ClassDef, Limits, Service, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE, DEFAULT_TIMEOUT};
+use crate::policy::{
+    ClassDef, Limits, Service, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE, DEFAULT_TIMEOUT,
+};
 pub use attributes::MAX_DURATION;
 use attributes::{at_least_one_second, duration, limit, remind, yes_no};
 pub use warnings::warnings;

@@ -10,4 +10,5 @@ mod pass;
 mod sandbox;
 mod shipped;
 mod state;
+mod truth;
 mod upgrades;

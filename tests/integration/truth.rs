@@ -1,0 +1,237 @@
+//! tend never says a dead service is running, nor that a restart worked
+//! when the daemon died: the main process among workers, a restart that
+//! must stay up, double forks, descriptors and environment a daemon must
+//! not inherit. Real daemons (small Python programs, copies of sleep).
+
+use std::os::unix::process::CommandExt;
+
+use crate::sandbox::{lines, wait_for, Sandbox};
+
+const T0: i64 = 1_790_000_000;
+
+fn at(sb: &Sandbox, t: i64, args: &[&str]) -> crate::sandbox::Run {
+    sb.tend_env(args, &[("TEND_NOW", &t.to_string())])
+}
+
+/// A daemon that forks: the restart command's process exits at once; the
+/// master writes `<name>.pid`, then forks two workers with its own command
+/// line, and all sleep.
+const FORKER: &str = r#"
+import os, sys, time
+if os.fork():
+    sys.exit(0)
+os.setsid()
+with open(sys.argv[1], "w") as f:
+    f.write("%d\n" % os.getpid())
+for _ in range(2):
+    if os.fork() == 0:
+        time.sleep(1000)
+        os._exit(0)
+time.sleep(1000)
+"#;
+
+#[test]
+fn a_master_killed_beside_its_workers_is_restarted_and_the_workers_do_not_count() {
+    let mut sb = Sandbox::new();
+    sb.write("forker.py", FORKER);
+    sb.policy(
+        "service web {\n  name \"Web\"\n  process \"@DIR@/forker.py\"\n  pidfile \"@DIR@/forker.pid\"\n  restart \"python3 @DIR@/forker.py @DIR@/forker.pid\"\n  grace 5s\n  settle 1s\n}\n",
+    );
+    let started = at(&sb, T0, &[]);
+    assert_eq!(started.code, 0, "{started:?}");
+    let master: u32 = std::fs::read_to_string(sb.path("forker.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        lines(&started),
+        vec![
+            format!(
+                "Web is not running (pidfile {}: missing), restarting...",
+                sb.path("forker.pid").display()
+            ),
+            format!("Web restarted (pid {master})")
+        ]
+    );
+    let workers = || {
+        crate::sandbox::children_of(master)
+            .into_iter()
+            .collect::<Vec<u32>>()
+    };
+    wait_for(|| workers().len() == 2);
+    let orphans = workers();
+    sb.kill(master);
+    // The workers run on with the master's command line; the service is
+    // down all the same.
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout.contains(&format!(
+            "Web (web): not running (pidfile {}: pid {master} is not running)",
+            sb.path("forker.pid").display()
+        )),
+        "{dry:?}"
+    );
+    let again = at(&sb, T0 + 300, &[]);
+    let new_master: u32 = std::fs::read_to_string(sb.path("forker.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(new_master, master);
+    assert_eq!(
+        lines(&again),
+        vec![
+            format!(
+                "Web is not running (pidfile {}: pid {master} is not running), restarting... (2nd time in 5 min)",
+                sb.path("forker.pid").display()
+            ),
+            format!("Web restarted (pid {new_master})")
+        ]
+    );
+    assert_eq!(again.code, 0);
+    for pid in orphans {
+        assert!(
+            crate::sandbox::cmdline(pid).is_some(),
+            "old worker left alone"
+        );
+    }
+}
+
+#[test]
+fn a_daemon_that_dies_a_second_after_start_failed_to_start() {
+    let sb = Sandbox::new();
+    sb.daemon("crashy");
+    sb.policy(
+        "service crashy {\n  name \"Crashy\"\n  process \"@DIR@/crashy\"\n  restart \"setsid -f @DIR@/crashy 1\"\n  grace 5s\n  settle 3s\n}\n",
+    );
+    let first = at(&sb, T0, &[]);
+    assert_eq!(first.code, 1, "{first:?}");
+    let said = lines(&first);
+    assert_eq!(said[0], "Crashy is not running, restarting...");
+    let failed = &said[1];
+    assert!(
+        failed.starts_with("Crashy failed to start! setsid -f ")
+            && failed.contains("/crashy 1 started (pid ")
+            && failed.ends_with(") but it exited after 1 s"),
+        "{failed}"
+    );
+    assert_eq!(said.len(), 2);
+    // The failure rules from here: attempts go on quietly, the budget
+    // counts them.
+    let second = at(&sb, T0 + 300, &[]);
+    assert_eq!(second.code, 1);
+    assert!(lines(&second).is_empty(), "{second:?}");
+    let status = at(&sb, T0 + 400, &["status"]);
+    assert!(status.stdout.contains("failing"), "{status:?}");
+    assert!(status.stdout.contains(" 2/5 "), "{status:?}");
+}
+
+/// A classic double fork whose middle process lingers 200 ms; the daemon
+/// writes its pid to `<dir>/daemon.pid` (which the policy does not use).
+const DOUBLE_FORK: &str = r#"
+import os, sys, time
+if os.fork():
+    sys.exit(0)
+os.setsid()
+if os.fork():
+    time.sleep(0.2)
+    os._exit(0)
+with open(sys.argv[1], "w") as f:
+    f.write("%d\n" % os.getpid())
+time.sleep(1000)
+"#;
+
+#[test]
+fn a_double_forking_daemon_is_reported_by_its_own_pid() {
+    let sb = Sandbox::new();
+    sb.write("dfork.py", DOUBLE_FORK);
+    sb.policy(
+        "service d {\n  name \"Forky\"\n  process \"@DIR@/dfork.py\"\n  restart \"python3 @DIR@/dfork.py @DIR@/daemon.pid\"\n  grace 5s\n  settle 1s\n}\n",
+    );
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let daemon = std::fs::read_to_string(sb.path("daemon.pid")).unwrap();
+    let daemon = daemon.trim();
+    assert_eq!(lines(&run)[1], format!("Forky restarted (pid {daemon})"));
+    let status = sb.tend(&["status", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(doc["services"][0]["pid"].to_string(), daemon);
+}
+
+#[test]
+fn restarted_daemons_inherit_no_descriptor_and_only_a_clean_environment() {
+    let sb = Sandbox::new();
+    sb.daemon("daemon");
+    let secret = sb.write("secret.txt", "not for daemons\n");
+    sb.policy(
+        "service d {\n  process \"@DIR@/daemon\"\n  restart \"env > @DIR@/env.txt; exec setsid -f @DIR@/daemon 1000\"\n  shell yes\n  grace 5s\n  settle 1s\n}\n",
+    );
+    // tend started with descriptor 7 open on a file, as a wrapper (flock,
+    // a shell) may leave it, and a variable cron or a shell set.
+    let file = std::fs::File::open(&secret).unwrap();
+    let mut cmd = sb.command(&[], &[("SECRET_TOKEN", "hunter2"), ("LANG", "C.UTF-8")]);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::dup2(raw, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let pids = sb.pids_of("daemon");
+    assert_eq!(pids.len(), 1);
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", pids[0]))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        !fds.iter().any(|f| f.contains("secret.txt")),
+        "the daemon holds tend's descriptor: {fds:?}"
+    );
+    let env = std::fs::read_to_string(sb.path("env.txt")).unwrap();
+    assert!(!env.contains("SECRET_TOKEN"), "{env}");
+    assert!(env.contains("LANG=C.UTF-8"), "{env}");
+    assert!(
+        env.lines()
+            .any(|l| l == "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "{env}"
+    );
+}
+
+#[test]
+fn flock_around_tend_is_not_held_by_the_daemon_it_restarts() {
+    let sb = Sandbox::new();
+    sb.daemon("daemon");
+    sb.policy(
+        "service d {\n  process \"@DIR@/daemon\"\n  restart \"setsid -f @DIR@/daemon 1000\"\n  grace 5s\n  settle 1s\n}\n",
+    );
+    // The common cron line: flock -n LOCK tend.
+    let flocked = |sb: &Sandbox| {
+        let tend = assert_cmd::cargo::cargo_bin("tend");
+        let mut cmd = std::process::Command::new("flock");
+        cmd.current_dir(sb.dir())
+            .arg("-n")
+            .arg(sb.path("cron.lock"))
+            .arg(tend)
+            .args(["-f", "policy.tend", "--state-dir", "state", "--pkg-root"])
+            .arg(sb.path("no-pkgmgr"))
+            .env("TEND_SYSLOG_SOCKET", sb.path("no-syslog"));
+        std::fs::create_dir_all(sb.path("no-pkgmgr")).unwrap();
+        cmd.output().unwrap()
+    };
+    let first = flocked(&sb);
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(sb.pids_of("daemon").len(), 1);
+    // The daemon runs on; the next cron run still gets the lock.
+    let second = flocked(&sb);
+    assert!(
+        second.status.success(),
+        "the next pass is locked out: {second:?}"
+    );
+}
