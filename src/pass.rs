@@ -202,7 +202,14 @@ pub fn plan<'p>(
 
 /// Acts on a plan: says what is not a restart, restarts in dependency
 /// waves (all of a wave at once), verifies, settles, reports and saves.
-pub fn execute(plan: Plan, store: &Store, reporter: &mut Reporter) -> Exit {
+/// `probe` asks again whether a package manager is at work, right before
+/// each wave: one that started during the pass holds what is left.
+pub fn execute(
+    plan: Plan,
+    store: &Store,
+    reporter: &mut Reporter,
+    probe: &dyn Fn() -> Option<Busy>,
+) -> Exit {
     if let Some(p) = &plan.pause_ended {
         reporter.say(
             Kind::PauseEnded,
@@ -236,20 +243,29 @@ pub fn execute(plan: Plan, store: &Store, reporter: &mut Reporter) -> Exit {
         save(&next, reporter);
         let mut up = plan.up();
         for wave in waves(&plan.watch, &to_restart) {
-            // A dependency still down: wait for it, like a deferral.
+            // A package manager that started meanwhile holds the wave; a
+            // dependency still down holds its dependents: like a deferral.
+            let busy = if plan.hold().is_none() {
+                probe().map(|b| b.to_string())
+            } else {
+                None
+            };
             let mut go = Vec::new();
             for i in wave {
-                match plan.watch.dependencies(i).iter().find(|&&d| !up[d]) {
-                    Some(&d) => {
-                        let why = format!("waits for {}, which is down", services[d].name);
-                        let step = decide::decide(&plan.input(i, Some(Hold::Waiting(&why))));
-                        let id = &services[i].id;
-                        step.events.iter().for_each(|e| reporter.emit(id, e));
-                        next.services.insert(id.clone(), step.state.clone());
-                        steps[i] = step;
+                let waiting;
+                let hold = match (&busy, plan.watch.dependencies(i).iter().find(|&&d| !up[d])) {
+                    (Some(b), _) => Hold::Busy(b),
+                    (None, Some(&d)) => {
+                        waiting = format!("waits for {}, which is down", services[d].name);
+                        Hold::Waiting(&waiting)
                     }
-                    None => go.push(i),
-                }
+                    (None, None) => {
+                        go.push(i);
+                        continue;
+                    }
+                };
+                let step = decide::decide(&plan.input(i, Some(hold)));
+                steps[i] = held(step, services[i], &mut next, reporter);
             }
             for &i in &go {
                 let id = &services[i].id;
@@ -274,6 +290,16 @@ pub fn execute(plan: Plan, store: &Store, reporter: &mut Reporter) -> Exit {
     }
     save(&next, reporter);
     Exit::converged_if(next.services.values().all(|s| s.status == Status::Running))
+}
+
+/// A restart held in the middle of a pass: says what its step says and
+/// remembers its state.
+fn held(step: Step, service: &Service, next: &mut State, reporter: &mut Reporter) -> Step {
+    step.events
+        .iter()
+        .for_each(|e| reporter.emit(&service.id, e));
+    next.services.insert(service.id.clone(), step.state.clone());
+    step
 }
 
 /// What to run for one service: its commands in order, each within its

@@ -84,7 +84,9 @@ pub fn scan() -> Result<Vec<Process>> {
 /// loaded): `/proc/PID/exe` ends in ` (deleted)` (the file was unlinked or
 /// renamed over, as dpkg and rpm do), or the file at its absolute argv[0]
 /// is not the inode that runs (the old one was moved aside and a new one
-/// put in its place). None when it is current or cannot be read.
+/// put in its place), as seen from the process's own root, so a daemon in a
+/// chroot or a container is compared with its own files. None when it is
+/// current or cannot be read.
 pub fn replaced(pid: u32) -> Option<String> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
@@ -99,8 +101,12 @@ pub fn replaced(pid: u32) -> Option<String> {
     if !argv0.starts_with(b"/") {
         return None;
     }
+    // The file at argv[0] as the process sees it: in its own root and
+    // mount namespace (a chroot, a container), not the host's.
+    let mut inside = std::ffi::OsString::from(format!("/proc/{pid}/root"));
+    inside.push(std::ffi::OsStr::from_bytes(argv0));
+    let on_disk = std::fs::metadata(&inside).ok()?;
     let argv0 = std::path::Path::new(std::ffi::OsStr::from_bytes(argv0));
-    let on_disk = std::fs::metadata(argv0).ok()?;
     ((running.dev(), running.ino()) != (on_disk.dev(), on_disk.ino()))
         .then(|| argv0.to_string_lossy().into_owned())
 }

@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
         policy_error,
     };
     let plan = pass::plan(&enforced, &classes, memory, busy.as_ref(), now)?;
-    Ok(pass::execute(plan, store, &mut reporter))
+    Ok(pass::execute(plan, store, &mut reporter, &|| ctx.busy()))
 }
 
 /// Takes the pass lock. Another pass holding it ends this one: silently,

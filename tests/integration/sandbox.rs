@@ -273,3 +273,11 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Pids of live processes whose command line contains `text`.
+pub fn all_pids_matching(text: &str) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|&p| cmdline(p).is_some_and(|c| c.contains(text)) && !is_zombie(p))
+        .collect()
+}

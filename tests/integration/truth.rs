@@ -235,3 +235,93 @@ fn flock_around_tend_is_not_held_by_the_daemon_it_restarts() {
         "the next pass is locked out: {second:?}"
     );
 }
+
+#[test]
+fn a_daemon_in_its_own_mount_namespace_is_not_taken_for_a_replaced_binary() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: unshare --mount needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.daemon("daemon");
+    crate::sandbox::copy_sleep(&sb.path("other"));
+    sb.policy(
+        "service d {\n  name \"Daemon\"\n  process \"@DIR@/daemon\"\n  restart \"setsid -f @DIR@/daemon 1000\"\n}\n",
+    );
+    // In its own mount namespace, a different file is at the daemon's path
+    // (as in a container or chroot): the host's file there is not the inode
+    // that runs, and that is no upgrade.
+    let script = format!(
+        "mount --bind {dir}/other {dir}/daemon && exec {dir}/daemon 1000",
+        dir = sb.dir().display()
+    );
+    let mut inside = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| sb.pids_of("daemon").len() == 1);
+    let run = sb.tend(&["--dry-run"]);
+    assert!(
+        !run.stdout.contains("replaced"),
+        "a daemon in a namespace was taken for a replaced binary: {run:?}"
+    );
+    assert!(lines(&sb.tend(&[])).is_empty());
+    let _ = inside.kill();
+    let _ = inside.wait();
+}
+
+/// Holds a write lock on `<root>/var/lib/dpkg/lock-frontend`, as apt does,
+/// until killed.
+const HOLD_DPKG: &str = r#"
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1] + "/var/lib/dpkg/lock-frontend", os.O_RDWR | os.O_CREAT, 0o640)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+open(sys.argv[1] + "/locked", "w").close()
+time.sleep(1000)
+"#;
+
+#[test]
+fn a_package_manager_that_starts_mid_pass_holds_the_next_wave() {
+    let sb = Sandbox::new();
+    sb.daemon("db");
+    sb.daemon("web");
+    sb.write("hold.py", HOLD_DPKG);
+    let root = sb.path("root");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    // Restarting the database starts an "upgrade" (the lock is taken)
+    // before the web server's turn comes.
+    sb.policy(
+        "service db {\n  name \"Database\"\n  process \"@DIR@/db\"\n  shell yes\n  restart \"setsid -f python3 @DIR@/hold.py @DIR@/root; while [ ! -e @DIR@/root/locked ]; do sleep 0.05; done; setsid -f @DIR@/db 1000\"\n  grace 5s\n  settle 1s\n}\nservice web {\n  name \"Web\"\n  process \"@DIR@/web\"\n  depends on db\n  restart \"setsid -f @DIR@/web 1000\"\n  grace 5s\n  settle 1s\n}\n",
+    );
+    let root_arg = root.to_string_lossy().into_owned();
+    let run = at(&sb, T0, &["--pkg-root", &root_arg]);
+    assert_eq!(
+        lines(&run),
+        vec![
+            "Database is not running, restarting...".to_string(),
+            format!("Database restarted (pid {})", sb.pids_of("db")[0]),
+        ],
+        "the web server waits for the upgrade: {run:?}"
+    );
+    assert_eq!(run.code, 1);
+    assert!(sb.pids_of("web").is_empty());
+    let status = at(&sb, T0 + 60, &["--pkg-root", &root_arg, "status"]);
+    assert!(
+        status.stdout.contains("restart deferred: python3 (pid "),
+        "{status:?}"
+    );
+    // The upgrade over, the next pass restarts it.
+    let holder = sb.path("hold.py").display().to_string();
+    for pid in crate::sandbox::all_pids_matching(&holder) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    wait_for(|| crate::sandbox::all_pids_matching(&holder).is_empty());
+    let after = at(&sb, T0 + 300, &["--pkg-root", &root_arg]);
+    assert_eq!(lines(&after)[0], "Web is not running, restarting...");
+    assert_eq!(after.code, 0, "{after:?}");
+}
