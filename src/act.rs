@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 
 use crate::policy::Command;
 use crate::scan::Seen;
+use crate::state::Spawned;
 
 pub const SANE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -125,13 +126,23 @@ enum Phase {
 /// each to finish and its service to appear. `look` reads the process table
 /// and says, for each job, the process (pid, start time) that is its
 /// service, if any. Outcomes come back in the order of `jobs`.
-pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<Seen>) -> Vec<Outcome> {
+///
+/// `spawned` is told each command's process group as soon as it starts, so
+/// it can be remembered before anything else happens.
+pub fn restart_all(
+    jobs: &[Job],
+    look: &mut dyn FnMut() -> Vec<Seen>,
+    spawned: &mut dyn FnMut(usize, Spawned),
+) -> Vec<Outcome> {
     close_inherited();
-    let mut phases: Vec<Phase> = jobs.iter().map(|j| start(j, 0)).collect();
+    let mut phases: Vec<Phase> = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        phases.push(start(job, 0, i, spawned));
+    }
     let mut last_look: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        for (phase, job) in phases.iter_mut().zip(jobs) {
+        for (i, (phase, job)) in phases.iter_mut().zip(jobs).enumerate() {
             if let Phase::Running {
                 step,
                 child,
@@ -148,7 +159,7 @@ pub fn restart_all(jobs: &[Job], look: &mut dyn FnMut() -> Vec<Seen>) -> Vec<Out
                 };
                 let next = match child.try_wait() {
                     Ok(Some(status)) if status.success() && step + 1 < job.commands.len() => {
-                        Some(start(job, step + 1))
+                        Some(start(job, step + 1, i, spawned))
                     }
                     Ok(Some(status)) if status.success() => Some(Phase::Appearing {
                         since: now,
@@ -242,7 +253,7 @@ fn settle(phase: &mut Phase, job: &Job, process: Seen, now: Instant) -> Option<P
     }
 }
 
-fn start(job: &Job, step: usize) -> Phase {
+fn start(job: &Job, step: usize, index: usize, spawned: &mut dyn FnMut(usize, Spawned)) -> Phase {
     let command = job.commands[step];
     let failed = |why: String| {
         Phase::Done(Outcome::Failed {
@@ -261,7 +272,7 @@ fn start(job: &Job, step: usize) -> Phase {
         }
     };
     let argv = &command.argv;
-    let spawned = std::process::Command::new(&argv[0])
+    let child = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .env_clear()
         .envs(environment())
@@ -270,13 +281,23 @@ fn start(job: &Job, step: usize) -> Phase {
         .stderr(err)
         .process_group(0)
         .spawn();
-    match spawned {
-        Ok(child) => Phase::Running {
-            step,
-            child,
-            output,
-            deadline: Instant::now() + job.timeout,
-        },
+    match child {
+        Ok(child) => {
+            spawned(
+                index,
+                Spawned {
+                    pgid: child.id(),
+                    start_time: crate::scan::start_ticks(child.id()).unwrap_or(0),
+                    since: crate::clock::now(),
+                },
+            );
+            Phase::Running {
+                step,
+                child,
+                output,
+                deadline: Instant::now() + job.timeout,
+            }
+        }
         Err(e) => failed(format!("{}: {e}", argv[0])),
     }
 }
@@ -326,6 +347,26 @@ fn describe(status: ExitStatus) -> String {
         (Some(code), _) => format!("exited {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => "failed".to_string(),
+    }
+}
+
+/// Whether a restart command a pass started (and maybe never saw end) still
+/// runs: its process group has a member, and its leader, if alive, is the
+/// same process (not a later one with the same pid).
+pub fn still_running(command: &Spawned) -> bool {
+    let Ok(pgid) = i32::try_from(command.pgid) else {
+        return false;
+    };
+    match crate::scan::start_ticks(command.pgid) {
+        Some(ticks) if ticks != command.start_time => false,
+        _ => killpg(Pid::from_raw(pgid), None).is_ok(),
+    }
+}
+
+/// Kills a restart command a killed pass left behind, with its group.
+pub fn kill_left_behind(command: &Spawned) {
+    if let Ok(pgid) = i32::try_from(command.pgid) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
 }
 

@@ -97,6 +97,7 @@ fn fresh(status: Status, since: i64) -> ServiceState {
         note: None,
         reason: None,
         cpu: None,
+        command: None,
     }
 }
 
@@ -415,6 +416,7 @@ mod tests {
             note: None,
             reason: None,
             cpu: None,
+            command: None,
         }
     }
 

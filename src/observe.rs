@@ -26,10 +26,12 @@ pub struct Watch<'p> {
     /// For each service, the services it depends on that apply here (a
     /// dependency guarded off here is no dependency here).
     depends: Vec<Vec<usize>>,
+    /// Restart commands a killed pass left running: never a service.
+    commands: Vec<u32>,
 }
 
 impl<'p> Watch<'p> {
-    pub fn new(services: Vec<&'p Service>) -> Result<Watch<'p>> {
+    pub fn new(services: Vec<&'p Service>, commands: Vec<u32>) -> Result<Watch<'p>> {
         let matcher = Matcher::new(services.iter().map(|s| Spec {
             process: s.process.as_deref(),
             exe: s.exe.as_deref(),
@@ -54,6 +56,7 @@ impl<'p> Watch<'p> {
             matcher,
             owners,
             depends,
+            commands,
         })
     }
 
@@ -74,7 +77,7 @@ impl<'p> Watch<'p> {
         if self.services.is_empty() {
             return Ok(Vec::new());
         }
-        let processes = scan::scan()?;
+        let processes = scan::scan(&self.commands)?;
         let mut verdicts: Vec<Verdict> = self
             .matcher
             .find(&processes)

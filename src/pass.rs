@@ -14,15 +14,16 @@ use anyhow::Result;
 use crate::act;
 use crate::check::{Problem, Verdict};
 use crate::classes::Classes;
+use crate::clock;
 use crate::decide::{self, Hold, Input, Step};
-use crate::event::Kind;
+use crate::event::{Event, Kind};
 use crate::exit::Exit;
 use crate::load::Enforced;
 use crate::observe::Watch;
 use crate::pkgmgr::Busy;
 use crate::policy::Service;
 use crate::report::Reporter;
-use crate::state::{Pause, PolicyError, ServiceState, State, Status, Store};
+use crate::state::{Pause, PolicyError, ServiceState, Spawned, State, Status, Store};
 
 /// What the pass knows before it looks: the state the last pass left and
 /// the pause file, read under the lock by a pass and peeked at by a dry run.
@@ -42,6 +43,9 @@ pub struct Planned {
     /// The services it depends on that are down now: its restart waits for
     /// them.
     pub waits: Vec<usize>,
+    /// A restart command a killed pass left running past its timeout: to be
+    /// killed before anything is restarted.
+    pub overdue: Option<Spawned>,
 }
 
 /// Everything a pass will do, decided before anything is done.
@@ -91,6 +95,26 @@ impl Plan<'_> {
     /// Whether every service that applies is up now.
     pub fn all_up(&self) -> bool {
         self.services.iter().all(|p| p.verdict.running.is_some())
+    }
+}
+
+/// A restart command that a killed pass left running for a service still
+/// down: within its timeout, to wait for (remembered again); past it, to
+/// kill. Only while the service is not up: a command whose service came
+/// up is done, whatever it does now.
+fn left_behind(
+    service: &Service,
+    verdict: &Verdict,
+    command: Option<Spawned>,
+    now: i64,
+) -> (Option<Spawned>, Option<Spawned>) {
+    let Some(command) = command.filter(|_| verdict.running.is_none()) else {
+        return (None, None);
+    };
+    if now - command.since > service.timeout.as_secs() as i64 {
+        (None, Some(command))
+    } else {
+        (Some(command), None)
     }
 }
 
@@ -144,7 +168,19 @@ pub fn plan<'p>(
     now: i64,
 ) -> Result<Plan<'p>> {
     let policy = &enforced.policy;
-    let watch = Watch::new(classes.select(policy))?;
+    let selected = classes.select(policy);
+    // Restart commands a killed pass left running, by service.
+    let commands: Vec<Option<Spawned>> = selected
+        .iter()
+        .map(|s| {
+            let prior = memory.prior.services.get(&s.id)?;
+            prior.command.filter(act::still_running)
+        })
+        .collect();
+    let watch = Watch::new(
+        selected,
+        commands.iter().flatten().map(|c| c.pgid).collect(),
+    )?;
     let mut found = watch.look()?;
     watch.cpu(&mut found, &memory.prior);
     let replaced = Watch::replaced(&found);
@@ -166,11 +202,21 @@ pub fn plan<'p>(
     for (i, (verdict, replaced)) in found.into_iter().zip(replaced).enumerate() {
         let s = watch.services[i];
         let r = replaced.as_deref();
+        let (left, overdue) = left_behind(s, &verdict, commands[i], now);
+        let waiting = left.map(|c| {
+            format!(
+                "its restart command (pid {}) from an interrupted pass is still running",
+                c.pgid
+            )
+        });
+        let hold = waiting.as_deref().map(Hold::Waiting).or(hold);
         let mut step = decide::decide(&input(s, &verdict, r, &memory.prior, hold, now));
         step.state.cpu = verdict.cpu;
+        step.state.command = left;
         let waits = watch.dependencies(i).iter().copied().filter(|&d| !up[d]);
         services.push(Planned {
             waits: waits.collect(),
+            overdue,
             verdict,
             replaced,
             step,
@@ -221,6 +267,22 @@ pub fn execute(
         );
     }
     let services = &plan.watch.services;
+    for (s, p) in services.iter().zip(&plan.services) {
+        if let Some(command) = &p.overdue {
+            act::kill_left_behind(command);
+            reporter.emit(
+                &s.id,
+                &Event::Note {
+                    name: s.name.clone(),
+                    text: format!(
+                        "its restart command (pid {}) from an interrupted pass ran past its timeout of {}; killed it",
+                        command.pgid,
+                        clock::span(s.timeout.as_secs() as i64)
+                    ),
+                },
+            );
+        }
+    }
     let mut steps: Vec<Step> = plan.services.iter().map(|p| p.step.clone()).collect();
     // Restarts are announced when their turn comes (below).
     for (s, step) in services.iter().zip(&steps).filter(|(_, s)| !s.restart) {
@@ -276,7 +338,18 @@ pub fn execute(
                 .map(|&i| job(services[i], &plan.services[i].verdict, &steps[i]))
                 .collect();
             let upgrade: Vec<bool> = steps.iter().map(|s| s.upgrade).collect();
-            let outcomes = act::restart_all(&jobs, &mut || plan.watch.verify(&go, &upgrade));
+            let mut spawned = |job: usize, command: Spawned| {
+                let id = &services[go[job]].id;
+                if let Some(state) = next.services.get_mut(id) {
+                    state.command = Some(command);
+                }
+                save(&next, reporter);
+            };
+            let outcomes = act::restart_all(
+                &jobs,
+                &mut || plan.watch.verify(&go, &upgrade),
+                &mut spawned,
+            );
             for (&i, outcome) in go.iter().zip(&outcomes) {
                 let input = plan.input(i, plan.hold());
                 let (state, event) = decide::settle(&input, &steps[i], outcome);

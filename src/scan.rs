@@ -2,8 +2,8 @@
 //!
 //! sysinfo is asked for only what matching needs (command line and
 //! executable, no threads). Processes that can never be a service are dropped
-//! here: the agent itself and its descendants, zombies, threads and kernel
-//! threads.
+//! here: the agent itself and its descendants, restart commands a killed
+//! pass left running and theirs, zombies, threads and kernel threads.
 
 use anyhow::{anyhow, Result};
 use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
@@ -29,8 +29,10 @@ pub struct Process {
     pub start_time: u64,
 }
 
-/// One look at the process table.
-pub fn scan() -> Result<Vec<Process>> {
+/// One look at the process table. Besides tend's own descendants, the
+/// processes under `commands` (restart commands a killed pass left running,
+/// whose command lines name the daemon they start) are never a service.
+pub fn scan(commands: &[u32]) -> Result<Vec<Process>> {
     let mut system = System::new().map_err(|e| anyhow!("cannot read the process table: {e:?}"))?;
     let wanted = ProcessRefreshKind::nothing()
         .with_cmd(UpdateKind::Always)
@@ -44,6 +46,7 @@ pub fn scan() -> Result<Vec<Process>> {
     // (`setsid -f` between its fork and exec says the daemon's path, but is
     // not the daemon yet).
     let mut ours: std::collections::HashSet<sysinfo::Pid> = [me].into();
+    ours.extend(commands.iter().map(|&p| sysinfo::Pid::from_u32(p)));
     loop {
         let before = ours.len();
         for p in system.processes().values() {
@@ -109,6 +112,15 @@ pub fn replaced(pid: u32) -> Option<String> {
     let argv0 = std::path::Path::new(std::ffi::OsStr::from_bytes(argv0));
     ((running.dev(), running.ino()) != (on_disk.dev(), on_disk.ino()))
         .then(|| argv0.to_string_lossy().into_owned())
+}
+
+/// When a process started, in clock ticks since boot (`/proc/PID/stat`'s
+/// 22nd field): with its pid, what tells it from a later process that got
+/// the same pid.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Resident memory (bytes) and CPU time used so far (milliseconds) of some

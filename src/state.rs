@@ -89,6 +89,20 @@ pub struct ServiceState {
     /// The CPU time its process had used at the last pass (for `cpu above`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuSample>,
+    /// The restart command running for it, written as soon as it is
+    /// started: a pass killed meanwhile leaves it here, and the next pass
+    /// waits for it instead of starting a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Spawned>,
+}
+
+/// A restart command started by a pass: its process group, the leader's
+/// start time (to tell a reused pid), and when it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spawned {
+    pub pgid: u32,
+    pub start_time: u64,
+    pub since: i64,
 }
 
 /// The whole state file.
@@ -481,6 +495,7 @@ mod tests {
                 note: None,
                 reason: None,
                 cpu: None,
+                command: None,
             },
         );
         store.save(&state).unwrap();

@@ -325,3 +325,79 @@ fn a_package_manager_that_starts_mid_pass_holds_the_next_wave() {
     assert_eq!(lines(&after)[0], "Web is not running, restarting...");
     assert_eq!(after.code, 0, "{after:?}");
 }
+
+/// Starts a pass in the background, waits until its restart command has
+/// begun (it writes `<dir>/runs.log`), and kills the pass with SIGKILL.
+fn kill_pass_during_restart(sb: &Sandbox, t: i64) {
+    let mut pass = sb.command(&[], &[("TEND_NOW", &t.to_string())]);
+    let mut child = pass
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| sb.path("runs.log").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn runs(sb: &Sandbox) -> Vec<String> {
+    std::fs::read_to_string(sb.path("runs.log"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_pass_killed_during_a_restart_leaves_one_restart_not_two() {
+    let sb = Sandbox::new();
+    sb.daemon("daemon");
+    sb.policy(
+        "service d {\n  name \"Slow\"\n  process \"@DIR@/daemon\"\n  shell yes\n  restart \"echo run >> @DIR@/runs.log; sleep 2; setsid -f @DIR@/daemon 1000\"\n  grace 5s\n  settle 1s\n}\n",
+    );
+    kill_pass_during_restart(&sb, T0);
+    // The next pass finds the command still at work and waits for it.
+    let next = at(&sb, T0 + 1, &[]);
+    assert!(lines(&next).is_empty(), "{next:?}");
+    assert_eq!(next.code, 1);
+    let dry = at(&sb, T0 + 1, &["--dry-run"]);
+    assert!(
+        dry.stdout
+            .contains("Slow (d): not running; restart deferred"),
+        "{dry:?}"
+    );
+    wait_for(|| sb.pids_of("daemon").len() == 1);
+    let after = at(&sb, T0 + 300, &[]);
+    assert_eq!(after.code, 0, "{after:?}");
+    assert_eq!(runs(&sb), ["run"]);
+    assert_eq!(sb.pids_of("daemon").len(), 1);
+}
+
+#[test]
+fn a_left_behind_restart_past_its_timeout_is_killed_and_said() {
+    let sb = Sandbox::new();
+    sb.daemon("daemon");
+    sb.policy(
+        "service d {\n  name \"Slow\"\n  process \"@DIR@/daemon\"\n  shell yes\n  restart \"if [ -e @DIR@/runs.log ]; then echo again >> @DIR@/runs.log; else echo first >> @DIR@/runs.log; sleep 30; fi; setsid -f @DIR@/daemon 1000\"\n  timeout 10s\n  grace 5s\n  settle 1s\n}\n",
+    );
+    kill_pass_during_restart(&sb, T0);
+    let stuck = crate::sandbox::all_pids_matching("sleep 30");
+    let next = at(&sb, T0 + 300, &[]);
+    let said = lines(&next);
+    assert!(
+        said[0].starts_with("Slow: its restart command (pid ")
+            && said[0]
+                .ends_with(") from an interrupted pass ran past its timeout of 10 s; killed it"),
+        "{next:?}"
+    );
+    assert_eq!(
+        said[1],
+        "Slow is not running, restarting... (2nd time in 5 min)"
+    );
+    assert_eq!(next.code, 0, "{next:?}");
+    assert_eq!(runs(&sb), ["first", "again"]);
+    for pid in stuck {
+        wait_for(|| crate::sandbox::cmdline(pid).is_none_or(|c| !c.contains("sleep 30")));
+    }
+}
