@@ -501,10 +501,10 @@ fn explain_says_why_a_service_applies_and_how_it_is_kept() {
     };
     let text = String::from_utf8(run(&["apache", "--host", "www1"]).stdout).unwrap();
     let want = [
-        "Apache (apache), at policies/services.tend:36:11",
+        "Apache (apache), at policies/services.tend:44:11",
         "  applies to www1 (",
         "    web (policy class at policies/services.tend:12:7: www1|www2|hostname(\"web-*\"))",
-        "  found by: process \"/usr/sbin/apache2\"",
+        "  found by: process \"/usr/sbin/apache2\", pidfile /run/apache2/apache2.pid",
         "  when down: /usr/sbin/invoke-rc.d apache2 restart",
     ];
     for (line, want) in text.lines().zip(want) {
