@@ -92,18 +92,19 @@ impl Host {
     }
 }
 
+/// Host names are case-insensitive: `WEB1.Example.com` in /etc/hosts is
+/// web1's name.
 fn fqdn_from_hosts(hosts: &str, short: &str) -> Option<String> {
+    let first_label = |n: &str| {
+        n.split('.')
+            .next()
+            .is_some_and(|l| l.eq_ignore_ascii_case(short))
+    };
     hosts.lines().find_map(|line| {
         let names: Vec<&str> = line.split('#').next()?.split_whitespace().skip(1).collect();
-        let mentions = names
-            .iter()
-            .any(|n| *n == short || n.split('.').next() == Some(short));
+        let mentions = names.iter().any(|n| first_label(n));
         mentions
-            .then(|| {
-                names
-                    .iter()
-                    .find(|n| n.contains('.') && n.split('.').next() == Some(short))
-            })
+            .then(|| names.iter().find(|n| n.contains('.') && first_label(n)))
             .flatten()
             .map(|n| n.to_string())
     })
@@ -588,5 +589,10 @@ mod tests {
             Some("web1.example.com")
         );
         assert_eq!(fqdn_from_hosts(hosts, "db1"), None);
+        let shouted = "10.0.0.5 WEB1.Example.COM Web1\n";
+        assert_eq!(
+            fqdn_from_hosts(shouted, "web1").as_deref(),
+            Some("WEB1.Example.COM")
+        );
     }
 }

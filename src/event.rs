@@ -236,7 +236,8 @@ impl Event {
         let mut fields = serde_json::Map::new();
         fields.insert("name".into(), name.clone().into());
         if let serde_json::Value::Object(more) = more {
-            fields.extend(more.into_iter().filter(|(_, v)| !v.is_null()));
+            // Every documented field is present, null when it does not apply.
+            fields.extend(more);
         }
         fields
     }

@@ -25,7 +25,9 @@ pub fn check(snapshot: &Snapshot) -> Result<Policy> {
     let mut items = Vec::new();
     let mut errors = Vec::new();
     for (file, bytes) in &snapshot.files {
-        let (text, bad_utf8) = match String::from_utf8(bytes.clone()) {
+        // A byte-order mark, as some Windows editors write, is not text.
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let (text, bad_utf8) = match String::from_utf8(bytes.to_vec()) {
             Ok(text) => (text, None),
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
@@ -223,6 +225,20 @@ mod tests {
         ) {
             let _ = load_text(lines.join("\n").as_bytes());
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_policy() {
+        let p = load_text(
+            b"\xEF\xBB\xBFservice ssh {\n process \"/usr/sbin/sshd\"\n restart \"r\"\n}\n",
+        )
+        .unwrap();
+        assert_eq!(p.services[0].id, "ssh");
+        let e = load_text(b"\xEF\xBB\xBFservice ssh {\n bogus 1\n}\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("p.tend:2:2: error: unknown attribute `bogus`"),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -569,6 +569,15 @@ fn json_reports_are_one_object_per_line_with_the_same_object_in_syslog() {
         assert_eq!(e["time"], T0);
         assert_eq!(e["policy"], digest);
     }
+    // A first restart: its documented fields are there, null.
+    for restarting in events.iter().filter(|e| e["event"] == "restarting") {
+        let fields = restarting.as_object().unwrap();
+        assert!(
+            fields.contains_key("reason") && fields.contains_key("restarts"),
+            "{restarting}"
+        );
+        assert!(restarting["restarts"].is_null(), "{restarting}");
+    }
     let restarted = events.iter().find(|e| e["event"] == "restarted").unwrap();
     assert_eq!(restarted["service"], "a");
     assert_eq!(restarted["pid"], sb.pids_of("alpha")[0]);
