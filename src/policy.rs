@@ -1,6 +1,6 @@
 //! The policy as the rest of the pass sees it: plain data.
 //!
-//! [`crate::load`] builds it (snapshot, parse, analyze) and every later
+//! The load stage builds it (snapshot, parse, analyze) and every later
 //! stage reads it; nothing here does I/O or knows how a policy is written.
 
 use std::path::PathBuf;

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// For each top-level module of src/, the top-level modules its code (not
-/// its comments or tests) names as `crate::NAME`.
+/// For each top-level module of src/, the top-level modules it names as
+/// `crate::NAME` outside its tests: in code, and in doc links too (rustdoc
+/// follows them).
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -36,7 +37,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         let text = std::fs::read_to_string(&path).unwrap();
         let code = text.split("#[cfg(test)]").next().unwrap();
         let deps = graph.entry(module.clone()).or_default();
-        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        for line in code.lines() {
             for (i, _) in line.match_indices("crate::") {
                 let name: String = line[i + 7..]
                     .chars()
