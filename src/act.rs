@@ -351,16 +351,25 @@ fn describe(status: ExitStatus) -> String {
 }
 
 /// Whether a restart command a pass started (and maybe never saw end) still
-/// runs: its process group has a member, and its leader, if alive, is the
-/// same process (not a later one with the same pid).
-pub fn still_running(command: &Spawned) -> bool {
-    let Ok(pgid) = i32::try_from(command.pgid) else {
+/// runs: its leader is alive, is the same process (not a later one with the
+/// same pid), and runs one of the service's own commands. The state file
+/// says which group to wait for and maybe kill; only a process running this
+/// service's command can be it, whatever the file says.
+pub fn still_running(command: &Spawned, ours: &[&Command]) -> bool {
+    if crate::scan::start_ticks(command.pgid) != Some(command.start_time) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", command.pgid)) else {
         return false;
     };
-    match crate::scan::start_ticks(command.pgid) {
-        Some(ticks) if ticks != command.start_time => false,
-        _ => killpg(Pid::from_raw(pgid), None).is_ok(),
-    }
+    let argv: Vec<&[u8]> = cmdline
+        .strip_suffix(b"\0")
+        .unwrap_or(&cmdline)
+        .split(|&b| b == 0)
+        .collect();
+    ours.iter().any(|c| {
+        c.argv.len() == argv.len() && c.argv.iter().zip(&argv).all(|(a, b)| a.as_bytes() == *b)
+    })
 }
 
 /// Kills a restart command a killed pass left behind, with its group.

@@ -21,7 +21,7 @@ use crate::exit::Exit;
 use crate::load::Enforced;
 use crate::observe::Watch;
 use crate::pkgmgr::Busy;
-use crate::policy::Service;
+use crate::policy::{self, Service};
 use crate::report::Reporter;
 use crate::state::{Pause, PolicyError, ServiceState, Spawned, State, Status, Store};
 
@@ -174,7 +174,11 @@ pub fn plan<'p>(
         .iter()
         .map(|s| {
             let prior = memory.prior.services.get(&s.id)?;
-            prior.command.filter(act::still_running)
+            let ours: Vec<&policy::Command> = [&s.restart, &s.start, &s.stop]
+                .into_iter()
+                .flatten()
+                .collect();
+            prior.command.filter(|c| act::still_running(c, &ours))
         })
         .collect();
     let watch = Watch::new(

@@ -389,20 +389,13 @@ mod tests {
     }
 
     #[test]
-    fn duration_words_table() {
+    fn duration_words_join_table() {
+        // The grammar itself is duration.rs's; here, that words join.
         for (text, want) in [
-            ("60", Some(60)),
-            ("60s", Some(60)),
-            ("5m", Some(300)),
             ("5 min", Some(300)),
-            ("1h", Some(3600)),
             ("2 days", Some(172_800)),
-            ("0", Some(0)),
-            ("soon", None),
+            ("60s", Some(60)),
             ("5 parsecs", None),
-            ("-1", None),
-            ("1.5h", None),
-            ("99999999999999999999", None),
         ] {
             assert_eq!(
                 words_duration(&words(text)),

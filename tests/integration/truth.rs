@@ -401,3 +401,55 @@ fn a_left_behind_restart_past_its_timeout_is_killed_and_said() {
         wait_for(|| crate::sandbox::cmdline(pid).is_none_or(|c| !c.contains("sleep 30")));
     }
 }
+
+#[test]
+fn a_state_file_naming_another_process_group_kills_nothing() {
+    let mut sb = Sandbox::new();
+    sb.daemon("daemon");
+    sb.policy(
+        "service d {\n  name \"Slow\"\n  process \"@DIR@/daemon\"\n  restart \"setsid -f @DIR@/daemon 1000\"\n  timeout 10s\n  grace 5s\n  settle 1s\n}\n",
+    );
+    // An unrelated process leading its own group, named in a forged state
+    // file as a restart command left running for ages.
+    let victim = sb.path("victim");
+    crate::sandbox::copy_sleep(&victim);
+    let mut child = std::process::Command::new(&victim)
+        .arg("1000")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::fs::create_dir_all(sb.path("state")).unwrap();
+    std::fs::write(
+        sb.path("state/state.json"),
+        format!(
+            r#"{{"services": {{"d": {{"status": "restarting", "since": {T0}, "command": {{"pgid": {pid}, "start_time": {ticks}, "since": {}}}}}}}}}"#,
+            T0 - 1000
+        ),
+    )
+    .unwrap();
+    let run = at(&sb, T0 + 300, &[]);
+    assert_eq!(
+        lines(&run)[0],
+        "Slow is not running, restarting...",
+        "{run:?}"
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        crate::sandbox::cmdline(pid).is_some(),
+        "tend killed a process group a state file named"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    sb.kill(sb.pids_of("daemon")[0]);
+}
