@@ -84,6 +84,11 @@ pub enum Command {
         /// policy of -f].
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Confirm that the policy of -f is meant to be empty (or to have
+        /// no services): passes refuse such a policy where the last good
+        /// one had services, as a copy in progress, until it is confirmed.
+        #[arg(long, conflicts_with = "paths")]
+        accept_empty: bool,
     },
     /// Print the classes this host is in.
     Classes,

@@ -57,7 +57,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
     match command {
         Command::Run if cli.dry_run => cmd::dry_run::run(&ctx),
         Command::Run => cmd::run::run(&ctx, cli.splay, cli.stale_after),
-        Command::Validate { paths } => cmd::validate::run(&ctx, &paths),
+        Command::Validate {
+            paths,
+            accept_empty,
+        } => cmd::validate::run(&ctx, &paths, accept_empty),
         Command::Classes => cmd::classes::run(&ctx),
         Command::Status => cmd::status::run(&ctx),
         Command::Reset { ids, all } => cmd::reset::run(&ctx, &ids, all),

@@ -154,13 +154,16 @@ pub fn enforce(path: &Path, state_dir: &Path, root_only: bool) -> Result<Enforce
     let error = match snapshot::read(&[path.to_path_buf()], root_only)
         .and_then(|s| check(&s).map(|p| (s, p)))
     {
-        Ok((fresh, policy)) => {
-            return Ok(Enforced {
-                policy,
-                fresh: Some(fresh),
-                fallback: None,
-            })
-        }
+        Ok((fresh, policy)) => match shrank(&fresh, &policy, state_dir) {
+            None => {
+                return Ok(Enforced {
+                    policy,
+                    fresh: Some(fresh),
+                    fallback: None,
+                })
+            }
+            Some(why) => anyhow::anyhow!(why),
+        },
         Err(e) => e,
     };
     let copy = match snapshot::last_good(state_dir) {
@@ -184,6 +187,58 @@ pub fn enforce(path: &Path, state_dir: &Path, root_only: bool) -> Result<Enforce
             diagnostic::summary(&e)
         ))),
     }
+}
+
+/// Whether a policy file has nothing in it but blanks (what a writer that
+/// truncates first leaves until it writes).
+fn blank(bytes: &[u8]) -> bool {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Why a policy that checks is still not to be trusted: it lost everything
+/// the last good copy had (an emptied file, or no services left), which is
+/// what a copy or an editor caught between truncating and writing leaves.
+/// Deleting a file, or removing services one by one, is not suspicious; an
+/// admin who means it confirms with `tend validate --accept-empty`, which
+/// makes this policy the last good one.
+pub fn shrank(fresh: &Snapshot, policy: &Policy, state_dir: &Path) -> Option<String> {
+    let emptied: Vec<&std::path::PathBuf> = fresh
+        .files
+        .iter()
+        .filter(|(_, bytes)| blank(bytes))
+        .map(|(path, _)| path)
+        .collect();
+    if emptied.is_empty() && !policy.services.is_empty() {
+        return None;
+    }
+    let good = snapshot::last_good(state_dir).ok().flatten()?;
+    if good.snapshot.digest() == fresh.digest() {
+        return None;
+    }
+    const CONFIRM: &str =
+        "being written?); not using it until it is whole, or confirmed with `tend validate --accept-empty`";
+    for path in emptied {
+        let name = path.file_name();
+        let had = good
+            .snapshot
+            .files
+            .iter()
+            .any(|(kept, bytes)| kept.file_name() == name && !blank(bytes));
+        if had {
+            return Some(format!(
+                "policy file {} is empty, where its last good copy was not ({CONFIRM}",
+                path.display()
+            ));
+        }
+    }
+    let kept = check(&good.snapshot).map_or(0, |p| p.services.len());
+    (policy.services.is_empty() && kept > 0).then(|| {
+        format!(
+            "policy {} has no services, where its last good copy had {kept} ({CONFIRM}",
+            fresh.describe()
+        )
+    })
 }
 
 #[cfg(test)]

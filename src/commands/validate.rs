@@ -13,6 +13,7 @@ use crate::cli::Format;
 use crate::diagnostic::{self, PolicyErrors, Severity};
 use crate::exit::Exit;
 use crate::load;
+use crate::snapshot;
 
 /// `tend validate --format json`.
 #[derive(Serialize)]
@@ -22,19 +23,32 @@ struct Doc {
     digest: Option<String>,
     services: Option<usize>,
     classes: Option<usize>,
+    /// Why passes would not use this (installed) policy yet.
+    refused: Option<String>,
     errors: usize,
     warnings: usize,
     diagnostics: Vec<diagnostic::Row>,
 }
 
-pub fn run(ctx: &Context, paths: &[PathBuf]) -> Result<Exit> {
+pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit> {
+    if accept_empty {
+        return accept(ctx);
+    }
     // The installed policy is checked as a pass would read it; a
     // repository's files (PATHs) for their text only.
     let (paths, root_only) = match paths.is_empty() {
         true => (std::slice::from_ref(&ctx.policy), ctx.root_only),
         false => (paths, false),
     };
-    let checked = load::read(paths, root_only);
+    let snapshot = snapshot::read(paths, root_only);
+    let checked = snapshot.as_ref().map_err(clone).and_then(load::check);
+    // The installed policy a pass would still refuse, as a copy in progress.
+    let refused = match (&snapshot, &checked) {
+        (Ok(s), Ok(p)) if paths == std::slice::from_ref(&ctx.policy) => {
+            load::shrank(s, p, ctx.store.dir())
+        }
+        _ => None,
+    };
     if ctx.format == Format::Text {
         let policy = checked?;
         let warnings = analyzer::warnings(&policy.classes, &policy.services);
@@ -46,6 +60,9 @@ pub fn run(ctx: &Context, paths: &[PathBuf]) -> Result<Exit> {
             1 => ", 1 warning".to_string(),
             n => format!(", {n} warnings"),
         };
+        if let Some(why) = refused {
+            println!("warning: {why}");
+        }
         println!(
             "{}: ok ({} services, {} classes{said}; sha256 {})",
             policy.origin,
@@ -96,6 +113,7 @@ pub fn run(ctx: &Context, paths: &[PathBuf]) -> Result<Exit> {
         ok: errors == 0,
         paths: paths.iter().map(|p| p.display().to_string()).collect(),
         digest: policy.as_ref().map(|p| p.digest.clone()),
+        refused,
         services: policy.as_ref().map(|p| p.services.len()),
         classes: policy.as_ref().map(|p| p.classes.len()),
         errors,
@@ -107,4 +125,26 @@ pub fn run(ctx: &Context, paths: &[PathBuf]) -> Result<Exit> {
     } else {
         Exit::Broken
     })
+}
+
+/// An error again, for the one read that both checking and `refused` use.
+fn clone(e: &anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
+}
+
+/// `tend validate --accept-empty`: the policy of -f, if it checks, becomes
+/// the last good one, so passes enforce it even though it lost every
+/// service the previous one had.
+fn accept(ctx: &Context) -> Result<Exit> {
+    let snapshot = snapshot::read(std::slice::from_ref(&ctx.policy), ctx.root_only)?;
+    let policy = load::check(&snapshot)?;
+    ctx.store.ensure_dir()?;
+    snapshot::keep(ctx.store.dir(), &snapshot, ctx.now)?;
+    println!(
+        "{}: accepted as it is ({} services; sha256 {}); passes enforce it from now on",
+        policy.origin,
+        policy.services.len(),
+        policy.digest
+    );
+    Ok(Exit::Converged)
 }

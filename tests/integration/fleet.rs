@@ -268,6 +268,146 @@ fn a_policy_being_written_during_the_read_is_not_used() {
     );
 }
 
+/// The digest the last pass enforced (state.json) and the last good copy's.
+fn enforced_and_kept(sb: &Sandbox) -> (String, String) {
+    let state = json(&std::fs::read_to_string(sb.path("state/state.json")).unwrap());
+    let kept = json(&std::fs::read_to_string(sb.path("state/policy.good/manifest.json")).unwrap());
+    (
+        state["policy"].as_str().unwrap().to_string(),
+        kept["digest"].as_str().unwrap().to_string(),
+    )
+}
+
+fn digest_of(sb: &Sandbox) -> String {
+    let ok = sb.tend(&["validate"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let line = ok.stdout.lines().last().unwrap().to_string();
+    line.rsplit("sha256 ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string()
+}
+
+#[test]
+fn a_slow_writer_leaves_an_empty_file_and_the_last_good_copy_is_enforced_meanwhile() {
+    let mut sb = Sandbox::new();
+    sb.daemon("alpha");
+    sb.policy(&service("a", "alpha"));
+    let full = digest_of(&sb);
+    assert_eq!(at(&sb, T0, &[]).code, 0);
+    std::fs::copy(sb.path("policy.tend"), sb.path("full.tend")).unwrap();
+    // A copy that truncates, is slow to start writing, then writes.
+    let mut writer = Command::new("sh")
+        .args(["-c", "(sleep 2; cat full.tend) > policy.tend"])
+        .current_dir(sb.dir())
+        .spawn()
+        .unwrap();
+    let file = sb.path("policy.tend");
+    let len = || std::fs::metadata(&file).unwrap().len();
+    crate::sandbox::wait_for(|| len() == 0);
+    kill_all(&mut sb, "alpha");
+    // Past any quiet window: the empty file looks settled.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let gap = at(&sb, T0 + 300, &[]);
+    let said = lines(&gap);
+    assert!(
+        said[0].starts_with(
+            "tend: policy file policy.tend is empty, where its last good copy was not (being written?); not using it until it is whole, or confirmed with `tend validate --accept-empty`; enforcing the last good policy, kept "
+        ) && said[0].ends_with(" until it is fixed"),
+        "{gap:?}"
+    );
+    assert!(
+        said.iter().any(|l| l.starts_with("a restarted (pid ")),
+        "{gap:?}"
+    );
+    assert_eq!(sb.pids_of("alpha").len(), 1);
+    assert_eq!(enforced_and_kept(&sb), (full.clone(), full.clone()));
+    writer.wait().unwrap();
+    let whole = at(&sb, T0 + 600, &[]);
+    assert!(lines(&whole)[0].contains(") is good again"), "{whole:?}");
+    assert_eq!(enforced_and_kept(&sb), (full.clone(), full));
+}
+
+#[test]
+fn a_policy_rewritten_in_a_loop_is_never_enforced_nor_kept_truncated() {
+    let mut sb = Sandbox::new();
+    sb.daemon("alpha");
+    sb.policy(&service("a", "alpha").replace("grace 5s", "grace 5s\n  settle 0s"));
+    let full = digest_of(&sb);
+    assert_eq!(at(&sb, T0, &[]).code, 0);
+    // Truncate, wait up to 60 ms, write it whole, wait up to 60 ms; again.
+    let mut writer = Command::new("python3")
+        .args([
+            "-c",
+            "import random, sys, time\ntext = open(sys.argv[1]).read()\nwhile True:\n    f = open(sys.argv[1], 'w')\n    f.flush()\n    time.sleep(random.random() * 0.06)\n    f.write(text)\n    f.close()\n    time.sleep(random.random() * 0.06)\n",
+        ])
+        .arg(sb.path("policy.tend"))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut refused = 0;
+    for i in 1..=12 {
+        kill_all(&mut sb, "alpha");
+        let run = at(&sb, T0 + 1800 * i, &[]);
+        // Every pass enforces the whole policy (its own read or the copy):
+        // alpha is back, and nothing but the whole policy is kept.
+        assert_eq!(sb.pids_of("alpha").len(), 1, "pass {i}: {run:?}");
+        assert_eq!(
+            enforced_and_kept(&sb),
+            (full.clone(), full.clone()),
+            "pass {i}: {run:?}"
+        );
+        if run.stdout.contains("enforcing the last good policy") {
+            refused += 1;
+        }
+    }
+    let _ = writer.kill();
+    let _ = writer.wait();
+    eprintln!("{refused} of 12 passes fell back on the last good copy");
+}
+
+#[test]
+fn an_emptied_policy_is_enforced_once_the_admin_accepts_it() {
+    let mut sb = Sandbox::new();
+    sb.daemon("alpha");
+    sb.policy(&service("a", "alpha"));
+    assert_eq!(at(&sb, T0, &[]).code, 0);
+    // The admin empties the policy on purpose: it looks like a copy in
+    // progress, so the copy is still enforced, and validate says why.
+    sb.policy("# nothing runs here any more\n");
+    let check = sb.tend(&["validate"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check.stdout.starts_with("warning: policy policy.tend has no services, where its last good copy had 1 (being written?); "),
+        "{check:?}"
+    );
+    kill_all(&mut sb, "alpha");
+    let held = at(&sb, T0 + 300, &[]);
+    assert!(
+        lines(&held)[0].contains("enforcing the last good policy"),
+        "{held:?}"
+    );
+    assert_eq!(sb.pids_of("alpha").len(), 1);
+    let accept = sb.tend(&["validate", "--accept-empty"]);
+    assert_eq!(accept.code, 0, "{accept:?}");
+    assert!(
+        accept
+            .stdout
+            .starts_with("policy.tend: accepted as it is (0 services; sha256 "),
+        "{accept:?}"
+    );
+    kill_all(&mut sb, "alpha");
+    let now_empty = at(&sb, T0 + 600, &[]);
+    assert!(
+        lines(&now_empty)[0].contains(") is good again"),
+        "{now_empty:?}"
+    );
+    assert!(sb.pids_of("alpha").is_empty(), "{now_empty:?}");
+    let quiet = at(&sb, T0 + 900, &[]);
+    assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
+}
+
 #[test]
 fn as_root_a_policy_others_can_change_is_refused_unless_insecure() {
     if !nix::unistd::geteuid().is_root() {
