@@ -2,6 +2,7 @@
 //! files and real commands. No fake process table here.
 
 mod checks;
+mod debian;
 mod errors;
 mod fleet;
 mod hooks;
