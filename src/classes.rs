@@ -233,6 +233,13 @@ const MONTHS: [&str; 12] = [
 /// architectures and OS ids, `ID_VERSION` classes, time classes,
 /// `pkgmgr_busy`, and host names with a digit in them (`www1`, `web_01`).
 pub fn built_in_shape(name: &str) -> bool {
+    hard_name(name) || name.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// Whether `name` is a class tend sets itself on the hosts it fits (a
+/// kernel, an architecture, a distribution, a time, `pkgmgr_busy`): a
+/// policy's class of that name would be ignored there.
+pub fn hard_name(name: &str) -> bool {
     const FIXED: &[&str] = &[
         "any",
         "linux",
@@ -287,11 +294,7 @@ pub fn built_in_shape(name: &str) -> bool {
         regex::Regex::new(r"^(Yr\d{4}|Day\d{1,2}|Hr\d\d(_Q[1-4])?|Min\d\d(_\d\d)?)$")
             .expect("a valid pattern")
     });
-    FIXED.contains(&name)
-        || DAYS.contains(&name)
-        || MONTHS.contains(&name)
-        || time.is_match(name)
-        || name.bytes().any(|b| b.is_ascii_digit())
+    FIXED.contains(&name) || DAYS.contains(&name) || MONTHS.contains(&name) || time.is_match(name)
 }
 
 /// CFEngine's time classes for a local time.

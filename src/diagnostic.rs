@@ -118,30 +118,99 @@ impl Diagnostic {
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let line = text[line_start..line_end].trim_end_matches('\r');
-        // Keep tabs under tabs so the caret lines up in a terminal.
-        let pad: String = text[line_start..start]
-            .chars()
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
         let end = floor_char_boundary(text, self.span.end.clamp(start, line_end));
-        let width = text[start..end].chars().count().max(1);
+        let (shown, under) = excerpt(
+            line,
+            (start - line_start).min(line.len()),
+            (end - line_start).min(line.len()),
+        );
         let severity = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
         let gutter = " ".repeat(line_no.to_string().len());
         format!(
-            "{}: {}: {}\n {} | {}\n {} | {}{}",
+            "{}: {}: {}\n {} | {}\n {} | {}",
             sources.locate(Span { start, ..self.span }),
             severity,
             self.message,
             line_no,
-            printable(line),
+            shown,
             gutter,
-            pad,
-            "^".repeat(width)
+            under
         )
     }
+}
+
+/// How many terminal columns of a line an excerpt shows, at most.
+const EXCERPT: usize = 100;
+
+/// A line as an excerpt shows it, and the line of carets under the bytes
+/// `start..end` of it. Carets line up under wide characters (CJK, emoji
+/// take two columns) and tabs (a tab is kept under a tab). Control
+/// characters show as `?`. A line wider than [`EXCERPT`] columns is cut to
+/// a window around `start`, with `...` where it was cut.
+fn excerpt(line: &str, start: usize, end: usize) -> (String, String) {
+    use unicode_width::UnicodeWidthChar;
+    // Each character: its byte offset, how it is shown, its width.
+    let cells: Vec<(usize, char, usize)> = line
+        .char_indices()
+        .map(|(i, c)| match c {
+            '\t' => (i, '\t', 1),
+            c if c.is_control() => (i, '?', 1),
+            c => (i, c, c.width().unwrap_or(0)),
+        })
+        .collect();
+    let first = cells.partition_point(|&(i, _, _)| i < start);
+    let last = cells.partition_point(|&(i, _, _)| i < end).max(first);
+    let total: usize = cells.iter().map(|c| c.2).sum();
+    // The window [from, to) of cells shown.
+    let (mut from, mut to) = (0, cells.len());
+    if total > EXCERPT {
+        let mut room = EXCERPT / 3;
+        from = first;
+        while from > 0 && cells[from - 1].2 <= room {
+            room -= cells[from - 1].2;
+            from -= 1;
+        }
+        let mut room = EXCERPT;
+        to = from;
+        while to < cells.len() && cells[to].2 <= room {
+            room -= cells[to].2;
+            to += 1;
+        }
+        // Near the end of the line, the room left shows more before.
+        while from > 0 && cells[from - 1].2 <= room {
+            room -= cells[from - 1].2;
+            from -= 1;
+        }
+        to = to.max((first + 1).min(cells.len()));
+    }
+    let cut_left = from > 0;
+    let cut_right = to < cells.len();
+    let mut shown = String::new();
+    let mut under = String::new();
+    if cut_left {
+        shown.push_str("...");
+        under.push_str("   ");
+    }
+    for (k, &(_, c, w)) in cells[from..to].iter().enumerate() {
+        shown.push(c);
+        let k = from + k;
+        if k < first {
+            under.push_str(if c == '\t' { "\t" } else { &"  "[..w.min(2)] });
+        } else if k < last {
+            under.push_str(&"^^"[..w.clamp(1, 2)]);
+        }
+    }
+    if cut_right {
+        shown.push_str("...");
+    }
+    if last == first || first >= to {
+        // An empty span (the end of a line), or one past the window.
+        under.push('^');
+    }
+    (shown, under)
 }
 
 /// A diagnostic as `tend validate --format json` shows it: severity, file,
@@ -169,13 +238,6 @@ impl Diagnostic {
             rendered: self.render(sources),
         }
     }
-}
-
-/// Control characters in a broken file must not garble the admin's terminal.
-fn printable(line: &str) -> String {
-    line.chars()
-        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
-        .collect()
 }
 
 /// An error in one line, for syslog and the first line of a report:
@@ -262,6 +324,51 @@ mod tests {
             d.render(&s),
             "p.tend:3:2: error: unknown attribute `restrat`\n 3 | \trestrat \"y\"\n   | \t^^^^^^^"
         );
+    }
+
+    #[test]
+    fn excerpt_carets_line_up_table() {
+        let long = format!("{}bad{}", "a".repeat(200), "z".repeat(200));
+        let at = long.find("bad").unwrap();
+        for (line, span, want_line, want_under) in [
+            ("restrat x", "restrat", "restrat x", "^^^^^^^"),
+            ("\trestrat", "restrat", "\trestrat", "\t^^^^^^^"),
+            // Wide characters take two columns, carets too.
+            (
+                "name \"日本\" bad",
+                "bad",
+                "name \"日本\" bad",
+                "            ^^^",
+            ),
+            ("name \"日本\"", "日本", "name \"日本\"", "      ^^^^"),
+            ("x \"🦀🦀\" y", "y", "x \"🦀🦀\" y", "         ^"),
+            // A control character shows as `?`, one column.
+            ("a\u{7}b", "b", "a?b", "  ^"),
+        ] {
+            let s0 = line.find(span).unwrap();
+            let (shown, under) = excerpt(line, s0, s0 + span.len());
+            assert_eq!(
+                (shown.as_str(), under.as_str()),
+                (want_line, want_under),
+                "{line}"
+            );
+        }
+        // A long line: a window around the column, cut with `...`.
+        let (shown, under) = excerpt(&long, at, at + 3);
+        assert!(
+            shown.starts_with("...") && shown.ends_with("..."),
+            "{shown}"
+        );
+        assert!(shown.chars().count() <= EXCERPT + 6, "{}", shown.len());
+        assert_eq!(under.find('^'), shown.find("bad"));
+        assert_eq!(under.trim_start(), "^^^");
+        // At its start, and past its end.
+        let (shown, under) = excerpt(&long, 0, 1);
+        assert!(!shown.starts_with("...") && shown.ends_with("..."));
+        assert_eq!(under, "^");
+        let (shown, under) = excerpt(&long, long.len(), long.len());
+        assert!(shown.starts_with("...") && !shown.ends_with("..."));
+        assert_eq!(under.len(), shown.len() + 1);
     }
 
     #[test]

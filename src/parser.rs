@@ -154,9 +154,11 @@ fn is_statement(pair: &Pair) -> bool {
 }
 
 /// After a syntax error, parse each statement on its own: a statement starts
-/// on a line that begins, in its first column, with `class`, `service` or a
-/// guard ending in `::`. Items from statements that parse are kept so their
-/// meaning can be checked too.
+/// on a line that begins with `class`, `service` or `defaults` (indented or
+/// not: services are often indented under their guard), or with a guard
+/// ending in `::` in its first column. Items from statements that parse are
+/// kept so their meaning can be checked too: a broken guard does not hide
+/// the errors of the services under it.
 fn recover(file: FileId, text: &str, first: Diagnostic) -> (Vec<Item>, Vec<Diagnostic>) {
     let mut starts: Vec<usize> = statement_starts(text);
     if starts.first() != Some(&0) {
@@ -185,12 +187,13 @@ fn statement_starts(text: &str) -> Vec<usize> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let code = line.split('#').next().unwrap_or("").trim_end();
+        let indented = line.starts_with([' ', '\t']);
         let first_word = code
+            .trim_start()
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .next();
-        let begins = matches!(first_word, Some("class" | "service" | "defaults"))
-            || (code.ends_with("::") && !line.starts_with([' ', '\t']));
-        if begins && !line.starts_with([' ', '\t']) {
+        let keyword = matches!(first_word, Some("class" | "service" | "defaults"));
+        if keyword || (code.ends_with("::") && !indented) {
             starts.push(offset);
         }
         offset += line.len();
@@ -209,7 +212,15 @@ fn syntax_error(
         pest::error::InputLocation::Span((s, _)) => s,
     };
     let found = describe_found(&chunk[pos..]);
+    let line_before = chunk[..pos].rsplit('\n').next().unwrap_or("").trim_end();
     let message = match &e.variant {
+        // `web:: service x {`: the guard's line must end after `::`.
+        _ if line_before.ends_with("::") && !chunk[pos..].starts_with(['\n', '\r', '#']) => {
+            format!(
+                "a guard must end its line: put {found} on the line after `{}`",
+                line_before.trim_start()
+            )
+        }
         pest::error::ErrorVariant::ParsingError { positives, .. } => {
             let mut wanted: Vec<&str> = positives.iter().filter_map(|r| label(*r)).collect();
             wanted.sort_unstable();
@@ -551,6 +562,14 @@ mod tests {
             ),
             ("class = a\n", "expected `::` or a class name, found `=`"),
             ("web\n", "expected `::`, found end of line"),
+            (
+                "web:: service x {\n}\n",
+                "a guard must end its line: put `service` on the line after `web::`",
+            ),
+            (
+                "  web|dns:: class a = b\n",
+                "a guard must end its line: put `class` on the line after `web|dns::`",
+            ),
         ] {
             let got = error_messages(src);
             assert_eq!(got.len(), 1, "{src:?}: {got:?}");

@@ -96,6 +96,10 @@ pub struct Command {
     /// Program and arguments: the words of `text`, or `/bin/sh -c text` for a
     /// service with `shell yes`.
     pub argv: Vec<String>,
+    /// `shell yes` was given.
+    pub shell: bool,
+    /// Where the command is written.
+    pub span: Span,
 }
 
 /// What to do when a running process is over a resource limit.

@@ -184,5 +184,10 @@ fn command(
     if argv.is_empty() || argv[0].is_empty() {
         return Err(Diagnostic::error(at, "empty command"));
     }
-    Ok(Command { text, argv })
+    Ok(Command {
+        text,
+        argv,
+        shell,
+        span: at,
+    })
 }

@@ -1,11 +1,12 @@
 //! What a policy's author most likely got wrong though the policy is
 //! valid, for `tend validate`: classes nothing defines, guards no host can
-//! satisfy.
+//! satisfy, a class named like one tend sets itself, shell syntax in a
+//! command that no shell runs.
 
 use std::collections::HashSet;
 
-use crate::classes::built_in_shape;
-use crate::diagnostic::Diagnostic;
+use crate::classes::{built_in_shape, hard_name};
+use crate::diagnostic::{Diagnostic, Span};
 use crate::parser::{Expr, Spanned};
 use crate::policy::{ClassDef, Service};
 use crate::suggest::closest;
@@ -13,10 +14,52 @@ use crate::suggest::closest;
 /// What a policy's author most likely got wrong though the policy is valid
 /// (for `tend validate`): a guard naming a class that nothing defines and
 /// that is not a built-in class, and a service whose guard no host can
-/// satisfy. Duplicate ids, in one file or across files, are errors.
+/// satisfy, a class defined with the name of a class tend sets itself, and
+/// a command with shell syntax but no `shell yes`. Duplicate ids, in one
+/// file or across files, are errors.
 pub fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
     let defined: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
     let mut out = Vec::new();
+    for c in classes.iter().filter(|c| hard_name(&c.name)) {
+        out.push(Diagnostic::warning(
+            c.span,
+            format!(
+                "class `{}` is also a class tend sets itself: on hosts where tend sets it this definition is ignored, and elsewhere it makes guards on `{}` true; give it a name of its own",
+                c.name, c.name
+            ),
+        ));
+    }
+    for s in services {
+        for (key, command) in [
+            ("restart", &s.restart),
+            ("start", &s.start),
+            ("stop", &s.stop),
+        ] {
+            let Some(command) = command.as_ref().filter(|c| !c.shell) else {
+                continue;
+            };
+            if let Some((at, syntax)) = shell_syntax(&command.text) {
+                // The caret goes under the syntax itself when the quoted
+                // text is the command as it reads (no escapes in it).
+                let span = command.span;
+                let span = match span.end - span.start == command.text.len() + 2 {
+                    true => Span::new(
+                        span.file,
+                        span.start + 1 + at,
+                        span.start + 1 + at + syntax.len(),
+                    ),
+                    false => span,
+                };
+                out.push(Diagnostic::warning(
+                    span,
+                    format!(
+                        "`{key}` runs `{}` directly, not through a shell: `{syntax}` is passed to it as an argument; write `shell yes` in the service to run the command with /bin/sh",
+                        command.argv[0]
+                    ),
+                ));
+            }
+        }
+    }
     let mut seen = HashSet::new();
     let guards = services.iter().filter_map(|s| s.guard.as_ref());
     let definitions = classes.iter().map(|c| &c.expr);
@@ -60,6 +103,38 @@ pub fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
     }
     out.sort_by_key(|d| (d.span.file, d.span.start));
     out
+}
+
+/// The first piece of shell syntax outside quotes in a command (`|`, `||`,
+/// `&&`, `;`, `>`, `<`, `$(`, a backquote, `$NAME`), if any.
+fn shell_syntax(text: &str) -> Option<(usize, &'static str)> {
+    let bytes = text.as_bytes();
+    let (mut single, mut double) = (false, false);
+    let mut i = 0;
+    while i < bytes.len() {
+        let (b, next) = (bytes[i], bytes.get(i + 1).copied());
+        i += 1;
+        match b {
+            b'\'' if !double => single = !single,
+            _ if single => {}
+            b'\\' => i += 1,
+            b'"' => double = !double,
+            b'$' if next == Some(b'(') => return Some((i - 1, "$(")),
+            b'$' if next.is_some_and(|n| n == b'{' || n == b'_' || n.is_ascii_alphabetic()) => {
+                return Some((i - 1, "$"))
+            }
+            b'`' => return Some((i - 1, "`")),
+            _ if double => {}
+            b'|' if next == Some(b'|') => return Some((i - 1, "||")),
+            b'|' => return Some((i - 1, "|")),
+            b'&' if next == Some(b'&') => return Some((i - 1, "&&")),
+            b';' => return Some((i - 1, ";")),
+            b'>' => return Some((i - 1, ">")),
+            b'<' => return Some((i - 1, "<")),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn spanned_classes<'a>(expr: &'a Expr, out: &mut Vec<&'a Spanned>) {
@@ -149,6 +224,15 @@ mod tests {
                 "service `a` can never apply: no host's classes satisfy its guard `web&notweb::`",
             ]),
             ("class web = www1\nclass dns = ns1\nweb.!dns::\nservice a { process \"a\"; restart \"r\" }", vec![]),
+            // A class with the name of a hard one; one with digits is fine.
+            ("class linux = www1\nclass web01 = www1\n", vec![
+                "class `linux` is also a class tend sets itself: on hosts where tend sets it this definition is ignored, and elsewhere it makes guards on `linux` true; give it a name of its own",
+            ]),
+            // Shell syntax with no shell; with `shell yes` it is meant.
+            ("service a { process \"a\"; restart \"/etc/init.d/a restart > /dev/null\" }", vec![
+                "`restart` runs `/etc/init.d/a` directly, not through a shell: `>` is passed to it as an argument; write `shell yes` in the service to run the command with /bin/sh",
+            ]),
+            ("service a { process \"a\"; restart \"/a\"; shell yes; stop \"pkill a && rm /run/a.pid\" }", vec![]),
         ] {
             let mut sources = Sources::default();
             sources.add(std::path::Path::new("p.tend"), policy.to_string());
@@ -158,6 +242,36 @@ mod tests {
             assert!(errors.is_empty(), "{policy}: {errors:?}");
             let got: Vec<String> = warnings(&classes, &services).into_iter().map(|d| d.message).collect();
             assert_eq!(got, want, "{policy}");
+        }
+    }
+
+    #[test]
+    fn shell_syntax_table() {
+        for (command, want) in [
+            ("/usr/sbin/invoke-rc.d ssh restart", None),
+            ("a | b", Some("|")),
+            ("a || b", Some("||")),
+            ("a && b", Some("&&")),
+            ("a; b", Some(";")),
+            ("a > /dev/null 2>&1", Some(">")),
+            ("a < in", Some("<")),
+            ("kill $(cat /run/a.pid)", Some("$(")),
+            ("kill `cat /run/a.pid`", Some("`")),
+            ("a $HOME", Some("$")),
+            ("a \"$HOME\"", Some("$")),
+            // Quoted, it is an argument as meant.
+            ("pkill -f 'web|api'", None),
+            ("pkill -f \"web|api\"", None),
+            ("a 'b > c' d", None),
+            ("a '$HOME'", None),
+            ("a \\| b", None),
+            ("a 100$", None),
+        ] {
+            let got = shell_syntax(command);
+            assert_eq!(got.map(|(_, s)| s), want, "{command}");
+            if let Some((at, syntax)) = got {
+                assert!(command[at..].starts_with(syntax), "{command}: at {at}");
+            }
         }
     }
 }

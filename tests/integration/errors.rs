@@ -52,11 +52,68 @@ fn golden_error_messages() {
              policy.tend:1:7: error: class `a` depends on itself\n 1 | class a = b\n   |       ^\n\
              policy.tend:2:7: error: class `b` depends on itself\n 2 | class b = !a\n   |       ^\n",
         ),
+        // Carets line up under wide characters.
+        (
+            "service a {\n  name \"日本のウェブ 🦀\"; restrat \"x\"\n  process \"/a\"; restart \"/a\"\n}\n",
+            "tend: policy has 1 error:\n\
+             policy.tend:2:20: error: unknown attribute `restrat`; did you mean `restart`?\n 2 |   name \"日本のウェブ 🦀\"; restrat \"x\"\n   |                           ^^^^^^^\n",
+        ),
+        // A broken guard does not hide the errors of the services under it.
+        (
+            "web&!::\n  service a {\n    process \"/a\"\n    timeout soon\n  }\n",
+            "tend: policy has 3 errors:\n\
+             policy.tend:1:6: error: expected a class expression or a class name, found `::`\n 1 | web&!::\n   |      ^\n\
+             policy.tend:2:11: error: service `a` has no `restart` (or `start`)\n 2 |   service a {\n   |           ^\n\
+             policy.tend:4:13: error: `timeout` needs a duration such as 30s, 5m or 1h\n 4 |     timeout soon\n   |             ^^^^\n",
+        ),
+        // A guard and a service on one line.
+        (
+            "web:: service x {\n  process \"/a\"\n  restart \"/a\"\n}\n",
+            "tend: policy has 1 error:\n\
+             policy.tend:1:7: error: a guard must end its line: put `service` on the line after `web::`\n 1 | web:: service x {\n   |       ^\n",
+        ),
     ] {
         let (code, stderr) = errors_for(policy);
         assert_eq!(code, 2, "{policy}");
         assert_eq!(stderr, want, "{policy}");
     }
+}
+
+#[test]
+fn an_error_on_a_very_long_line_shows_a_window_around_its_column() {
+    let name = "n".repeat(10_000);
+    let (code, stderr) = errors_for(&format!(
+        "service a {{ process \"/a\"; restart \"x\"; name \"{name}\"; grace 5 parsecs }}\n"
+    ));
+    assert_eq!(code, 2);
+    // 100 columns of the line, the column in them.
+    let tail = "\"; grace 5 parsecs }";
+    let shown = format!("...{}{tail}", "n".repeat(100 - tail.len()));
+    let under = format!("{}^^^^^^^^^", " ".repeat(3 + 100 - tail.len() + 9));
+    assert_eq!(
+        stderr,
+        format!(
+            "tend: policy has 1 error:\npolicy.tend:1:10055: error: `grace` needs a duration such as 30s, 5m or 1h\n 1 | {shown}\n   | {under}\n"
+        )
+    );
+}
+
+#[test]
+fn golden_warnings() {
+    let sb = Sandbox::new();
+    sb.policy(
+        "class linux = hostname(\"x\")\nservice a { process \"/a\"; restart \"/etc/init.d/a restart 2>&1 | logger\" }\nservice b { process \"/b\"; restart \"kill $(cat /run/b.pid)\"; shell yes }\n",
+    );
+    let run = sb.tend(&["validate"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "policy.tend:1:7: warning: class `linux` is also a class tend sets itself: on hosts where tend sets it this definition is ignored, and elsewhere it makes guards on `linux` true; give it a name of its own\n 1 | class linux = hostname(\"x\")\n   |       ^^^^^\n\
+         policy.tend:2:59: warning: `restart` runs `/etc/init.d/a` directly, not through a shell: `>` is passed to it as an argument; write `shell yes` in the service to run the command with /bin/sh\n 2 | service a { process \"/a\"; restart \"/etc/init.d/a restart 2>&1 | logger\" }\n   |                                                           ^\n\
+         policy.tend: ok (2 services, 1 classes, 2 warnings; sha256 "
+            .to_string()
+            + run.stdout.rsplit("sha256 ").next().unwrap()
+    );
 }
 
 #[test]
