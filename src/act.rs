@@ -398,9 +398,5 @@ fn last_line(output: &mut File) -> Option<String> {
     output.read_to_end(&mut tail).ok()?;
     let text = String::from_utf8_lossy(&tail);
     let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
-    let mut line: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
-    if line.len() < text.trim().len() && line.chars().count() == 200 {
-        line.push('…');
-    }
-    Some(line)
+    Some(crate::file::quote(line, 200))
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::file;
 use crate::policy::{Action, CpuLimit, Service};
 use crate::scan::Process;
 
@@ -128,7 +129,7 @@ pub fn judge(service: &Service, owner: &Owner, matched: &[&Process], all: &[Proc
                 return absent(format!(
                     "pidfile {}: pid {pid} is another program ({})",
                     path.display(),
-                    shorten(&process.cmdline)
+                    file::quote(&process.cmdline, 60)
                 ));
             }
             process
@@ -330,14 +331,13 @@ fn absent(why: String) -> Verdict {
     }
 }
 
-/// The pid in a pidfile, or why there is none.
+/// The pid in a pidfile, or why there is none. The pidfile's directory is
+/// often its daemon's to write: a symlink, a FIFO or a huge file there is
+/// refused, and its content is never quoted (it could be anything).
 fn read_pidfile(path: &Path) -> Result<u32, String> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("missing".into()),
-        Err(e) => return Err(format!("cannot read it: {e}")),
-    };
-    let text = String::from_utf8_lossy(&text);
+    let bytes =
+        file::read(path, file::PIDFILE_MAX, file::Links::Refuse).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&bytes);
     let word = text.split_whitespace().next().unwrap_or("");
     if word.is_empty() {
         return Err("empty".into());
@@ -345,15 +345,7 @@ fn read_pidfile(path: &Path) -> Result<u32, String> {
     word.parse::<u32>()
         .ok()
         .filter(|&p| p > 0)
-        .ok_or_else(|| format!("not a pid ({:?})", shorten(word)))
-}
-
-fn shorten(text: &str) -> String {
-    let mut s: String = text.chars().take(60).collect();
-    if s.len() < text.len() {
-        s.push('…');
-    }
-    s
+        .ok_or_else(|| format!("holds no pid ({})", file::size(bytes.len() as u64)))
 }
 
 #[cfg(test)]
@@ -450,9 +442,13 @@ mod tests {
             (Some("  42 extra"), Ok(42)),
             (Some(""), Err("empty")),
             (Some("\n \n"), Err("empty")),
-            (Some("abc"), Err("not a pid (\"abc\")")),
-            (Some("-3"), Err("not a pid (\"-3\")")),
-            (Some("0"), Err("not a pid (\"0\")")),
+            (Some("abc"), Err("holds no pid (3 bytes)")),
+            (Some("-3"), Err("holds no pid (2 bytes)")),
+            (Some("0"), Err("holds no pid (1 byte)")),
+            (
+                Some("root:$y$j9T$secret:19000:0:99999:7:::\n"),
+                Err("holds no pid (38 bytes)"),
+            ),
             (None, Err("missing")),
         ] {
             let path = dir.path().join("x.pid");

@@ -112,9 +112,17 @@ pub enum Command {
         /// Why, for status and reports.
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// Whose pause this is (a package manager hook: `--by apt`); its
+        /// resume ends only its own pause. Without it, the admin's.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
     },
     /// End a pause now; the next pass restarts what is down.
-    Resume,
+    Resume {
+        /// End the pause set with this `--by` (a hook's), not the admin's.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]

@@ -21,6 +21,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod event;
 pub mod exit;
+pub mod file;
 pub mod load;
 pub mod matcher;
 pub mod observe;
@@ -64,8 +65,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Classes => cmd::classes::run(&ctx),
         Command::Status => cmd::status::run(&ctx),
         Command::Reset { ids, all } => cmd::reset::run(&ctx, &ids, all),
-        Command::Pause { duration, reason } => cmd::pause::pause(&ctx, duration, reason),
-        Command::Resume => cmd::pause::resume(&ctx),
+        Command::Pause {
+            duration,
+            reason,
+            by,
+        } => cmd::pause::pause(&ctx, duration, reason, by),
+        Command::Resume { by } => cmd::pause::resume(&ctx, by),
         Command::Completions { shell } => cmd::completions::completions(shell),
         Command::Man => cmd::completions::man(),
         Command::Plan { host, os } => cmd::plan::run(&ctx, &host, &os),

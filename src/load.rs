@@ -149,12 +149,13 @@ pub fn what_is_wrong(path: &str, error: &anyhow::Error) -> String {
 }
 
 /// Reads and checks the policy at `path`; when that fails, the last good
-/// copy in the state dir. Fails only when neither can be had.
-pub fn enforce(path: &Path, state_dir: &Path, root_only: bool) -> Result<Enforced> {
+/// copy in the state dir (none when the state dir is refused). Fails only
+/// when neither can be had.
+pub fn enforce(path: &Path, state_dir: Option<&Path>, root_only: bool) -> Result<Enforced> {
     let error = match snapshot::read(&[path.to_path_buf()], root_only)
         .and_then(|s| check(&s).map(|p| (s, p)))
     {
-        Ok((fresh, policy)) => match shrank(&fresh, &policy, state_dir) {
+        Ok((fresh, policy)) => match state_dir.and_then(|dir| shrank(&fresh, &policy, dir)) {
             None => {
                 return Ok(Enforced {
                     policy,
@@ -165,6 +166,9 @@ pub fn enforce(path: &Path, state_dir: &Path, root_only: bool) -> Result<Enforce
             Some(why) => anyhow::anyhow!(why),
         },
         Err(e) => e,
+    };
+    let Some(state_dir) = state_dir else {
+        return Err(error);
     };
     let copy = match snapshot::last_good(state_dir) {
         Ok(Some(good)) => check(&good.snapshot).map(|p| (good, p)),

@@ -293,8 +293,12 @@ pub fn execute(
         step.events.iter().for_each(|e| reporter.emit(&s.id, e));
     }
     let mut next = plan.next.clone();
-    let mut save_failed = false;
+    // A refused state dir was said at the start of the pass.
+    let mut save_failed = store.refused().is_some();
     let mut save = |state: &State, reporter: &mut Reporter| {
+        if save_failed {
+            return;
+        }
         if let Err(e) = store.save(state) {
             if !save_failed {
                 reporter.say(Kind::StateUnsaved, &format!("tend: {e:#}"), true);

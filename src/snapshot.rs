@@ -10,11 +10,13 @@
 //! unmonitored.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use crate::file;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -149,20 +151,14 @@ fn attempt(paths: &[PathBuf], root_only: bool) -> Result<Option<Snapshot>> {
     }
     let mut read = Vec::new();
     for path in files {
-        let mut file =
-            File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let meta = file
-            .metadata()
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        if !paths.contains(&path) {
+            linked(&path, paths)?;
+        }
+        let (bytes, meta) = file::read_meta(&path, file::POLICY_MAX, file::Links::Follow)
+            .map_err(|e| anyhow::anyhow!("policy file {} {e}", path.display()))?;
         if root_only {
             trusted(&path, &meta)?;
         }
-        if meta.is_dir() {
-            bail!("cannot read {}: it is a directory", path.display());
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes)
-            .with_context(|| format!("cannot read {}", path.display()))?;
         if bytes.len() as u64 != meta.len() {
             return Ok(None);
         }
@@ -197,6 +193,43 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// A symlink in a policy directory is followed to a file inside the policy
+/// (any of `roots`), or to one outside that only its owner (root or the user
+/// running tend) can change and that anyone may read: never to a secret
+/// such as /etc/shadow, whose lines an error excerpt would quote, nor out
+/// of a repository checked with `tend validate PATH`.
+fn linked(path: &Path, roots: &[PathBuf]) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(()); // gone: reading it says so
+    };
+    if !meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let refuse = |why: &str| {
+        anyhow::anyhow!(
+            "policy file {} is a symbolic link {why}; refusing it",
+            path.display()
+        )
+    };
+    let target = std::fs::canonicalize(path).map_err(|_| refuse("that leads nowhere"))?;
+    let inside = roots
+        .iter()
+        .any(|root| std::fs::canonicalize(root).is_ok_and(|root| target.starts_with(root)));
+    if inside {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(&target).map_err(|_| refuse("that leads nowhere"))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let mode = meta.permissions().mode();
+    if (meta.uid() != 0 && meta.uid() != me) || mode & 0o022 != 0 || mode & 0o004 == 0 {
+        return Err(refuse(&format!(
+            "out of the policy to {}, which is not a file only its owner can change and anyone can read",
+            target.display()
+        )));
+    }
+    Ok(())
 }
 
 /// As root, only root may be able to change the policy.
@@ -253,18 +286,48 @@ struct Manifest {
 /// The last good copy in `state_dir`, if there is one.
 pub fn last_good(state_dir: &Path) -> Result<Option<LastGood>> {
     let dir = state_dir.join(LAST_GOOD);
-    let manifest = match std::fs::read(dir.join(MANIFEST)) {
-        Ok(bytes) => bytes,
+    // The copy is a symlink to a directory of the state dir, swapped
+    // atomically by `keep`: it must name one beside it, nothing else.
+    match std::fs::read_link(&dir) {
+        Ok(target)
+            if target
+                .as_os_str()
+                .to_string_lossy()
+                .starts_with(&format!("{LAST_GOOD}."))
+                && target.components().count() == 1 => {}
+        Ok(_) => bail!(
+            "last good policy {} does not point to a copy tend made; not using it",
+            dir.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Err(_) => bail!(
+            "last good policy {} is not a link tend made; not using it",
+            dir.display()
+        ),
+    }
+    let path = dir.join(MANIFEST);
+    let manifest = match file::read(&path, file::STATE_MAX, file::Links::Refuse) {
+        Ok(bytes) => bytes,
+        Err(file::Refused::Missing) => return Ok(None),
+        Err(e) => bail!("last good policy: {} {e}", path.display()),
     };
     let manifest: Manifest = serde_json::from_slice(&manifest)
         .with_context(|| format!("last good policy {} is damaged", dir.display()))?;
     let mut files = Vec::new();
     for name in &manifest.files {
+        let mut parts = Path::new(name).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        ) {
+            bail!(
+                "last good policy {} names a file outside it; not using it",
+                dir.display()
+            );
+        }
         let path = dir.join(name);
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("last good policy: cannot read {}", path.display()))?;
+        let bytes = file::read(&path, file::POLICY_MAX, file::Links::Refuse)
+            .map_err(|e| anyhow::anyhow!("last good policy: {} {e}", path.display()))?;
         files.push((path, bytes));
     }
     Ok(Some(LastGood {

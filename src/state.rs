@@ -10,15 +10,16 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::check::CpuSample;
 use crate::clock;
+use crate::file;
 
 pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "lock";
@@ -173,20 +174,99 @@ pub const MAX_PAUSE: u64 = 86_400;
 /// A maintenance window set by `tend pause`: restarts wait until `until`.
 /// It lives in its own file so that `pause` and `resume` (run from package
 /// manager hooks) never wait for a pass's lock.
+///
+/// Pauses have owners: an admin's (`pause.json`) and each package manager
+/// hook's (`tend pause --by apt`: `pause.apt.json`), so a hook's resume ends
+/// only the hook's own pause, never an admin's maintenance window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
     pub since: i64,
     pub until: i64,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Who set it (`--by`); None is an admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// How far ahead of this clock a pause may say it began (clocks of one
+/// host's commands differ by little; a year means a wrong clock).
+const PAUSE_SKEW: i64 = 300;
+
+/// A name for `--by`: short, plain, usable in a file name.
+pub fn pause_owner(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if !ok {
+        bail!("--by {name:?}: a name of lower-case letters, digits, - and _ (at most 32), such as apt");
+    }
+    Ok(())
+}
+
+/// The file a pause of `by` lives in.
+pub fn pause_file(by: Option<&str>) -> String {
+    match by {
+        None => PAUSE_FILE.to_string(),
+        Some(by) => format!("pause.{by}.json"),
+    }
 }
 
 impl Pause {
+    /// The pause as it may be honoured at `now`: one that began in the
+    /// future (set with a wrong clock) begins now, and none lasts more than
+    /// [`MAX_PAUSE`] from its start, whatever its file says. With the cut,
+    /// a line that says what was cut.
+    pub fn bounded(&self, now: i64) -> (Pause, Option<String>) {
+        let mut p = self.clone();
+        let mut why = Vec::new();
+        if p.since > now + PAUSE_SKEW {
+            why.push(format!(
+                "began in the future ({}; set with a wrong clock?)",
+                clock::local_time(p.since)
+            ));
+            p.until = now + (p.until - p.since).max(0);
+            p.since = now;
+        }
+        if p.until - p.since > MAX_PAUSE as i64 {
+            why.push(format!(
+                "lasted more than 24h (until {})",
+                clock::local_time(p.until)
+            ));
+            p.until = p.since + MAX_PAUSE as i64;
+        }
+        if why.is_empty() {
+            return (p, None);
+        }
+        let line = format!(
+            "{} and {}; it now ends {}",
+            why.join(" and "),
+            "a pause always ends",
+            clock::local_time(p.until)
+        );
+        (p, Some(line))
+    }
+
+    /// Of several pauses, the one that holds restarts longest, else the
+    /// one that ended last (to say it ended).
+    pub fn current(pauses: impl IntoIterator<Item = Pause>, now: i64) -> Option<Pause> {
+        pauses
+            .into_iter()
+            .max_by_key(|p| (p.until > now, p.until, p.since))
+    }
+
     /// `until 2026-11-21 14:30 (kernel upgrade)`
     pub fn describe(&self) -> String {
         let mut text = format!("until {}", clock::local_time(self.until));
+        if let Some(by) = &self.by {
+            text.push_str(&format!(" by {by}"));
+        }
+        // Whoever wrote the pause file wrote the reason: one line, escaped.
         if let Some(reason) = &self.reason {
-            text.push_str(&format!(" ({reason})"));
+            text.push_str(&format!(" ({})", file::quote(reason, 200)));
         }
         text
     }
@@ -205,9 +285,68 @@ pub fn default_dir() -> PathBuf {
     base.join("tend")
 }
 
-/// The state directory of one run, and what went wrong with it, if anything.
+/// The state directory of one run, and why it is refused, if it is.
 pub struct Store {
     dir: PathBuf,
+    refused: Option<String>,
+}
+
+/// Whether a directory can hold tend's state, as sshd's StrictModes judges a
+/// home: it, and every directory above it, belongs to root or to the user
+/// running tend, and no one else can write to it (a sticky directory such
+/// as /tmp is fine above it: others cannot rename what is ours there). A
+/// symlink on the way must be root's or ours too. A directory that does not
+/// exist yet is judged by the ones above it.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    let absolute = match dir.is_absolute() {
+        true => dir.to_path_buf(),
+        false => std::env::current_dir().unwrap_or_default().join(dir),
+    };
+    let whose = |uid: u32| {
+        nix::unistd::User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("uid {uid}"), |u| u.name)
+    };
+    for at in absolute.ancestors() {
+        let Ok(link) = std::fs::symlink_metadata(at) else {
+            continue; // not made yet
+        };
+        let first = at == absolute;
+        // `is owned by alice`, of the directory or of one above it.
+        let refuse = |what: String| {
+            let whom = match first {
+                true => String::new(),
+                false => format!(": {} above it", at.display()),
+            };
+            anyhow::anyhow!(
+                "state directory {}{whom} {what}; refusing it (only root or the user running tend may control where tend keeps its state, lock and last good policy)",
+                dir.display()
+            )
+        };
+        if link.file_type().is_symlink() && link.uid() != 0 && link.uid() != me {
+            return Err(refuse(format!(
+                "is a symbolic link of {}",
+                whose(link.uid())
+            )));
+        }
+        let Ok(meta) = std::fs::metadata(at) else {
+            return Err(refuse("leads nowhere".to_string()));
+        };
+        if !meta.is_dir() {
+            return Err(refuse("is not a directory".to_string()));
+        }
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(refuse(format!("is owned by {}", whose(meta.uid()))));
+        }
+        let mode = meta.mode() & 0o7777;
+        let sticky = mode & 0o1000 != 0 && !first;
+        if mode & 0o022 != 0 && !sticky {
+            return Err(refuse(format!("is writable by others (mode {mode:04o})")));
+        }
+    }
+    Ok(())
 }
 
 /// What loading found.
@@ -221,11 +360,30 @@ impl Store {
     pub fn new(dir: &Path) -> Store {
         Store {
             dir: dir.to_path_buf(),
+            refused: check_dir(dir).err().map(|e| format!("{e:#}")),
         }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Why the directory is not used, if it is not: nothing is read from it
+    /// or written to it then (a pass still checks and restarts).
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    /// The directory, when it may be used.
+    pub fn usable(&self) -> Option<&Path> {
+        self.refused.is_none().then_some(self.dir.as_path())
+    }
+
+    fn usable_or_fail(&self) -> Result<()> {
+        match &self.refused {
+            Some(why) => bail!("{why}"),
+            None => Ok(()),
+        }
     }
 
     fn file(&self) -> PathBuf {
@@ -234,16 +392,21 @@ impl Store {
 
     /// Creates the directory (0700) if needed.
     pub fn ensure_dir(&self) -> Result<()> {
+        self.usable_or_fail()?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
-            .with_context(|| format!("cannot create state directory {}", self.dir.display()))
+            .with_context(|| format!("cannot create state directory {}", self.dir.display()))?;
+        check_dir(&self.dir)
     }
 
     /// Reads the state without changing anything (for `status` and dry
     /// runs): a missing or damaged file reads as empty.
     pub fn peek(&self) -> State {
+        if self.refused.is_some() {
+            return State::default();
+        }
         read(&self.file())
             .ok()
             .flatten()
@@ -255,6 +418,12 @@ impl Store {
     /// JSON, truncated, empty, a directory) is renamed to
     /// `state.json.bad-TIMESTAMP` and the pass starts from a fresh state.
     pub fn load(&self, now: i64) -> Loaded {
+        if self.refused.is_some() {
+            return Loaded {
+                state: State::default(),
+                notice: None,
+            };
+        }
         let path = self.file();
         let damage = match read(&path) {
             Ok(None) => {
@@ -298,36 +467,66 @@ impl Store {
         self.write_json(STATE_FILE, state)
     }
 
-    /// The pause, if one was set (ended or not). A damaged pause file is an
-    /// error: the caller says so and monitoring goes on.
-    pub fn pause(&self) -> Result<Option<Pause>> {
-        let path = self.dir.join(PAUSE_FILE);
-        let Some(text) = read(&path).with_context(|| format!("pause file {}", path.display()))?
-        else {
-            return Ok(None);
+    /// Every pause file (an admin's and each hook's), each read (or why it
+    /// cannot be), for a pass to honour, bound and set aside.
+    pub fn pauses(&self) -> Vec<(String, Result<Pause>)> {
+        let Some(dir) = self.usable() else {
+            return Vec::new();
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("pause file {} is damaged; ignoring it", path.display()))
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n == PAUSE_FILE || (n.starts_with("pause.") && n.ends_with(".json") && n.len() > 10)
+            })
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let path = dir.join(&name);
+                let pause = match read(&path) {
+                    Ok(None) => return None, // gone meanwhile
+                    Ok(Some(text)) => serde_json::from_str(&text).with_context(|| {
+                        format!("pause file {} is damaged; ignoring it", path.display())
+                    }),
+                    Err(e) => Err(e.context(format!("pause file {}", path.display()))),
+                };
+                Some((name, pause))
+            })
+            .collect()
     }
 
+    /// The pause in force (or the last to end), each bounded, for `status`
+    /// and dry runs: nothing is changed.
+    pub fn pause(&self, now: i64) -> Option<Pause> {
+        let pauses = self.pauses().into_iter().filter_map(|(_, p)| p.ok());
+        Pause::current(pauses.map(|p| p.bounded(now).0), now)
+    }
+
+    /// Writes a pause (its owner's file).
     pub fn set_pause(&self, pause: &Pause) -> Result<()> {
         self.ensure_dir()?;
-        self.write_json(PAUSE_FILE, pause)
+        self.write_json(&pause_file(pause.by.as_deref()), pause)
     }
 
     /// Moves a damaged pause file aside; says where.
-    pub fn set_pause_aside(&self, now: i64) -> String {
-        let aside = self.dir.join(format!("{PAUSE_FILE}.bad-{now}"));
-        match std::fs::rename(self.dir.join(PAUSE_FILE), &aside) {
+    pub fn set_pause_aside(&self, name: &str, now: i64) -> String {
+        let aside = self.dir.join(format!("{name}.bad-{now}"));
+        match std::fs::rename(self.dir.join(name), &aside) {
             Ok(()) => format!("moved it to {}", aside.display()),
             Err(e) => format!("could not move it aside: {e}"),
         }
     }
 
-    /// Removes the pause; false when there was none.
-    pub fn clear_pause(&self) -> Result<bool> {
-        let path = self.dir.join(PAUSE_FILE);
+    /// Removes the pause of `by` (an admin's: None); false when there was
+    /// none.
+    pub fn clear_pause(&self, by: Option<&str>) -> Result<bool> {
+        self.usable_or_fail()?;
+        let path = self.dir.join(pause_file(by));
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -335,9 +534,15 @@ impl Store {
         }
     }
 
+    /// Rewrites a pause file with the pause as bounded.
+    pub fn rewrite_pause(&self, name: &str, pause: &Pause) -> Result<()> {
+        self.write_json(name, pause)
+    }
+
     /// Writes a file of the state dir atomically: a temporary file in the
     /// same directory, fsync, rename over the old one, fsync the directory.
     fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        self.usable_or_fail()?;
         let path = self.dir.join(name);
         let text = serde_json::to_string_pretty(value).context("encoding state")?;
         let mut tmp = tempfile::Builder::new()
@@ -358,13 +563,13 @@ impl Store {
     }
 }
 
-/// Reads a file that may be missing; a directory or unreadable file is an
-/// error.
+/// Reads a file of the state dir that may be missing; a symlink, a FIFO, a
+/// directory, a file too big or unreadable is an error.
 fn read(path: &Path) -> Result<Option<String>> {
-    match std::fs::read(path) {
+    match file::read(path, file::STATE_MAX, file::Links::Refuse) {
         Ok(bytes) => Ok(Some(String::from_utf8(bytes).context("not UTF-8")?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).context("cannot read it"),
+        Err(file::Refused::Missing) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -390,14 +595,19 @@ pub enum Locking {
 /// time into the lock file so a second run can say how long it has held it.
 pub fn lock(dir: &Path, now: i64) -> Result<Locking> {
     let path = dir.join(LOCK_FILE);
+    // Never through a symlink, never a FIFO or device.
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(&path)
         .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        bail!("lock file {} is not a regular file", path.display());
+    }
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(mut locked) => {
             let _ = locked.set_len(0);

@@ -4,25 +4,48 @@
 #          cp tend.conf /etc/dnf/plugins/tend.conf
 #
 # pre_transaction runs before rpm touches the system, transaction after it
-# is done. A missing or failing tend is ignored: the transaction goes on.
+# is done. A missing, failing or hung tend is ignored (10 s at most): the
+# transaction goes on.
+import os
 import subprocess
+import time
 
 import dnf
 
 
-def _tend(*args):
+def _run(args):
+    """Runs tend quietly; never fails, never takes more than TEND_HOOK_TIMEOUT
+    (10 s) however tend behaves."""
     try:
-        with open("/dev/null", "wb") as null:
-            subprocess.call(("tend",) + args, stdout=null, stderr=null)
+        limit = float(os.environ.get("TEND_HOOK_TIMEOUT", "10"))
+    except ValueError:
+        limit = 10.0
+    try:
+        null = open(os.devnull, "r+b")
+        try:
+            child = subprocess.Popen(args, stdin=null, stdout=null, stderr=null)
+            deadline = time.time() + limit
+            while child.poll() is None:
+                if time.time() > deadline:
+                    child.kill()
+                    child.wait()
+                    return
+                time.sleep(0.05)
+        finally:
+            null.close()
     except Exception:
         pass
+
+
+def _tend(*args):
+    _run(("tend",) + args)
 
 
 class Tend(dnf.Plugin):
     name = "tend"
 
     def pre_transaction(self):
-        _tend("pause", "--reason", "dnf transaction")
+        _tend("pause", "--by", "dnf", "--reason", "dnf transaction")
 
     def transaction(self):
-        _tend("resume")
+        _tend("resume", "--by", "dnf")

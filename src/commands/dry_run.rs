@@ -19,13 +19,12 @@ pub fn run(ctx: &Context) -> Result<Exit> {
     if let Some(detail) = enforced.fallback_detail() {
         println!("{detail}");
     }
-    let pause = match ctx.store.pause() {
-        Ok(pause) => pause,
-        Err(e) => {
+    for (_, damaged) in ctx.store.pauses() {
+        if let Err(e) = damaged {
             println!("tend: {e:#}");
-            None
         }
-    };
+    }
+    let pause = ctx.store.pause(ctx.now);
     let memory = Memory {
         prior: ctx.store.peek(),
         pause,

@@ -56,7 +56,7 @@ impl Context {
 
     /// The policy at `-f`, or its last good copy.
     pub fn enforce(&self) -> Result<Enforced> {
-        load::enforce(&self.policy, self.store.dir(), self.root_only)
+        load::enforce(&self.policy, self.store.usable(), self.root_only)
     }
 
     /// The same, for commands other than a pass and `status`: when the

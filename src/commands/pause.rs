@@ -8,43 +8,80 @@ use super::Context;
 use crate::event::Kind;
 use crate::exit::Exit;
 use crate::report::Reporter;
-use crate::state::{Pause, MAX_PAUSE};
+use crate::state::{self, Pause, MAX_PAUSE};
 
-/// Writes the pause file.
-pub fn pause(ctx: &Context, duration: u64, reason: Option<String>) -> Result<Exit> {
+/// Writes the pause file (of `by`, or the admin's).
+pub fn pause(
+    ctx: &Context,
+    duration: u64,
+    reason: Option<String>,
+    by: Option<String>,
+) -> Result<Exit> {
     if duration == 0 || duration > MAX_PAUSE {
         bail!("a pause lasts from 1s to 24h (--for {duration}s); a forgotten pause must not disable monitoring for good");
+    }
+    if let Some(by) = &by {
+        state::pause_owner(by)?;
     }
     let pause = Pause {
         since: ctx.now,
         until: ctx.now + duration as i64,
         reason: reason.filter(|r| !r.trim().is_empty()),
+        by,
     };
     ctx.store.set_pause(&pause)?;
     Reporter::new(ctx.format).say(
         Kind::Paused,
         &format!(
-            "tend: paused {}; restarts wait until then or 'tend resume'",
-            pause.describe()
+            "tend: paused {}; restarts wait until then or 'tend resume{}'",
+            pause.describe(),
+            pause
+                .by
+                .as_ref()
+                .map_or(String::new(), |b| format!(" --by {b}"))
         ),
         false,
     );
     Ok(Exit::Converged)
 }
 
-/// Removes the pause file.
-pub fn resume(ctx: &Context) -> Result<Exit> {
-    let pause = ctx.store.pause().ok().flatten();
-    if !ctx.store.clear_pause()? {
-        println!("tend: not paused");
+/// Removes the pause file of `by` (or the admin's); says what pause, if
+/// any, still holds restarts.
+pub fn resume(ctx: &Context, by: Option<String>) -> Result<Exit> {
+    if let Some(by) = &by {
+        state::pause_owner(by)?;
+    }
+    let mine = |p: &Pause| p.by == by;
+    let pauses: Vec<Pause> = ctx
+        .store
+        .pauses()
+        .into_iter()
+        .filter_map(|(_, p)| p.ok())
+        .map(|p| p.bounded(ctx.now).0)
+        .collect();
+    let ended = pauses.iter().find(|p| mine(p)).cloned();
+    let others = Pause::current(pauses.into_iter().filter(|p| !mine(p)), ctx.now)
+        .filter(|p| p.until > ctx.now);
+    let still = match &others {
+        Some(p) => format!("; still paused {}", p.describe()),
+        None => String::new(),
+    };
+    if !ctx.store.clear_pause(by.as_deref())? {
+        println!(
+            "tend: not paused{}{still}",
+            by.as_ref().map_or(String::new(), |b| format!(" by {b}"))
+        );
         return Ok(Exit::Converged);
     }
-    let line = match pause {
-        Some(p) if p.until > ctx.now => format!(
+    let line = match ended {
+        Some(p) if p.until > ctx.now && others.is_none() => format!(
             "tend: resumed (was paused {}); the next pass restarts what is down",
             p.describe()
         ),
-        _ => "tend: resumed".to_string(),
+        Some(p) if p.until > ctx.now => {
+            format!("tend: resumed (was paused {}){still}", p.describe())
+        }
+        _ => format!("tend: resumed{still}"),
     };
     Reporter::new(ctx.format).say(Kind::Resumed, &line, false);
     Ok(Exit::Converged)

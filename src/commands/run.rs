@@ -19,7 +19,7 @@ use crate::load::{self, Enforced};
 use crate::pass::{self, Memory};
 use crate::report::{self, Reporter};
 use crate::snapshot;
-use crate::state::{self, Lock, Locking, PolicyError, State, Store};
+use crate::state::{self, Lock, Locking, Pause, PolicyError, State, Store};
 
 pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> {
     let enforced = match ctx.enforce() {
@@ -34,6 +34,13 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
     let store = &ctx.store;
     let mut reporter = Reporter::new(ctx.format);
     reporter.set_policy(&enforced.policy.digest);
+    if let Some(why) = store.refused() {
+        reporter.say(
+            Kind::StateRefused,
+            &format!("tend: {why}; this pass runs without its state: no lock, no memory of earlier passes, no last good policy"),
+            true,
+        );
+    }
     // The lock is held until this function returns.
     let _lock = match lock(store, now, stale_after, &mut reporter) {
         Ok(lock) => lock,
@@ -45,18 +52,7 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
     }
     let prior = loaded.state;
     let policy_error = say_policy(&enforced, &prior, store, &mut reporter, now);
-    // A damaged pause file is set aside, so it is said once.
-    let pause = match store.pause() {
-        Ok(pause) => pause,
-        Err(e) => {
-            reporter.say(
-                Kind::PauseDamaged,
-                &format!("tend: {e:#}; {}", store.set_pause_aside(now)),
-                true,
-            );
-            None
-        }
-    };
+    let pause = pauses(store, &mut reporter, now);
     let memory = Memory {
         prior,
         pause,
@@ -64,6 +60,41 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
     };
     let plan = pass::plan(&enforced, &classes, memory, busy.as_ref(), now)?;
     Ok(pass::execute(plan, store, &mut reporter, &|| ctx.busy()))
+}
+
+/// The pause in force, of all pause files. A damaged one is set aside, so
+/// it is said once; one that began in the future or lasts more than 24h is
+/// cut, rewritten so, and said once.
+fn pauses(store: &Store, reporter: &mut Reporter, now: i64) -> Option<Pause> {
+    let mut honoured = Vec::new();
+    for (name, pause) in store.pauses() {
+        let pause = match pause {
+            Ok(pause) => pause,
+            Err(e) => {
+                reporter.say(
+                    Kind::PauseDamaged,
+                    &format!("tend: {e:#}; {}", store.set_pause_aside(&name, now)),
+                    true,
+                );
+                continue;
+            }
+        };
+        let (bounded, cut) = pause.bounded(now);
+        if let Some(cut) = cut {
+            let path = store.dir().join(&name);
+            let kept = match store.rewrite_pause(&name, &bounded) {
+                Ok(()) => String::new(),
+                Err(e) => format!(" (the file could not be rewritten: {e:#})"),
+            };
+            reporter.say(
+                Kind::PauseCut,
+                &format!("tend: pause file {} {cut}{kept}", path.display()),
+                true,
+            );
+        }
+        honoured.push(bounded);
+    }
+    Pause::current(honoured, now)
 }
 
 /// Takes the pass lock. Another pass holding it ends this one: silently,
@@ -75,6 +106,9 @@ fn lock(
     stale_after: u64,
     reporter: &mut Reporter,
 ) -> Result<Option<Lock>, Exit> {
+    if store.refused().is_some() {
+        return Ok(None);
+    }
     match store
         .ensure_dir()
         .and_then(|()| state::lock(store.dir(), now))
@@ -198,7 +232,11 @@ fn say_policy(
             &format!("tend: enforcing {}", enforced.describe()),
         );
     }
-    if let Some(fresh) = &enforced.fresh {
+    if let Some(fresh) = enforced
+        .fresh
+        .as_ref()
+        .filter(|_| store.refused().is_none())
+    {
         if let Err(e) = snapshot::keep(store.dir(), fresh, now) {
             reporter.say(Kind::PolicyUnkept, &format!("tend: {e:#}"), true);
         }

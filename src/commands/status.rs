@@ -63,7 +63,7 @@ pub fn run(ctx: &Context) -> Result<Exit> {
     let busy = ctx.busy();
     let classes = ctx.classes(&enforced, busy.as_ref());
     let state = ctx.store.peek();
-    let pause = ctx.store.pause().ok().flatten();
+    let pause = ctx.store.pause(ctx.now);
     let now = ctx.now;
     let rows: Vec<Row> = classes
         .select(&enforced.policy)

@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit>
     // The installed policy a pass would still refuse, as a copy in progress.
     let refused = match (&snapshot, &checked) {
         (Ok(s), Ok(p)) if paths == std::slice::from_ref(&ctx.policy) => {
-            load::shrank(s, p, ctx.store.dir())
+            ctx.store.usable().and_then(|dir| load::shrank(s, p, dir))
         }
         _ => None,
     };

@@ -70,7 +70,7 @@ fn pidfile_alive_stale_garbage_and_reused() {
     assert_eq!(dry.code, 1);
     assert!(
         dry.stdout.contains(&format!(
-            "Database (db): not running (pidfile {pidfile}: not a pid (\"garbage\")); would run: setsid -f sh"
+            "Database (db): not running (pidfile {pidfile}: holds no pid (7 bytes)); would run: setsid -f sh"
         )),
         "{dry:?}"
     );

@@ -18,6 +18,8 @@ enum Tend {
     Failing,
     /// No `tend` on the PATH.
     Absent,
+    /// A `tend` that never ends.
+    Hanging,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +67,15 @@ fn path_with(sb: &Sandbox, kind: Tend) -> String {
         ),
         Tend::Failing => script(&bin.join("tend"), "#!/bin/sh\necho broken >&2\nexit 3\n"),
         Tend::Absent => {}
+        Tend::Hanging => script(&bin.join("tend"), "#!/bin/sh\nexec sleep 1000\n"),
     }
     format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", bin.display())
 }
 
 /// Runs a hook's command for both phases with each kind of tend: it always
-/// exits 0 and prints nothing on stderr; with a real tend the pause is set
-/// before and gone after.
+/// exits 0, prints nothing on stderr, and ends within its time limit (2 s
+/// here, by TEND_HOOK_TIMEOUT) even when tend hangs; with a real tend the
+/// hook's own pause is set before and gone after.
 fn check(hook: impl Fn(Phase) -> Command) {
     check_talk(|phase| (hook(phase), Vec::new()), |_, _| {});
 }
@@ -80,13 +84,15 @@ fn check(hook: impl Fn(Phase) -> Command) {
 /// printed.
 fn check_talk(hook: impl Fn(Phase) -> (Command, Vec<u8>), answer: impl Fn(Phase, &[u8])) {
     use std::io::Write;
-    for kind in [Tend::Real, Tend::Failing, Tend::Absent] {
+    for kind in [Tend::Real, Tend::Failing, Tend::Absent, Tend::Hanging] {
         let sb = Sandbox::new();
         let path = path_with(&sb, kind);
         for phase in [Phase::Before, Phase::After] {
             let (mut cmd, input) = hook(phase);
+            let started = std::time::Instant::now();
             let mut child = cmd
                 .env("PATH", &path)
+                .env("TEND_HOOK_TIMEOUT", "2")
                 .env("TEND_SYSLOG_SOCKET", sb.path("no-syslog"))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -98,8 +104,20 @@ fn check_talk(hook: impl Fn(Phase) -> (Command, Vec<u8>), answer: impl Fn(Phase,
             answer(phase, &out.stdout);
             let what = format!("{kind:?} tend, {phase:?}: {out:?}");
             assert!(out.status.success(), "{what}");
+            assert!(
+                started.elapsed().as_secs() < 8,
+                "{what}: took {:?}",
+                started.elapsed()
+            );
             assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{what}");
-            let paused = sb.path("state/pause.json").exists();
+            // The hook's own pause: `pause.NAME.json`, never the admin's.
+            assert!(!sb.path("state/pause.json").exists(), "{what}");
+            let paused = std::fs::read_dir(sb.path("state")).is_ok_and(|d| {
+                d.flatten().any(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("pause.") && n.ends_with(".json")
+                })
+            });
             assert_eq!(
                 paused,
                 kind == Tend::Real && phase == Phase::Before,

@@ -318,6 +318,131 @@ fn pause_holds_restarts_and_its_end_is_said_once() {
 }
 
 #[test]
+fn a_hooks_resume_ends_only_its_own_pause_not_the_admins() {
+    let mut sb = sandbox_with("slapd", "");
+    let admin = at(
+        &sb,
+        T0,
+        &["pause", "--for", "2h", "--reason", "maintenance"],
+    );
+    assert_eq!(admin.code, 0, "{admin:?}");
+    // apt runs meanwhile: its hook pauses and resumes with --by apt.
+    let hook = at(
+        &sb,
+        T0 + MIN,
+        &["pause", "--by", "apt", "--reason", "dpkg run by apt"],
+    );
+    assert_eq!(
+        lines(&hook),
+        vec![format!(
+            "tend: paused until {} by apt (dpkg run by apt); restarts wait until then or 'tend resume --by apt'",
+            tend::clock::local_time(T0 + 61 * MIN)
+        )]
+    );
+    let admin_until = tend::clock::local_time(T0 + 120 * MIN);
+    let resumed = at(&sb, T0 + 2 * MIN, &["resume", "--by", "apt"]);
+    assert_eq!(
+        lines(&resumed),
+        vec![format!(
+            "tend: resumed (was paused until {} by apt (dpkg run by apt)); still paused until {admin_until} (maintenance)",
+            tend::clock::local_time(T0 + 61 * MIN)
+        )],
+        "{resumed:?}"
+    );
+    // The admin's window holds: no restart.
+    let status = at(&sb, T0 + 3 * MIN, &["status"]);
+    assert!(
+        status.stdout.contains(&format!(
+            "paused until {admin_until} (maintenance): restarts wait"
+        )),
+        "{status:?}"
+    );
+    let quiet = at(&sb, T0 + 5 * MIN, &[]);
+    assert!(silent(&quiet), "{quiet:?}");
+    assert!(sb.pids_of("slapd").is_empty());
+    // The admin's own resume ends it.
+    assert_eq!(at(&sb, T0 + 6 * MIN, &["resume"]).code, 0);
+    let run = at(&sb, T0 + 7 * MIN, &[]);
+    assert!(
+        lines(&run)[0].starts_with("Daemon is not running, restarting..."),
+        "{run:?}"
+    );
+    assert_eq!(sb.pids_of("slapd").len(), 1);
+    for pid in sb.pids_of("slapd") {
+        sb.kill(pid);
+    }
+    let bad = at(&sb, T0, &["pause", "--by", "../x"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+}
+
+#[test]
+fn a_pause_from_a_wrong_clock_or_of_a_month_is_cut_and_said_once() {
+    let sb = sandbox_with("slapd", "");
+    let year = 365 * 24 * 60 * MIN;
+    for (what, since, until, ends) in [
+        // Set with a clock a year ahead, for 2 hours: 2 hours from now.
+        (
+            "began in the future",
+            T0 + year,
+            T0 + year + 120 * MIN,
+            T0 + 120 * MIN,
+        ),
+        // Written by hand for 30 days: a day from its start.
+        (
+            "lasted more than 24h",
+            T0 - 60 * MIN,
+            T0 + 30 * 24 * 60 * MIN,
+            T0 + 23 * 60 * MIN,
+        ),
+    ] {
+        std::fs::create_dir_all(sb.path("state")).unwrap();
+        std::fs::write(
+            sb.path("state/pause.json"),
+            format!("{{\"since\": {since}, \"until\": {until}, \"reason\": \"x\"}}"),
+        )
+        .unwrap();
+        let first = at(&sb, T0, &[]);
+        let said: Vec<String> = lines(&first)
+            .into_iter()
+            .filter(|l| !l.starts_with("tend: syslog not reached"))
+            .collect();
+        assert!(
+            said[0].starts_with(&format!("tend: pause file state/pause.json {what} ("))
+                && said[0].ends_with(&format!(
+                    "and a pause always ends; it now ends {}",
+                    tend::clock::local_time(ends)
+                )),
+            "{what}: {first:?}"
+        );
+        assert_eq!(said.len(), 1, "{what}: restarts still wait: {first:?}");
+        // Said once: the file now says what is honoured.
+        let again = at(&sb, T0 + 5 * MIN, &[]);
+        assert!(silent(&again), "{what}: {again:?}");
+        // And it ends then.
+        let ended = at(&sb, ends + MIN, &[]);
+        assert!(
+            lines(&ended)[0].starts_with("tend: the pause until "),
+            "{what}: {ended:?}"
+        );
+        assert!(
+            lines(&ended)
+                .iter()
+                .any(|l| l.starts_with("Daemon restarted (pid ")),
+            "{what}: {ended:?}"
+        );
+        for pid in sb.pids_of("slapd") {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        }
+        wait_for(|| sb.pids_of("slapd").is_empty());
+        std::fs::remove_dir_all(sb.path("state")).unwrap();
+    }
+}
+
+#[test]
 fn pause_and_resume_work_with_a_broken_policy() {
     let sb = Sandbox::new();
     sb.policy("service {\n");
