@@ -148,6 +148,17 @@ pub fn what_is_wrong(path: &str, error: &anyhow::Error) -> String {
     }
 }
 
+/// Why the last good copy could not stand in for a broken policy (the
+/// context of [`enforce`]'s error then).
+#[derive(Debug)]
+pub struct CopyUnusable(pub String);
+
+impl std::fmt::Display for CopyUnusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "and the last good policy cannot be used: {}", self.0)
+    }
+}
+
 /// Reads and checks the policy at `path`; when that fails, the last good
 /// copy in the state dir (none when the state dir is refused). Fails only
 /// when neither can be had.
@@ -186,10 +197,7 @@ pub fn enforce(path: &Path, state_dir: Option<&Path>, root_only: bool) -> Result
                 saved: good.saved,
             }),
         }),
-        Err(e) => Err(error.context(format!(
-            "and the last good policy cannot be used: {}",
-            diagnostic::summary(&e)
-        ))),
+        Err(e) => Err(error.context(CopyUnusable(diagnostic::summary(&e)))),
     }
 }
 

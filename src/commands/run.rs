@@ -178,10 +178,17 @@ fn say_broken(
 ) {
     let text = match enforced {
         Some(e) => format!("tend: {}", e.fallback_line()),
-        None => format!(
-            "tend: {}; no last good policy to fall back on, nothing is checked until it is fixed",
-            load::what_is_wrong(&path.display().to_string(), error)
-        ),
+        None => match error.downcast_ref::<load::CopyUnusable>() {
+            Some(copy) => format!(
+                "tend: {}; the last good policy cannot be used either ({}), nothing is checked until it is fixed",
+                load::what_is_wrong(&path.display().to_string(), error),
+                copy.0
+            ),
+            None => format!(
+                "tend: {}; no last good policy to fall back on, nothing is checked until it is fixed",
+                load::what_is_wrong(&path.display().to_string(), error)
+            ),
+        },
     };
     let detail = error
         .downcast_ref::<PolicyErrors>()

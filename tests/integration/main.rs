@@ -11,5 +11,6 @@ mod pass;
 mod sandbox;
 mod shipped;
 mod state;
+mod trust;
 mod truth;
 mod upgrades;
