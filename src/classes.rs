@@ -374,19 +374,13 @@ impl Classes {
             names,
         };
         if let Some(policy) = policy {
-            // Definitions may refer to each other in any order (the analyzer
-            // refused cycles): settle them by evaluating until nothing changes.
-            loop {
-                let mut changed = false;
-                for def in &policy.classes {
-                    if !classes.defined.contains_key(&def.name) && classes.eval(&def.expr) {
-                        let at = policy.sources.locate(def.span);
-                        classes.defined.insert(def.name.clone(), Origin::Policy(at));
-                        changed = true;
-                    }
-                }
-                if !changed {
-                    break;
+            // The analyzer put each definition after those it refers to
+            // (and refused cycles): one pass settles them all, and a
+            // negation (`class b = !a`) sees `a` already decided.
+            for def in &policy.classes {
+                if !classes.defined.contains_key(&def.name) && classes.eval(&def.expr) {
+                    let at = policy.sources.locate(def.span);
+                    classes.defined.insert(def.name.clone(), Origin::Policy(at));
                 }
             }
             for def in &policy.classes {

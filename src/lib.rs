@@ -22,6 +22,7 @@ pub mod duration;
 pub mod event;
 pub mod exit;
 pub mod file;
+pub mod graph;
 pub mod load;
 pub mod matcher;
 pub mod observe;

@@ -133,7 +133,7 @@ impl Enforced {
         self.fallback
             .as_ref()
             .and_then(|f| f.error.downcast_ref::<PolicyErrors>())
-            .map(ToString::to_string)
+            .map(PolicyErrors::report)
     }
 }
 

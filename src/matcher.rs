@@ -11,14 +11,16 @@
 //! of: letters, digits, `_`, `-` and `.`; anything else (spaces, `/`, `:`,
 //! brackets) is a boundary.
 //!
-//! Most patterns are plain paths. Those that are pure literals go into one
-//! Aho-Corasick automaton, and the boundaries of each occurrence are checked;
+//! Most patterns are plain paths. Those that are pure literals go into
+//! Aho-Corasick automata (one per [`CHUNK`] patterns: building one takes
+//! time that grows faster than its patterns, so a huge policy gets several
+//! small ones), and the boundaries of each occurrence are checked;
 //! only real regular expressions go into the `RegexSet`, whose lazy DFA gets
 //! costly to build as patterns are added. Both give the same answers.
 
 use std::collections::HashMap;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use anyhow::{Context, Result};
 use regex::{RegexSet, RegexSetBuilder};
 use regex_syntax::hir::HirKind;
@@ -26,6 +28,12 @@ use regex_syntax::hir::HirKind;
 use crate::scan::Process;
 
 const WORD: &str = r"A-Za-z0-9_.\-";
+
+/// Literal patterns per automaton. aho-corasick's builder moves its match
+/// states together in time that grows with the square of their number (1.5 s
+/// for 100,000 paths); chunks keep it linear, and a command line is scanned
+/// once per chunk, which costs nothing below thousands of services.
+const CHUNK: usize = 4096;
 
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
@@ -38,6 +46,11 @@ pub fn whole_words(pattern: &str) -> String {
 
 /// The text a pattern matches, if it matches exactly one text.
 fn literal(pattern: &str) -> Option<String> {
+    // Most patterns are paths with nothing special in them: no parsing (a
+    // long one costs time the parser would spend joining its characters).
+    if !pattern.is_empty() && !pattern.chars().any(regex_syntax::is_meta_character) {
+        return Some(pattern.to_string());
+    }
     let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
     match hir.kind() {
         HirKind::Literal(lit) => String::from_utf8(lit.0.to_vec()).ok(),
@@ -60,9 +73,9 @@ pub struct Matcher {
     needs: Vec<(bool, bool)>,
     /// Services by their `exe` path.
     exact_exe: HashMap<String, Vec<usize>>,
-    literals: AhoCorasick,
-    /// Service of each literal pattern, by the automaton's pattern index.
-    literal_service: Vec<usize>,
+    /// Automata of at most [`CHUNK`] literal patterns each, and the service
+    /// of each of their patterns, by pattern index.
+    literals: Vec<(AhoCorasick, Vec<usize>)>,
     set: RegexSet,
     /// Service of each regular expression, by the set's pattern index.
     regex_service: Vec<usize>,
@@ -75,7 +88,7 @@ impl Matcher {
     }
 
     fn build(specs: Vec<Spec>, use_literals: bool) -> Result<Matcher> {
-        let mut literal_texts = Vec::new();
+        let mut literal_texts: Vec<String> = Vec::new();
         let mut literal_service = Vec::new();
         let mut regexes = Vec::new();
         let mut regex_service = Vec::new();
@@ -98,7 +111,20 @@ impl Matcher {
                 }
             }
         }
-        let literals = AhoCorasick::new(&literal_texts).context("building the process matcher")?;
+        // Noncontiguous NFAs: quick to build, about as fast as a DFA on
+        // short command lines (a DFA, which the default may pick for few
+        // patterns, takes seconds to build for one long literal).
+        let literals = literal_texts
+            .chunks(CHUNK)
+            .zip(literal_service.chunks(CHUNK))
+            .map(|(texts, services)| {
+                AhoCorasick::builder()
+                    .kind(Some(AhoCorasickKind::NoncontiguousNFA))
+                    .build(texts)
+                    .map(|ac| (ac, services.to_vec()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .context("building the process matcher")?;
         let set = RegexSetBuilder::new(&regexes)
             .size_limit(256 << 20)
             .dfa_size_limit(64 << 20)
@@ -112,7 +138,6 @@ impl Matcher {
                 .collect(),
             exact_exe,
             literals,
-            literal_service,
             set,
             regex_service,
         })
@@ -122,11 +147,13 @@ impl Matcher {
     pub fn services_of(&self, process: &Process) -> Vec<usize> {
         let text = process.cmdline.as_bytes();
         let mut hits: Vec<usize> = Vec::new();
-        for m in self.literals.find_overlapping_iter(text) {
-            let before = m.start().checked_sub(1).map(|i| text[i]);
-            let after = text.get(m.end()).copied();
-            if !before.is_some_and(is_word_byte) && !after.is_some_and(is_word_byte) {
-                hits.push(self.literal_service[m.pattern().as_usize()]);
+        for (automaton, service) in &self.literals {
+            for m in automaton.find_overlapping_iter(text) {
+                let before = m.start().checked_sub(1).map(|i| text[i]);
+                let after = text.get(m.end()).copied();
+                if !before.is_some_and(is_word_byte) && !after.is_some_and(is_word_byte) {
+                    hits.push(service[m.pattern().as_usize()]);
+                }
             }
         }
         if !self.regex_service.is_empty() {

@@ -233,6 +233,10 @@ fn syntax_error(
                 }
             }
         }
+        // pest's own guard against deep recursion.
+        pest::error::ErrorVariant::CustomError { message } if message.contains("stack limit") => {
+            format!("nested too deeply (a class expression may nest {MAX_NESTING} deep)")
+        }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
     let end = offset + pos + chunk[pos..].chars().next().map_or(0, char::len_utf8);
@@ -407,11 +411,13 @@ impl Builder {
                         primary = Some(self.expr(p, depth + 1)?);
                     }
                 }
-                let mut e = primary.expect("a term ends with a primary");
-                for _ in 0..nots {
-                    e = Expr::Not(Box::new(e));
-                }
-                Ok(e)
+                // `!!x` is `x`: any number of `!` is one or none, so no
+                // run of them nests (100,000 would overflow the stack).
+                let e = primary.expect("a term ends with a primary");
+                Ok(match nots % 2 {
+                    1 => Expr::Not(Box::new(e)),
+                    _ => e,
+                })
             }
             Rule::call => {
                 let mut inner = pair.into_inner();
@@ -487,7 +493,9 @@ mod tests {
             ("a&&b::", "(a & b)"),
             ("!a&b::", "(!a & b)"),
             ("!(a|b)::", "!(a | b)"),
-            ("!!a::", "!!a"),
+            // Any run of `!` is one or none.
+            ("!!a::", "a"),
+            ("!!!a::", "!a"),
             ("( a | b ) . c ::", "((a | b) & c)"),
             (
                 "hostname(\"web-*\")|debian_12::",
@@ -590,9 +598,20 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
-        let src = format!("{}a{}::\n", "(".repeat(5000), ")".repeat(5000));
-        let (_, errors) = parse(0, &src);
-        assert_eq!(errors.len(), 1);
+        for depth in [40, 5000, 100_000] {
+            let src = format!("{}a{}::\n", "(".repeat(depth), ")".repeat(depth));
+            let (_, errors) = parse(0, &src);
+            assert_eq!(errors.len(), 1, "{depth}");
+            assert!(
+                errors[0].message.contains("nested") && errors[0].message.contains("32 deep"),
+                "{depth}: {}",
+                errors[0].message
+            );
+        }
+        // A run of `!` does not nest at all.
+        let (items, errors) = parse(0, &format!("{}a::\n", "!".repeat(100_001)));
+        assert!(errors.is_empty());
+        assert_eq!(items.len(), 1);
     }
 
     proptest::proptest! {

@@ -398,31 +398,25 @@ fn job<'a>(service: &'a Service, verdict: &Verdict, step: &Step) -> act::Job<'a>
 /// restarts in the same pass (the analyzer refused cycles). Linear in
 /// services and dependencies.
 fn waves(watch: &Watch, to_restart: &[usize]) -> Vec<Vec<usize>> {
-    fn level(
-        i: usize,
-        watch: &Watch,
-        restarting: &[bool],
-        memo: &mut BTreeMap<usize, usize>,
-    ) -> usize {
-        if let Some(&l) = memo.get(&i) {
-            return l;
-        }
-        let l = watch
-            .dependencies(i)
+    let n = watch.services.len();
+    let mut restarting = vec![false; n];
+    to_restart.iter().for_each(|&i| restarting[i] = true);
+    // Each service's wave: one after the latest of the dependencies it
+    // restarts too, computed dependencies first (no recursion: chains can
+    // be 100,000 long).
+    let succ: Vec<Vec<usize>> = (0..n).map(|i| watch.dependencies(i).to_vec()).collect();
+    let mut level = vec![0usize; n];
+    for i in crate::graph::dependencies_first(&succ) {
+        level[i] = succ[i]
             .iter()
             .filter(|&&d| restarting[d])
-            .map(|&d| level(d, watch, restarting, memo) + 1)
+            .map(|&d| level[d] + 1)
             .max()
             .unwrap_or(0);
-        memo.insert(i, l);
-        l
     }
-    let mut restarting = vec![false; watch.services.len()];
-    to_restart.iter().for_each(|&i| restarting[i] = true);
-    let mut memo = BTreeMap::new();
     let mut out: Vec<Vec<usize>> = Vec::new();
     for &i in to_restart {
-        let l = level(i, watch, &restarting, &mut memo);
+        let l = level[i];
         if out.len() <= l {
             out.resize(l + 1, Vec::new());
         }

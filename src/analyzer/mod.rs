@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
+use crate::graph;
 use crate::parser::{Attribute, Expr, Item, Spanned};
 use crate::policy::{
     ClassDef, Limits, Service, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE, DEFAULT_TIMEOUT,
@@ -144,7 +145,7 @@ pub fn analyze(
     }
     check_class_cycles(&classes, &mut errors);
     check_dependencies(&services, &service_at, &mut errors);
-    (classes, services, errors)
+    (dependencies_first(classes), services, errors)
 }
 
 /// Remembers where `name` is defined; a second definition (in any file)
@@ -172,10 +173,16 @@ fn first_definition(
 }
 
 /// Every dependency names a service of the policy, and none leads back to
-/// the service itself.
+/// the service itself. Linear in services and dependencies, however long
+/// the chains.
 fn check_dependencies(services: &[Service], known: &HashMap<String, Span>, errors: &mut Errors) {
-    let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
-    for s in services {
+    let index: HashMap<&str, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); services.len()];
+    for (i, s) in services.iter().enumerate() {
         for (dep, span) in &s.depends {
             if !known.contains_key(dep) {
                 errors.push(Diagnostic::error(
@@ -183,33 +190,56 @@ fn check_dependencies(services: &[Service], known: &HashMap<String, Span>, error
                     format!("`{}` depends on `{dep}`, which is not a service", s.id),
                 ));
             }
+            succ[i].extend(index.get(dep.as_str()));
         }
-        // Depth-first from s, remembering the path to report the cycle.
-        let mut stack: Vec<(&str, Vec<&str>)> = s
-            .depends
-            .iter()
-            .map(|(d, _)| (d.as_str(), vec![s.id.as_str(), d.as_str()]))
-            .collect();
-        let mut seen: HashSet<&str> = HashSet::new();
-        while let Some((id, path)) = stack.pop() {
-            if id == s.id {
-                errors.push(Diagnostic::error(
-                    s.depends[0].1,
-                    format!("dependency cycle: {}", path.join(" -> ")),
-                ));
-                break;
-            }
-            if !seen.insert(id) {
-                continue;
-            }
-            if let Some(next) = by_id.get(id) {
-                for (d, _) in &next.depends {
-                    let mut p = path.clone();
-                    p.push(d);
-                    stack.push((d, p));
-                }
-            }
+    }
+    for members in graph::components(&succ) {
+        if !graph::is_cycle(&members, &succ) {
+            continue;
         }
+        let mut reported = HashSet::new();
+        let first = *members.iter().min().expect("a component has a node");
+        let cycle = graph::cycle_through(first, &members, &succ);
+        // Each service on the cycle, its path rotated to start there.
+        let id = |i: usize| services[cycle[i % cycle.len()]].id.as_str();
+        for k in 0..cycle.len() {
+            let at = cycle[k];
+            reported.insert(at);
+            errors.push(Diagnostic::error(
+                services[at].depends[0].1,
+                format!(
+                    "dependency cycle: {}",
+                    route(|step| id(k + step), cycle.len())
+                ),
+            ));
+        }
+        for &other in members.iter().filter(|m| !reported.contains(*m)) {
+            errors.push(Diagnostic::error(
+                services[other].depends[0].1,
+                format!(
+                    "`{}` is in a dependency cycle with `{}`",
+                    services[other].id, services[first].id
+                ),
+            ));
+        }
+    }
+}
+
+/// `a -> b -> a` for a cycle of `len` services whose `step`th is
+/// `name(step)`, or for a long one its first steps and its end:
+/// `a -> b -> c -> d -> e -> f -> ... -> a (a cycle of 100001)`.
+fn route<'a>(name: impl Fn(usize) -> &'a str, len: usize) -> String {
+    const SHOWN: usize = 6;
+    let steps = len.min(SHOWN);
+    let mut text: Vec<&str> = (0..steps).map(&name).collect();
+    if len > SHOWN {
+        text.push("...");
+    }
+    text.push(name(0));
+    let text = text.join(" -> ");
+    match len > SHOWN {
+        true => format!("{text} (a cycle of {len})"),
+        false => text,
     }
 }
 
@@ -324,28 +354,46 @@ fn check_expr(expr: &Expr, errors: &mut Errors) {
 }
 
 /// A class defined in terms of itself, directly or through others, has no
-/// meaning.
+/// meaning. Linear in the definitions, however long the chains.
 fn check_class_cycles(classes: &[ClassDef], errors: &mut Errors) {
-    let by_name: HashMap<&str, &ClassDef> = classes.iter().map(|c| (c.name.as_str(), c)).collect();
-    for start in classes {
-        let mut stack: Vec<&str> = Vec::new();
-        references(&start.expr, &mut stack);
-        let mut seen: HashSet<&str> = HashSet::new();
-        while let Some(name) = stack.pop() {
-            if name == start.name {
-                errors.push(Diagnostic::error(
-                    start.span,
-                    format!("class `{}` depends on itself", start.name),
-                ));
-                break;
-            }
-            if seen.insert(name) {
-                if let Some(def) = by_name.get(name) {
-                    references(&def.expr, &mut stack);
-                }
-            }
-        }
+    let succ = class_graph(classes);
+    let mut cyclic: Vec<usize> = graph::components(&succ)
+        .into_iter()
+        .filter(|c| graph::is_cycle(c, &succ))
+        .flatten()
+        .collect();
+    cyclic.sort_unstable();
+    for i in cyclic {
+        errors.push(Diagnostic::error(
+            classes[i].span,
+            format!("class `{}` depends on itself", classes[i].name),
+        ));
     }
+}
+
+/// Which definitions each definition refers to.
+fn class_graph(classes: &[ClassDef]) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    classes
+        .iter()
+        .map(|c| {
+            let mut names = Vec::new();
+            references(&c.expr, &mut names);
+            names.iter().filter_map(|n| index.get(n).copied()).collect()
+        })
+        .collect()
+}
+
+/// The definitions in an order where each comes after those it refers to,
+/// so that one pass evaluates them all ([`crate::classes::Classes`]).
+fn dependencies_first(classes: Vec<ClassDef>) -> Vec<ClassDef> {
+    let order = graph::dependencies_first(&class_graph(&classes));
+    let mut slots: Vec<Option<ClassDef>> = classes.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 fn references<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {

@@ -3,7 +3,7 @@
 //! satisfy, a class named like one tend sets itself, shell syntax in a
 //! command that no shell runs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::classes::{built_in_shape, hard_name};
 use crate::diagnostic::{Diagnostic, Span};
@@ -19,6 +19,7 @@ use crate::suggest::closest;
 /// file or across files, are errors.
 pub fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
     let defined: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+    let defs: HashMap<&str, &Expr> = classes.iter().map(|c| (c.name.as_str(), &c.expr)).collect();
     let mut out = Vec::new();
     for c in classes.iter().filter(|c| hard_name(&c.name)) {
         out.push(Diagnostic::warning(
@@ -67,13 +68,19 @@ pub fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
         let mut names = Vec::new();
         spanned_classes(expr, &mut names);
         for c in names {
-            if defined.contains(&c.text.as_str())
+            if defs.contains_key(c.text.as_str())
                 || built_in_shape(&c.text)
                 || !seen.insert((c.span.file, c.span.start))
             {
                 continue;
             }
-            let hint = match closest(&c.text, &defined) {
+            // A suggestion costs a look at every definition: for the first
+            // hundred unknown names only.
+            let near = match out.len() < 100 {
+                true => closest(&c.text, &defined),
+                false => None,
+            };
+            let hint = match near {
                 Some(near) => format!("; did you mean `{near}`?"),
                 None => format!(
                     "; a host name? write hostname(\"{}\") to say so, or define it with -D",
@@ -89,9 +96,14 @@ pub fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
             ));
         }
     }
+    // Services under one guard share it: judge each guard once.
+    let mut judged: HashMap<String, bool> = HashMap::new();
     for s in services {
         let Some(guard) = &s.guard else { continue };
-        if !satisfiable(guard, classes) {
+        let ok = *judged
+            .entry(guard.to_string())
+            .or_insert_with(|| satisfiable(guard, &defs));
+        if !ok {
             out.push(Diagnostic::warning(
                 s.span,
                 format!(
@@ -147,14 +159,26 @@ fn spanned_classes<'a>(expr: &'a Expr, out: &mut Vec<&'a Spanned>) {
 }
 
 /// Whether some host could satisfy `guard`: the policy's classes are
-/// replaced by their definitions, then every way of setting the remaining
-/// classes and hostname() calls is tried (up to 16 of them; more is assumed
-/// satisfiable).
-fn satisfiable(guard: &Expr, classes: &[ClassDef]) -> bool {
-    fn atoms(e: &Expr, classes: &[ClassDef], depth: usize, out: &mut Vec<String>) {
+/// replaced by their definitions (32 deep at most), then every way of
+/// setting the remaining classes and hostname() calls is tried (up to 16 of
+/// them; more is assumed satisfiable, as is a guard whose definitions
+/// expand to more than a few thousand terms).
+fn satisfiable(guard: &Expr, defs: &HashMap<&str, &Expr>) -> bool {
+    const BUDGET: usize = 4096;
+    fn atoms(
+        e: &Expr,
+        defs: &HashMap<&str, &Expr>,
+        depth: usize,
+        out: &mut Vec<String>,
+        budget: &mut usize,
+    ) {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
         match e {
-            Expr::Class(c) => match classes.iter().find(|d| d.name == c.text) {
-                Some(d) if depth < 32 => atoms(&d.expr, classes, depth + 1, out),
+            Expr::Class(c) => match defs.get(c.text.as_str()) {
+                Some(d) if depth < 32 => atoms(d, defs, depth + 1, out, budget),
                 _ => {
                     if !out.contains(&c.text) {
                         out.push(c.text.clone())
@@ -167,11 +191,17 @@ fn satisfiable(guard: &Expr, classes: &[ClassDef]) -> bool {
                     out.push(key);
                 }
             }
-            Expr::Not(e) => atoms(e, classes, depth, out),
-            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| atoms(e, classes, depth, out)),
+            Expr::Not(e) => atoms(e, defs, depth, out, budget),
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| atoms(e, defs, depth, out, budget)),
         }
     }
-    fn eval(e: &Expr, classes: &[ClassDef], depth: usize, atoms: &[String], bits: u32) -> bool {
+    fn eval(
+        e: &Expr,
+        defs: &HashMap<&str, &Expr>,
+        depth: usize,
+        atoms: &[String],
+        bits: u32,
+    ) -> bool {
         let atom = |key: &str| {
             atoms
                 .iter()
@@ -179,22 +209,23 @@ fn satisfiable(guard: &Expr, classes: &[ClassDef]) -> bool {
                 .is_some_and(|i| bits >> i & 1 == 1)
         };
         match e {
-            Expr::Class(c) => match classes.iter().find(|d| d.name == c.text) {
-                Some(d) if depth < 32 => eval(&d.expr, classes, depth + 1, atoms, bits),
+            Expr::Class(c) => match defs.get(c.text.as_str()) {
+                Some(d) if depth < 32 => eval(d, defs, depth + 1, atoms, bits),
                 _ => atom(&c.text),
             },
             Expr::Call { .. } => atom(&e.to_string()),
-            Expr::Not(e) => !eval(e, classes, depth, atoms, bits),
-            Expr::And(v) => v.iter().all(|e| eval(e, classes, depth, atoms, bits)),
-            Expr::Or(v) => v.iter().any(|e| eval(e, classes, depth, atoms, bits)),
+            Expr::Not(e) => !eval(e, defs, depth, atoms, bits),
+            Expr::And(v) => v.iter().all(|e| eval(e, defs, depth, atoms, bits)),
+            Expr::Or(v) => v.iter().any(|e| eval(e, defs, depth, atoms, bits)),
         }
     }
     let mut names = Vec::new();
-    atoms(guard, classes, 0, &mut names);
-    if names.len() > 16 {
+    let mut budget = BUDGET;
+    atoms(guard, defs, 0, &mut names, &mut budget);
+    if names.len() > 16 || budget == 0 {
         return true;
     }
-    (0..1u32 << names.len()).any(|bits| eval(guard, classes, 0, &names, bits))
+    (0..1u32 << names.len()).any(|bits| eval(guard, defs, 0, &names, bits))
 }
 
 #[cfg(test)]

@@ -192,7 +192,7 @@ fn say_broken(
     };
     let detail = error
         .downcast_ref::<PolicyErrors>()
-        .map(ToString::to_string);
+        .map(PolicyErrors::report);
     reporter.line(&report::Line {
         kind: Kind::PolicyBroken,
         text: &text,

@@ -455,3 +455,74 @@ fn a_lock_symlinked_to_a_precious_file_leaves_it_intact() {
         "keep me\n"
     );
 }
+
+#[test]
+fn deep_or_long_policies_never_crash_and_a_broken_one_falls_back() {
+    let sb = Sandbox::new();
+    pidfile_service(&sb);
+    std::fs::write(sb.path("db.pid"), "1\n").unwrap();
+    let (first, _) = bounded(&sb, &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    // 100,000 `!`: a valid guard (an even number of them is none).
+    sb.policy(&format!(
+        "{}linux::\nservice db {{ pidfile \"@DIR@/db.pid\"; restart \"true\" }}\n",
+        "!".repeat(100_000)
+    ));
+    for args in [vec!["validate"], vec![], vec!["status"]] {
+        let (run, _) = bounded(&sb, &args);
+        assert!(run.code == 0 || run.code == 1, "{args:?}: {run:?}");
+    }
+    // Chains of 20,000 definitions and dependencies: no recursion to
+    // overflow; a cycle through all of them is one readable line each.
+    let chain: String = (0..20_000)
+        .map(|i| format!("class c{i} = c{}\n", i + 1))
+        .chain(["class c20000 = linux\nc0::\n".to_string()])
+        .chain((0..20_000).map(|i| {
+            format!(
+                "service s{i} {{ process \"/s{i}\"; restart \"true\"; depends on s{} }}\n",
+                (i + 1) % 20_000
+            )
+        }))
+        .collect();
+    sb.policy(&chain);
+    let (run, _) = bounded(&sb, &["validate"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(
+            "error: dependency cycle: s0 -> s1 -> s2 -> s3 -> s4 -> s5 -> ... -> s0 (a cycle of 20000)"
+        ),
+        "{}",
+        &run.stderr[..run.stderr.len().min(500)]
+    );
+    // A pass quotes 20 of the 20,000 errors and enforces the last good copy.
+    let (pass, _) = bounded(&sb, &[]);
+    assert!(
+        pass.stdout
+            .starts_with("tend: policy policy.tend is broken: ")
+            && pass
+                .stdout
+                .contains("(and 19999 more errors); enforcing the last good policy"),
+        "{}",
+        &pass.stdout[..pass.stdout.len().min(500)]
+    );
+    assert!(
+        pass.stdout
+            .contains("... and 19980 more (`tend validate` shows them all)"),
+        "{}",
+        &pass.stdout[pass.stdout.len().saturating_sub(300)..]
+    );
+    assert!(pass.stdout.lines().count() < 80);
+    // Nested too deep: a positioned error, and the copy still serves.
+    sb.policy(&format!(
+        "{}a{}::\n",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    ));
+    let (status, _) = bounded(&sb, &["status"]);
+    assert!(
+        status.stdout.contains("nested too deeply")
+            && status.stdout.contains("enforcing the last good policy"),
+        "{}",
+        &status.stdout[..status.stdout.len().min(500)]
+    );
+}
