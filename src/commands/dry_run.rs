@@ -36,6 +36,9 @@ pub fn run(ctx: &Context) -> Result<Exit> {
         Some(Hold::Busy(why)) => println!("package manager at work: {why}: restarts wait"),
         Some(Hold::Waiting(_)) | None => {}
     }
+    for note in crate::pkgmgr::stale(&ctx.pkg_root) {
+        println!("note: {note}");
+    }
     let services = &plan.watch.services;
     let mut planned = services.iter().zip(&plan.services).peekable();
     for s in &enforced.policy.services {

@@ -11,6 +11,7 @@ use crate::clock;
 use crate::diagnostic;
 use crate::exit::Exit;
 use crate::load::Enforced;
+use crate::pkgmgr;
 use crate::state::{Pause, ServiceState, Status};
 
 /// `tend status --format json`.
@@ -148,6 +149,9 @@ fn print_text(
     }
     if let Some(why) = &busy {
         println!("package manager at work: {why}: restarts wait");
+    }
+    for note in pkgmgr::stale(&ctx.pkg_root) {
+        println!("note: {note}");
     }
     println!(
         "{:<16} {:<20} {:<10} {:<17} {:<9} PID",

@@ -195,6 +195,58 @@ fn stale_pid_files_are_ignored_and_a_live_yum_pid_defers() {
 }
 
 #[test]
+fn markers_left_by_a_crash_or_a_reboot_do_not_hold_restarts_forever() {
+    let mut sb = sandbox_with("named", "");
+    // zypp.pid names pid 1 (the pid was reused after a reboot), pacman's
+    // lock is left by a crash: neither is a package manager at work.
+    pkg_file(&sb, "run/zypp.pid", "1\n");
+    let lock = pkg_file(&sb, "var/lib/pacman/db.lck", "");
+    let dry = at(&sb, T0, &["--dry-run"]);
+    let root = sb.path("root");
+    assert!(
+        dry.stdout.contains(&format!(
+            "note: {}/run/zypp.pid names pid 1 (",
+        root.display()
+        )) && dry.stdout.contains("), which is not zypper: left behind (a pid reused after a reboot?); not waiting for it"),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stdout.contains(&format!(
+            "note: {} is left behind: no pacman is running; not waiting for it (pacman itself refuses to run until it is removed)",
+            lock.display()
+        )),
+        "{dry:?}"
+    );
+    let status = at(&sb, T0, &["status"]);
+    assert!(status.stdout.contains("note: "), "{status:?}");
+    let run = at(&sb, T0, &[]);
+    assert_eq!(
+        lines(&run)[0],
+        "Daemon is not running, restarting...",
+        "{run:?}"
+    );
+    for pid in sb.pids_of("named") {
+        sb.kill(pid);
+    }
+    // A pacman at work: the same lock holds the restart.
+    let pacman = sb.start("pacman");
+    let held = at(&sb, T0 + 5 * MIN, &["--dry-run"]);
+    assert!(
+        held.stdout.contains(&format!(
+            "package manager at work: pacman (pid {pacman}) holds {}: restarts wait",
+            lock.display()
+        )),
+        "{held:?}"
+    );
+    let quiet = at(&sb, T0 + 5 * MIN, &[]);
+    assert!(
+        silent(&quiet) && sb.pids_of("named").is_empty(),
+        "{quiet:?}"
+    );
+    sb.kill(pacman);
+}
+
+#[test]
 fn a_service_back_by_itself_after_an_upgrade_is_not_mailed() {
     let mut sb = sandbox_with("sshd", "");
     let pidfile = pkg_file(&sb, "run/zypp.pid", "");
