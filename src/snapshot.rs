@@ -74,11 +74,21 @@ pub fn must_be_root_only(insecure: bool) -> bool {
 /// a moment and reads again; a second change makes the policy unusable for
 /// this pass.
 pub fn read(paths: &[PathBuf], root_only: bool) -> Result<Snapshot> {
-    if let Some(snapshot) = attempt(paths, root_only)? {
+    read_as(paths, root_only, false)
+}
+
+/// Reads files to check (`tend validate PATH`: a repository's checkout),
+/// which no symlink may lead out of.
+pub fn read_checkout(paths: &[PathBuf]) -> Result<Snapshot> {
+    read_as(paths, false, true)
+}
+
+fn read_as(paths: &[PathBuf], root_only: bool, checkout: bool) -> Result<Snapshot> {
+    if let Some(snapshot) = attempt(paths, root_only, checkout)? {
         return Ok(snapshot);
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
-    match attempt(paths, root_only)? {
+    match attempt(paths, root_only, checkout)? {
         Some(snapshot) => Ok(snapshot),
         None => bail!(
             "policy {} changed while it was being read, twice (a copy or checkout in progress?); not using it for this pass",
@@ -127,7 +137,7 @@ impl Stamp {
 const QUIET: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One read of every file; None when something changed meanwhile.
-fn attempt(paths: &[PathBuf], root_only: bool) -> Result<Option<Snapshot>> {
+fn attempt(paths: &[PathBuf], root_only: bool, checkout: bool) -> Result<Option<Snapshot>> {
     let start = std::time::SystemTime::now();
     // Every directory and file read, with its stamp before reading.
     let mut seen: Vec<(PathBuf, Stamp)> = Vec::new();
@@ -152,7 +162,7 @@ fn attempt(paths: &[PathBuf], root_only: bool) -> Result<Option<Snapshot>> {
     let mut read = Vec::new();
     for path in files {
         if !paths.contains(&path) {
-            linked(&path, paths)?;
+            linked(&path, paths, checkout)?;
         }
         let (bytes, meta) = file::read_meta(&path, file::POLICY_MAX, file::Links::Follow)
             .map_err(|e| anyhow::anyhow!("policy file {} {e}", path.display()))?;
@@ -198,9 +208,9 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
 /// A symlink in a policy directory is followed to a file inside the policy
 /// (any of `roots`), or to one outside that only its owner (root or the user
 /// running tend) can change and that anyone may read: never to a secret
-/// such as /etc/shadow, whose lines an error excerpt would quote, nor out
-/// of a repository checked with `tend validate PATH`.
-fn linked(path: &Path, roots: &[PathBuf]) -> Result<()> {
+/// such as /etc/shadow, whose lines an error excerpt would quote. Out of a
+/// `checkout` (a repository checked with `tend validate PATH`), never.
+fn linked(path: &Path, roots: &[PathBuf], checkout: bool) -> Result<()> {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(()); // gone: reading it says so
     };
@@ -219,6 +229,12 @@ fn linked(path: &Path, roots: &[PathBuf]) -> Result<()> {
         .any(|root| std::fs::canonicalize(root).is_ok_and(|root| target.starts_with(root)));
     if inside {
         return Ok(());
+    }
+    if checkout {
+        return Err(refuse(&format!(
+            "out of the files checked, to {}",
+            target.display()
+        )));
     }
     let meta = std::fs::metadata(&target).map_err(|_| refuse("that leads nowhere"))?;
     let me = nix::unistd::geteuid().as_raw();

@@ -40,7 +40,10 @@ pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit>
         true => (std::slice::from_ref(&ctx.policy), ctx.root_only),
         false => (paths, false),
     };
-    let snapshot = snapshot::read(paths, root_only);
+    let snapshot = match paths == std::slice::from_ref(&ctx.policy) {
+        true => snapshot::read(paths, root_only),
+        false => snapshot::read_checkout(paths),
+    };
     let checked = snapshot.as_ref().map_err(clone).and_then(load::check);
     // The installed policy a pass would still refuse, as a copy in progress.
     let refused = match (&snapshot, &checked) {

@@ -315,23 +315,40 @@ fn a_policy_symlink_to_a_secret_is_refused_and_never_quoted() {
         "service b { process \"/b\"; restart \"true\" }\n",
     );
     std::os::unix::fs::symlink("b.inc", sb.path("policy.d/b.tend")).unwrap();
-    for args in [
-        vec!["-f", "policy.d", "--dry-run"],
-        vec!["-f", "policy.d"],
-        vec!["validate", "policy.d"],
-        vec!["-f", "policy.d", "validate", "--format", "json"],
+    let secret_refused = format!(
+        "policy file policy.d/x.tend is a symbolic link out of the policy to {}, which is not a file only its owner can change and anyone can read; refusing it",
+        sb.path("shadow").display()
+    );
+    let checkout_refused = format!(
+        "policy file policy.d/x.tend is a symbolic link out of the files checked, to {}; refusing it",
+        sb.path("shadow").display()
+    );
+    for (args, want) in [
+        (vec!["-f", "policy.d", "--dry-run"], &secret_refused),
+        (vec!["-f", "policy.d"], &secret_refused),
+        (
+            vec!["-f", "policy.d", "validate", "--format", "json"],
+            &secret_refused,
+        ),
+        (vec!["validate", "policy.d"], &checkout_refused),
     ] {
         let (run, syslog) = bounded(&sb, &args);
         never_told(&format!("{args:?}"), &run, &syslog);
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
         assert!(
-            format!("{}{}", run.stdout, run.stderr).contains(&format!(
-                "policy file policy.d/x.tend is a symbolic link out of the policy to {}, which is not a file only its owner can change and anyone can read; refusing it",
-                sb.path("shadow").display()
-            )),
+            format!("{}{}", run.stdout, run.stderr).contains(want.as_str()),
             "{args:?}: {run:?}"
         );
     }
+    // A repository's link to a file anyone may read (/etc/passwd): the
+    // installed policy may use one, a checkout never leads out of itself.
+    std::fs::remove_file(sb.path("policy.d/x.tend")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", sb.path("policy.d/x.tend")).unwrap();
+    let (run, _) = bounded(&sb, &["validate", "policy.d"]);
+    assert!(
+        run.stderr.contains("policy file policy.d/x.tend is a symbolic link out of the files checked, to /etc/passwd; refusing it"),
+        "{run:?}"
+    );
     std::fs::remove_file(sb.path("policy.d/x.tend")).unwrap();
     let (ok, _) = bounded(&sb, &["validate", "policy.d"]);
     assert!(ok.stdout.contains("policy.d: ok (2 services"), "{ok:?}");
