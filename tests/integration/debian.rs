@@ -84,30 +84,13 @@ fn a_killed_sshd_listener_is_restarted_while_an_admin_is_logged_in() {
     // unit creates it.
     std::fs::create_dir_all("/run/sshd").unwrap();
     let port = spare_port();
-    run(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            &sb.path("host_key").to_string_lossy(),
-        ],
-    );
-    run(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            &sb.path("user_key").to_string_lossy(),
-        ],
-    );
+    for key in ["host_key", "user_key"] {
+        let path = sb.path(key).to_string_lossy().into_owned();
+        run(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-f", &path],
+        );
+    }
     std::fs::copy(sb.path("user_key.pub"), sb.path("authorized_keys")).unwrap();
     sb.write(
         "sshd_config",

@@ -96,6 +96,16 @@ fn fifo(path: &Path) {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
 }
 
+/// A policy directory `policy.d` (0755) with one good file, `a.tend`.
+fn policy_dir(sb: &Sandbox) {
+    std::fs::create_dir(sb.path("policy.d")).unwrap();
+    std::fs::set_permissions(sb.path("policy.d"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.write(
+        "policy.d/a.tend",
+        "service a { process \"/a\"; restart \"true\" }\n",
+    );
+}
+
 fn pidfile_service(sb: &Sandbox) {
     sb.policy(
         "service db {\n  name \"Database\"\n  pidfile \"@DIR@/db.pid\"\n  restart \"true\"\n  grace 1s\n  settle 0s\n}\n",
@@ -144,12 +154,7 @@ fn fifos_where_files_belong_never_hang_a_pass_status_or_dry_run() {
 
     // A policy file in the policy directory.
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.path("policy.d")).unwrap();
-    std::fs::set_permissions(sb.path("policy.d"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    sb.write(
-        "policy.d/a.tend",
-        "service a { process \"/a\"; restart \"true\" }\n",
-    );
+    policy_dir(&sb);
     fifo(&sb.path("policy.d/b.tend"));
     for args in [
         vec!["-f", "policy.d"],
@@ -302,12 +307,7 @@ fn a_pause_reason_cannot_forge_a_report_line() {
 #[test]
 fn a_policy_symlink_to_a_secret_is_refused_and_never_quoted() {
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.path("policy.d")).unwrap();
-    std::fs::set_permissions(sb.path("policy.d"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    sb.write(
-        "policy.d/a.tend",
-        "service a { process \"/a\"; restart \"true\" }\n",
-    );
+    policy_dir(&sb);
     std::os::unix::fs::symlink(secret(&sb), sb.path("policy.d/x.tend")).unwrap();
     // A link inside the policy is fine.
     sb.write(
