@@ -28,6 +28,8 @@ pub struct Watch<'p> {
     depends: Vec<Vec<usize>>,
     /// Restart commands a killed pass left running: never a service.
     commands: Vec<u32>,
+    /// What a look reads beyond command lines.
+    wants: scan::Wants,
 }
 
 impl<'p> Watch<'p> {
@@ -51,12 +53,17 @@ impl<'p> Watch<'p> {
                     .collect()
             })
             .collect();
+        let wants = scan::Wants {
+            exe: services.iter().any(|s| s.exe.is_some()),
+            uid: services.iter().any(|s| s.user.is_some()),
+        };
         Ok(Watch {
             services,
             matcher,
             owners,
             depends,
             commands,
+            wants,
         })
     }
 
@@ -77,7 +84,7 @@ impl<'p> Watch<'p> {
         if self.services.is_empty() {
             return Ok(Vec::new());
         }
-        let processes = scan::scan(&self.commands)?;
+        let processes = scan::scan(&self.commands, self.wants)?;
         let mut verdicts: Vec<Verdict> = self
             .matcher
             .find(&processes)
