@@ -52,7 +52,12 @@ fn is_manager(manager: &str, comm: &str) -> bool {
         "pacman" => &["pacman", "pamac-daemon", "pamac", "packagekitd"],
         _ => &[],
     };
-    names.contains(&comm) || comm.starts_with("python") || comm.starts_with("ruby")
+    // dnf and yum are Python programs, YaST a Ruby one: run as
+    // `python3 /usr/bin/dnf`, they have the interpreter's name. Not pacman
+    // (C): any Python running must not make a crash's db.lck look held.
+    let interpreted = matches!(manager, "dnf" | "yum" | "zypper")
+        && (comm.starts_with("python") || comm.starts_with("ruby"));
+    names.contains(&comm) || interpreted
 }
 
 /// What is probed, in this order, relative to the root (`/` unless
@@ -261,6 +266,7 @@ mod tests {
             ("zypper", "systemd", false),
             ("yum", "sshd", false),
             ("pacman", "bash", false),
+            ("pacman", "python3", false),
         ] {
             assert_eq!(is_manager(manager, comm), want, "{manager} {comm}");
         }
