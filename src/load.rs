@@ -25,8 +25,7 @@ pub fn check(snapshot: &Snapshot) -> Result<Policy> {
     let mut items = Vec::new();
     let mut errors = Vec::new();
     for (file, bytes) in &snapshot.files {
-        // A byte-order mark, as some Windows editors write, is not text.
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let bytes = without_bom(bytes);
         let (text, bad_utf8) = match String::from_utf8(bytes.to_vec()) {
             Ok(text) => (text, None),
             Err(e) => {
@@ -204,8 +203,13 @@ pub fn enforce(path: &Path, state_dir: Option<&Path>, root_only: bool) -> Result
 /// Whether a policy file has nothing in it but blanks (what a writer that
 /// truncates first leaves until it writes).
 fn blank(bytes: &[u8]) -> bool {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    bytes.iter().all(u8::is_ascii_whitespace)
+    without_bom(bytes).iter().all(u8::is_ascii_whitespace)
+}
+
+/// A file's bytes without the byte-order mark some Windows editors write:
+/// it is not text.
+fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
 /// Why a policy that checks is still not to be trusted: it lost everything

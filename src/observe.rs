@@ -67,6 +67,11 @@ impl<'p> Watch<'p> {
         })
     }
 
+    /// For each service, the indices of those it depends on.
+    pub fn dependency_graph(&self) -> &[Vec<usize>] {
+        &self.depends
+    }
+
     /// The indices of the services that service `i` depends on.
     pub fn dependencies(&self, i: usize) -> &[usize] {
         &self.depends[i]

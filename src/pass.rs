@@ -404,9 +404,9 @@ fn waves(watch: &Watch, to_restart: &[usize]) -> Vec<Vec<usize>> {
     // Each service's wave: one after the latest of the dependencies it
     // restarts too, computed dependencies first (no recursion: chains can
     // be 100,000 long).
-    let succ: Vec<Vec<usize>> = (0..n).map(|i| watch.dependencies(i).to_vec()).collect();
+    let succ = watch.dependency_graph();
     let mut level = vec![0usize; n];
-    for i in crate::graph::dependencies_first(&succ) {
+    for i in crate::graph::dependencies_first(succ) {
         level[i] = succ[i]
             .iter()
             .filter(|&&d| restarting[d])

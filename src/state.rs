@@ -500,11 +500,19 @@ impl Store {
             .collect()
     }
 
-    /// The pause in force (or the last to end), each bounded, for `status`
-    /// and dry runs: nothing is changed.
+    /// Every readable pause as it is honoured at `now` (bounded), for
+    /// commands that change nothing of them.
+    pub fn bounded_pauses(&self, now: i64) -> Vec<Pause> {
+        self.pauses()
+            .into_iter()
+            .filter_map(|(_, p)| p.ok())
+            .map(|p| p.bounded(now).0)
+            .collect()
+    }
+
+    /// The pause in force (or the last to end), for `status` and dry runs.
     pub fn pause(&self, now: i64) -> Option<Pause> {
-        let pauses = self.pauses().into_iter().filter_map(|(_, p)| p.ok());
-        Pause::current(pauses.map(|p| p.bounded(now).0), now)
+        Pause::current(self.bounded_pauses(now), now)
     }
 
     /// Writes a pause (its owner's file).

@@ -143,9 +143,9 @@ pub fn analyze(
             }
         }
     }
-    check_class_cycles(&classes, &mut errors);
+    let classes = settle_classes(classes, &mut errors);
     check_dependencies(&services, &service_at, &mut errors);
-    (dependencies_first(classes), services, errors)
+    (classes, services, errors)
 }
 
 /// Remembers where `name` is defined; a second definition (in any file)
@@ -354,13 +354,19 @@ fn check_expr(expr: &Expr, errors: &mut Errors) {
 }
 
 /// A class defined in terms of itself, directly or through others, has no
-/// meaning. Linear in the definitions, however long the chains.
-fn check_class_cycles(classes: &[ClassDef], errors: &mut Errors) {
-    let succ = class_graph(classes);
-    let mut cyclic: Vec<usize> = graph::components(&succ)
-        .into_iter()
+/// meaning: each such class is an error. Returns the definitions in an
+/// order where each comes after those it refers to, so that one pass
+/// evaluates them all ([`crate::classes::Classes`]). Linear in the
+/// definitions, however long the chains.
+fn settle_classes(classes: Vec<ClassDef>, errors: &mut Errors) -> Vec<ClassDef> {
+    let succ = class_graph(&classes);
+    // Components come dependencies first (graph::dependencies_first).
+    let components = graph::components(&succ);
+    let mut cyclic: Vec<usize> = components
+        .iter()
         .filter(|c| graph::is_cycle(c, &succ))
         .flatten()
+        .copied()
         .collect();
     cyclic.sort_unstable();
     for i in cyclic {
@@ -369,6 +375,12 @@ fn check_class_cycles(classes: &[ClassDef], errors: &mut Errors) {
             format!("class `{}` depends on itself", classes[i].name),
         ));
     }
+    let mut slots: Vec<Option<ClassDef>> = classes.into_iter().map(Some).collect();
+    components
+        .into_iter()
+        .flatten()
+        .filter_map(|i| slots[i].take())
+        .collect()
 }
 
 /// Which definitions each definition refers to.
@@ -386,14 +398,6 @@ fn class_graph(classes: &[ClassDef]) -> Vec<Vec<usize>> {
             names.iter().filter_map(|n| index.get(n).copied()).collect()
         })
         .collect()
-}
-
-/// The definitions in an order where each comes after those it refers to,
-/// so that one pass evaluates them all ([`crate::classes::Classes`]).
-fn dependencies_first(classes: Vec<ClassDef>) -> Vec<ClassDef> {
-    let order = graph::dependencies_first(&class_graph(&classes));
-    let mut slots: Vec<Option<ClassDef>> = classes.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 fn references<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {

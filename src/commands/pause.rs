@@ -52,13 +52,7 @@ pub fn resume(ctx: &Context, by: Option<String>) -> Result<Exit> {
         state::pause_owner(by)?;
     }
     let mine = |p: &Pause| p.by == by;
-    let pauses: Vec<Pause> = ctx
-        .store
-        .pauses()
-        .into_iter()
-        .filter_map(|(_, p)| p.ok())
-        .map(|p| p.bounded(ctx.now).0)
-        .collect();
+    let pauses = ctx.store.bounded_pauses(ctx.now);
     let ended = pauses.iter().find(|p| mine(p)).cloned();
     let others = Pause::current(pauses.into_iter().filter(|p| !mine(p)), ctx.now)
         .filter(|p| p.until > ctx.now);

@@ -40,17 +40,22 @@ pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit>
         true => (std::slice::from_ref(&ctx.policy), ctx.root_only),
         false => (paths, false),
     };
-    let snapshot = match paths == std::slice::from_ref(&ctx.policy) {
+    let installed = paths == std::slice::from_ref(&ctx.policy);
+    let read = match installed {
         true => snapshot::read(paths, root_only),
         false => snapshot::read_checkout(paths),
     };
-    let checked = snapshot.as_ref().map_err(clone).and_then(load::check);
     // The installed policy a pass would still refuse, as a copy in progress.
-    let refused = match (&snapshot, &checked) {
-        (Ok(s), Ok(p)) if paths == std::slice::from_ref(&ctx.policy) => {
-            ctx.store.usable().and_then(|dir| load::shrank(s, p, dir))
+    let (checked, refused) = match read {
+        Err(e) => (Err(e), None),
+        Ok(s) => {
+            let checked = load::check(&s);
+            let refused = match &checked {
+                Ok(p) if installed => ctx.store.usable().and_then(|dir| load::shrank(&s, p, dir)),
+                _ => None,
+            };
+            (checked, refused)
         }
-        _ => None,
     };
     if ctx.format == Format::Text {
         let policy = checked?;
@@ -128,11 +133,6 @@ pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit>
     } else {
         Exit::Broken
     })
-}
-
-/// An error again, for the one read that both checking and `refused` use.
-fn clone(e: &anyhow::Error) -> anyhow::Error {
-    anyhow::anyhow!("{e:#}")
 }
 
 /// `tend validate --accept-empty`: the policy of -f, if it checks, becomes
