@@ -95,9 +95,16 @@ impl Owner {
     }
 }
 
-/// Judges one service from the processes that match it (ascending pid) and
-/// the whole process table (ascending pid, to look up a pidfile's pid).
-pub fn judge(service: &Service, owner: &Owner, matched: &[&Process], all: &[Process]) -> Verdict {
+/// Judges one service from its pidfile's pid (read before the table, when
+/// it has one), the processes that match it (ascending pid) and those the
+/// look kept (ascending pid, with the pidfiles' pids).
+pub fn judge(
+    service: &Service,
+    owner: &Owner,
+    pidfile: Option<&Result<u32, String>>,
+    matched: &[&Process],
+    all: &[Process],
+) -> Verdict {
     let procs: Vec<&Process> = match owner {
         Owner::Any => matched.to_vec(),
         Owner::Uid(uid) => matched
@@ -108,10 +115,10 @@ pub fn judge(service: &Service, owner: &Owner, matched: &[&Process], all: &[Proc
         Owner::Unknown(name) => return absent(format!("there is no user `{name}` on this host")),
     };
     let matches_anything = service.process.is_some() || service.exe.is_some();
-    let chosen = match &service.pidfile {
-        Some(path) => {
-            let pid = match read_pidfile(path) {
-                Ok(pid) => pid,
+    let chosen = match (&service.pidfile, pidfile) {
+        (Some(path), Some(read)) => {
+            let pid = match read {
+                Ok(pid) => *pid,
                 Err(why) => return absent(format!("pidfile {}: {why}", path.display())),
             };
             let Ok(at) = all.binary_search_by_key(&pid, |p| p.pid) else {
@@ -134,7 +141,7 @@ pub fn judge(service: &Service, owner: &Owner, matched: &[&Process], all: &[Proc
             }
             process
         }
-        None => match main_process(&procs) {
+        _ => match main_process(&procs) {
             Some(p) => p,
             None => return Verdict::default(),
         },
@@ -334,7 +341,7 @@ fn absent(why: String) -> Verdict {
 /// The pid in a pidfile, or why there is none. The pidfile's directory is
 /// often its daemon's to write: a symlink, a FIFO or a huge file there is
 /// refused, and its content is never quoted (it could be anything).
-fn read_pidfile(path: &Path) -> Result<u32, String> {
+pub fn read_pidfile(path: &Path) -> Result<u32, String> {
     let bytes =
         file::read(path, file::PIDFILE_MAX, file::Links::Refuse).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&bytes);

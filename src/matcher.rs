@@ -178,6 +178,11 @@ impl Matcher {
         hits
     }
 
+    /// Whether this process is some service's (a look keeps only these).
+    pub fn matches(&self, process: &Process) -> bool {
+        !self.services_of(process).is_empty()
+    }
+
     /// For every service, the processes that are it, by ascending pid.
     pub fn find<'p>(&self, processes: &'p [Process]) -> Vec<Vec<&'p Process>> {
         let mut found = vec![Vec::new(); self.services];

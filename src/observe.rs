@@ -89,13 +89,25 @@ impl<'p> Watch<'p> {
         if self.services.is_empty() {
             return Ok(Vec::new());
         }
-        let processes = scan::scan(&self.commands, self.wants)?;
+        // Pidfiles first: the processes they name are held with the matches.
+        let pidfiles: Vec<Option<Result<u32, String>>> = self
+            .services
+            .iter()
+            .map(|s| s.pidfile.as_deref().map(check::read_pidfile))
+            .collect();
+        let pinned: Vec<u32> = pidfiles.iter().flatten().flatten().copied().collect();
+        let processes = scan::scan(&self.commands, self.wants, &pinned, |p| {
+            self.matcher.matches(p)
+        })?;
         let mut verdicts: Vec<Verdict> = self
             .matcher
             .find(&processes)
             .iter()
             .zip(self.services.iter().zip(&self.owners))
-            .map(|(procs, (s, owner))| check::judge(s, owner, procs, &processes))
+            .zip(&pidfiles)
+            .map(|((procs, (s, owner)), pidfile)| {
+                check::judge(s, owner, pidfile.as_ref(), procs, &processes)
+            })
             .collect();
         check::connect_all(&self.services, &mut verdicts, wanted);
         check::resources(&self.services, &mut verdicts, wanted);

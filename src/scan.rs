@@ -11,6 +11,7 @@
 //! agent itself and its descendants, restart commands a killed pass left
 //! running and theirs, zombies and kernel threads (threads are not listed).
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use anyhow::{Context, Result};
@@ -128,15 +129,35 @@ fn real_uid(status: &[u8]) -> Option<u32> {
     line.split_ascii_whitespace().next()?.parse().ok()
 }
 
-/// One look at the process table. Besides tend's own descendants, the
-/// processes under `commands` (restart commands a killed pass left running,
-/// whose command lines name the daemon they start) are never a service.
-pub fn scan(commands: &[u32], wants: Wants) -> Result<Vec<Process>> {
+/// One look at the process table, streamed: each process's command line
+/// (and executable link, when wanted) is read and shown to `wanted`; only
+/// the processes it keeps, and those of `pinned` (pids that pidfiles name),
+/// are read further (`stat`, and `status` for the owner) and held. So a look
+/// costs one open and read per process and holds only the matches. Besides
+/// tend's own descendants, the processes under `commands` (restart commands
+/// a killed pass left running, whose command lines name the daemon they
+/// start) are never a service.
+pub fn scan(
+    commands: &[u32],
+    wants: Wants,
+    pinned: &[u32],
+    mut wanted: impl FnMut(&Process) -> bool,
+) -> Result<Vec<Process>> {
     let (boot, ticks) = boot_and_ticks()?;
+    let mut pinned = pinned.to_vec();
+    pinned.sort_unstable();
     let entries = std::fs::read_dir("/proc").context("cannot read the process table")?;
-    let mut processes = Vec::new();
+    let mut kept = Vec::new();
     let mut path = String::new();
     let mut buf = Vec::with_capacity(4096);
+    let mut candidate = Process {
+        pid: 0,
+        cmdline: String::new(),
+        exe: None,
+        uid: None,
+        ppid: None,
+        start_time: 0,
+    };
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -145,77 +166,125 @@ pub fn scan(commands: &[u32], wants: Wants) -> Result<Vec<Process>> {
         else {
             continue;
         };
-        path.clear();
-        path.push_str(&format!("/proc/{pid}/stat"));
+        proc_path(&mut path, pid, "cmdline");
         if !read_into(&path, &mut buf) {
             continue; // gone meanwhile
         }
-        let Some(stat) = parse_stat(&buf) else {
+        candidate.pid = pid;
+        cmdline_into(&buf, &mut candidate.cmdline);
+        if wants.exe {
+            proc_path(&mut path, pid, "exe");
+            candidate.exe = std::fs::read_link(&path)
+                .ok()
+                .map(|l| l.to_string_lossy().into_owned());
+        }
+        if !wanted(&candidate) && pinned.binary_search(&pid).is_err() {
+            continue;
+        }
+        let Some(stat) = read_stat(&mut path, &mut buf, pid) else {
             continue;
         };
         if matches!(stat.state, b'Z' | b'X' | b'x') || stat.flags & KERNEL_THREAD != 0 {
             continue;
         }
-        path.truncate(path.len() - "stat".len());
-        path.push_str("cmdline");
-        if !read_into(&path, &mut buf) {
-            continue;
-        }
-        let cmdline = cmdline_text(&buf);
-        let exe = wants.exe.then(|| {
-            path.truncate(path.len() - "cmdline".len());
-            path.push_str("exe");
-            std::fs::read_link(&path)
-                .ok()
-                .map(|l| l.to_string_lossy().into_owned())
-        });
         let uid = wants.uid.then(|| {
-            path.clear();
-            path.push_str(&format!("/proc/{pid}/status"));
+            proc_path(&mut path, pid, "status");
             read_into(&path, &mut buf).then(|| real_uid(&buf)).flatten()
         });
-        processes.push(Process {
+        kept.push(Process {
             pid,
-            cmdline,
-            exe: exe.flatten(),
+            cmdline: candidate.cmdline.clone(),
+            exe: candidate.exe.take(),
             uid: uid.flatten(),
             ppid: Some(stat.ppid).filter(|&p| p > 0),
             start_time: boot + stat.start / ticks,
         });
     }
-    processes.sort_unstable_by_key(|p| p.pid);
-    drop_ours(&mut processes, commands);
-    Ok(processes)
+    kept.sort_unstable_by_key(|p| p.pid);
+    let mut parents: HashMap<u32, Option<u32>> = HashMap::new();
+    drop_ours(&mut kept, commands, |pid| {
+        *parents.entry(pid).or_insert_with(|| {
+            read_stat(&mut path, &mut buf, pid)
+                .map(|s| s.ppid)
+                .filter(|&p| p > 0)
+        })
+    });
+    Ok(kept)
+}
+
+/// Sets `path` to `/proc/PID/NAME`.
+fn proc_path(path: &mut String, pid: u32, name: &str) {
+    use std::fmt::Write;
+    path.clear();
+    let _ = write!(path, "/proc/{pid}/{name}");
+}
+
+/// A process's `stat`, when it is still there.
+fn read_stat(path: &mut String, buf: &mut Vec<u8>, pid: u32) -> Option<Stat> {
+    proc_path(path, pid, "stat");
+    if !read_into(path, buf) {
+        return None;
+    }
+    parse_stat(buf)
 }
 
 /// The arguments of a `cmdline` file joined by spaces (its NULs, and the
-/// trailing one, dropped).
-fn cmdline_text(raw: &[u8]) -> String {
+/// trailing one, dropped), into `text`.
+fn cmdline_into(raw: &[u8], text: &mut String) {
     let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
-    let text = String::from_utf8_lossy(raw);
-    text.replace('\0', " ")
+    text.clear();
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            text.push(if c == '\0' { ' ' } else { c });
+        }
+        if !chunk.invalid().is_empty() {
+            text.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
 }
 
-/// Removes tend and every process below it (the restart commands still
-/// running: `setsid -f` between its fork and exec says the daemon's path,
-/// but is not the daemon yet), and the left-behind `commands` and theirs.
-/// `processes` is sorted by pid.
-fn drop_ours(processes: &mut Vec<Process>, commands: &[u32]) {
-    let mut children: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+/// Removes the processes that are tend or below it (the restart commands
+/// still running: `setsid -f` between its fork and exec says the daemon's
+/// path, but is not the daemon yet), or below the left-behind `commands`.
+/// Walks up from each kept process; `parent_of` reads the parent of one
+/// that was not kept (only ancestors of matches are read, and each once).
+fn drop_ours(
+    processes: &mut Vec<Process>,
+    commands: &[u32],
+    mut parent_of: impl FnMut(u32) -> Option<u32>,
+) {
+    let mut ours: HashMap<u32, bool> = commands.iter().map(|&c| (c, true)).collect();
+    ours.insert(std::process::id(), true);
+    let known: HashMap<u32, Option<u32>> = processes.iter().map(|p| (p.pid, p.ppid)).collect();
+    let mut mine = Vec::with_capacity(processes.len());
     for p in processes.iter() {
-        if let Some(ppid) = p.ppid {
-            children.entry(ppid).or_default().push(p.pid);
+        let mut chain = Vec::new();
+        let mut at = Some(p.pid);
+        let verdict = loop {
+            let Some(pid) = at.filter(|&pid| pid > 1) else {
+                break false;
+            };
+            if let Some(&is) = ours.get(&pid) {
+                break is;
+            }
+            // A table read while it changes could show a loop, and no real
+            // process tree is this deep.
+            if chain.len() > 256 || chain.contains(&pid) {
+                break false;
+            }
+            chain.push(pid);
+            at = match known.get(&pid) {
+                Some(&ppid) => ppid,
+                None => parent_of(pid),
+            };
+        };
+        for pid in chain {
+            ours.insert(pid, verdict);
         }
+        mine.push(verdict);
     }
-    let mut ours: std::collections::HashSet<u32> = Default::default();
-    let mut todo: Vec<u32> = vec![std::process::id()];
-    todo.extend(commands);
-    while let Some(pid) = todo.pop() {
-        if ours.insert(pid) {
-            todo.extend(children.get(&pid).into_iter().flatten());
-        }
-    }
-    processes.retain(|p| !ours.contains(&p.pid));
+    let mut verdicts = mine.into_iter();
+    processes.retain(|_| !verdicts.next().unwrap_or(false));
 }
 
 /// The path of the binary a process runs, when that binary was deleted or
@@ -323,7 +392,9 @@ mod tests {
             (b"", ""),
             (b"\xff\0x\0", "\u{fffd} x"),
         ] {
-            assert_eq!(cmdline_text(raw), want, "{raw:?}");
+            let mut text = String::from("left over");
+            cmdline_into(raw, &mut text);
+            assert_eq!(text, want, "{raw:?}");
         }
         assert_eq!(
             real_uid(b"Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t0\n"),
@@ -353,25 +424,44 @@ mod tests {
             p(600, 1),
         ];
         all.sort_unstable_by_key(|p| p.pid);
-        drop_ours(&mut all, &[500]);
+        drop_ours(&mut all, &[500], |_| None);
         let left: Vec<u32> = all.iter().map(|p| p.pid).collect();
         assert_eq!(left, vec![1, 600]);
+        // Only matches are kept: their ancestors are read, each once.
+        let mut read = Vec::new();
+        let mut kept = vec![p(700, 701), p(710, 702), p(720, 703), p(730, 704)];
+        let tree = [
+            (701, me),
+            (702, 705),
+            (705, 500),
+            (703, 706),
+            (706, 1),
+            (704, 704),
+        ];
+        drop_ours(&mut kept, &[500], |pid| {
+            read.push(pid);
+            tree.iter().find(|t| t.0 == pid).map(|t| t.1)
+        });
+        let left: Vec<u32> = kept.iter().map(|p| p.pid).collect();
+        // 700 is under tend, 710 under a left-behind command, 720 under init,
+        // 730 under one that is its own parent (a table read as it changed).
+        assert_eq!(left, vec![720, 730]);
+        assert_eq!(read, vec![701, 702, 705, 703, 706, 704]);
     }
 
     #[test]
     fn this_process_table_is_read() {
-        let all = scan(
-            &[],
-            Wants {
-                exe: true,
-                uid: true,
-            },
-        )
-        .unwrap();
+        let wants = Wants {
+            exe: true,
+            uid: true,
+        };
+        let parent = nix::unistd::getppid().as_raw() as u32;
+        let all = scan(&[], wants, &[1], |p| p.pid == parent).unwrap();
         // pid 1 is there with a command line or an owner; tend itself is not.
         assert!(all.iter().any(|p| p.pid == 1 && p.uid == Some(0)));
         assert!(all.iter().all(|p| p.pid != std::process::id()));
-        let parent = nix::unistd::getppid().as_raw() as u32;
+        // Only what was asked for is held.
+        assert_eq!(all.len(), 2, "{all:?}");
         let cargo = all
             .iter()
             .find(|p| p.pid == parent)
