@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::file;
 use crate::policy::{Action, CpuLimit, Service};
+use crate::probe;
 use crate::scan::Process;
 
 /// Why a service is not up, beyond "its process is not there".
@@ -182,62 +183,49 @@ pub fn main_process<'a>(procs: &[&'a Process]) -> Option<&'a Process> {
         .or_else(|| procs.iter().copied().min_by_key(|p| (p.start_time, p.pid)))
 }
 
-/// Connects to the sockets of every running service that has `port` or
-/// `unix`, all at once, each within its `connect_timeout`; one that does not
-/// accept makes the service failing. A pass with many services costs one
-/// timeout, not one per service. Each attempt runs on a thread of its own so
-/// that even a connect the kernel keeps waiting (a full UNIX socket backlog)
-/// cannot hold the pass past the timeout.
+/// Runs the checks that speak to every running service (`port`, `unix`,
+/// `http`, `certificate`: [`probe`]), all services at once, each within
+/// its timeout; one that fails makes its service failing. A pass with many
+/// services costs one timeout, not one per service. Each service's checks
+/// run on a thread of their own so that even a connect the kernel keeps
+/// waiting (a full UNIX socket backlog) cannot hold the pass past the
+/// timeout.
 pub fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
-    let pending: Vec<(usize, std::sync::mpsc::Receiver<Result<(), String>>)> = services
+    let pending: Vec<(usize, std::sync::mpsc::Receiver<probe::Found>)> = services
         .iter()
         .zip(verdicts.iter())
         .enumerate()
-        .filter(|(i, (s, v))| {
-            wanted[*i]
-                && v.running.is_some()
-                && (s.connect.tcp.is_some() || s.connect.unix.is_some())
-        })
+        .filter(|(i, (s, v))| wanted[*i] && v.running.is_some() && probe::wanted(s))
         .map(|(i, (s, _))| {
             let (tx, rx) = std::sync::mpsc::channel();
-            let connect = s.connect.clone();
+            let service = (*s).clone();
             std::thread::spawn(move || {
-                let _ = tx.send(try_connect(&connect));
+                let _ = tx.send(probe::run(&service));
             });
             (i, rx)
         })
         .collect();
     let start = std::time::Instant::now();
     for (i, rx) in pending {
-        let limit = services[i].connect.timeout;
-        let left = limit.saturating_sub(start.elapsed());
+        let limit = probe::budget(services[i]);
+        // A little over the checks' own deadline, so that they say which
+        // check did not answer.
+        let left = (limit + std::time::Duration::from_millis(200)).saturating_sub(start.elapsed());
         let result = rx
             .recv_timeout(left)
             .unwrap_or_else(|_| Err(format!("no answer within {} s", limit.as_secs())));
-        if let Err(why) = result {
-            verdicts[i].running = None;
-            verdicts[i].problem = Some(Problem::Failing(why));
+        match result {
+            Ok(note) => {
+                if note.is_some() {
+                    verdicts[i].note = note;
+                }
+            }
+            Err(why) => {
+                verdicts[i].running = None;
+                verdicts[i].problem = Some(Problem::Failing(why));
+            }
         }
     }
-}
-
-fn try_connect(connect: &crate::policy::Connect) -> Result<(), String> {
-    if let Some(addr) = connect.tcp {
-        std::net::TcpStream::connect_timeout(&addr, connect.timeout)
-            .map_err(|e| format!("port {addr}: {}", plain(&e)))?;
-    }
-    if let Some(path) = &connect.unix {
-        std::os::unix::net::UnixStream::connect(path)
-            .map_err(|e| format!("unix {}: {}", path.display(), plain(&e)))?;
-    }
-    Ok(())
-}
-
-/// `connection refused`, without Rust's ` (os error 111)`.
-fn plain(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text);
-    text.to_lowercase()
 }
 
 /// Reads memory and CPU time of the running services that have `memory`

@@ -31,6 +31,7 @@ pub mod pass;
 pub mod pkgmgr;
 pub mod policy;
 pub mod preview;
+pub mod probe;
 pub mod report;
 pub mod scan;
 pub mod snapshot;

@@ -58,8 +58,14 @@ pub struct Service {
     pub user: Option<String>,
     /// `count`: how many matching processes there must be (min, max).
     pub count: (usize, Option<usize>),
-    /// `port`, `host`, `unix`, `connect_timeout`: sockets that must accept.
+    /// `port`, `host`, `unix`, `connect_timeout`: sockets that must accept
+    /// (and answer, with `send`/`expect`).
     pub connect: Connect,
+    /// `http URL ...`: a request whose answer must be right.
+    pub http: Option<Http>,
+    /// `certificate [HOST:PORT] valid for N days`: the TLS certificate a
+    /// port presents must not expire sooner.
+    pub certificate: Option<Certificate>,
     /// At least one of `restart` and `start` is given.
     pub restart: Option<Command>,
     pub start: Option<Command>,
@@ -130,6 +136,45 @@ pub struct CpuLimit {
 pub struct Connect {
     pub tcp: Option<std::net::SocketAddr>,
     pub unix: Option<PathBuf>,
+    pub timeout: Duration,
+    /// `port N send TEXT`: written once connected (escapes decoded).
+    pub send: Option<Vec<u8>>,
+    /// `port N ... expect RE`: the answer must match (read until it does,
+    /// the connection closes or the timeout).
+    pub expect: Option<String>,
+}
+
+/// `http "http[s]://HOST[:PORT]/PATH" [status N] [content RE] [timeout D]
+/// [host NAME] [insecure]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http {
+    /// As written, for reports.
+    pub url: String,
+    pub tls: bool,
+    /// The host of the URL (an address or a name) and the port.
+    pub host: String,
+    pub port: u16,
+    /// Path and query.
+    pub path: String,
+    /// The `Host` header (and TLS server name): `host`, else the URL's.
+    pub host_header: String,
+    /// The status the answer must have; None: any below 400.
+    pub status: Option<u16>,
+    /// A regular expression the body must match.
+    pub content: Option<String>,
+    pub timeout: Duration,
+    /// Accept any certificate (self-signed).
+    pub insecure: bool,
+}
+
+/// `certificate [HOST:PORT] valid for N days [then report|restart]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// Where to connect (an address or a name) and the TLS server name.
+    pub host: String,
+    pub port: u16,
+    pub days: u32,
+    pub action: Action,
     pub timeout: Duration,
 }
 

@@ -217,7 +217,38 @@ pub fn explain<'a>(
     }
     let mut checks = Vec::new();
     if let Some(addr) = s.connect.tcp {
-        checks.push(format!("port {addr} accepts"));
+        let mut check = format!("port {addr} accepts");
+        if let Some(send) = &s.connect.send {
+            check.push_str(&format!(
+                ", is sent \"{}\"",
+                String::from_utf8_lossy(send).escape_debug()
+            ));
+        }
+        if let Some(expect) = &s.connect.expect {
+            check.push_str(&format!(", answers matching `{expect}`"));
+        }
+        checks.push(check);
+    }
+    if let Some(h) = &s.http {
+        let mut check = format!("GET {}", h.url);
+        match h.status {
+            Some(status) => check.push_str(&format!(" answers {status}")),
+            None => check.push_str(" answers below 400"),
+        }
+        if let Some(content) = &h.content {
+            check.push_str(&format!(" with a body matching `{content}`"));
+        }
+        check.push_str(&format!(" within {} s", h.timeout.as_secs()));
+        if h.insecure {
+            check.push_str(" (any certificate)");
+        }
+        checks.push(check);
+    }
+    if let Some(c) = &s.certificate {
+        checks.push(format!(
+            "certificate {}:{} valid for {} days then {:?}",
+            c.host, c.port, c.days, c.action
+        ));
     }
     if let Some(path) = &s.connect.unix {
         checks.push(format!("unix {} accepts", path.display()));

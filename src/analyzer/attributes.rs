@@ -227,15 +227,6 @@ pub(super) fn cpu_limit(a: &Attribute) -> Result<CpuLimit, Diagnostic> {
 }
 
 /// `port N`: 1 to 65535.
-pub(super) fn port_number(a: &Attribute) -> Result<u16, Diagnostic> {
-    let v = one_value(a, "a port number")?;
-    v.text
-        .parse::<u16>()
-        .ok()
-        .filter(|&p| p > 0 && v.kind == ValueKind::Word)
-        .ok_or_else(|| Diagnostic::error(v.span, "`port` needs a port number, 1 to 65535"))
-}
-
 /// `host ADDRESS`: an IP address; never a name (a pass must not wait on DNS).
 pub(super) fn ip_address(a: &Attribute) -> Result<std::net::IpAddr, Diagnostic> {
     let v = one_value(a, "an IP address")?;
@@ -317,22 +308,24 @@ pub(super) fn yes_no(a: &Attribute) -> Result<bool, Diagnostic> {
 /// Parsing is enough to know a pattern is valid; compiling every pattern
 /// here would cost more than the pass that uses them.
 pub(super) fn check_regex(pattern: &str, a: &Attribute) -> Result<(), Diagnostic> {
-    let parse = |p: &str| {
-        regex_syntax::Parser::new()
-            .parse(p)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    parse(pattern)
-        .and_then(|()| parse(&matcher::whole_words(pattern)))
-        .map_err(|detail| {
+    valid_regex(pattern, a.values[0].span)
+        .and_then(|()| valid_regex(&matcher::whole_words(pattern), a.values[0].span))
+}
+
+/// A regular expression that parses, or its error at `at`.
+pub(super) fn valid_regex(pattern: &str, at: Span) -> Result<(), Diagnostic> {
+    regex_syntax::Parser::new()
+        .parse(pattern)
+        .map(|_| ())
+        .map_err(|e| {
+            let detail = e.to_string();
             let last = detail
                 .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid");
             Diagnostic::error(
-                a.values[0].span,
+                at,
                 format!(
                     "bad regular expression: {}",
                     last.trim().trim_start_matches("error: ")

@@ -8,6 +8,7 @@
 //! problem is collected, not only the first.
 
 mod attributes;
+mod probes;
 mod service;
 pub mod warnings;
 
@@ -36,6 +37,8 @@ const SERVICE_ATTRIBUTES: &[&str] = &[
     "host",
     "unix",
     "connect_timeout",
+    "http",
+    "certificate",
     "memory",
     "cpu",
     "restart",
@@ -518,6 +521,42 @@ mod tests {
             (
                 "service a { process \"/a\"; restart \"x\"; host 10.0.0.1 }",
                 "`host` goes with `port`",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; port 80 send PING }",
+                "this is written `port N [send TEXT] [expect RE]`",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; port 80 expect \"(\" }",
+                "bad regular expression: unclosed group",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; http \"ftp://h/\" }",
+                "bad URL: it must start with http:// or https://",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; http \"http://h/\" status 700 }",
+                "`status` needs an HTTP status, 100 to 599",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; http \"http://h/\" fast }",
+                "this is written `http \"URL\" [status N] [content \"RE\"] [timeout DURATION] [host \"NAME\"] [insecure]`",
+            ),
+            (
+                "service a { process \"/a\"; start \"x\"; http \"http://h/\" }",
+                "`http` needs `restart`, or `stop` and `start`, to act on a process that runs but fails a check",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; certificate valid for 14 days }",
+                "`certificate` needs \"HOST:PORT\", or an `http \"https://...\"` check to take it from",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; certificate \"h\" valid for 14 days }",
+                "a certificate's place is written \"HOST:PORT\"",
+            ),
+            (
+                "service a { process \"/a\"; restart \"x\"; certificate \"h:443\" valid 14 days }",
+                "`certificate` is written `certificate [\"HOST:PORT\"] valid for N days [then restart|report]`, e.g. `certificate \"127.0.0.1:443\" valid for 14 days`",
             ),
             (
                 "service a { process \"/a\"; restart \"x\"; memory above lots }",

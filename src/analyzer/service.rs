@@ -6,13 +6,15 @@ use std::path::PathBuf;
 
 use super::attributes::{
     absolute_path, at_least_one_second, check_regex, count_range, cpu_limit, depends_on, duration,
-    ip_address, memory_limit, one_string, port_number, user_name, yes_no,
+    ip_address, memory_limit, one_string, user_name, yes_no,
 };
+use super::probes;
 use super::{all_attributes, known_once, setting, Defaults, Errors};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::parser::{Attribute, Expr};
 use crate::policy::{
-    Action, Command, Connect, CpuLimit, MemoryLimit, Service, DEFAULT_CONNECT_TIMEOUT, LOCALHOST,
+    Action, Certificate, Command, Connect, CpuLimit, MemoryLimit, Service, DEFAULT_CONNECT_TIMEOUT,
+    LOCALHOST,
 };
 use crate::suggest::closest;
 
@@ -35,6 +37,8 @@ pub(super) fn service(
     let mut memory = None;
     let mut cpu = None;
     let mut port = None;
+    let mut send_expect = (None, None);
+    let mut certificate = None;
     let mut host = None;
     let mut unix = None;
     let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
@@ -62,7 +66,12 @@ pub(super) fn service(
             "pidfile" => absolute_path(a).map(|p| pidfile = Some(PathBuf::from(p))),
             "user" => user_name(a).map(|u| user = Some(u)),
             "count" => count_range(a).map(|c| count = c),
-            "port" => port_number(a).map(|p| port = Some(p)),
+            "port" => probes::port(a).map(|(p, send, expect)| {
+                port = Some(p);
+                send_expect = (send, expect);
+            }),
+            "certificate" => probes::certificate(a).map(|c| certificate = Some((c, a))),
+            "http" => Ok(()), // once `connect_timeout` is known
             "host" => ip_address(a).map(|h| host = Some(h)),
             "unix" => absolute_path(a).map(|p| unix = Some(PathBuf::from(p))),
             "connect_timeout" => duration(a)
@@ -81,6 +90,34 @@ pub(super) fn service(
             errors.push(e);
         }
     }
+    let http = good.iter().find(|a| a.key.text == "http").and_then(|a| {
+        probes::http(a, connect_timeout)
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
+    let certificate = certificate.and_then(|((target, days, action), a)| {
+        let at = target.or_else(|| {
+            http.as_ref()
+                .filter(|h| h.tls)
+                .map(|h| (h.host.clone(), h.port))
+        });
+        match at {
+            Some((host, port)) => Some(Certificate {
+                host,
+                port,
+                days,
+                action,
+                timeout: connect_timeout,
+            }),
+            None => {
+                errors.push(Diagnostic::error(
+                    a.key.span,
+                    "`certificate` needs \"HOST:PORT\", or an `http \"https://...\"` check to take it from",
+                ));
+                None
+            }
+        }
+    });
     let has = |key: &str| good.iter().any(|a| a.key.text == key);
     if !has("process") && !has("exe") && !has("pidfile") {
         errors.push(Diagnostic::error(
@@ -98,9 +135,12 @@ pub(super) fn service(
     let restarts_on = |key: &str| match key {
         "memory" => memory.is_some_and(|m: MemoryLimit| m.action == Action::Restart),
         "cpu" => cpu.is_some_and(|c: CpuLimit| c.action == Action::Restart),
+        "certificate" => certificate
+            .as_ref()
+            .is_some_and(|c: &Certificate| c.action == Action::Restart),
         _ => true,
     };
-    for key in ["port", "unix", "memory", "cpu"] {
+    for key in ["port", "unix", "http", "certificate", "memory", "cpu"] {
         if let Some(a) = good.iter().find(|a| a.key.text == key) {
             if !has("restart") && !has("stop") && restarts_on(key) {
                 errors.push(Diagnostic::error(
@@ -143,7 +183,11 @@ pub(super) fn service(
             tcp: port.map(|p| std::net::SocketAddr::new(host.unwrap_or(LOCALHOST), p)),
             unix,
             timeout: connect_timeout,
+            send: send_expect.0,
+            expect: send_expect.1,
         },
+        http,
+        certificate,
         restart,
         start,
         stop,

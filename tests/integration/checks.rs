@@ -2,38 +2,9 @@
 //! processes: pidfiles (alive, stale, garbage, reused), `exe` against a
 //! rewritten command line, `user`, `count`, and `stop` then `start`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::sandbox::{lines, wait_for, Sandbox};
-
-/// A process this test started outside the sandbox's own helpers, killed
-/// and reaped when dropped. Its output goes nowhere (never the test's pipe).
-struct Started(std::process::Child);
-
-impl Started {
-    fn spawn(cmd: &mut Command, shows: &str) -> Started {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        wait_for(|| crate::sandbox::cmdline(pid).is_some_and(|c| c.starts_with(shows)));
-        Started(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::sandbox::{free_port, lines, wait_for, Sandbox, Started};
 
 /// Starts `program` with argv[0] set to `argv0` (bash's `exec -a`), as
 /// daemons that rewrite their command line look.
@@ -251,14 +222,6 @@ signal.signal(signal.SIGUSR1, lambda *_: s.close())
 while True:
     time.sleep(1)
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A service `web` whose daemon is `python3 <dir>/web.py WHERE`, restarted
 /// by killing it and starting a new one; `check` is its port or unix line.

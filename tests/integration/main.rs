@@ -8,6 +8,7 @@ mod fleet;
 mod hooks;
 mod layout;
 mod pass;
+mod probes;
 mod sandbox;
 mod shipped;
 mod state;

@@ -281,3 +281,41 @@ pub fn all_pids_matching(text: &str) -> Vec<u32> {
         .filter(|&p| cmdline(p).is_some_and(|c| c.contains(text)) && !is_zombie(p))
         .collect()
 }
+
+/// A process this test started outside the sandbox's own helpers, killed
+/// and reaped when dropped. Its output goes nowhere (never the test's pipe).
+pub struct Started(std::process::Child);
+
+impl Started {
+    pub fn spawn(cmd: &mut Command, shows: &str) -> Started {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        wait_for(|| cmdline(pid).is_some_and(|c| c.starts_with(shows)));
+        Started(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

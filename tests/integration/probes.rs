@@ -1,0 +1,259 @@
+//! Checks that speak the protocol, against real servers (Python's
+//! http.server and ssl, a small line server) that this test starts: an HTTP
+//! answer of 200, 500, a wrong body, none at all; HTTPS with certificates
+//! made by `openssl req` (one for a day, one for a year); send/expect.
+
+use std::process::Command;
+
+use crate::sandbox::{free_port, lines, wait_for, Sandbox, Started};
+
+/// `srv.py KIND PORT [CERT KEY | ANSWER]`: KIND `ok` (200 "ok"), `error`
+/// (500), `wrong` (200 "maintenance"), `mute` (accepts, never answers),
+/// `line` (answers ANSWER to each line it is sent).
+const SERVER: &str = r#"
+import http.server, socket, ssl, sys, time
+kind, port = sys.argv[1], int(sys.argv[2])
+
+def listener():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(16)
+    return s
+
+if kind == "mute":
+    s = listener()
+    while True:
+        time.sleep(60)
+if kind == "line":
+    s = listener()
+    while True:
+        c, _ = s.accept()
+        c.settimeout(5)
+        try:
+            got = b""
+            while b"\n" not in got:
+                more = c.recv(100)
+                if not more:
+                    break
+                got += more
+            c.sendall(sys.argv[3].encode() + b"\r\n")
+        except OSError:
+            pass
+        c.close()
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 500 if kind == "error" else 200
+        body = b"maintenance\n" if kind == "wrong" else b"ok\n"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+class Server(http.server.ThreadingHTTPServer):
+    allow_reuse_address = True
+
+server = Server(("127.0.0.1", port), Handler)
+if len(sys.argv) > 4:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+/// Starts `srv.py` with `args` and waits until its port accepts.
+fn serve(sb: &Sandbox, port: u16, args: &[&str]) -> Started {
+    let script = sb.path("srv.py").display().to_string();
+    let started = Started::spawn(
+        Command::new("/usr/bin/python3")
+            .arg(&script)
+            .args(args)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        "/usr/bin/python3",
+    );
+    wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    started
+}
+
+/// A service `web` (the server) checked by `check`; its restart stops any
+/// server and starts one answering 200.
+fn sandbox(port: u16, check: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("srv.py", SERVER);
+    sb.policy(&format!(
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  {check}\n  connect_timeout 2s\n  shell yes\n  restart \"pkill -f '^/usr/bin/python3 @DIR@/srv'; setsid -f /usr/bin/python3 @DIR@/srv.py ok {port}\"\n  grace 5s\n}}\n"
+    ));
+    sb
+}
+
+#[test]
+fn http_tells_a_right_answer_from_500_a_wrong_body_and_silence() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let sb = sandbox(port, &format!("http \"{url}\" status 200 content \"^ok\""));
+    let p = port.to_string();
+
+    let ok = serve(&sb, port, &["ok", &p]);
+    let quiet = sb.tend(&[]);
+    assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
+    drop(ok);
+
+    for (kind, why) in [
+        (
+            "wrong",
+            "status 200, but the body does not match `^ok`".to_string(),
+        ),
+        ("mute", "no answer within 2 s".to_string()),
+        (
+            "error",
+            "status 500 Internal Server Error, not 200".to_string(),
+        ),
+    ] {
+        let server = serve(&sb, port, &[kind, &p]);
+        let dry = sb.tend(&["--dry-run"]);
+        assert_eq!(dry.code, 1, "{kind}: {dry:?}");
+        assert!(
+            dry.stdout.contains(&format!(
+                "Web (web): fails a check (http {url}: {why}); would run: pkill"
+            )),
+            "{kind}: {dry:?}"
+        );
+        if kind != "error" {
+            drop(server);
+            continue;
+        }
+        // A pass restarts it, and the new server answers.
+        let run = sb.tend(&[]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let said = lines(&run);
+        assert_eq!(
+            said[0],
+            format!("Web fails a check (http {url}: {why}), restarting...")
+        );
+        assert!(said[1].starts_with("Web restarted (pid "), "{run:?}");
+        assert!(crate::sandbox::cmdline(server.pid()).is_none());
+        let again = sb.tend(&[]);
+        assert_eq!((again.code, lines(&again)), (0, vec![]), "{again:?}");
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1, valid for `days`.
+fn certificate(sb: &Sandbox, name: &str, days: u32) -> (String, String) {
+    let cert = sb.path(&format!("{name}.crt")).display().to_string();
+    let key = sb.path(&format!("{name}.key")).display().to_string();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-days", &days.to_string(), "-keyout", &key, "-out", &cert])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    (cert, key)
+}
+
+#[test]
+fn https_and_certificate_expiry() {
+    let port = free_port();
+    let p = port.to_string();
+    let url = format!("https://127.0.0.1:{port}/");
+    let sb = sandbox(
+        port,
+        &format!("http \"{url}\" insecure\n  certificate valid for 14 days"),
+    );
+    let (year, year_key) = certificate(&sb, "year", 365);
+    let (day, day_key) = certificate(&sb, "day", 1);
+
+    // A year left: all is well.
+    let server = serve(&sb, port, &["ok", &p, &year, &year_key]);
+    let quiet = sb.tend(&[]);
+    assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
+
+    // Without `insecure`, a self-signed certificate fails the request.
+    sb.policy(
+        &std::fs::read_to_string(sb.path("policy.tend"))
+            .unwrap()
+            .replace(" insecure", ""),
+    );
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout.contains(&format!(
+            "Web (web): fails a check (http {url}: certificate not trusted (self-signed, or from an authority this host does not trust; `insecure` accepts it))"
+        )),
+        "{dry:?}"
+    );
+    drop(server);
+
+    // A day left, 14 wanted, `then report` (the default): said once, the
+    // service untouched.
+    sb.policy(&format!(
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  http \"{url}\" insecure\n  certificate valid for 14 days\n  restart \"false\"\n}}\n"
+    ));
+    let server = serve(&sb, port, &["ok", &p, &day, &day_key]);
+    let first = sb.tend(&[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(
+        lines(&first),
+        vec![format!(
+            "Web: certificate 127.0.0.1:{port} expires within a day, before the 14 days wanted"
+        )],
+        "{first:?}"
+    );
+    let second = sb.tend(&[]);
+    assert_eq!((second.code, lines(&second)), (0, vec![]), "{second:?}");
+    assert!(crate::sandbox::cmdline(server.pid()).is_some());
+
+    // `then restart`, with the place named: a failing check.
+    sb.policy(&format!(
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  certificate \"127.0.0.1:{port}\" valid for 14 days then restart\n  restart \"false\"\n}}\n"
+    ));
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout.contains(&format!(
+            "Web (web): fails a check (certificate 127.0.0.1:{port} expires within a day, before the 14 days wanted); would run: false"
+        )),
+        "{dry:?}"
+    );
+}
+
+#[test]
+fn send_and_expect_on_a_line_protocol() {
+    let port = free_port();
+    let p = port.to_string();
+    let sb = sandbox(
+        port,
+        &format!("port {port} send \"PING\\r\\n\" expect \"^\\+PONG\""),
+    );
+    let pong = serve(&sb, port, &["line", &p, "+PONG"]);
+    let quiet = sb.tend(&[]);
+    assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
+    drop(pong);
+
+    for (args, why) in [
+        (
+            vec!["line", &p, "-ERR unknown command"],
+            r#"answered "-ERR unknown command\r\n", not matching `^\+PONG`"#,
+        ),
+        (vec!["mute", &p], "no answer within 2 s"),
+    ] {
+        let server = serve(&sb, port, &args);
+        let dry = sb.tend(&["--dry-run"]);
+        assert!(
+            dry.stdout.contains(&format!(
+                "Web (web): fails a check (port 127.0.0.1:{port}: {why}); would run: pkill"
+            )),
+            "{args:?}: {dry:?}"
+        );
+        drop(server);
+    }
+}
