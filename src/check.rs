@@ -70,6 +70,18 @@ pub struct Verdict {
     pub problem: Option<Problem>,
     /// Something to say that needs no action (more processes than `count`).
     pub note: Option<String>,
+    /// Down, but not for tend to restart now (systemd is at work on the
+    /// unit, or an admin stopped it and the policy leaves it so).
+    pub held: Option<Held>,
+}
+
+/// Why a service that is down is not restarted in this pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// systemd is starting, stopping or restarting the unit.
+    Systemd(String),
+    /// Stopped cleanly, and `when stopped report` (say) or `leave`.
+    Stopped { why: String, say: bool },
 }
 
 /// The owner a service's `user` names, looked up once per pass.
@@ -96,13 +108,14 @@ impl Owner {
     }
 }
 
-/// Judges one service from its pidfile's pid (read before the table, when
-/// it has one), the processes that match it (ascending pid) and those the
-/// look kept (ascending pid, with the pidfiles' pids).
+/// Judges one service from the pid its pidfile or its unit names (read
+/// before the table, when it has one: `pidfile PATH` or `unit NAME` as
+/// `named.0`), the processes that match it (ascending pid) and those the
+/// look kept (ascending pid, with the named pids).
 pub fn judge(
     service: &Service,
     owner: &Owner,
-    pidfile: Option<&Result<u32, String>>,
+    named: Option<(&str, &Result<u32, String>)>,
     matched: &[&Process],
     all: &[Process],
 ) -> Verdict {
@@ -116,17 +129,14 @@ pub fn judge(
         Owner::Unknown(name) => return absent(format!("there is no user `{name}` on this host")),
     };
     let matches_anything = service.process.is_some() || service.exe.is_some();
-    let chosen = match (&service.pidfile, pidfile) {
-        (Some(path), Some(read)) => {
+    let chosen = match named {
+        Some((label, read)) => {
             let pid = match read {
                 Ok(pid) => *pid,
-                Err(why) => return absent(format!("pidfile {}: {why}", path.display())),
+                Err(why) => return absent(format!("{label}: {why}")),
             };
             let Ok(at) = all.binary_search_by_key(&pid, |p| p.pid) else {
-                return absent(format!(
-                    "pidfile {}: pid {pid} is not running",
-                    path.display()
-                ));
+                return absent(format!("{label}: pid {pid} is not running"));
             };
             let process = &all[at];
             let owned = match owner {
@@ -135,14 +145,13 @@ pub fn judge(
             };
             if !owned || (matches_anything && !procs.iter().any(|p| p.pid == pid)) {
                 return absent(format!(
-                    "pidfile {}: pid {pid} is another program ({})",
-                    path.display(),
+                    "{label}: pid {pid} is another program ({})",
                     file::quote(&process.cmdline, 60)
                 ));
             }
             process
         }
-        _ => match main_process(&procs) {
+        None => match main_process(&procs) {
             Some(p) => p,
             None => return Verdict::default(),
         },
@@ -319,7 +328,7 @@ fn size(bytes: u64) -> String {
     }
 }
 
-fn absent(why: String) -> Verdict {
+pub fn absent(why: String) -> Verdict {
     Verdict {
         problem: Some(Problem::Absent(why)),
         ..Verdict::default()

@@ -35,8 +35,12 @@ pub enum Hold<'a> {
     Busy(&'a str),
     /// `tend pause` (its description).
     Paused(&'a str),
-    /// A dependency is down (`waits for NAME, which is down`).
+    /// A dependency is down (`waits for NAME, which is down`), or systemd
+    /// is at work on the unit.
     Waiting(&'a str),
+    /// Stopped cleanly and left so by `when stopped report` (true: said
+    /// once) or `leave`.
+    Left(&'a str, bool),
 }
 
 /// One service, as this pass sees it.
@@ -251,6 +255,20 @@ fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step 
             (why.to_string(), tell)
         }
         Hold::Paused(why) => (format!("tend is paused {why}"), false),
+        Hold::Left(why, say) => {
+            let tell = say && prior_reported.is_none();
+            let state = ServiceState {
+                restarts,
+                reported: if tell { Some(now) } else { prior_reported },
+                failure: Some(format!("{why}; left so (when stopped)")),
+                ..fresh(Status::Down, down_since)
+            };
+            let event = tell.then(|| Event::Note {
+                name: input.name.to_string(),
+                text: format!("{why}; leaving it stopped"),
+            });
+            return step(state, event, false);
+        }
     };
     let state = ServiceState {
         restarts,

@@ -37,6 +37,7 @@ pub mod scan;
 pub mod snapshot;
 pub mod state;
 pub mod suggest;
+pub mod systemd;
 
 use anyhow::Result;
 

@@ -16,6 +16,7 @@ use crate::matcher::{Matcher, Spec};
 use crate::policy::Service;
 use crate::scan::{self, Seen};
 use crate::state::State;
+use crate::systemd;
 
 /// The services that apply to this host, and how to recognise and judge
 /// them.
@@ -89,13 +90,29 @@ impl<'p> Watch<'p> {
         if self.services.is_empty() {
             return Ok(Vec::new());
         }
-        // Pidfiles first: the processes they name are held with the matches.
-        let pidfiles: Vec<Option<Result<u32, String>>> = self
+        // Pidfiles and units first: the processes they name are held with
+        // the matches; systemd is asked once for every unit.
+        let units = self.units();
+        let named: Vec<Named> = self
             .services
             .iter()
-            .map(|s| s.pidfile.as_deref().map(check::read_pidfile))
+            .enumerate()
+            .map(|(i, s)| match (&s.pidfile, units.get(&i)) {
+                (_, Some(seen)) => Named::Unit(seen.clone()),
+                (Some(path), None) => Named::Pid(
+                    format!("pidfile {}", path.display()),
+                    check::read_pidfile(path),
+                ),
+                (None, None) => Named::Nothing,
+            })
             .collect();
-        let pinned: Vec<u32> = pidfiles.iter().flatten().flatten().copied().collect();
+        let pinned: Vec<u32> = named
+            .iter()
+            .filter_map(|n| match n {
+                Named::Pid(_, Ok(pid)) | Named::Unit(Ok(systemd::Seen::Active(pid))) => Some(*pid),
+                _ => None,
+            })
+            .collect();
         let processes = scan::scan(&self.commands, self.wants, &pinned, |p| {
             self.matcher.matches(p)
         })?;
@@ -104,14 +121,47 @@ impl<'p> Watch<'p> {
             .find(&processes)
             .iter()
             .zip(self.services.iter().zip(&self.owners))
-            .zip(&pidfiles)
-            .map(|((procs, (s, owner)), pidfile)| {
-                check::judge(s, owner, pidfile.as_ref(), procs, &processes)
+            .zip(&named)
+            .map(|((procs, (s, owner)), named)| {
+                let unit = s.unit.as_deref().unwrap_or_default();
+                match named {
+                    Named::Pid(label, read) => {
+                        check::judge(s, owner, Some((label, read)), procs, &processes)
+                    }
+                    Named::Nothing => check::judge(s, owner, None, procs, &processes),
+                    Named::Unit(Err(why)) => check::absent(format!("{unit}: {why}")),
+                    Named::Unit(Ok(seen)) => unit_verdict(s, seen, |read| {
+                        check::judge(s, owner, read, procs, &processes)
+                    }),
+                }
             })
             .collect();
         check::connect_all(&self.services, &mut verdicts, wanted);
         check::resources(&self.services, &mut verdicts, wanted);
         Ok(verdicts)
+    }
+
+    /// What systemd says of the units of the services, by service index
+    /// (one `systemctl show` for all; each unit's Err when it cannot say).
+    fn units(&self) -> HashMap<usize, Result<systemd::Seen, String>> {
+        let with: Vec<(usize, &str)> = self
+            .services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.unit.as_deref().map(|u| (i, u)))
+            .collect();
+        if with.is_empty() {
+            return HashMap::new();
+        }
+        let names: Vec<&str> = with.iter().map(|(_, u)| *u).collect();
+        match systemd::show(&names) {
+            Ok(seen) => with
+                .iter()
+                .map(|(i, _)| *i)
+                .zip(seen.into_iter().map(Ok))
+                .collect(),
+            Err(why) => with.iter().map(|(i, _)| (*i, Err(why.clone()))).collect(),
+        }
     }
 
     /// Verifies restarts: for each service of `restarted`, the process that
@@ -154,5 +204,57 @@ impl<'p> Watch<'p> {
             .iter()
             .map(|f| f.running.and_then(|(pid, _)| scan::replaced(pid)))
             .collect()
+    }
+}
+
+/// Where a service's process is named, if anywhere.
+enum Named {
+    Pid(String, Result<u32, String>),
+    Unit(Result<systemd::Seen, String>),
+    Nothing,
+}
+
+/// A unit service's verdict from what systemd said: active, its main
+/// process judged as a pidfile's (with `process` it must match too);
+/// systemd at work, a wait; failed, down with systemd's reason; stopped
+/// cleanly, what `when stopped` says.
+fn unit_verdict(
+    s: &Service,
+    seen: &systemd::Seen,
+    judge: impl FnOnce(Option<(&str, &Result<u32, String>)>) -> Verdict,
+) -> Verdict {
+    use crate::policy::WhenStopped;
+    let unit = s.unit.as_deref().unwrap_or_default();
+    let held = |why: &str, held: check::Held| Verdict {
+        held: Some(held),
+        ..check::absent(why.to_string())
+    };
+    match seen {
+        systemd::Seen::Active(0) if s.process.is_none() && s.exe.is_none() => Verdict {
+            // Active with no main process (a oneshot that remains).
+            running: Some((0, 0)),
+            ..Verdict::default()
+        },
+        systemd::Seen::Active(0) => judge(None),
+        systemd::Seen::Active(pid) => judge(Some((&format!("{unit} main pid"), &Ok(*pid)))),
+        systemd::Seen::Working(why) => held(why, check::Held::Systemd(why.clone())),
+        systemd::Seen::Failed(why) => check::absent(why.clone()),
+        systemd::Seen::Stopped(why) => match s.when_stopped {
+            WhenStopped::Restart => check::absent(why.clone()),
+            WhenStopped::Report => held(
+                why,
+                check::Held::Stopped {
+                    why: why.clone(),
+                    say: true,
+                },
+            ),
+            WhenStopped::Leave => held(
+                why,
+                check::Held::Stopped {
+                    why: why.clone(),
+                    say: false,
+                },
+            ),
+        },
     }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use crate::act;
-use crate::check::{Problem, Verdict};
+use crate::check::{Held, Problem, Verdict};
 use crate::classes::Classes;
 use crate::clock;
 use crate::decide::{self, Hold, Input, Step};
@@ -145,7 +145,13 @@ fn input<'a>(
         replaced,
         prior: prior.services.get(&service.id),
         limits: service.limits,
-        hold,
+        // What the unit says comes first: systemd at work, or stopped and
+        // left so, is no restart whatever else holds.
+        hold: match &verdict.held {
+            Some(Held::Systemd(why)) => Some(Hold::Waiting(why)),
+            Some(Held::Stopped { why, say }) => Some(Hold::Left(why, *say)),
+            None => hold,
+        },
         restart_on_upgrade: service.restart_on_upgrade,
         now,
     }

@@ -54,6 +54,15 @@ pub struct Service {
     pub exe: Option<String>,
     /// `pidfile`: the service is the live process whose pid it holds.
     pub pidfile: Option<PathBuf>,
+    /// `unit`: the systemd unit that is the service (its main process is
+    /// the service's process).
+    pub unit: Option<String>,
+    /// `when stopped`: what to do with a unit stopped cleanly.
+    pub when_stopped: WhenStopped,
+    /// Run before the restart commands: `systemctl reset-failed UNIT` for a
+    /// unit whose commands are systemd's, so a unit that hit its start
+    /// limit can be started again (tend's own `limit` bounds restarts).
+    pub reset: Option<Command>,
     /// `user`: only processes of this owner (name or uid) count.
     pub user: Option<String>,
     /// `count`: how many matching processes there must be (min, max).
@@ -106,6 +115,18 @@ pub struct Command {
     pub shell: bool,
     /// Where the command is written.
     pub span: Span,
+}
+
+/// `when stopped restart|report|leave`: a unit an admin stopped cleanly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenStopped {
+    /// Say it and start it again (the default: a service the policy says
+    /// must run, runs).
+    Restart,
+    /// Say it once; leave it stopped.
+    Report,
+    /// Leave it stopped, silently.
+    Leave,
 }
 
 /// What to do when a running process is over a resource limit.
@@ -187,10 +208,11 @@ impl Service {
     /// (else `stop` then `start`).
     pub fn commands(&self, present: bool) -> Vec<&Command> {
         let start = self.start.as_ref().or(self.restart.as_ref());
+        let reset = self.reset.iter();
         match (present, &self.restart) {
-            (false, _) => start.into_iter().collect(),
-            (true, Some(restart)) => vec![restart],
-            (true, None) => self.stop.iter().chain(start).collect(),
+            (false, _) => reset.chain(start).collect(),
+            (true, Some(restart)) => reset.chain([restart]).collect(),
+            (true, None) => reset.chain(&self.stop).chain(start).collect(),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::diagnostic::{Diagnostic, Span};
 use crate::duration;
 use crate::matcher;
 use crate::parser::{Attribute, Value, ValueKind};
-use crate::policy::{Action, CpuLimit, MemoryLimit};
+use crate::policy::{Action, CpuLimit, MemoryLimit, WhenStopped};
 
 /// A duration written as one or two words (`5m`, `5 min`); the grammar is
 /// [`crate::duration`]'s, the same as the command line's.
@@ -365,6 +365,57 @@ pub(super) fn at_least_one_second(d: Duration, a: &Attribute) -> Result<Duration
         ));
     }
     Ok(d)
+}
+
+/// `when stopped restart|report|leave`
+pub(super) fn when_stopped(a: &Attribute) -> Result<WhenStopped, Diagnostic> {
+    let words: Vec<&str> = a.values.iter().map(|v| v.text.as_str()).collect();
+    let quoted = a.values.iter().any(|v| v.kind == ValueKind::Quoted);
+    match words.as_slice() {
+        ["stopped", "restart"] if !quoted => Ok(WhenStopped::Restart),
+        ["stopped", "report"] if !quoted => Ok(WhenStopped::Report),
+        ["stopped", "leave"] if !quoted => Ok(WhenStopped::Leave),
+        _ => Err(Diagnostic::error(
+            values_span(a),
+            "`when` is written `when stopped restart|report|leave`",
+        )),
+    }
+}
+
+/// `unit NAME`: a systemd unit name (`.service` added when it has no
+/// type), never one that could be read as an option.
+pub(super) fn unit_name(a: &Attribute) -> Result<String, Diagnostic> {
+    let v = one_value(a, "a unit name such as \"nginx.service\"")?;
+    let ok = !v.text.starts_with('-')
+        && !v.text.is_empty()
+        && v.text.len() <= 255
+        && v.text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '\\' | '@' | '-'));
+    if !ok {
+        return Err(Diagnostic::error(
+            v.span,
+            "`unit` needs a systemd unit name such as \"nginx.service\"",
+        ));
+    }
+    const TYPES: &[&str] = &[
+        ".service",
+        ".socket",
+        ".target",
+        ".mount",
+        ".timer",
+        ".path",
+        ".scope",
+        ".slice",
+        ".swap",
+        ".device",
+        ".automount",
+    ];
+    Ok(if TYPES.iter().any(|t| v.text.ends_with(t)) {
+        v.text.clone()
+    } else {
+        format!("{}.service", v.text)
+    })
 }
 
 #[cfg(test)]

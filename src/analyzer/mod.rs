@@ -19,10 +19,11 @@ use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
 use crate::graph;
 use crate::parser::{Attribute, Expr, Item, Spanned};
 use crate::policy::{
-    ClassDef, Limits, Service, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE, DEFAULT_TIMEOUT,
+    ClassDef, Limits, Service, WhenStopped, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE,
+    DEFAULT_TIMEOUT,
 };
 pub use attributes::MAX_DURATION;
-use attributes::{at_least_one_second, duration, limit, remind, yes_no};
+use attributes::{at_least_one_second, duration, limit, remind, when_stopped, yes_no};
 pub use warnings::warnings;
 
 /// Attributes only a service may have, in the order the docs list them.
@@ -31,6 +32,7 @@ const SERVICE_ATTRIBUTES: &[&str] = &[
     "process",
     "exe",
     "pidfile",
+    "unit",
     "user",
     "count",
     "port",
@@ -58,6 +60,7 @@ pub const DEFAULT_ATTRIBUTES: &[&str] = &[
     "remind",
     "defer_limit",
     "restart_on_upgrade",
+    "when",
 ];
 
 /// Every attribute a service may have, in the order the docs list them.
@@ -73,6 +76,7 @@ struct Defaults {
     settle: Duration,
     limits: Limits,
     restart_on_upgrade: bool,
+    when_stopped: WhenStopped,
 }
 
 impl Default for Defaults {
@@ -83,6 +87,7 @@ impl Default for Defaults {
             settle: DEFAULT_SETTLE,
             limits: DEFAULT_LIMITS,
             restart_on_upgrade: false,
+            when_stopped: WhenStopped::Restart,
         }
     }
 }
@@ -326,6 +331,7 @@ fn setting(a: &Attribute, to: &mut Defaults) -> Result<(), Diagnostic> {
         }
         "defer_limit" => to.limits.defer = duration(a)?.as_secs() as i64,
         "restart_on_upgrade" => to.restart_on_upgrade = yes_no(a)?,
+        "when" => to.when_stopped = when_stopped(a)?,
         _ => to.limits.remind = remind(a)?,
     }
     Ok(())
@@ -456,7 +462,7 @@ mod tests {
             ("defaults { limit 0 restarts within 1h }", "`limit` needs at least 1 restart"),
             ("defaults { limit 3 restarts during 1h }", "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`"),
             ("defaults { remind sometimes }", "`remind` needs a duration such as 6h, or `never`"),
-            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, settle, limit, remind, defer_limit, restart_on_upgrade, not `name`"),
+            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, settle, limit, remind, defer_limit, restart_on_upgrade, when, not `name`"),
             ("defaults { }\ndefaults { }", "`defaults` is already given at p.tend:1:1"),
         ] {
             assert_eq!(analyze_text(policy).1, [want], "{policy}");
@@ -472,7 +478,7 @@ mod tests {
             ),
             (
                 "service a { restart \"x\" }",
-                "service `a` has no `process` (or `exe`, or `pidfile`)",
+                "service `a` has no `process` (or `exe`, `pidfile`, `unit`)",
             ),
             (
                 "service a { process \"/a\"; restart \"x\"; grace 2d }",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::attributes::{
     absolute_path, at_least_one_second, check_regex, count_range, cpu_limit, depends_on, duration,
-    ip_address, memory_limit, one_string, user_name, yes_no,
+    ip_address, memory_limit, one_string, unit_name, user_name, yes_no,
 };
 use super::probes;
 use super::{all_attributes, known_once, setting, Defaults, Errors};
@@ -32,6 +32,7 @@ pub(super) fn service(
     let mut exe = None;
     let mut pidfile = None;
     let mut user = None;
+    let mut unit = None;
     let mut count = (1, None);
     let mut depends = Vec::new();
     let mut memory = None;
@@ -65,6 +66,7 @@ pub(super) fn service(
             "exe" => absolute_path(a).map(|p| exe = Some(p)),
             "pidfile" => absolute_path(a).map(|p| pidfile = Some(PathBuf::from(p))),
             "user" => user_name(a).map(|u| user = Some(u)),
+            "unit" => unit_name(a).map(|u| unit = Some((u, a.values[0].span))),
             "count" => count_range(a).map(|c| count = c),
             "port" => probes::port(a).map(|(p, send, expect)| {
                 port = Some(p);
@@ -119,13 +121,39 @@ pub(super) fn service(
         }
     });
     let has = |key: &str| good.iter().any(|a| a.key.text == key);
-    if !has("process") && !has("exe") && !has("pidfile") {
+    let mut defaulted = None;
+    if !has("process") && !has("exe") && !has("pidfile") && !has("unit") {
         errors.push(Diagnostic::error(
             span,
-            format!("service `{id}` has no `process` (or `exe`, or `pidfile`)"),
+            format!("service `{id}` has no `process` (or `exe`, `pidfile`, `unit`)"),
         ));
     }
-    if !has("restart") && !has("start") {
+    // A unit's commands are systemd's unless the policy says otherwise.
+    let mut reset = None;
+    if let Some((unit, at)) = unit.as_ref().filter(|_| !has("restart") && !has("start")) {
+        let systemctl = |verb: &str| Command {
+            text: format!("systemctl {verb} {unit}"),
+            argv: vec!["systemctl".into(), verb.into(), unit.clone()],
+            shell: false,
+            span: *at,
+        };
+        // A unit that is not failed (or no longer loaded) has nothing to
+        // reset: that is no reason not to start it.
+        reset = Some(Command {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("systemctl reset-failed -- '{unit}' 2>/dev/null || true"),
+            ],
+            ..systemctl("reset-failed")
+        });
+        commands[0] = Some(String::new()); // filled below
+        if !has("stop") {
+            commands[2] = Some(String::new());
+        }
+        defaulted = Some((systemctl("restart"), systemctl("stop")));
+    }
+    if !has("restart") && !has("start") && defaulted.is_none() {
         errors.push(Diagnostic::error(
             span,
             format!("service `{id}` has no `restart` (or `start`)"),
@@ -142,7 +170,7 @@ pub(super) fn service(
     };
     for key in ["port", "unix", "http", "certificate", "memory", "cpu"] {
         if let Some(a) = good.iter().find(|a| a.key.text == key) {
-            if !has("restart") && !has("stop") && restarts_on(key) {
+            if !has("restart") && !has("stop") && defaulted.is_none() && restarts_on(key) {
                 errors.push(Diagnostic::error(
                     a.key.span,
                     format!("`{key}` needs `restart`, or `stop` and `start`, to act on a process that runs but fails a check"),
@@ -156,10 +184,11 @@ pub(super) fn service(
         }
     }
     let [restart, start, stop] = [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
-        match commands[i]
-            .take()
-            .map(|text| command(key, text, shell, attributes))
-        {
+        match commands[i].take().map(|text| match (&defaulted, i) {
+            (Some((restart, _)), 0) => Ok(restart.clone()),
+            (Some((_, stop)), 2) if !has("stop") => Ok(stop.clone()),
+            _ => command(key, text, shell, attributes),
+        }) {
             Some(Ok(c)) => Some(c),
             Some(Err(e)) => {
                 errors.push(e);
@@ -177,6 +206,9 @@ pub(super) fn service(
         process,
         exe,
         pidfile,
+        unit: unit.map(|(u, _)| u),
+        when_stopped: settings.when_stopped,
+        reset,
         user,
         count,
         connect: Connect {

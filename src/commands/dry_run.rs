@@ -34,7 +34,7 @@ pub fn run(ctx: &Context) -> Result<Exit> {
     match plan.hold() {
         Some(Hold::Paused(why)) => println!("tend is paused {why}: restarts wait"),
         Some(Hold::Busy(why)) => println!("package manager at work: {why}: restarts wait"),
-        Some(Hold::Waiting(_)) | None => {}
+        Some(Hold::Waiting(_) | Hold::Left(..)) | None => {}
     }
     for note in crate::pkgmgr::stale(&ctx.pkg_root) {
         println!("note: {note}");

@@ -12,6 +12,7 @@ mod probes;
 mod sandbox;
 mod shipped;
 mod state;
+mod systemd;
 mod trust;
 mod truth;
 mod upgrades;

@@ -197,7 +197,7 @@ fn https_and_certificate_expiry() {
     // A day left, 14 wanted, `then report` (the default): said once, the
     // service untouched.
     sb.policy(&format!(
-        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  http \"{url}\" insecure\n  certificate valid for 14 days\n  restart \"false\"\n}}\n"
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  http \"{url}\" insecure\n  certificate valid for 14 days\n  connect_timeout 20s\n  restart \"false\"\n}}\n"
     ));
     let server = serve(&sb, port, &["ok", &p, &day, &day_key]);
     let first = sb.tend(&[]);
@@ -215,7 +215,7 @@ fn https_and_certificate_expiry() {
 
     // `then restart`, with the place named: a failing check.
     sb.policy(&format!(
-        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  certificate \"127.0.0.1:{port}\" valid for 14 days then restart\n  restart \"false\"\n}}\n"
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  certificate \"127.0.0.1:{port}\" valid for 14 days then restart\n  connect_timeout 20s\n  restart \"false\"\n}}\n"
     ));
     let dry = sb.tend(&["--dry-run"]);
     assert!(

@@ -1,0 +1,188 @@
+//! Asks systemd about the units of a pass: one `systemctl show` for all of
+//! them, bounded by a timeout, read as plain `KEY=VALUE` blocks. With
+//! `unit`, the unit is the service's identity: systemd knows whether it
+//! was stopped by an admin, crashed, is being restarted by systemd itself,
+//! or hit its start limit, which no process table can tell.
+//!
+//! `systemctl show` rather than D-Bus (zbus): it is the interface systemd
+//! documents as stable for scripts, it needs no bus connection code and no
+//! async runtime in a one-shot agent, and one call answers for every unit.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The properties read, in the order systemd's docs list them.
+const PROPERTIES: &str =
+    "Id,LoadState,ActiveState,SubState,Result,MainPID,NRestarts,ExecMainCode,ExecMainStatus";
+
+/// How long `systemctl show` may take before the units count as unknown.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What systemd says of one unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unit {
+    pub id: String,
+    pub load: String,
+    pub active: String,
+    pub sub: String,
+    pub result: String,
+    pub main_pid: u32,
+    pub restarts: u32,
+    /// How the main process ended (1 exited, 2 killed, 3 dumped core) and
+    /// its exit status or signal.
+    pub exec_code: i32,
+    pub exec_status: i32,
+}
+
+/// A unit, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Active: its main process (0 when it has none).
+    Active(u32),
+    /// systemd is starting, stopping or restarting it: wait.
+    Working(String),
+    /// Down: crashed, failed to start, hit its start limit, or unknown.
+    Failed(String),
+    /// Stopped cleanly (an admin's `systemctl stop`) or masked.
+    Stopped(String),
+}
+
+/// Each of `units`, judged, in order; Err when systemd cannot be asked.
+pub fn show(units: &[&str]) -> Result<Vec<Seen>, String> {
+    let mut child = Command::new("systemctl")
+        .args(["show", "--no-pager", "-p", PROPERTIES, "--"])
+        .args(units)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run systemctl: {}", crate::probe::plain(&e)))?;
+    let mut out = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = (&mut out).take(4 << 20).read_to_end(&mut text);
+        text
+    });
+    let until = Instant::now() + TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "systemctl show did not answer within {} s",
+                    TIMEOUT.as_secs()
+                ));
+            }
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(format!("systemctl show failed ({status})"));
+    }
+    let units_seen = parse(&String::from_utf8_lossy(&text));
+    if units_seen.len() != units.len() {
+        return Err("systemctl show answered for other units than asked".into());
+    }
+    Ok(units_seen.iter().map(judge).collect())
+}
+
+/// `KEY=VALUE` lines, a blank line between units.
+fn parse(text: &str) -> Vec<Unit> {
+    let mut units = Vec::new();
+    let mut unit: Option<Unit> = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            if let Some(u) = unit.take() {
+                units.push(u);
+            }
+            continue;
+        };
+        let u = unit.get_or_insert_with(Unit::default);
+        match key {
+            "Id" => u.id = value.to_string(),
+            "LoadState" => u.load = value.to_string(),
+            "ActiveState" => u.active = value.to_string(),
+            "SubState" => u.sub = value.to_string(),
+            "Result" => u.result = value.to_string(),
+            "MainPID" => u.main_pid = value.parse().unwrap_or(0),
+            "NRestarts" => u.restarts = value.parse().unwrap_or(0),
+            "ExecMainCode" => u.exec_code = value.parse().unwrap_or(0),
+            "ExecMainStatus" => u.exec_status = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    units.extend(unit);
+    units
+}
+
+/// What a unit's states mean for tend.
+pub fn judge(u: &Unit) -> Seen {
+    let id = &u.id;
+    match u.load.as_str() {
+        "loaded" => {}
+        "masked" => return Seen::Stopped(format!("{id} is masked")),
+        "not-found" => return Seen::Failed(format!("there is no unit {id}")),
+        other => return Seen::Failed(format!("{id} cannot be loaded ({other})")),
+    }
+    if u.sub == "auto-restart" {
+        return Seen::Working(format!("systemd is restarting {id} ({})", why(u)));
+    }
+    match u.active.as_str() {
+        "active" | "reloading" => Seen::Active(u.main_pid),
+        "activating" => Seen::Working(format!("systemd is starting {id}")),
+        "deactivating" => Seen::Working(format!("systemd is stopping {id}")),
+        "inactive" if u.result == "success" => Seen::Stopped(format!("{id} is stopped")),
+        _ => Seen::Failed(format!("{id} failed ({})", why(u))),
+    }
+}
+
+/// systemd's reason: `signal SIGKILL`, `exit code 1`, `start-limit-hit`.
+fn why(u: &Unit) -> String {
+    let signal = || {
+        nix::sys::signal::Signal::try_from(u.exec_status)
+            .map_or(format!("signal {}", u.exec_status), |s| {
+                format!("signal {s}")
+            })
+    };
+    match u.result.as_str() {
+        "signal" => signal(),
+        "core-dump" => format!("core dump, {}", signal()),
+        "exit-code" => format!("exit code {}", u.exec_status),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_table() {
+        let text = "Id=a.service\nLoadState=loaded\nActiveState=active\nSubState=running\nResult=success\nMainPID=42\nNRestarts=0\nExecMainCode=0\nExecMainStatus=0\n\n\
+Id=b.service\nLoadState=loaded\nActiveState=activating\nSubState=auto-restart\nResult=signal\nMainPID=0\nExecMainCode=2\nExecMainStatus=9\n\n\
+Id=c.service\nLoadState=loaded\nActiveState=failed\nSubState=failed\nResult=signal\nMainPID=0\nExecMainCode=2\nExecMainStatus=9\n\n\
+Id=d.service\nLoadState=loaded\nActiveState=failed\nSubState=failed\nResult=start-limit-hit\nMainPID=0\n\n\
+Id=e.service\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nResult=success\nMainPID=0\n\n\
+Id=f.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nResult=success\n\n\
+Id=g.service\nLoadState=loaded\nActiveState=failed\nResult=exit-code\nExecMainCode=1\nExecMainStatus=3\n\n\
+Id=h.service\nLoadState=masked\nActiveState=inactive\nResult=success\n";
+        let seen: Vec<Seen> = parse(text).iter().map(judge).collect();
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Active(42),
+                Seen::Working("systemd is restarting b.service (signal SIGKILL)".into()),
+                Seen::Failed("c.service failed (signal SIGKILL)".into()),
+                Seen::Failed("d.service failed (start-limit-hit)".into()),
+                Seen::Stopped("e.service is stopped".into()),
+                Seen::Failed("there is no unit f.service".into()),
+                Seen::Failed("g.service failed (exit code 3)".into()),
+                Seen::Stopped("h.service is masked".into()),
+            ]
+        );
+    }
+}

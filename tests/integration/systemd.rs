@@ -1,0 +1,219 @@
+//! `unit`: a real systemd (Debian's, as PID 1 of a private PID and mount
+//! namespace, with its own /run, /tmp and /var/tmp, tmpfiles masked so the
+//! host's /tmp is untouched) runs test units; tend runs inside it (nsenter)
+//! and is judged by what it says and by what systemd then says. As root
+//! only; torn down by killing that systemd.
+
+use std::process::{Child, Command, Stdio};
+
+use crate::sandbox::{children_of, cmdline, wait_for, Sandbox};
+
+const UNITS: &[(&str, &str)] = &[
+    ("tend-test.target", "[Unit]\nDefaultDependencies=no\n"),
+    (
+        "simple.service",
+        "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep 10000\n",
+    ),
+    (
+        "flappy.service",
+        "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep 10000\nRestart=always\nRestartSec=4\n",
+    ),
+];
+
+const BOOT: &str = r#"
+set -e
+sb=$1
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/system /run/sb
+mount --bind "$sb" /run/sb
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /var/tmp
+for u in systemd-tmpfiles-setup.service systemd-tmpfiles-setup-dev.service \
+         systemd-tmpfiles-setup-dev-early.service systemd-tmpfiles-clean.service \
+         systemd-tmpfiles-clean.timer; do
+  ln -sf /dev/null "/run/systemd/system/$u"
+done
+cp /run/sb/units/* /run/systemd/system/
+export container=tend-test
+exec /lib/systemd/systemd --system --unit=tend-test.target
+"#;
+
+/// Runs the rest of the command line in /run/sb (nsenter's `--wd` is
+/// opened before it enters the mount namespace).
+const IN_SB: &[&str] = &["sh", "-c", "cd /run/sb && exec \"$0\" \"$@\""];
+
+/// A systemd booted for this test; killed (and its namespace with it) when
+/// dropped.
+struct Booted {
+    unshare: Child,
+    pid: u32,
+}
+
+impl Booted {
+    fn new(sb: &Sandbox) -> Booted {
+        std::fs::create_dir_all(sb.path("units")).unwrap();
+        for (name, text) in UNITS {
+            sb.write(&format!("units/{name}"), text);
+        }
+        let unshare = Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--mount",
+                "--mount-proc",
+                "sh",
+                "-c",
+                BOOT,
+                "boot",
+            ])
+            .arg(sb.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut pid = 0;
+        wait_for(|| {
+            pid = children_of(unshare.id())
+                .into_iter()
+                .find(|&p| cmdline(p).is_some_and(|c| c.starts_with("/lib/systemd/systemd")))
+                .unwrap_or(0);
+            pid != 0
+        });
+        let booted = Booted { unshare, pid };
+        wait_for(|| {
+            let state = booted.run(&["systemctl", "is-system-running"]);
+            state.contains("running") || state.contains("degraded")
+        });
+        booted
+    }
+
+    /// A command inside, in /run/sb: its standard output.
+    fn run(&self, argv: &[&str]) -> String {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.pid.to_string(), "-p", "-m"])
+            .args(IN_SB)
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A property of a unit (`systemctl show -p KEY --value`).
+    fn show(&self, unit: &str, key: &str) -> String {
+        self.run(&["systemctl", "show", "-p", key, "--value", unit])
+            .trim()
+            .to_string()
+    }
+
+    /// tend inside, with the sandbox's policy and state: (status, lines).
+    fn tend(&self, args: &[&str]) -> (i32, Vec<String>) {
+        let tend = assert_cmd::cargo::cargo_bin("tend");
+        let out = Command::new("nsenter")
+            .args(["-t", &self.pid.to_string(), "-p", "-m"])
+            .args(IN_SB)
+            .arg(tend)
+            .args([
+                "-f",
+                "policy.tend",
+                "--state-dir",
+                "state",
+                "--pkg-root",
+                "no-pkgmgr",
+            ])
+            .args(args)
+            .env("TEND_SYSLOG_SOCKET", "/run/sb/no-syslog")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines = text
+            .lines()
+            .filter(|l| !l.starts_with("tend: syslog not reached"))
+            .map(str::to_string)
+            .collect();
+        (out.status.code().unwrap_or(-1), lines)
+    }
+}
+
+impl Drop for Booted {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.unshare.wait();
+    }
+}
+
+#[test]
+fn units_crashed_restarting_and_stopped() {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/lib/systemd/systemd").exists() {
+        eprintln!("skipped: booting systemd in a namespace needs root and systemd");
+        return;
+    }
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("no-pkgmgr")).unwrap();
+    sb.policy(
+        "service simple { unit \"simple.service\"; grace 5s }\nservice flappy { unit \"flappy\"; grace 5s }\n",
+    );
+    let systemd = Booted::new(&sb);
+    systemd.run(&["systemctl", "start", "simple.service", "flappy.service"]);
+    wait_for(|| systemd.show("flappy.service", "ActiveState") == "active");
+    let (code, said) = systemd.tend(&[]);
+    assert_eq!((code, said), (0, vec![]));
+
+    // Killed, no Restart=: systemd's reason, restarted through the unit,
+    // the new main process reported.
+    let old = systemd.show("simple.service", "MainPID");
+    systemd.run(&["kill", "-9", &old]);
+    wait_for(|| systemd.show("simple.service", "ActiveState") == "failed");
+    let (_, said) = systemd.tend(&[]);
+    let main = systemd.show("simple.service", "MainPID");
+    assert_ne!(main, old);
+    assert_eq!(
+        said,
+        vec![
+            "simple is not running (simple.service failed (signal SIGKILL)), restarting..."
+                .to_string(),
+            format!("simple restarted (pid {main})"),
+        ]
+    );
+
+    // Killed with Restart=always: systemd restarts it; tend waits, silently,
+    // and does not restart it a second time.
+    let old = systemd.show("flappy.service", "MainPID");
+    systemd.run(&["kill", "-9", &old]);
+    wait_for(|| systemd.show("flappy.service", "SubState") == "auto-restart");
+    let (_, said) = systemd.tend(&[]);
+    assert_eq!(said, Vec::<String>::new());
+    wait_for(|| systemd.show("flappy.service", "ActiveState") == "active");
+    assert_eq!(systemd.show("flappy.service", "NRestarts"), "1");
+    let (code, said) = systemd.tend(&[]);
+    assert_eq!((code, said), (0, vec![]));
+
+    // `systemctl stop`: by default said and started again ...
+    systemd.run(&["systemctl", "stop", "simple.service"]);
+    let (_, said) = systemd.tend(&[]);
+    let main = systemd.show("simple.service", "MainPID");
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].starts_with("simple is not running (simple.service is stopped), restarting..."),
+        "{said:?}"
+    );
+    assert_eq!(said[1], format!("simple restarted (pid {main})"));
+    // ... with `when stopped report`, said once and left stopped.
+    sb.policy(
+        "defaults { when stopped report }\nservice simple { unit \"simple.service\"; grace 5s }\n",
+    );
+    systemd.run(&["systemctl", "stop", "simple.service"]);
+    let (_, said) = systemd.tend(&[]);
+    assert_eq!(
+        said,
+        vec!["simple: simple.service is stopped; leaving it stopped".to_string()]
+    );
+    let (_, said) = systemd.tend(&[]);
+    assert_eq!(said, Vec::<String>::new());
+    assert_eq!(systemd.show("simple.service", "ActiveState"), "inactive");
+}
