@@ -206,6 +206,9 @@ pub fn explain<'a>(
     if let Some(p) = &s.pidfile {
         found_by.push(format!("pidfile {}", p.display()));
     }
+    if let Some(u) = &s.unit {
+        found_by.push(format!("unit {u} (its main process)"));
+    }
     if let Some(u) = &s.user {
         found_by.push(format!("user {u}"));
     }
