@@ -15,15 +15,10 @@
 # what 5 do; it should cost about the same as ps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 2; }
+source benches/common.sh
 out=${1:-}
 
-cargo build --release -q
-tend=$PWD/target/release/tend
-# No `.` in the directory: it would make every pattern a regular expression.
-dir=$(mktemp -d /tmp/tendbench_XXXXXX)
-cleanup() { pkill -KILL -f "^$dir/" 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
+bench_setup tendbench
 
 for i in $(seq 0 499); do cp /bin/sleep "$dir/d$i"; done
 for i in $(seq 0 499); do

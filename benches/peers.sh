@@ -19,18 +19,14 @@
 # their own state directories).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 out=${1:-}
 for pkg in hyperfine:hyperfine cf-agent:cfengine3 monit:monit; do
   command -v "${pkg%%:*}" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkg#*:}" >/dev/null 2>&1 \
     || echo "note: could not install ${pkg#*:}; it is left out" >&2
 done
-command -v hyperfine >/dev/null || { echo "needs hyperfine" >&2; exit 2; }
 
-cargo build --release -q
-tend=$PWD/target/release/tend
-dir=$(mktemp -d /tmp/tendpeers_XXXXXX)
-cleanup() { pkill -KILL -f "^$dir/" 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
+bench_setup tendpeers
 rustc -O -o "$dir/reference" benches/reference.rs
 
 # The seed's four daemons at the seed's paths under $dir, and 2,000 others.

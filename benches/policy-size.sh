@@ -21,13 +21,10 @@
 #   - a guard of N `!`
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 2; }
+source benches/common.sh
 out=${1:-}
 
-cargo build --release -q
-tend=$PWD/target/release/tend
-dir=$(mktemp -d /tmp/tendsize_XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+bench_setup tendsize
 
 python3 - "$dir" <<'EOF'
 import os, sys

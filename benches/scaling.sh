@@ -14,14 +14,10 @@
 # pid_max must allow them (32768 on Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 2; }
+source benches/common.sh
 out=${1:-}
 
-cargo build --release -q
-tend=$PWD/target/release/tend
-dir=$(mktemp -d /tmp/tendscale_XXXXXX)
-cleanup() { pkill -KILL -f "^$dir/" 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
+bench_setup tendscale
 
 mkdir -p "$dir/idle"
 for i in $(seq 0 1999); do ln -s "$(command -v sleep)" "$dir/idle/d$i"; done

@@ -91,11 +91,8 @@ fn connect(c: &Connect, deadline: Instant) -> Result<(), String> {
 /// `send`, then read until the answer matches `expect`, the peer closes,
 /// 64 KiB or the deadline.
 fn converse(stream: &mut TcpStream, c: &Connect, deadline: Instant) -> Result<(), String> {
-    if let Some(send) = &c.send {
-        stream
-            .set_write_timeout(Some(left(deadline, c.timeout)?))
-            .and_then(|()| stream.write_all(send))
-            .map_err(|e| format!("sending: {}", plain(&e)))?;
+    if let Some(text) = &c.send {
+        send(stream, text, deadline, c.timeout).map_err(|e| format!("sending: {e}"))?;
     }
     let Some(expect) = &c.expect else {
         return Ok(());
@@ -128,20 +125,36 @@ enum End {
 }
 
 /// A stream whose reads a deadline can bound.
-trait Timed: Read {
-    fn set_timeout(&mut self, d: Duration) -> std::io::Result<()>;
+trait Timed: Read + Write {
+    /// The socket under it, whose timeouts bound its reads and writes.
+    fn socket(&self) -> &TcpStream;
 }
 
 impl Timed for TcpStream {
-    fn set_timeout(&mut self, d: Duration) -> std::io::Result<()> {
-        self.set_read_timeout(Some(d))
+    fn socket(&self) -> &TcpStream {
+        self
     }
 }
 
 impl Timed for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    fn set_timeout(&mut self, d: Duration) -> std::io::Result<()> {
-        self.sock.set_read_timeout(Some(d))
+    fn socket(&self) -> &TcpStream {
+        &self.sock
     }
+}
+
+/// Writes all of `bytes` before the deadline.
+fn send(
+    stream: &mut impl Timed,
+    bytes: &[u8],
+    deadline: Instant,
+    budget: Duration,
+) -> Result<(), String> {
+    let wait = left(deadline, budget)?;
+    stream
+        .socket()
+        .set_write_timeout(Some(wait))
+        .and_then(|()| stream.write_all(bytes))
+        .map_err(|e| tls_error(&e))
 }
 
 /// Reads into `got` until `done` says so, the peer closes, `cap` bytes or
@@ -165,7 +178,7 @@ fn read_until(
         let Ok(wait) = left(deadline, budget) else {
             return End::Timeout;
         };
-        if let Err(e) = stream.set_timeout(wait) {
+        if let Err(e) = stream.socket().set_read_timeout(Some(wait)) {
             return End::Error(plain(&e));
         }
         match stream.read(&mut chunk) {
@@ -218,19 +231,15 @@ fn request(h: &Http, deadline: Instant) -> Result<(), String> {
         let conn = rustls::ClientConnection::new(tls_config(!h.insecure), name)
             .map_err(|e| e.to_string())?;
         let mut tls = rustls::StreamOwned::new(conn, tcp);
-        tls.sock
-            .set_write_timeout(Some(left(deadline, h.timeout)?))
-            .map_err(|e| plain(&e))?;
+        // The handshake happens in the first write: it reads too.
         tls.sock
             .set_read_timeout(Some(left(deadline, h.timeout)?))
             .map_err(|e| plain(&e))?;
-        tls.write_all(ask.as_bytes()).map_err(|e| tls_error(&e))?;
+        send(&mut tls, ask.as_bytes(), deadline, h.timeout)?;
         read_until(&mut tls, deadline, h.timeout, HTTP_MAX, &mut raw, answered)
     } else {
         let mut tcp = tcp;
-        tcp.set_write_timeout(Some(left(deadline, h.timeout)?))
-            .and_then(|()| tcp.write_all(ask.as_bytes()))
-            .map_err(|e| plain(&e))?;
+        send(&mut tcp, ask.as_bytes(), deadline, h.timeout)?;
         read_until(&mut tcp, deadline, h.timeout, HTTP_MAX, &mut raw, answered)
     };
     let Some((status, reason, body)) = parse_answer(&raw) else {

@@ -121,7 +121,6 @@ pub(super) fn service(
         }
     });
     let has = |key: &str| good.iter().any(|a| a.key.text == key);
-    let mut defaulted = None;
     if !has("process") && !has("exe") && !has("pidfile") && !has("unit") {
         errors.push(Diagnostic::error(
             span,
@@ -129,31 +128,11 @@ pub(super) fn service(
         ));
     }
     // A unit's commands are systemd's unless the policy says otherwise.
-    let mut reset = None;
-    if let Some((unit, at)) = unit.as_ref().filter(|_| !has("restart") && !has("start")) {
-        let systemctl = |verb: &str| Command {
-            text: format!("systemctl {verb} {unit}"),
-            argv: vec!["systemctl".into(), verb.into(), unit.clone()],
-            shell: false,
-            span: *at,
-        };
-        // A unit that is not failed (or no longer loaded) has nothing to
-        // reset: that is no reason not to start it.
-        reset = Some(Command {
-            argv: vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                format!("systemctl reset-failed -- '{unit}' 2>/dev/null || true"),
-            ],
-            ..systemctl("reset-failed")
-        });
-        commands[0] = Some(String::new()); // filled below
-        if !has("stop") {
-            commands[2] = Some(String::new());
-        }
-        defaulted = Some((systemctl("restart"), systemctl("stop")));
-    }
-    if !has("restart") && !has("start") && defaulted.is_none() {
+    let systemd = unit
+        .as_ref()
+        .filter(|_| !has("restart") && !has("start"))
+        .map(|(unit, at)| systemd_commands(unit, *at));
+    if !has("restart") && !has("start") && systemd.is_none() {
         errors.push(Diagnostic::error(
             span,
             format!("service `{id}` has no `restart` (or `start`)"),
@@ -170,7 +149,7 @@ pub(super) fn service(
     };
     for key in ["port", "unix", "http", "certificate", "memory", "cpu"] {
         if let Some(a) = good.iter().find(|a| a.key.text == key) {
-            if !has("restart") && !has("stop") && defaulted.is_none() && restarts_on(key) {
+            if !has("restart") && !has("stop") && systemd.is_none() && restarts_on(key) {
                 errors.push(Diagnostic::error(
                     a.key.span,
                     format!("`{key}` needs `restart`, or `stop` and `start`, to act on a process that runs but fails a check"),
@@ -184,11 +163,10 @@ pub(super) fn service(
         }
     }
     let [restart, start, stop] = [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
-        match commands[i].take().map(|text| match (&defaulted, i) {
-            (Some((restart, _)), 0) => Ok(restart.clone()),
-            (Some((_, stop)), 2) if !has("stop") => Ok(stop.clone()),
-            _ => command(key, text, shell, attributes),
-        }) {
+        match commands[i]
+            .take()
+            .map(|text| command(key, text, shell, attributes))
+        {
             Some(Ok(c)) => Some(c),
             Some(Err(e)) => {
                 errors.push(e);
@@ -200,6 +178,10 @@ pub(super) fn service(
     if errors.len() > before {
         return None;
     }
+    let (reset, restart, stop) = match systemd {
+        Some(d) => (Some(d.reset), Some(d.restart), stop.or(Some(d.stop))),
+        None => (None, restart, stop),
+    };
     Some(Service {
         id: id.to_string(),
         name: name.unwrap_or_else(|| id.to_string()),
@@ -234,6 +216,36 @@ pub(super) fn service(
         guard: guard.clone(),
         span,
     })
+}
+
+/// The commands of a unit whose policy gives none.
+struct SystemdCommands {
+    reset: Command,
+    restart: Command,
+    stop: Command,
+}
+
+fn systemd_commands(unit: &str, at: Span) -> SystemdCommands {
+    let systemctl = |verb: &str| Command {
+        text: format!("systemctl {verb} {unit}"),
+        argv: vec!["systemctl".into(), verb.into(), unit.to_string()],
+        shell: false,
+        span: at,
+    };
+    SystemdCommands {
+        // A unit that is not failed (or no longer loaded) has nothing to
+        // reset: that is no reason not to start it.
+        reset: Command {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("systemctl reset-failed -- '{unit}' 2>/dev/null || true"),
+            ],
+            ..systemctl("reset-failed")
+        },
+        restart: systemctl("restart"),
+        stop: systemctl("stop"),
+    }
 }
 
 fn command(
