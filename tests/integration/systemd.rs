@@ -18,6 +18,13 @@ const UNITS: &[(&str, &str)] = &[
         "flappy.service",
         "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep 10000\nRestart=always\nRestartSec=4\n",
     ),
+    // Exits at once (cleanly: systemd 252 keeps the first failure's Result,
+    // so an exit code would hide start-limit-hit) until /run/sb/ok exists;
+    // systemd starts it again, twice, then refuses for ten minutes.
+    (
+        "limited.service",
+        "[Unit]\nDefaultDependencies=no\nStartLimitBurst=2\nStartLimitIntervalSec=600\n[Service]\nExecStart=/bin/sh -c '[ -e /run/sb/ok ] && exec /bin/sleep 10000; exit 0'\nRestart=always\nRestartSec=100ms\n",
+    ),
 ];
 
 const BOOT: &str = r#"
@@ -216,4 +223,41 @@ fn units_crashed_restarting_and_stopped() {
     let (_, said) = systemd.tend(&[]);
     assert_eq!(said, Vec::<String>::new());
     assert_eq!(systemd.show("simple.service", "ActiveState"), "inactive");
+}
+
+#[test]
+fn a_unit_past_its_start_limit_is_reset_and_restarted() {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/lib/systemd/systemd").exists() {
+        eprintln!("skipped: booting systemd in a namespace needs root and systemd");
+        return;
+    }
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("no-pkgmgr")).unwrap();
+    sb.policy("service limited { unit \"limited.service\"; grace 5s }\n");
+    let systemd = Booted::new(&sb);
+    systemd.run(&["systemctl", "start", "limited.service"]);
+    wait_for(|| systemd.show("limited.service", "Result") == "start-limit-hit");
+    assert_eq!(systemd.show("limited.service", "ActiveState"), "failed");
+    // The cause is fixed, yet systemd itself refuses a plain restart ...
+    sb.write("ok", "");
+    systemd.run(&["systemctl", "restart", "limited.service"]);
+    assert_eq!(systemd.show("limited.service", "ActiveState"), "failed");
+
+    // ... and tend resets the limit and starts it.
+    let (code, said) = systemd.tend(&[]);
+    let main = systemd.show("limited.service", "MainPID");
+    assert_eq!(systemd.show("limited.service", "ActiveState"), "active");
+    assert_eq!(
+        (code, said),
+        (
+            0,
+            vec![
+                "limited is not running (limited.service failed (start-limit-hit)), restarting..."
+                    .to_string(),
+                format!("limited restarted (pid {main})"),
+            ]
+        )
+    );
+    let (code, said) = systemd.tend(&[]);
+    assert_eq!((code, said), (0, vec![]));
 }
