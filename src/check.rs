@@ -73,6 +73,9 @@ pub struct Verdict {
     /// Down, but not for tend to restart now (systemd is at work on the
     /// unit, or an admin stopped it and the policy leaves it so).
     pub held: Option<Held>,
+    /// What each check that speaks to it found (`port`, `http`, ...), in
+    /// order, up to the first that failed; none while it is not running.
+    pub checks: Vec<probe::Checked>,
 }
 
 /// Why a service that is down is not restarted in this pass.
@@ -200,7 +203,7 @@ pub fn main_process<'a>(procs: &[&'a Process]) -> Option<&'a Process> {
 /// waiting (a full UNIX socket backlog) cannot hold the pass past the
 /// timeout.
 pub fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
-    let pending: Vec<(usize, std::sync::mpsc::Receiver<probe::Found>)> = services
+    let pending: Vec<(usize, std::sync::mpsc::Receiver<Vec<probe::Checked>>)> = services
         .iter()
         .zip(verdicts.iter())
         .enumerate()
@@ -220,20 +223,23 @@ pub fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bo
         // A little over the checks' own deadline, so that they say which
         // check did not answer.
         let left = (limit + std::time::Duration::from_millis(200)).saturating_sub(start.elapsed());
-        let result = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| Err(format!("no answer within {} s", limit.as_secs())));
-        match result {
-            Ok(note) => {
-                if note.is_some() {
-                    verdicts[i].note = note;
+        let Ok(checks) = rx.recv_timeout(left) else {
+            verdicts[i].running = None;
+            let why = format!("no answer within {} s", limit.as_secs());
+            verdicts[i].problem = Some(Problem::Failing(why));
+            continue;
+        };
+        for c in &checks {
+            match c.status {
+                probe::Status::Passed => {}
+                probe::Status::Warned => verdicts[i].note = Some(c.sentence()),
+                probe::Status::Failed => {
+                    verdicts[i].running = None;
+                    verdicts[i].problem = Some(Problem::Failing(c.sentence()));
                 }
             }
-            Err(why) => {
-                verdicts[i].running = None;
-                verdicts[i].problem = Some(Problem::Failing(why));
-            }
         }
+        verdicts[i].checks = checks;
     }
 }
 

@@ -102,6 +102,7 @@ fn fresh(status: Status, since: i64) -> ServiceState {
         reason: None,
         cpu: None,
         command: None,
+        checks: None,
     }
 }
 
@@ -435,6 +436,7 @@ mod tests {
             reason: None,
             cpu: None,
             command: None,
+            checks: None,
         }
     }
 

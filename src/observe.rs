@@ -14,6 +14,7 @@ use anyhow::Result;
 use crate::check::{self, Owner, Verdict};
 use crate::matcher::{Matcher, Spec};
 use crate::policy::Service;
+use crate::probe::Checked;
 use crate::scan::{self, Seen};
 use crate::state::State;
 use crate::systemd;
@@ -167,16 +168,22 @@ impl<'p> Watch<'p> {
     /// Verifies restarts: for each service of `restarted`, the process that
     /// is it now, if it is up and passes its checks. A restart to load an
     /// upgrade (`upgrade[i]`) counts only once a process runs the binary now
-    /// on disk (a new process, or the old one re-executed).
-    pub fn verify(&self, restarted: &[usize], upgrade: &[bool]) -> Vec<Seen> {
+    /// on disk (a new process, or the old one re-executed). With it, what
+    /// its checks found.
+    pub fn verify(&self, restarted: &[usize], upgrade: &[bool]) -> Vec<(Seen, Vec<Checked>)> {
         let mut wanted = vec![false; self.services.len()];
         restarted.iter().for_each(|&i| wanted[i] = true);
-        let found = self.look_at(&wanted).unwrap_or_default();
+        let mut found = self.look_at(&wanted).unwrap_or_default();
         restarted
             .iter()
             .map(|&i| {
-                let seen = found.get(i).and_then(|v| v.running);
-                seen.filter(|&(pid, _)| !upgrade[i] || scan::replaced(pid).is_none())
+                let Some(v) = found.get_mut(i) else {
+                    return (None, Vec::new());
+                };
+                let seen = v
+                    .running
+                    .filter(|&(pid, _)| !upgrade[i] || scan::replaced(pid).is_none());
+                (seen, std::mem::take(&mut v.checks))
             })
             .collect()
     }

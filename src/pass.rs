@@ -22,8 +22,9 @@ use crate::load::Enforced;
 use crate::observe::Watch;
 use crate::pkgmgr::Busy;
 use crate::policy::{self, Service};
+use crate::probe::Checked;
 use crate::report::Reporter;
-use crate::state::{Pause, PolicyError, ServiceState, Spawned, State, Status, Store};
+use crate::state::{Checks, Pause, PolicyError, ServiceState, Spawned, State, Status, Store};
 
 /// What the pass knows before it looks: the state the last pass left and
 /// the pause file, read under the lock by a pass and peeked at by a dry run.
@@ -82,6 +83,16 @@ impl Plan<'_> {
             hold,
             self.now,
         )
+    }
+
+    /// Service `i`'s step decided again, held in the middle of the pass;
+    /// what the look found is remembered as planned.
+    fn held_step(&self, i: usize, hold: Hold) -> Step {
+        let mut step = decide::decide(&self.input(i, Some(hold)));
+        let planned = &self.services[i].step.state;
+        step.state.cpu = planned.cpu;
+        step.state.checks = planned.checks.clone();
+        step
     }
 
     /// For each service, whether it is up now.
@@ -157,6 +168,25 @@ fn input<'a>(
     }
 }
 
+/// What a service's checks found: in this look, or, while they could not
+/// run (it is down), when they last ran.
+fn last_checks(
+    service: &Service,
+    verdict: &Verdict,
+    prior: Option<&ServiceState>,
+    now: i64,
+) -> Option<Checks> {
+    if !verdict.checks.is_empty() {
+        return Some(Checks {
+            at: now,
+            each: verdict.checks.clone(),
+        });
+    }
+    prior
+        .filter(|_| verdict.running.is_none() && crate::probe::wanted(service))
+        .and_then(|p| p.checks.clone())
+}
+
 /// Whether a restart acts on a process that runs (a failed check, an
 /// upgrade): then `restart`, or `stop` and `start`; else `start` or
 /// `restart`.
@@ -223,6 +253,7 @@ pub fn plan<'p>(
         let mut step = decide::decide(&input(s, &verdict, r, &memory.prior, hold, now));
         step.state.cpu = verdict.cpu;
         step.state.command = left;
+        step.state.checks = last_checks(s, &verdict, memory.prior.services.get(&s.id), now);
         let waits = watch.dependencies(i).iter().copied().filter(|&d| !up[d]);
         services.push(Planned {
             waits: waits.collect(),
@@ -290,13 +321,19 @@ pub fn execute(
                         clock::span(s.timeout.as_secs() as i64)
                     ),
                 },
+                &[],
             );
         }
     }
     let mut steps: Vec<Step> = plan.services.iter().map(|p| p.step.clone()).collect();
     // Restarts are announced when their turn comes (below).
-    for (s, step) in services.iter().zip(&steps).filter(|(_, s)| !s.restart) {
-        step.events.iter().for_each(|e| reporter.emit(&s.id, e));
+    for ((s, step), p) in services.iter().zip(&steps).zip(&plan.services) {
+        if !step.restart {
+            let checks = &p.verdict.checks;
+            step.events
+                .iter()
+                .for_each(|e| reporter.emit(&s.id, e, checks));
+        }
     }
     let mut next = plan.next.clone();
     // A refused state dir was said at the start of the pass.
@@ -340,12 +377,21 @@ pub fn execute(
                         continue;
                     }
                 };
-                let step = decide::decide(&plan.input(i, Some(hold)));
-                steps[i] = held(step, services[i], &mut next, reporter);
+                let step = plan.held_step(i, hold);
+                let checks = &plan.services[i].verdict.checks;
+                step.events
+                    .iter()
+                    .for_each(|e| reporter.emit(&services[i].id, e, checks));
+                next.services
+                    .insert(services[i].id.clone(), step.state.clone());
+                steps[i] = step;
             }
             for &i in &go {
-                let id = &services[i].id;
-                steps[i].events.iter().for_each(|e| reporter.emit(id, e));
+                let (id, checks) = (&services[i].id, &plan.services[i].verdict.checks);
+                steps[i]
+                    .events
+                    .iter()
+                    .for_each(|e| reporter.emit(id, e, checks));
             }
             let jobs: Vec<act::Job> = go
                 .iter()
@@ -359,16 +405,26 @@ pub fn execute(
                 }
                 save(&next, reporter);
             };
-            let outcomes = act::restart_all(
-                &jobs,
-                &mut || plan.watch.verify(&go, &upgrade),
-                &mut spawned,
-            );
-            for (&i, outcome) in go.iter().zip(&outcomes) {
+            // What the checks found at the last look, for the state.
+            let mut checked: Vec<Vec<Checked>> = vec![Vec::new(); go.len()];
+            let mut verify = || {
+                let found = plan.watch.verify(&go, &upgrade);
+                let (seen, checks) = found.into_iter().unzip();
+                checked = checks;
+                seen
+            };
+            let outcomes = act::restart_all(&jobs, &mut verify, &mut spawned);
+            for ((&i, outcome), checks) in go.iter().zip(&outcomes).zip(checked) {
                 let input = plan.input(i, plan.hold());
-                let (state, event) = decide::settle(&input, &steps[i], outcome);
+                let (mut state, event) = decide::settle(&input, &steps[i], outcome);
                 if let Some(event) = event {
-                    reporter.emit(&services[i].id, &event);
+                    reporter.emit(&services[i].id, &event, &checks);
+                }
+                if !checks.is_empty() {
+                    state.checks = Some(Checks {
+                        at: plan.now,
+                        each: checks,
+                    });
                 }
                 up[i] = state.status == Status::Running;
                 next.services.insert(services[i].id.clone(), state);
@@ -377,16 +433,6 @@ pub fn execute(
     }
     save(&next, reporter);
     Exit::converged_if(next.services.values().all(|s| s.status == Status::Running))
-}
-
-/// A restart held in the middle of a pass: says what its step says and
-/// remembers its state.
-fn held(step: Step, service: &Service, next: &mut State, reporter: &mut Reporter) -> Step {
-    step.events
-        .iter()
-        .for_each(|e| reporter.emit(&service.id, e));
-    next.services.insert(service.id.clone(), step.state.clone());
-    step
 }
 
 /// What to run for one service: its commands in order, each within its

@@ -136,6 +136,16 @@ pub enum Action {
     Report,
 }
 
+impl std::fmt::Display for Action {
+    /// As the policy writes it: `restart`, `report`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Action::Restart => "restart",
+            Action::Report => "report",
+        })
+    }
+}
+
 /// `memory above SIZE`: the resident memory of the service's process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryLimit {

@@ -13,6 +13,7 @@ use crate::classes::{Classes, Host};
 use crate::clock;
 use crate::parser::Expr;
 use crate::policy::{Policy, Service};
+use crate::state::Checks;
 
 /// A class or hostname() call a guard names, and whether it holds here.
 #[derive(Debug, Serialize)]
@@ -164,6 +165,9 @@ pub struct Explanation<'a> {
     pub when_failing: String,
     pub depends_on: Vec<&'a str>,
     pub limits: LimitsRow,
+    /// What the checks found when a pass last ran them on this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_checks: Option<Checks>,
 }
 
 #[derive(Debug, Serialize)]
@@ -249,7 +253,7 @@ pub fn explain<'a>(
     }
     if let Some(c) = &s.certificate {
         checks.push(format!(
-            "certificate {}:{} valid for {} days then {:?}",
+            "certificate {}:{} valid for {} days then {}",
             c.host, c.port, c.days, c.action
         ));
     }
@@ -258,14 +262,14 @@ pub fn explain<'a>(
     }
     if let Some(m) = s.memory {
         checks.push(format!(
-            "memory above {} MiB then {:?}",
+            "memory above {} MiB then {}",
             m.bytes / (1 << 20),
             m.action
         ));
     }
     if let Some(c) = s.cpu {
         checks.push(format!(
-            "cpu above {}% for {} runs then {:?}",
+            "cpu above {}% for {} runs then {}",
             c.percent, c.runs, c.action
         ));
     }
@@ -285,5 +289,6 @@ pub fn explain<'a>(
             timeout_seconds: s.timeout.as_secs(),
             grace_seconds: s.grace.as_secs(),
         },
+        last_checks: None,
     }
 }

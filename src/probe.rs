@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::{Deserialize, Serialize};
 
 use crate::file::quote;
 use crate::policy::{Action, Certificate, Connect, Http, Service};
@@ -22,9 +23,45 @@ use crate::policy::{Action, Certificate, Connect, Http, Service};
 const EXPECT_MAX: usize = 64 << 10;
 const HTTP_MAX: usize = 1 << 20;
 
-/// What the checks of one service found: Ok with a note to say (a
-/// certificate that expires soon, `then report`), or why it fails.
-pub type Found = Result<Option<String>, String>;
+/// How one check went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    /// Passed, with something to say (`certificate ... then report`).
+    Warned,
+    Failed,
+}
+
+/// One check and what it found, as dry runs, `explain` and JSON events
+/// show it, and as the state file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checked {
+    /// The check as the policy names it: `port 127.0.0.1:6379`, `unix
+    /// PATH`, `http URL`, `certificate HOST:PORT`.
+    pub check: String,
+    pub status: Status,
+    /// What it found: `accepted`, `status 200 OK`, `expires in 41 days`,
+    /// or why it failed.
+    pub result: String,
+}
+
+impl Checked {
+    /// `http http://127.0.0.1/health: status 500 Internal Server Error, not below 400`
+    pub fn sentence(&self) -> String {
+        format!("{}: {}", self.check, self.result)
+    }
+
+    /// `http http://127.0.0.1/health: failed (status 500 ...)`
+    pub fn line(&self) -> String {
+        let status = match self.status {
+            Status::Passed => "passed",
+            Status::Warned => "warned",
+            Status::Failed => "failed",
+        };
+        format!("{}: {status} ({})", self.check, self.result)
+    }
+}
 
 /// The longest any check of `service` may take (they share it).
 pub fn budget(service: &Service) -> Duration {
@@ -38,25 +75,67 @@ pub fn wanted(service: &Service) -> bool {
     c.tcp.is_some() || c.unix.is_some() || service.http.is_some() || service.certificate.is_some()
 }
 
-/// Runs every check of `service`, the first failure ending them.
-pub fn run(service: &Service) -> Found {
+/// A check to run: what it is called, and what runs it (its result, or
+/// why it failed).
+type Pending<'a> = (
+    String,
+    Box<dyn FnOnce() -> Result<(Status, String), String> + 'a>,
+);
+
+/// Runs the checks of `service` in order (port, unix, http, certificate),
+/// the first failure ending them: what each that ran found.
+pub fn run(service: &Service) -> Vec<Checked> {
     let deadline = Instant::now() + budget(service);
-    let mut note = None;
-    connect(&service.connect, deadline)?;
+    let c = &service.connect;
+    let mut pending: Vec<Pending> = Vec::new();
+    if let Some(addr) = c.tcp {
+        pending.push((
+            format!("port {addr}"),
+            Box::new(move || port(addr, c, deadline).map(|r| (Status::Passed, r))),
+        ));
+    }
+    if let Some(path) = &c.unix {
+        pending.push((
+            format!("unix {}", path.display()),
+            Box::new(move || {
+                std::os::unix::net::UnixStream::connect(path)
+                    .map(|_| (Status::Passed, "accepted".to_string()))
+                    .map_err(|e| plain(&e))
+            }),
+        ));
+    }
     if let Some(http) = &service.http {
-        request(http, deadline).map_err(|why| format!("http {}: {why}", http.url))?;
+        pending.push((
+            format!("http {}", http.url),
+            Box::new(move || request(http, deadline).map(|r| (Status::Passed, r))),
+        ));
     }
     if let Some(cert) = &service.certificate {
-        let place = format!("{}:{}", cert.host, cert.port);
-        let days = expiry(cert, deadline).map_err(|why| format!("certificate {place}: {why}"))?;
-        if let Some(why) = too_soon(&place, days, cert.days) {
-            match cert.action {
-                Action::Restart => return Err(why),
-                Action::Report => note = Some(why),
-            }
+        pending.push((
+            format!("certificate {}:{}", cert.host, cert.port),
+            Box::new(move || {
+                let days = expiry(cert, deadline)?;
+                Ok(match lifetime(days, cert.days) {
+                    (true, words) => (Status::Passed, words),
+                    (false, words) if cert.action == Action::Report => (Status::Warned, words),
+                    (false, words) => (Status::Failed, words),
+                })
+            }),
+        ));
+    }
+    let mut done = Vec::with_capacity(pending.len());
+    for (check, run) in pending {
+        let (status, result) = run().unwrap_or_else(|why| (Status::Failed, why));
+        done.push(Checked {
+            check,
+            status,
+            result,
+        });
+        if status == Status::Failed {
+            break;
         }
     }
-    Ok(note)
+    done
 }
 
 /// Time left before `deadline`, or the failure of having none.
@@ -72,40 +151,34 @@ fn seconds(d: Duration) -> String {
     format!("{} s", d.as_secs().max(1))
 }
 
-fn connect(c: &Connect, deadline: Instant) -> Result<(), String> {
-    if let Some(addr) = c.tcp {
-        let fail = |why: String| format!("port {addr}: {why}");
-        let wait = left(deadline, c.timeout).map_err(fail)?;
-        let mut stream = TcpStream::connect_timeout(&addr, wait).map_err(|e| fail(plain(&e)))?;
-        if c.send.is_some() || c.expect.is_some() {
-            converse(&mut stream, c, deadline).map_err(fail)?;
-        }
+/// Connects to `addr`, and converses if `send` or `expect` say so.
+fn port(addr: std::net::SocketAddr, c: &Connect, deadline: Instant) -> Result<String, String> {
+    let wait = left(deadline, c.timeout)?;
+    let mut stream = TcpStream::connect_timeout(&addr, wait).map_err(|e| plain(&e))?;
+    if c.send.is_none() && c.expect.is_none() {
+        return Ok("accepted".to_string());
     }
-    if let Some(path) = &c.unix {
-        std::os::unix::net::UnixStream::connect(path)
-            .map_err(|e| format!("unix {}: {}", path.display(), plain(&e)))?;
-    }
-    Ok(())
+    converse(&mut stream, c, deadline)
 }
 
 /// `send`, then read until the answer matches `expect`, the peer closes,
 /// 64 KiB or the deadline.
-fn converse(stream: &mut TcpStream, c: &Connect, deadline: Instant) -> Result<(), String> {
+fn converse(stream: &mut TcpStream, c: &Connect, deadline: Instant) -> Result<String, String> {
     if let Some(text) = &c.send {
         send(stream, text, deadline, c.timeout).map_err(|e| format!("sending: {e}"))?;
     }
     let Some(expect) = &c.expect else {
-        return Ok(());
+        return Ok("accepted what was sent".to_string());
     };
     let re = regex::bytes::Regex::new(expect).map_err(|e| e.to_string())?;
     let mut got = Vec::new();
     let end = read_until(stream, deadline, c.timeout, EXPECT_MAX, &mut got, |b| {
         re.is_match(b)
     });
-    if re.is_match(&got) {
-        return Ok(());
-    }
     let heard = quote(&String::from_utf8_lossy(&got), 80);
+    if re.is_match(&got) {
+        return Ok(format!("answered \"{heard}\""));
+    }
     match end {
         End::Timeout if got.is_empty() => Err(format!("no answer within {}", seconds(c.timeout))),
         End::Error(e) if got.is_empty() => Err(e),
@@ -218,8 +291,8 @@ fn dial(host: &str, port: u16, deadline: Instant, budget: Duration) -> Result<Tc
 }
 
 /// One GET, its answer judged: the status (`status N`, else below 400),
-/// then the body (`content`).
-fn request(h: &Http, deadline: Instant) -> Result<(), String> {
+/// then the body (`content`): `status 200 OK`, or why not.
+fn request(h: &Http, deadline: Instant) -> Result<String, String> {
     let tcp = dial(&h.host, h.port, deadline, h.timeout)?;
     let ask = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: tend\r\nAccept: */*\r\nConnection: close\r\n\r\n",
@@ -258,12 +331,10 @@ fn request(h: &Http, deadline: Instant) -> Result<(), String> {
         Some(want) => status == want,
         None => status < 400,
     };
+    let said = format!("status {status} {}", quote(&reason, 40));
     if !ok {
         let want = h.status.map_or("below 400".to_string(), |s| s.to_string());
-        return Err(format!(
-            "status {status} {}, not {want}",
-            quote(&reason, 40)
-        ));
+        return Err(format!("{said}, not {want}"));
     }
     if let Some(content) = &h.content {
         let re = regex::bytes::Regex::new(content).map_err(|e| e.to_string())?;
@@ -273,7 +344,7 @@ fn request(h: &Http, deadline: Instant) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    Ok(said.trim_end().to_string())
 }
 
 /// Whether `raw` holds a whole HTTP answer: its head and, by
@@ -372,17 +443,20 @@ fn expiry(cert: &Certificate, deadline: Instant) -> Result<i64, String> {
     Ok((not_after - crate::clock::real_ms() as i64 / 1000).div_euclid(86_400))
 }
 
-/// What to say of a certificate with `days` left, when fewer than `want`.
-pub fn too_soon(place: &str, days: i64, want: u32) -> Option<String> {
+/// A certificate with `days` left, `want` wanted: whether that is enough,
+/// and in words.
+pub fn lifetime(days: i64, want: u32) -> (bool, String) {
+    let left = match days {
+        d if d < 0 => return (false, "has expired".to_string()),
+        0 => "expires within a day".to_string(),
+        1 => "expires in 1 day".to_string(),
+        d => format!("expires in {d} days"),
+    };
     if days >= i64::from(want) {
-        return None;
+        (true, left)
+    } else {
+        (false, format!("{left}, before the {want} days wanted"))
     }
-    Some(match days {
-        d if d < 0 => format!("certificate {place} has expired"),
-        0 => format!("certificate {place} expires within a day, before the {want} days wanted"),
-        1 => format!("certificate {place} expires in 1 day, before the {want} days wanted"),
-        d => format!("certificate {place} expires in {d} days, before the {want} days wanted"),
-    })
 }
 
 /// The TLS name to present: a host name, or an address.
@@ -548,28 +622,29 @@ mod tests {
     }
 
     #[test]
-    fn too_soon_table() {
-        for (days, want, said) in [
-            (30, 14, None),
-            (14, 14, None),
+    fn lifetime_table() {
+        for (days, want, enough, said) in [
+            (30, 14, true, "expires in 30 days"),
+            (14, 14, true, "expires in 14 days"),
+            (1, 1, true, "expires in 1 day"),
+            (0, 0, true, "expires within a day"),
             (
                 13,
                 14,
-                Some("certificate h:443 expires in 13 days, before the 14 days wanted"),
+                false,
+                "expires in 13 days, before the 14 days wanted",
             ),
-            (
-                1,
-                14,
-                Some("certificate h:443 expires in 1 day, before the 14 days wanted"),
-            ),
+            (1, 14, false, "expires in 1 day, before the 14 days wanted"),
             (
                 0,
                 14,
-                Some("certificate h:443 expires within a day, before the 14 days wanted"),
+                false,
+                "expires within a day, before the 14 days wanted",
             ),
-            (-3, 14, Some("certificate h:443 has expired")),
+            (-3, 14, false, "has expired"),
+            (-3, 0, false, "has expired"),
         ] {
-            assert_eq!(too_soon("h:443", days, want).as_deref(), said, "{days}");
+            assert_eq!(lifetime(days, want), (enough, said.to_string()), "{days}");
         }
     }
 

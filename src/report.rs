@@ -11,6 +11,7 @@ use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 use crate::cli::Format;
 use crate::event::{Event, Kind};
+use crate::probe::Checked;
 
 /// Where events go.
 pub struct Reporter {
@@ -51,10 +52,18 @@ impl Reporter {
         self.policy = Some(digest.to_string());
     }
 
-    pub fn emit(&mut self, service: &str, event: &Event) {
+    /// A service's event; in JSON with what its checks found in this pass
+    /// (`checks`: the look that decided it, or the one that verified a
+    /// restart), when they ran.
+    pub fn emit(&mut self, service: &str, event: &Event, checks: &[Checked]) {
         let text = event.to_string();
         let mut fields = event.fields();
         fields.insert("service".into(), service.into());
+        if !checks.is_empty() {
+            if let Ok(value) = serde_json::to_value(checks) {
+                fields.insert("checks".into(), value);
+            }
+        }
         self.out(event.kind(), &text, None, event.is_error(), fields, true);
     }
 

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::CpuSample;
 use crate::clock;
 use crate::file;
+use crate::probe::Checked;
 
 pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "lock";
@@ -95,6 +96,19 @@ pub struct ServiceState {
     /// waits for it instead of starting a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Spawned>,
+    /// What its checks (`port`, `http`, ...) found when they last ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
+}
+
+/// The checks of a service as they last ran: when, and what each found
+/// (up to the first that failed). Kept while the service is down and its
+/// checks cannot run, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checks {
+    /// Unix seconds.
+    pub at: i64,
+    pub each: Vec<Checked>,
 }
 
 /// A restart command started by a pass: its process group, the leader's
@@ -714,6 +728,7 @@ mod tests {
                 reason: None,
                 cpu: None,
                 command: None,
+                checks: None,
             },
         );
         store.save(&state).unwrap();

@@ -1,6 +1,7 @@
 //! `tend --dry-run`: prints the plan of a pass (every service that applies,
 //! what the process table says of it, and what a pass would run) without
 //! running or changing anything. It is the same plan a pass executes.
+//! Under each service, what each of its checks found in this look.
 
 use anyhow::Result;
 
@@ -84,6 +85,9 @@ pub fn run(ctx: &Context) -> Result<Exit> {
             (false, _) => String::new(),
         };
         println!("{} ({}): {what}{then}", s.name, s.id);
+        for c in &verdict.checks {
+            println!("  {}", c.line());
+        }
     }
     if services.is_empty() {
         println!(

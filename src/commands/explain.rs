@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use super::{print_json, Context};
 use crate::classes::{Classes, Host};
 use crate::cli::{Format, OsArgs};
+use crate::clock;
 use crate::exit::Exit;
 use crate::preview;
 use crate::suggest::closest;
@@ -28,7 +29,11 @@ pub fn run(ctx: &Context, id: &str, name: Option<&str>, os: &OsArgs) -> Result<E
             .unwrap_or_default();
         bail!("no service `{id}` in {}{near}", policy.origin);
     };
-    let about = preview::explain(s, &policy, &host, &classes);
+    let mut about = preview::explain(s, &policy, &host, &classes);
+    // What the last pass's checks found is this host's only.
+    if name.is_none() && crate::probe::wanted(s) {
+        about.last_checks = ctx.store.peek().services.remove(id).and_then(|p| p.checks);
+    }
     if ctx.format == Format::Json {
         print_json(&about)?;
         return Ok(Exit::Converged);
@@ -52,6 +57,12 @@ pub fn run(ctx: &Context, id: &str, name: Option<&str>, os: &OsArgs) -> Result<E
     println!("  found by: {}", about.found_by.join(", "));
     if !about.checks.is_empty() {
         println!("  checks: {}", about.checks.join("; "));
+    }
+    if let Some(last) = &about.last_checks {
+        println!("  last checked {}:", clock::local_time(last.at));
+        for c in &last.each {
+            println!("    {}", c.line());
+        }
     }
     println!("  when down: {}", about.when_down);
     if about.when_failing != about.when_down {

@@ -121,6 +121,11 @@ fn http_tells_a_right_answer_from_500_a_wrong_body_and_silence() {
             )),
             "{kind}: {dry:?}"
         );
+        assert!(
+            dry.stdout
+                .contains(&format!("\n  http {url}: failed ({why})\n")),
+            "{kind}: {dry:?}"
+        );
         if kind != "error" {
             drop(server);
             continue;
@@ -137,6 +142,14 @@ fn http_tells_a_right_answer_from_500_a_wrong_body_and_silence() {
         assert!(crate::sandbox::cmdline(server.pid()).is_none());
         let again = sb.tend(&[]);
         assert_eq!((again.code, lines(&again)), (0, vec![]), "{again:?}");
+        // explain shows what the check found when it last ran.
+        let explain = sb.tend(&["explain", "web"]);
+        assert!(
+            explain
+                .stdout
+                .contains(&format!("\n    http {url}: passed (status 200 OK)\n")),
+            "{explain:?}"
+        );
     }
 }
 
@@ -209,9 +222,18 @@ fn https_and_certificate_expiry() {
     // looks within that same second, less after.
     let said = lines(&first);
     let soon = ["within a day", "in 1 day"].map(|when| {
-        format!("Web: certificate 127.0.0.1:{port} expires {when}, before the 14 days wanted")
+        format!("Web: certificate 127.0.0.1:{port}: expires {when}, before the 14 days wanted")
     });
     assert!(said.len() == 1 && soon.contains(&said[0]), "{first:?}");
+    // explain: each check as the pass found it.
+    let explain = sb.tend(&["explain", "web"]);
+    let checked = &said[0]["Web: ".len()..].replace(": expires", ": warned (expires");
+    assert!(
+        explain.stdout.contains(&format!(
+            "    http {url}: passed (status 200 OK)\n    {checked})\n"
+        )),
+        "{explain:?}"
+    );
     let second = sb.tend(&[]);
     assert_eq!((second.code, lines(&second)), (0, vec![]), "{second:?}");
     assert!(crate::sandbox::cmdline(server.pid()).is_some());
@@ -223,7 +245,7 @@ fn https_and_certificate_expiry() {
     let dry = sb.tend(&["--dry-run"]);
     assert!(
         ["within a day", "in 1 day"].iter().any(|when| dry.stdout.contains(&format!(
-            "Web (web): fails a check (certificate 127.0.0.1:{port} expires {when}, before the 14 days wanted); would run: false"
+            "Web (web): fails a check (certificate 127.0.0.1:{port}: expires {when}, before the 14 days wanted); would run: false"
         ))),
         "{dry:?}"
     );
@@ -259,4 +281,41 @@ fn send_and_expect_on_a_line_protocol() {
         );
         drop(server);
     }
+
+    // A pass in JSON, whose restart starts a server answering +PONG: the
+    // events say what the check found before and after.
+    sb.policy(&format!(
+        "service web {{\n  process \"@DIR@/srv\\\\.py\"\n  port {port} send \"PING\\r\\n\" expect \"^\\+PONG\"\n  connect_timeout 2s\n  shell yes\n  restart \"pkill -f '^/usr/bin/python3 @DIR@/srv'; setsid -f /usr/bin/python3 @DIR@/srv.py line {port} +PONG\"\n  grace 5s\n}}\n"
+    ));
+    let _err = serve(&sb, port, &["line", &p, "-ERR"]);
+    let run = sb.tend(&["--format", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let events: Vec<serde_json::Value> = lines(&run)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["event"] != "syslog_unavailable")
+        .collect();
+    let first = &events[0];
+    assert_eq!(first["event"], "restarting", "{run:?}");
+    assert_eq!(
+        first["checks"],
+        serde_json::json!([{
+            "check": format!("port 127.0.0.1:{port}"),
+            "status": "failed",
+            "result": "answered \"-ERR\\r\\n\", not matching `^\\+PONG`",
+        }]),
+        "{run:?}"
+    );
+    // The restart's check, in the event that says it is back.
+    let back = &events[1];
+    assert_eq!(back["event"], "restarted", "{run:?}");
+    assert_eq!(
+        back["checks"],
+        serde_json::json!([{
+            "check": format!("port 127.0.0.1:{port}"),
+            "status": "passed",
+            "result": "answered \"+PONG\\r\\n\"",
+        }]),
+        "{run:?}"
+    );
 }
