@@ -151,6 +151,30 @@ pub enum Command {
         #[command(flatten)]
         os: OsArgs,
     },
+    /// Turn a CFEngine policy or a Monit configuration into a tend policy,
+    /// on standard output (or files in -o DIR). Every statement that could
+    /// not be carried over is said on standard error and as a comment in
+    /// place. Exit status: 0 all carried over, 1 something left out, 2 an
+    /// input that cannot be read.
+    Import {
+        /// What the files are.
+        #[arg(value_enum)]
+        from: ImportFrom,
+        /// CFEngine .cf files; a monitrc (its `include`s are followed).
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// Write one .tend file per input file into DIR (created if need
+        /// be; existing files are not overwritten).
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// What `tend import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFrom {
+    Cfengine,
+    Monit,
 }
 
 /// The operating system of a host previewed with `plan` or `explain`.

@@ -23,6 +23,7 @@ pub mod event;
 pub mod exit;
 pub mod file;
 pub mod graph;
+pub mod import;
 pub mod load;
 pub mod matcher;
 pub mod observe;
@@ -78,5 +79,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Man => cmd::completions::man(),
         Command::Plan { host, os } => cmd::plan::run(&ctx, &host, &os),
         Command::Explain { id, host, os } => cmd::explain::run(&ctx, &id, host.as_deref(), &os),
+        Command::Import {
+            from,
+            files,
+            output,
+        } => cmd::import::run(from, &files, output.as_deref()),
     }
 }

@@ -6,6 +6,7 @@ pub mod classes;
 pub mod completions;
 pub mod dry_run;
 pub mod explain;
+pub mod import;
 pub mod pause;
 pub mod plan;
 pub mod reset;

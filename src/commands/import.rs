@@ -1,0 +1,88 @@
+//! `tend import cfengine|monit FILE...`: prints (or writes to -o DIR) the
+//! tend policy the files come to, and says on standard error every
+//! statement left out. Reads nothing of this host's state or policy.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::ImportFrom;
+use crate::exit::Exit;
+use crate::import::{self, Import};
+
+/// An importer: its files to what they come to, or why they cannot be read.
+type Reader = fn(&[PathBuf]) -> Result<Import, String>;
+
+pub fn run(from: ImportFrom, files: &[PathBuf], output: Option<&Path>) -> Result<Exit> {
+    let (kind, read): (&str, Reader) = match from {
+        ImportFrom::Cfengine => ("cfengine", import::cfengine::import),
+        ImportFrom::Monit => ("monit", import::monit::import),
+    };
+    let imported = match read(files) {
+        Ok(i) => i,
+        Err(why) => {
+            eprintln!("tend import: {why}");
+            return Ok(Exit::Broken);
+        }
+    };
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let header = format!("tend import {kind} {}", names.join(" "));
+    let parts = import::render(&imported, &header);
+    match output {
+        Some(dir) => write_files(dir, &parts)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            for (k, (_, text)) in parts.iter().enumerate() {
+                if k > 0 {
+                    writeln!(out)?;
+                }
+                out.write_all(text.as_bytes())?;
+            }
+        }
+    }
+    let left = imported.all_left();
+    for l in &left {
+        eprintln!("tend import: {}", l.line());
+    }
+    let services = imported.drafts.len();
+    eprintln!(
+        "tend import: {services} service{} carried over, {} statement{} left out",
+        if services == 1 { "" } else { "s" },
+        left.len(),
+        if left.len() == 1 { "" } else { "s" }
+    );
+    Ok(Exit::converged_if(left.is_empty()))
+}
+
+/// One `STEM.tend` per input file in `dir`; none overwritten.
+fn write_files(dir: &Path, parts: &[(PathBuf, String)]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut taken: Vec<String> = Vec::new();
+    for (source, text) in parts {
+        let stem = source
+            .file_stem()
+            .map(|s| import::id_of(&s.to_string_lossy()))
+            .unwrap_or_else(|| "imported".into());
+        let mut name = format!("{stem}.tend");
+        let mut n = 1;
+        while taken.contains(&name) {
+            n += 1;
+            name = format!("{stem}-{n}.tend");
+        }
+        taken.push(name.clone());
+        let path = dir.join(&name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| {
+                format!(
+                    "cannot write {} (an existing file is not overwritten)",
+                    path.display()
+                )
+            })?;
+        file.write_all(text.as_bytes())?;
+    }
+    Ok(())
+}

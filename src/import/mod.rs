@@ -1,0 +1,276 @@
+//! `tend import`: a CFEngine bundle or a monitrc turned into a tend policy,
+//! so nobody rewrites fifty services by hand to try tend.
+//!
+//! Each reader ([`cfengine`], [`monit`]) turns its files into [`Draft`]
+//! services and [`Left`] statements (what could not be carried over, with
+//! its place and why); [`render`] writes the policy text, one service block
+//! per check or process promise, a comment saying where each came from, and
+//! every statement left out as a `# tend import:` comment at its place.
+
+pub mod cfengine;
+pub mod monit;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::file;
+
+/// The largest input file read (a policy of thousands of services is far
+/// smaller).
+pub const INPUT_MAX: u64 = 4 << 20;
+
+/// One service as the import writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// The id: the name the user chose, made a valid tend id.
+    pub id: String,
+    /// A class expression, as tend writes it; None for every host.
+    pub guard: Option<String>,
+    /// Where it came from: `FILE:LINE (what)`.
+    pub from: String,
+    /// The file it came from, to split the output by (`-o DIR`).
+    pub file: PathBuf,
+    /// Attributes in order: key and value as written (`pidfile`,
+    /// `"/run/x.pid"`).
+    pub attrs: Vec<(String, String)>,
+    /// Where each attribute came from (`line 4`), by key, when known.
+    pub origin: BTreeMap<String, String>,
+    /// Where the statement being carried is: what `set` records.
+    pub at: Option<String>,
+    /// Statements of this service left out, said inside its block.
+    pub left: Vec<Left>,
+}
+
+impl Draft {
+    pub fn new(id: &str, from: String, file: &Path) -> Draft {
+        Draft {
+            id: id_of(id),
+            guard: None,
+            from,
+            file: file.to_path_buf(),
+            attrs: Vec::new(),
+            origin: BTreeMap::new(),
+            at: None,
+            left: Vec::new(),
+        }
+    }
+
+    pub fn set(&mut self, key: &str, value: String) {
+        if let Some(at) = &self.at {
+            self.origin.insert(key.to_string(), at.clone());
+        }
+        match self.attrs.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.attrs.push((key.to_string(), value)),
+        }
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.attrs.iter().any(|(k, _)| k == key)
+    }
+}
+
+/// A statement that could not be carried over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    /// `FILE:LINE`
+    pub place: String,
+    /// The statement, as written (one line, shortened).
+    pub statement: String,
+    pub why: String,
+}
+
+impl Left {
+    pub fn new(file: &Path, line: usize, statement: &str, why: impl Into<String>) -> Left {
+        let one_line = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+        Left {
+            place: format!("{}:{line}", file.display()),
+            statement: file::quote(&one_line, 100),
+            why: why.into(),
+        }
+    }
+
+    /// `FILE:LINE: `STATEMENT`: WHY`
+    pub fn line(&self) -> String {
+        format!("{}: `{}`: {}", self.place, self.statement, self.why)
+    }
+}
+
+/// What an import made of its files.
+#[derive(Debug, Default)]
+pub struct Import {
+    /// Class definitions (`class web = www1 | www2`), by file.
+    pub classes: Vec<(PathBuf, String, String)>,
+    pub drafts: Vec<Draft>,
+    /// Statements left out that belong to no service.
+    pub left: Vec<Left>,
+    /// What the reader assumed, said at the top (`# note: ...`).
+    pub notes: Vec<String>,
+}
+
+impl Import {
+    /// Every statement left out, in the order they were met.
+    pub fn all_left(&self) -> Vec<&Left> {
+        let mut all: Vec<&Left> = self.left.iter().collect();
+        all.extend(self.drafts.iter().flat_map(|d| &d.left));
+        all
+    }
+
+    /// Makes ids unique (`name`, `name-2`, ...): tend's must be, CFEngine's
+    /// and Monit's need not be across files.
+    pub fn unique_ids(&mut self) {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for d in &mut self.drafts {
+            let n = seen.entry(d.id.clone()).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                d.id = format!("{}-{n}", d.id);
+            }
+        }
+    }
+}
+
+/// A tend id from a name: letters, digits, `_` and `-`; anything else
+/// becomes `_`.
+pub fn id_of(name: &str) -> String {
+    let id: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if id.is_empty() {
+        "service".to_string()
+    } else {
+        id
+    }
+}
+
+/// A tend string literal holding exactly `text`: single-quoted (taken as
+/// written) when it can be, else double-quoted with `\"` and `\\`.
+pub fn literal(text: &str) -> String {
+    if !text.contains(['\'', '\n']) && text.contains(['\\', '"']) {
+        return format!("'{text}'");
+    }
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ");
+    format!("\"{escaped}\"")
+}
+
+/// The policy text of `import`, split by the file each part came from
+/// (for `-o DIR`), in the order the files were met. `header` opens each.
+pub fn render(import: &Import, header: &str) -> Vec<(PathBuf, String)> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut note = |f: &PathBuf| {
+        if !files.contains(f) {
+            files.push(f.clone());
+        }
+    };
+    import.classes.iter().for_each(|(f, _, _)| note(f));
+    import.drafts.iter().for_each(|d| note(&d.file));
+    let mut out = Vec::new();
+    for (k, f) in files.iter().enumerate() {
+        let mut text = format!("# {header}\n# from {}\n", f.display());
+        if k == 0 {
+            for note in &import.notes {
+                text.push_str(&format!("# note: {note}\n"));
+            }
+            for left in &import.left {
+                text.push_str(&format!("# tend import: {}\n", left.line()));
+            }
+        }
+        for (_, name, expr) in import.classes.iter().filter(|(cf, _, _)| cf == f) {
+            text.push_str(&format!("class {name} = {expr}\n"));
+        }
+        // Files are printed one after another: each states its first
+        // guard when any service has one.
+        let guarded = import.drafts.iter().any(|d| d.guard.is_some());
+        let mut guard: Option<&str> = if guarded { Some("") } else { None };
+        for d in import.drafts.iter().filter(|d| &d.file == f) {
+            if d.guard.as_deref() != guard {
+                text.push_str(&format!("\n{}::\n", d.guard.as_deref().unwrap_or("any")));
+                guard = d.guard.as_deref();
+            }
+            text.push_str(&service_text(d));
+        }
+        out.push((f.clone(), text));
+    }
+    if out.is_empty() {
+        let mut text = format!("# {header}\n# nothing to carry over\n");
+        for left in &import.left {
+            text.push_str(&format!("# tend import: {}\n", left.line()));
+        }
+        out.push((PathBuf::from("imported"), text));
+    }
+    out
+}
+
+fn service_text(d: &Draft) -> String {
+    let mut text = format!("\n  # from {}\n  service {} {{\n", d.from, d.id);
+    let width = d.attrs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in &d.attrs {
+        match d.origin.get(key) {
+            Some(at) => text.push_str(&format!("    {key:width$} {value}  # {at}\n")),
+            None => text.push_str(&format!("    {key:width$} {value}\n")),
+        }
+    }
+    for left in &d.left {
+        text.push_str(&format!("    # tend import: {}\n", left.line()));
+    }
+    text.push_str("  }\n");
+    text
+}
+
+/// Reads one input file: refused if it is not a regular file or larger
+/// than [`INPUT_MAX`] (symlinks are followed: Debian's conf-enabled is
+/// links).
+pub fn read(path: &Path) -> Result<String, String> {
+    let bytes = file::read(path, INPUT_MAX, file::Links::Follow)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
+}
+
+/// The line (1-based) of byte `at` in `text`.
+pub fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_table() {
+        for (text, want) in [
+            ("/usr/sbin/sshd", "\"/usr/sbin/sshd\""),
+            (r"^/usr/bin/python3 .*\.py", r"'^/usr/bin/python3 .*\.py'"),
+            ("say \"hi\"", "'say \"hi\"'"),
+            (r#"it's a \d"#, r#""it's a \\d""#),
+            ("it's", "\"it's\""),
+        ] {
+            assert_eq!(literal(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn id_table() {
+        for (name, want) in [
+            ("mysqld", "mysqld"),
+            ("pdns-recursor", "pdns-recursor"),
+            ("my.service", "my_service"),
+            ("", "service"),
+        ] {
+            assert_eq!(id_of(name), want);
+        }
+    }
+}
