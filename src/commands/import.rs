@@ -3,6 +3,7 @@
 //! statement left out. Reads nothing of this host's state or policy.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -29,6 +30,19 @@ pub fn run(from: ImportFrom, files: &[PathBuf], output: Option<&Path>) -> Result
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let header = format!("tend import {kind} {}", names.join(" "));
     let parts = import::render(&imported, &header);
+    // What is written must be a policy tend reads: a reader's mistake is
+    // said, not left for the first pass to find.
+    let snapshot = crate::snapshot::Snapshot {
+        origin: files.to_vec(),
+        files: parts
+            .iter()
+            .map(|(f, text)| (f.clone(), text.clone().into_bytes()))
+            .collect(),
+    };
+    if let Err(e) = crate::load::check(&snapshot) {
+        eprintln!("tend import: the policy written is not valid (a fault of tend import's; please report it with its input):\n{e:#}");
+        return Ok(Exit::Broken);
+    }
     match output {
         Some(dir) => write_files(dir, &parts)?,
         None => {
@@ -75,6 +89,7 @@ fn write_files(dir: &Path, parts: &[(PathBuf, String)]) -> Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o644)
             .open(&path)
             .with_context(|| {
                 format!(

@@ -566,6 +566,12 @@ fn processes(
             }
         }
         d.guard = guard_of(&guards);
+        if let Some(g) = d.guard.as_deref().filter(|g| !plain(g)) {
+            import.left.push(p.place.left(format!(
+                "its classes `{g}` are CFEngine's to evaluate (variables, functions); write the guard by hand"
+            )));
+            continue;
+        }
         d.set("process", literal(&pattern));
         select(p, read, &b, vars, &mut d);
         d.set("restart", literal(&command.command));
@@ -702,6 +708,12 @@ fn services(p: &Promise, import: &mut Import) {
             let from = format!("{}:{} (services)", p.place.file.display(), p.place.line);
             let mut d = Draft::new(&p.promiser, from, &p.place.file);
             d.guard = guard_of(std::slice::from_ref(&p.guard));
+            if d.guard.as_deref().is_some_and(|g| !plain(g)) {
+                import.left.push(p.place.left(
+                    "its classes are CFEngine's to evaluate (variables, functions); write the guard by hand",
+                ));
+                return;
+            }
             d.set("unit", literal(&p.promiser));
             for (key, _) in &p.constraints {
                 if !matches!(key.as_str(), "service_policy" | "comment" | "handle") {
@@ -747,11 +759,17 @@ fn classes(p: &Promise, import: &mut Import) {
     }
 }
 
-/// A class expression tend reads as it is: names, `! & | . ( )`.
+/// A class expression tend reads as it is: names, `! & | . ( )`, no
+/// function calls.
 fn plain(e: &str) -> bool {
-    !e.is_empty()
-        && e.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_!&|.() ".contains(c))
+    let chars_ok = e
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_!&|.() ".contains(c));
+    let call = e
+        .as_bytes()
+        .windows(2)
+        .any(|w| (w[0].is_ascii_alphanumeric() || w[0] == b'_') && w[1] == b'(');
+    !e.is_empty() && chars_ok && !call
 }
 
 #[cfg(test)]
@@ -785,6 +803,92 @@ mod tests {
                 "{text}"
             );
             assert_eq!(g, guards, "{text}");
+        }
+    }
+
+    /// A bundle: the services it comes to (id, guard, attributes) and how
+    /// many statements it reports.
+    #[test]
+    fn promises_table() {
+        let dir = tempfile::tempdir().unwrap();
+        type Want<'a> = Vec<(&'a str, Option<&'a str>, Vec<(&'a str, &'a str)>)>;
+        let rows: Vec<(&str, Want, usize)> = vec![
+            (
+                r#"bundle agent main {
+  classes: "web" expression => "www1|www2";
+  processes:
+    linux::
+      "/usr/sbin/ntpd" restart_class => "ntp_down", process_select => mine("ntp"),
+          process_count => one;
+  commands:
+    ntp_down::
+      "/usr/sbin/service ntp restart" contain => in_shell;
+  services:
+    web:: "nginx" service_policy => "start";
+    "telnet" service_policy => "disable";
+  files: "/etc/motd" create => "true";
+}
+body process_select mine(u) { process_owner => { "$(u)" }; command => "ntpd -g"; process_result => "process_owner"; }
+body process_count one { match_range => irange("1", "1"); }"#,
+                vec![
+                    (
+                        "ntpd",
+                        Some("linux"),
+                        vec![
+                            ("process", "\"ntpd -g\""),
+                            ("user", "\"ntp\""),
+                            ("count", "1"),
+                            ("restart", "\"/usr/sbin/service ntp restart\""),
+                            ("shell", "yes"),
+                        ],
+                    ),
+                    ("nginx", Some("web"), vec![("unit", "\"nginx\"")]),
+                ],
+                2,
+            ),
+            (
+                r#"bundle agent main {
+  vars: "bin" string => "/opt/app/bin";
+  processes:
+    "$(bin)/app --serve" restart_class => "app_gone";
+    "$(sys.workdir)/x" restart_class => "x_gone";
+    "/usr/bin/lonely" signals => { "term" };
+  commands:
+    "$(bin)/app --serve" ifvarclass => "app_gone";
+    "/usr/bin/unrelated";
+  reports:
+    "app restarted" ifvarclass => "app_gone";
+    "hello";
+}"#,
+                vec![(
+                    "app",
+                    None,
+                    vec![
+                        ("process", "\"/opt/app/bin/app --serve\""),
+                        ("restart", "\"/opt/app/bin/app --serve\""),
+                    ],
+                )],
+                4,
+            ),
+        ];
+        for (text, want, left) in rows {
+            let path = dir.path().join("p.cf");
+            std::fs::write(&path, text).unwrap();
+            let import = import(&[path]).unwrap();
+            let got: Want = import
+                .drafts
+                .iter()
+                .map(|d| {
+                    let attrs = d
+                        .attrs
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    (d.id.as_str(), d.guard.as_deref(), attrs)
+                })
+                .collect();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(import.all_left().len(), left, "{:#?}", import.all_left());
         }
     }
 

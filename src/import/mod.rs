@@ -39,6 +39,9 @@ pub struct Draft {
     pub at: Option<String>,
     /// Statements of this service left out, said inside its block.
     pub left: Vec<Left>,
+    /// What the reader wants the admin to check, said inside its block
+    /// (`# note: ...`); nothing was left out for them.
+    pub notes: Vec<String>,
 }
 
 impl Draft {
@@ -52,6 +55,7 @@ impl Draft {
             origin: BTreeMap::new(),
             at: None,
             left: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -219,6 +223,9 @@ fn service_text(d: &Draft) -> String {
             Some(at) => text.push_str(&format!("    {key:width$} {value}  # {at}\n")),
             None => text.push_str(&format!("    {key:width$} {value}\n")),
         }
+    }
+    for note in &d.notes {
+        text.push_str(&format!("    # note: {note}\n"));
     }
     for left in &d.left {
         text.push_str(&format!("    # tend import: {}\n", left.line()));

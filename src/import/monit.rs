@@ -489,7 +489,12 @@ fn convert(items: Vec<Item>, import: &mut Import) {
                 d.at = Some(format!("line {}", item.line));
                 match (pidfile, matching) {
                     (Some(p), _) => d.set("pidfile", literal(p)),
-                    (None, Some(m)) => d.set("process", literal(m)),
+                    (None, Some(m)) => {
+                        // tend's patterns match whole words, so the
+                        // boundary a space gave is kept without it.
+                        d.set("process", literal(m.trim()));
+                        d.notes.push("Monit's `matching` finds its pattern anywhere in a command line; tend's `process` matches whole words (`apache` does not find `apache2`): see what it finds with `tend --dry-run`".into());
+                    }
                     (None, None) => {
                         d.set("process", literal(name));
                         d.left.push(left("neither `pidfile` nor `matching`: the process is looked for by the check's name"));
@@ -578,8 +583,12 @@ fn test(
         }
         Clause::Restarts { n, cycles, action } => match action.what.as_str() {
             "timeout" | "unmonitor" => {
-                let within = cycles.max(&1) * cycle;
-                d.set("limit", format!("{} restarts within {}", n.max(&1), span(within)));
+                let within = cycles.max(&1).saturating_mul(cycle);
+                if *n == 0 || *n > 10_000 || within > 30 * 86_400 {
+                    d.left.push(left("a restart limit tend cannot keep (at most 10,000 restarts within 30 days)"));
+                } else {
+                    d.set("limit", format!("{n} restarts within {}", span(within)));
+                }
             }
             _ => d.left.push(left(&format!(
                 "then {}: tend's limit gives up and says so (it is what `then timeout` does)",
@@ -619,17 +628,19 @@ fn test(
                         d.left.push(left("a share of the host's memory: tend's `memory above` takes a size"));
                         return;
                     }
-                    let unit = match unit.as_deref() {
-                        Some("kb" | "kilobytes") => "KB",
-                        Some("gb" | "gigabytes") => "GB",
-                        Some("b" | "byte" | "bytes") => "B",
-                        Some("tb") => {
-                            d.left.push(left("a limit in terabytes"));
-                            return;
-                        }
-                        _ => "MB",
+                    let (unit, bytes) = match unit.as_deref() {
+                        Some("kb" | "kilobytes") => ("KB", 1u64 << 10),
+                        Some("gb" | "gigabytes") => ("GB", 1 << 30),
+                        Some("tb") => ("TB", 1 << 40),
+                        Some("b" | "byte" | "bytes") => ("B", 1),
+                        _ => ("MB", 1 << 20),
                     };
                     let n = number.split('.').next().unwrap_or("0");
+                    let fits = n.parse::<u64>().ok().and_then(|n| n.checked_mul(bytes));
+                    if unit == "TB" || fits.is_none_or(|b| b == 0) {
+                        d.left.push(left("a memory limit tend cannot keep (up to gigabytes)"));
+                        return;
+                    }
                     d.set("memory", format!("above {n}{unit} then {then}"));
                     if m.starts_with("total") {
                         d.left.push(left("carried as `memory above` of the service's process; Monit's `totalmem` counts its children too"));
@@ -644,7 +655,7 @@ fn test(
                         Some((n, Some(_))) | Some((n, None)) => *n,
                         None => 1,
                     };
-                    let runs = (cycles * cycle).div_ceil(PASS).max(1);
+                    let runs = cycles.saturating_mul(cycle).div_ceil(PASS).clamp(1, 1000);
                     let runs = match runs {
                         1 => String::new(),
                         n => format!(" for {n} runs"),
@@ -750,6 +761,10 @@ fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
         }
     };
     let port = t.port.clone().unwrap_or_default();
+    if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        d.left.push(left(&format!("{port} is not a TCP port")));
+        return;
+    }
     let web = matches!(t.protocol.as_deref(), Some("http" | "https"));
     if (web && d.has("http")) || (!web && d.has("port")) {
         d.left.push(left(

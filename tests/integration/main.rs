@@ -6,6 +6,7 @@ mod debian;
 mod errors;
 mod fleet;
 mod hooks;
+mod import;
 mod layout;
 mod pass;
 mod probes;
