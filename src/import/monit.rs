@@ -341,7 +341,7 @@ fn clause(pair: Pair) -> Clause {
                 let text = p.as_str().to_string();
                 let mut sub = p.clone().into_inner();
                 match rule {
-                    Rule::value if rule_is_port(&t) => t.host = Some(value(p)),
+                    Rule::value if before_port(&t) => t.host = Some(value(p)),
                     Rule::value => t.socket = Some(value(p)),
                     Rule::number => t.port = Some(text),
                     Rule::socket_type => t.kind = Some(text_of(sub.next())),
@@ -406,7 +406,7 @@ fn clause(pair: Pair) -> Clause {
 }
 
 /// While reading a `failed` test: a value before the port is its host.
-fn rule_is_port(t: &Test) -> bool {
+fn before_port(t: &Test) -> bool {
     t.port.is_none() && t.host.is_none()
 }
 
