@@ -72,20 +72,13 @@ pub fn run(from: ImportFrom, files: &[PathBuf], output: Option<&Path>) -> Result
 /// One `STEM.tend` per input file in `dir`; none overwritten.
 fn write_files(dir: &Path, parts: &[(PathBuf, String)]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut taken: Vec<String> = Vec::new();
+    let mut taken = std::collections::HashSet::new();
     for (source, text) in parts {
         let stem = source
             .file_stem()
             .map(|s| import::id_of(&s.to_string_lossy()))
             .unwrap_or_else(|| "imported".into());
-        let mut name = format!("{stem}.tend");
-        let mut n = 1;
-        while taken.contains(&name) {
-            n += 1;
-            name = format!("{stem}-{n}.tend");
-        }
-        taken.push(name.clone());
-        let path = dir.join(&name);
+        let path = dir.join(format!("{}.tend", import::claim(&stem, &mut taken)));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

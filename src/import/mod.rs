@@ -10,7 +10,7 @@
 pub mod cfengine;
 pub mod monit;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::file;
@@ -123,15 +123,23 @@ impl Import {
     /// Makes ids unique (`name`, `name-2`, ...): tend's must be, CFEngine's
     /// and Monit's need not be across files.
     pub fn unique_ids(&mut self) {
-        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut taken = HashSet::new();
         for d in &mut self.drafts {
-            let n = seen.entry(d.id.clone()).or_insert(0);
-            *n += 1;
-            if *n > 1 {
-                d.id = format!("{}-{n}", d.id);
-            }
+            d.id = claim(&d.id, &mut taken);
         }
     }
+}
+
+/// `base`, or `base-2`, `base-3` ... : the first not yet in `taken`, which
+/// then holds it.
+pub fn claim(base: &str, taken: &mut HashSet<String>) -> String {
+    let mut name = base.to_string();
+    let mut n = 1;
+    while !taken.insert(name.clone()) {
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+    name
 }
 
 /// A tend id from a name: letters, digits, `_` and `-`; anything else
@@ -279,5 +287,15 @@ mod tests {
         ] {
             assert_eq!(id_of(name), want);
         }
+    }
+
+    #[test]
+    fn claim_table() {
+        let mut taken = HashSet::new();
+        let got: Vec<String> = ["a", "a", "a-2", "b", "a"]
+            .iter()
+            .map(|b| claim(b, &mut taken))
+            .collect();
+        assert_eq!(got, ["a", "a-2", "a-2-2", "b", "a-3"]);
     }
 }

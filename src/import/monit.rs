@@ -448,13 +448,7 @@ fn convert(items: Vec<Item>, import: &mut Import) {
         match &i.clause {
             Clause::CheckProcess { name, .. } => {
                 kinds.insert(name.clone(), "process".into());
-                let base = super::id_of(name);
-                let mut id = base.clone();
-                let mut n = 1;
-                while !taken.insert(id.clone()) {
-                    n += 1;
-                    id = format!("{base}-{n}");
-                }
+                let id = super::claim(&super::id_of(name), &mut taken);
                 ids.entry(name.clone()).or_insert(id);
             }
             Clause::CheckOther { kind, name } => {
