@@ -63,6 +63,12 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
     pub format: Format,
 
+    /// After each pass, write its metrics to this file (Prometheus text
+    /// format, for node_exporter's textfile collector: name it *.prom in
+    /// the collector's directory).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub metrics: Option<PathBuf>,
+
     /// As root, read a policy that others than root can change (owned by
     /// another user, or group- or world-writable). Refused by default, as
     /// cron and sudo refuse such files.

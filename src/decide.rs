@@ -103,6 +103,7 @@ fn fresh(status: Status, since: i64) -> ServiceState {
         cpu: None,
         command: None,
         checks: None,
+        restarts_total: 0,
     }
 }
 
@@ -437,6 +438,7 @@ mod tests {
             cpu: None,
             command: None,
             checks: None,
+            restarts_total: 0,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Reading a file that someone else may control, safely.
+//! Reading (and replacing) a file that someone else may control, safely.
 //!
 //! tend runs as root and reads files that other users can touch: a daemon's
 //! pidfile in a directory its user owns, policy files from a repository,
@@ -8,7 +8,8 @@
 //! followed when it is a symlink (unless the caller allows it), the open
 //! never blocks, only a regular file is read, and never more than a cap.
 //! Each refusal is one clear error naming the file; its content is never
-//! part of it.
+//! part of it. A file tend writes where others can write too (the metrics
+//! file) is replaced here, one way: [`replace`].
 
 use std::fs::File;
 use std::io::Read;
@@ -145,6 +146,71 @@ fn read_capped(file: File, max: u64) -> Result<Vec<u8>, Refused> {
         return Err(Refused::TooBig(max));
     }
     Ok(bytes)
+}
+
+/// Replaces the file at `path` with `bytes`, atomically, in a directory
+/// another user may control (node_exporter's textfile directory): a reader
+/// sees the old file or the new one, never half of either. The directory
+/// is opened without following a final symlink (one swapped in is
+/// refused), the temporary file is created there exclusively with a name
+/// no one can guess, written, synced and renamed over `path` (a symlink
+/// planted at `path` is replaced, not followed).
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use nix::fcntl::{openat, renameat, OFlag};
+    use nix::sys::stat::{fchmod, Mode};
+    use std::io::Write;
+    let invalid =
+        |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
+    let name = path.file_name().ok_or_else(|| invalid("not a file name"))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => {
+            invalid("its directory is a symbolic link or not a directory")
+        }
+        e => std::io::Error::from(e),
+    })?;
+    let mode = Mode::from_bits_truncate(mode);
+    let mut attempt = 0u32;
+    let (tmp, fd) = loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = format!(
+            ".{}.{}.{nanos:x}{attempt}",
+            name.to_string_lossy(),
+            std::process::id()
+        );
+        match openat(
+            &dir,
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            mode,
+        ) {
+            Ok(fd) => break (tmp, fd),
+            Err(nix::errno::Errno::EEXIST) if attempt < 16 => attempt += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut file = File::from(fd);
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| fchmod(&file, mode).map_err(std::io::Error::from))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| renameat(&dir, tmp.as_str(), &dir, name).map_err(std::io::Error::from));
+    if written.is_err() {
+        let _ = nix::unistd::unlinkat(&dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    } else {
+        let _ = nix::unistd::fsync(&dir);
+    }
+    written
 }
 
 /// Text from somewhere tend does not control (a pidfile, a pause reason, a

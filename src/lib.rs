@@ -26,6 +26,7 @@ pub mod graph;
 pub mod import;
 pub mod load;
 pub mod matcher;
+pub mod metrics;
 pub mod observe;
 pub mod parser;
 pub mod pass;

@@ -92,6 +92,8 @@ impl Plan<'_> {
         let planned = &self.services[i].step.state;
         step.state.cpu = planned.cpu;
         step.state.checks = planned.checks.clone();
+        step.state.restarts_total =
+            counted(self.prior.services.get(&self.watch.services[i].id), false);
         step
     }
 
@@ -127,6 +129,12 @@ fn left_behind(
     } else {
         (Some(command), None)
     }
+}
+
+/// The restart counter of the metrics: carried over from the last pass,
+/// plus this pass's attempt.
+fn counted(prior: Option<&ServiceState>, attempted: bool) -> u64 {
+    prior.map_or(0, |p| p.restarts_total) + u64::from(attempted)
 }
 
 /// Why restarts wait: a pause first (the admin's own choice, never nagged
@@ -253,7 +261,9 @@ pub fn plan<'p>(
         let mut step = decide::decide(&input(s, &verdict, r, &memory.prior, hold, now));
         step.state.cpu = verdict.cpu;
         step.state.command = left;
-        step.state.checks = last_checks(s, &verdict, memory.prior.services.get(&s.id), now);
+        let prior = memory.prior.services.get(&s.id);
+        step.state.checks = last_checks(s, &verdict, prior, now);
+        step.state.restarts_total = counted(prior, step.restart);
         let waits = watch.dependencies(i).iter().copied().filter(|&d| !up[d]);
         services.push(Planned {
             waits: waits.collect(),
@@ -274,6 +284,7 @@ pub fn plan<'p>(
         pause_ended,
         policy: Some(policy.digest.clone()),
         policy_error: memory.policy_error,
+        metrics_error: memory.prior.metrics_error.clone(),
     };
     Ok(Plan {
         watch,
@@ -290,13 +301,14 @@ pub fn plan<'p>(
 /// Acts on a plan: says what is not a restart, restarts in dependency
 /// waves (all of a wave at once), verifies, settles, reports and saves.
 /// `probe` asks again whether a package manager is at work, right before
-/// each wave: one that started during the pass holds what is left.
+/// each wave: one that started during the pass holds what is left. Returns
+/// the exit status and the state saved.
 pub fn execute(
     plan: Plan,
     store: &Store,
     reporter: &mut Reporter,
     probe: &dyn Fn() -> Option<Busy>,
-) -> Exit {
+) -> (Exit, State) {
     if let Some(p) = &plan.pause_ended {
         reporter.say(
             Kind::PauseEnded,
@@ -417,6 +429,7 @@ pub fn execute(
             for ((&i, outcome), checks) in go.iter().zip(&outcomes).zip(checked) {
                 let input = plan.input(i, plan.hold());
                 let (mut state, event) = decide::settle(&input, &steps[i], outcome);
+                state.restarts_total = counted(input.prior, true);
                 if let Some(event) = event {
                     reporter.emit(&services[i].id, &event, &checks);
                 }
@@ -432,7 +445,8 @@ pub fn execute(
         }
     }
     save(&next, reporter);
-    Exit::converged_if(next.services.values().all(|s| s.status == Status::Running))
+    let exit = Exit::converged_if(next.services.values().all(|s| s.status == Status::Running));
+    (exit, next)
 }
 
 /// What to run for one service: its commands in order, each within its

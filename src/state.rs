@@ -99,6 +99,10 @@ pub struct ServiceState {
     /// What its checks (`port`, `http`, ...) found when they last ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Checks>,
+    /// Every restart attempted, kept across passes (unlike `restarts`,
+    /// which keeps the budget's window): the metrics' counter.
+    #[serde(default)]
+    pub restarts_total: u64,
 }
 
 /// The checks of a service as they last ran: when, and what each found
@@ -139,6 +143,10 @@ pub struct State {
     /// The policy error last said, while the policy stays broken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_error: Option<PolicyError>,
+    /// Why the metrics file could not be written, as last said (said again
+    /// only when it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_error: Option<String>,
 }
 
 /// A broken policy, remembered so that cron does not mail the same error
@@ -729,6 +737,7 @@ mod tests {
                 cpu: None,
                 command: None,
                 checks: None,
+                restarts_total: 7,
             },
         );
         store.save(&state).unwrap();

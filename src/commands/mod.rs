@@ -39,6 +39,8 @@ pub struct Context {
     pub define: Vec<String>,
     pub pkg_root: PathBuf,
     pub verbose: bool,
+    /// Where a pass writes its metrics.
+    pub metrics: Option<PathBuf>,
 }
 
 impl Context {
@@ -52,6 +54,7 @@ impl Context {
             define: cli.define.clone(),
             pkg_root: cli.pkg_root.clone(),
             verbose: cli.verbose,
+            metrics: cli.metrics.clone(),
         }
     }
 

@@ -3,9 +3,10 @@
 //! Everything around the pass engine that only a real pass does: the splay,
 //! the lock, the state file under it, what is said about the policy (broken,
 //! fixed, changed) and keeping its last good copy, the damaged pause file.
-//! Then [`pass::plan`] and [`pass::execute`].
+//! Then [`pass::plan`] and [`pass::execute`], and the metrics file.
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Result;
 
@@ -15,21 +16,24 @@ use crate::clock;
 use crate::diagnostic::PolicyErrors;
 use crate::event::Kind;
 use crate::exit::Exit;
+use crate::file;
 use crate::load::{self, Enforced};
+use crate::metrics;
 use crate::pass::{self, Memory};
 use crate::report::{self, Reporter};
 use crate::snapshot;
 use crate::state::{self, Lock, Locking, Pause, PolicyError, State, Store};
 
 pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> {
+    let host = ctx.host();
+    splay(&host, splay_seconds);
+    let started = Instant::now();
     let enforced = match ctx.enforce() {
         Ok(enforced) => enforced,
-        Err(error) => return broken(ctx, &error),
+        Err(error) => return broken(ctx, &error, started),
     };
     let busy = ctx.busy();
-    let host = ctx.host();
     let classes = ctx.classes(&enforced, busy.as_ref());
-    splay(&host, splay_seconds);
     let now = ctx.now;
     let store = &ctx.store;
     let mut reporter = Reporter::new(ctx.format);
@@ -59,7 +63,64 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
         policy_error,
     };
     let plan = pass::plan(&enforced, &classes, memory, busy.as_ref(), now)?;
-    Ok(pass::execute(plan, store, &mut reporter, &|| ctx.busy()))
+    let services: Vec<(&str, &str)> = (plan.watch.services.iter())
+        .map(|s| (s.id.as_str(), s.name.as_str()))
+        .collect();
+    let (paused, busy) = (plan.pause.is_some(), plan.busy.is_some());
+    let (exit, mut state) = pass::execute(plan, store, &mut reporter, &|| ctx.busy());
+    if let Some(path) = &ctx.metrics {
+        let policy = &enforced.policy;
+        let text = metrics::render(&metrics::Pass {
+            services: services
+                .iter()
+                .filter_map(|&(id, name)| {
+                    let state = state.services.get(id)?;
+                    Some(metrics::Row { id, name, state })
+                })
+                .collect(),
+            at: now,
+            seconds: started.elapsed().as_secs_f64(),
+            policy: Some(metrics::Enforced {
+                digest: &policy.digest,
+                origin: enforced
+                    .fallback
+                    .as_ref()
+                    .map_or(policy.origin.as_str(), |f| f.origin.as_str()),
+                last_good: enforced.fallback.is_some(),
+            }),
+            broken: enforced.fallback.is_some(),
+            busy,
+            paused,
+        });
+        write_metrics(path, &text, &mut state, store, &mut reporter);
+    }
+    Ok(exit)
+}
+
+/// Writes the metrics file. A failure is said when it is new (or another
+/// than the last), and remembered in the state; not every five minutes.
+fn write_metrics(
+    path: &Path,
+    text: &str,
+    state: &mut State,
+    store: &Store,
+    reporter: &mut Reporter,
+) {
+    let error = file::replace(path, text.as_bytes(), 0o644)
+        .err()
+        .map(|e| format!("cannot write metrics to {}: {e}", path.display()));
+    if error == state.metrics_error {
+        return;
+    }
+    if let Some(e) = &error {
+        reporter.say(Kind::MetricsUnwritten, &format!("tend: {e}"), true);
+    }
+    state.metrics_error = error;
+    if store.refused().is_none() {
+        if let Err(e) = store.save(state) {
+            reporter.say(Kind::StateUnsaved, &format!("tend: {e:#}"), true);
+        }
+    }
 }
 
 /// The pause in force, of all pause files. A damaged one is set aside, so
@@ -141,8 +202,9 @@ fn lock(
 }
 
 /// A pass with a broken policy and no last good copy: says the error (once,
-/// then daily, like a copy's fallback) and does nothing else.
-fn broken(ctx: &Context, error: &anyhow::Error) -> Result<Exit> {
+/// then daily, like a copy's fallback), writes the metrics (no services,
+/// the policy broken) and does nothing else.
+fn broken(ctx: &Context, error: &anyhow::Error, started: Instant) -> Result<Exit> {
     let store = &ctx.store;
     let mut reporter = Reporter::new(ctx.format);
     let _lock = match store
@@ -165,6 +227,18 @@ fn broken(ctx: &Context, error: &anyhow::Error) -> Result<Exit> {
     }
     state.policy_error = Some(remembered);
     store.save(&state)?;
+    if let Some(path) = &ctx.metrics {
+        let text = metrics::render(&metrics::Pass {
+            services: Vec::new(),
+            at: ctx.now,
+            seconds: started.elapsed().as_secs_f64(),
+            policy: None,
+            broken: true,
+            busy: ctx.busy().is_some(),
+            paused: store.pause(ctx.now).is_some_and(|p| ctx.now < p.until),
+        });
+        write_metrics(path, &text, &mut state, store, &mut reporter);
+    }
     Ok(Exit::Broken)
 }
 

@@ -8,6 +8,7 @@ mod fleet;
 mod hooks;
 mod import;
 mod layout;
+mod metrics;
 mod pass;
 mod probes;
 mod sandbox;

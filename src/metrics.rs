@@ -1,0 +1,359 @@
+//! The Prometheus textfile: what each pass found, for node_exporter.
+//!
+//! An admin with a hundred hosts wants one place to see which services are
+//! down, failing, given up or paused, and which hosts stopped running tend.
+//! Every host already runs node_exporter; its textfile collector serves any
+//! `*.prom` file in a directory. With `--metrics FILE` a pass writes the
+//! whole file anew after it ends (atomically: a scrape never sees half a
+//! file), in the text exposition format. This module renders it; the
+//! writing is [`crate::file::replace`].
+
+use std::fmt::Write as _;
+
+use crate::state::{ServiceState, Status};
+
+/// One service that applies, as the pass left it.
+pub struct Row<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub state: &'a ServiceState,
+}
+
+/// The policy a pass enforced.
+pub struct Enforced<'a> {
+    pub digest: &'a str,
+    /// Where it was read from (the last good copy: where the copy was read
+    /// from).
+    pub origin: &'a str,
+    /// Whether it is the last good copy (the policy at `-f` is broken).
+    pub last_good: bool,
+}
+
+/// Everything the file says of one pass.
+pub struct Pass<'a> {
+    pub services: Vec<Row<'a>>,
+    /// When the pass started (unix seconds), and how long it took.
+    pub at: i64,
+    pub seconds: f64,
+    /// None when nothing is enforced (a broken policy, no last good copy).
+    pub policy: Option<Enforced<'a>>,
+    /// Whether the policy at `-f` is broken (so a last good copy, or
+    /// nothing, is enforced).
+    pub broken: bool,
+    pub busy: bool,
+    pub paused: bool,
+}
+
+/// Every value of `tend_service_status`'s `status` label.
+pub const STATUSES: [&str; 6] = [
+    "running",
+    "down",
+    "paused",
+    "restarting",
+    "failing",
+    "given_up",
+];
+
+/// A service's status as the metrics name it: `down` while a pause holds
+/// its restart is `paused`.
+pub fn status(state: &ServiceState, paused: bool) -> &'static str {
+    match state.status {
+        Status::Running => "running",
+        Status::Down if paused => "paused",
+        Status::Down => "down",
+        Status::Restarting => "restarting",
+        Status::Failing => "failing",
+        Status::GivenUp => "given_up",
+    }
+}
+
+/// A label value as the exposition format wants it: backslash, double
+/// quote and line feed escaped.
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The file: each metric family once, with its HELP and TYPE, in a fixed
+/// order (services in policy order).
+pub fn render(pass: &Pass) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        lines(&mut out);
+    };
+    let each = |out: &mut String, name: &str, value: &dyn Fn(&Row) -> String| {
+        for row in &pass.services {
+            let _ = writeln!(
+                out,
+                "{name}{{service=\"{}\"}} {}",
+                escape(row.id),
+                value(row)
+            );
+        }
+    };
+    family(
+        "tend_service_info",
+        "gauge",
+        "A service that applies to this host: its id and name in the policy.",
+        &mut |out| {
+            for row in &pass.services {
+                let _ = writeln!(
+                    out,
+                    "tend_service_info{{service=\"{}\",name=\"{}\"}} 1",
+                    escape(row.id),
+                    escape(row.name)
+                );
+            }
+        },
+    );
+    family(
+        "tend_service_up",
+        "gauge",
+        "Whether the service was running when tend's last pass ended.",
+        &mut |out| {
+            each(out, "tend_service_up", &|r| {
+                u8::from(r.state.status == Status::Running).to_string()
+            })
+        },
+    );
+    family(
+        "tend_service_status",
+        "gauge",
+        "The service's status as tend's last pass left it (1 for the status it is in).",
+        &mut |out| {
+            for row in &pass.services {
+                let now = status(row.state, pass.paused);
+                for s in STATUSES {
+                    let _ = writeln!(
+                        out,
+                        "tend_service_status{{service=\"{}\",status=\"{s}\"}} {}",
+                        escape(row.id),
+                        u8::from(s == now)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        "tend_service_since_seconds",
+        "gauge",
+        "When the service entered its status, in unix seconds.",
+        &mut |out| {
+            each(out, "tend_service_since_seconds", &|r| {
+                r.state.since.to_string()
+            })
+        },
+    );
+    family(
+        "tend_service_restarts_total",
+        "counter",
+        "Restarts tend has attempted for the service (kept across passes; reset by tend reset).",
+        &mut |out| {
+            each(out, "tend_service_restarts_total", &|r| {
+                r.state.restarts_total.to_string()
+            })
+        },
+    );
+    family(
+        "tend_last_pass_timestamp_seconds",
+        "gauge",
+        "When tend's last pass started, in unix seconds.",
+        &mut |out| {
+            let _ = writeln!(out, "tend_last_pass_timestamp_seconds {}", pass.at);
+        },
+    );
+    family(
+        "tend_pass_duration_seconds",
+        "gauge",
+        "How long tend's last pass took (its splay not counted).",
+        &mut |out| {
+            let _ = writeln!(out, "tend_pass_duration_seconds {:.3}", pass.seconds);
+        },
+    );
+    if let Some(p) = &pass.policy {
+        family(
+            "tend_policy_info",
+            "gauge",
+            "The policy tend enforced: its digest, where it was read from, and whether it is the last good copy.",
+            &mut |out| {
+                let _ = writeln!(
+                    out,
+                    "tend_policy_info{{digest=\"{}\",origin=\"{}\",enforced=\"{}\"}} 1",
+                    escape(p.digest),
+                    escape(p.origin),
+                    if p.last_good { "last_good" } else { "live" }
+                );
+            },
+        );
+    }
+    family(
+        "tend_policy_broken",
+        "gauge",
+        "Whether the configured policy is broken (its last good copy, or nothing, is enforced).",
+        &mut |out| {
+            let _ = writeln!(out, "tend_policy_broken {}", u8::from(pass.broken));
+        },
+    );
+    family(
+        "tend_package_manager_busy",
+        "gauge",
+        "Whether a package manager was at work when the pass started (restarts wait).",
+        &mut |out| {
+            let _ = writeln!(out, "tend_package_manager_busy {}", u8::from(pass.busy));
+        },
+    );
+    family(
+        "tend_paused",
+        "gauge",
+        "Whether a pause (tend pause) held restarts during the pass.",
+        &mut |out| {
+            let _ = writeln!(out, "tend_paused {}", u8::from(pass.paused));
+        },
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status: Status, since: i64, restarts_total: u64) -> ServiceState {
+        ServiceState {
+            status,
+            since,
+            pid: None,
+            start_time: None,
+            restarts: Vec::new(),
+            reported: None,
+            failure: None,
+            replaced: None,
+            note: None,
+            reason: None,
+            cpu: None,
+            command: None,
+            checks: None,
+            restarts_total,
+        }
+    }
+
+    #[test]
+    fn escape_table() {
+        for (value, escaped) in [
+            ("plain", "plain"),
+            ("", ""),
+            (r#"say "hi""#, r#"say \"hi\""#),
+            (r"C:\dir", r"C:\\dir"),
+            ("two\nlines", r"two\nlines"),
+            (r#"\"#, r#"\\"#),
+            ("tab\tstays", "tab\tstays"),
+            ("ünïcode", "ünïcode"),
+        ] {
+            assert_eq!(escape(value), escaped, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn status_table() {
+        for (was, paused, label) in [
+            (Status::Running, false, "running"),
+            (Status::Running, true, "running"),
+            (Status::Down, false, "down"),
+            (Status::Down, true, "paused"),
+            (Status::Restarting, false, "restarting"),
+            (Status::Failing, true, "failing"),
+            (Status::GivenUp, false, "given_up"),
+        ] {
+            assert_eq!(status(&state(was, 0, 0), paused), label);
+        }
+    }
+
+    #[test]
+    fn renders_every_family_once_with_its_samples() {
+        let up = state(Status::Running, 1_700_000_000, 3);
+        let down = state(Status::GivenUp, 1_700_000_100, 5);
+        let pass = Pass {
+            services: vec![
+                Row {
+                    id: "ssh",
+                    name: "OpenSSH",
+                    state: &up,
+                },
+                Row {
+                    id: "web",
+                    name: "Apache \"front\"",
+                    state: &down,
+                },
+            ],
+            at: 1_700_000_200,
+            seconds: 0.0234,
+            policy: Some(Enforced {
+                digest: "1a2b3c4d5e6f",
+                origin: "/etc/tend",
+                last_good: true,
+            }),
+            broken: true,
+            busy: false,
+            paused: false,
+        };
+        let text = render(&pass);
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        for line in [
+            r#"tend_service_info{service="web",name="Apache \"front\""} 1"#,
+            r#"tend_service_up{service="ssh"} 1"#,
+            r#"tend_service_up{service="web"} 0"#,
+            r#"tend_service_status{service="web",status="given_up"} 1"#,
+            r#"tend_service_status{service="web",status="running"} 0"#,
+            r#"tend_service_since_seconds{service="web"} 1700000100"#,
+            r#"tend_service_restarts_total{service="ssh"} 3"#,
+            "tend_last_pass_timestamp_seconds 1700000200",
+            "tend_pass_duration_seconds 0.023",
+            r#"tend_policy_info{digest="1a2b3c4d5e6f",origin="/etc/tend",enforced="last_good"} 1"#,
+            "tend_policy_broken 1",
+            "tend_package_manager_busy 0",
+            "tend_paused 0",
+        ] {
+            assert!(samples.contains(&line), "{line} not in\n{text}");
+        }
+        // Six status samples per service, one of them 1.
+        let statuses = samples
+            .iter()
+            .filter(|l| l.starts_with("tend_service_status{service=\"ssh\""));
+        assert_eq!(statuses.clone().count(), 6);
+        assert_eq!(statuses.filter(|l| l.ends_with(" 1")).count(), 1);
+        // Each family's TYPE once, before its samples.
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
+        assert_eq!(types.len(), 11);
+        let mut names: Vec<&str> = types.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
+        names.dedup();
+        assert_eq!(names.len(), 11);
+    }
+
+    #[test]
+    fn nothing_enforced_has_no_policy_info_and_no_services() {
+        let pass = Pass {
+            services: Vec::new(),
+            at: 5,
+            seconds: 0.0,
+            policy: None,
+            broken: true,
+            busy: true,
+            paused: true,
+        };
+        let text = render(&pass);
+        assert!(!text.contains("tend_policy_info{"));
+        assert!(!text.contains("tend_service_up{"));
+        assert!(text.contains("\ntend_policy_broken 1\n"));
+        assert!(text.contains("\ntend_package_manager_busy 1\n"));
+        assert!(text.contains("\ntend_paused 1\n"));
+    }
+}
