@@ -774,3 +774,39 @@ fn json_reports_are_one_object_per_line_with_the_same_object_in_syslog() {
     );
     assert!(classes["off"].is_array());
 }
+
+/// The fleet simulation (tests/fleet/simulate) in its short form: ten
+/// hosts, each in its own UTS, mount and PID namespaces with its own
+/// rsyslogd, a git hub, a central rsyslogd; steady state, daemons killed,
+/// a broken push, its fix, a service removed. The script asserts each
+/// scenario and exits 1 saying what went wrong.
+#[test]
+fn a_simulated_fleet_of_ten_hosts() {
+    let rsyslogd = std::path::Path::new("/usr/sbin/rsyslogd");
+    if !nix::unistd::geteuid().is_root() || !rsyslogd.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and installs rsyslog"
+        );
+        eprintln!("skipped: the fleet simulation needs root and rsyslog");
+        return;
+    }
+    let tend = assert_cmd::cargo::cargo_bin("tend");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/simulate");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--hosts", "10", "--splay", "2", "--tend"])
+        .arg(&tend)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("summary: 10 hosts, 80 passes, "),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(": ok (").count(), 8, "{stdout}");
+}

@@ -292,6 +292,20 @@ fn metrics_where_others_can_write() {
     );
 }
 
+/// Whether `program` is there; if not, the test is skipped, said (but not
+/// in CI, which installs `package`).
+fn installed(program: &Path, package: &str) -> bool {
+    if program.exists() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI installs {package}");
+    eprintln!(
+        "skipped: {} ({package}) is not installed",
+        program.display()
+    );
+    false
+}
+
 /// GET /metrics from node_exporter on 127.0.0.1:`port`.
 fn scrape(port: u16) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -310,12 +324,7 @@ fn scrape(port: u16) -> Option<String> {
 #[test]
 fn node_exporter_serves_the_metrics() {
     let exporter = Path::new("/usr/bin/prometheus-node-exporter");
-    if !exporter.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs prometheus-node-exporter"
-        );
-        eprintln!("skipped: prometheus-node-exporter is not installed");
+    if !installed(exporter, "prometheus-node-exporter") {
         return;
     }
     let mut sb = sandbox();
@@ -378,5 +387,42 @@ fn node_exporter_serves_the_metrics() {
     assert!(
         body.contains("# TYPE tend_service_restarts_total counter"),
         "{body}"
+    );
+}
+
+/// The alert rules docs/fleet.md recommends (examples/prometheus) load, and
+/// fire when they should and not otherwise: `promtool test rules` with
+/// tests/prometheus/tend-alerts.test.yml (a service down 10 minutes but
+/// not while paused, given up, flapping, no pass for 15 minutes, no tend
+/// metrics at all, a broken policy).
+#[test]
+fn alert_rules_pass_their_tests() {
+    let promtool = Path::new("/usr/bin/promtool");
+    if !installed(promtool, "prometheus") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let check = Command::new(promtool)
+        .args(["check", "rules", "examples/prometheus/tend-alerts.yml"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(said.contains("SUCCESS: 6 rules found"), "{said}");
+    let test = Command::new(promtool)
+        .args(["test", "rules", "tend-alerts.test.yml"])
+        .current_dir(root.join("tests/prometheus"))
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
     );
 }

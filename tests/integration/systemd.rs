@@ -116,6 +116,11 @@ impl Booted {
 
     /// tend inside, with the sandbox's policy and state: (status, lines).
     fn tend(&self, args: &[&str]) -> (i32, Vec<String>) {
+        self.tend_logging(args, "/run/sb/no-syslog")
+    }
+
+    /// The same, with syslog at `socket`.
+    fn tend_logging(&self, args: &[&str], socket: &str) -> (i32, Vec<String>) {
         let tend = assert_cmd::cargo::cargo_bin("tend");
         let out = Command::new("nsenter")
             .args(["-t", &self.pid.to_string(), "-p", "-m"])
@@ -130,7 +135,7 @@ impl Booted {
                 "no-pkgmgr",
             ])
             .args(args)
-            .env("TEND_SYSLOG_SOCKET", "/run/sb/no-syslog")
+            .env("TEND_SYSLOG_SOCKET", socket)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -142,6 +147,21 @@ impl Booted {
             .collect();
         (out.status.code().unwrap_or(-1), lines)
     }
+}
+
+/// A sandbox with `policy`, and a systemd booted for it (None, said, when
+/// this is not root or systemd is missing). Booted first: it is dropped
+/// before the sandbox.
+fn boot(policy: &str) -> Option<(Booted, Sandbox)> {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/lib/systemd/systemd").exists() {
+        eprintln!("skipped: booting systemd in a namespace needs root and systemd");
+        return None;
+    }
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("no-pkgmgr")).unwrap();
+    sb.policy(policy);
+    let systemd = Booted::new(&sb);
+    Some((systemd, sb))
 }
 
 impl Drop for Booted {
@@ -156,16 +176,9 @@ impl Drop for Booted {
 
 #[test]
 fn units_crashed_restarting_and_stopped() {
-    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/lib/systemd/systemd").exists() {
-        eprintln!("skipped: booting systemd in a namespace needs root and systemd");
+    let Some((systemd, sb)) = boot("service simple { unit \"simple.service\"; grace 5s }\nservice flappy { unit \"flappy\"; grace 5s }\n") else {
         return;
-    }
-    let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.path("no-pkgmgr")).unwrap();
-    sb.policy(
-        "service simple { unit \"simple.service\"; grace 5s }\nservice flappy { unit \"flappy\"; grace 5s }\n",
-    );
-    let systemd = Booted::new(&sb);
+    };
     systemd.run(&["systemctl", "start", "simple.service", "flappy.service"]);
     wait_for(|| systemd.show("flappy.service", "ActiveState") == "active");
     let (code, said) = systemd.tend(&[]);
@@ -227,14 +240,10 @@ fn units_crashed_restarting_and_stopped() {
 
 #[test]
 fn a_unit_past_its_start_limit_is_reset_and_restarted() {
-    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/lib/systemd/systemd").exists() {
-        eprintln!("skipped: booting systemd in a namespace needs root and systemd");
+    let Some((systemd, sb)) = boot("service limited { unit \"limited.service\"; grace 5s }\n")
+    else {
         return;
-    }
-    let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.path("no-pkgmgr")).unwrap();
-    sb.policy("service limited { unit \"limited.service\"; grace 5s }\n");
-    let systemd = Booted::new(&sb);
+    };
     systemd.run(&["systemctl", "start", "limited.service"]);
     wait_for(|| systemd.show("limited.service", "Result") == "start-limit-hit");
     assert_eq!(systemd.show("limited.service", "ActiveState"), "failed");
@@ -260,4 +269,55 @@ fn a_unit_past_its_start_limit_is_reset_and_restarted() {
     );
     let (code, said) = systemd.tend(&[]);
     assert_eq!((code, said), (0, vec![]));
+}
+
+/// On a host with journald and no rsyslog, tend's events reach the
+/// journal through its syslog socket (as /dev/log is there), under the
+/// identifier `tend`: `journalctl -t tend -o cat` prints exactly what the
+/// pass printed, one JSON object a line (docs/fleet.md, examples/journald).
+#[test]
+fn json_events_land_in_the_journal() {
+    let Some((systemd, _sb)) = boot("service simple { unit \"simple.service\"; grace 5s }\n")
+    else {
+        return;
+    };
+    systemd.run(&[
+        "systemctl",
+        "start",
+        "systemd-journald.service",
+        "simple.service",
+    ]);
+    let socket = "/run/systemd/journal/dev-log";
+    wait_for(|| {
+        systemd.run(&["test", "-S", socket]).is_empty() && {
+            systemd.show("systemd-journald.service", "ActiveState") == "active"
+        }
+    });
+    let old = systemd.show("simple.service", "MainPID");
+    systemd.run(&["kill", "-9", &old]);
+    wait_for(|| systemd.show("simple.service", "ActiveState") == "failed");
+    let (code, said) = systemd.tend_logging(&["--format", "json"], socket);
+    assert_eq!(code, 0, "{said:?}");
+    let events: Vec<serde_json::Value> = said
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["restarting", "restarted"], "{said:?}");
+    let mut journal = Vec::new();
+    wait_for(|| {
+        journal = systemd
+            .run(&["journalctl", "-t", "tend", "-o", "cat", "--no-pager"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        journal.len() >= 3
+    });
+    // The policy enforced (syslog only), then the two events as printed.
+    assert_eq!(journal.len(), 3, "{journal:?}");
+    assert!(journal[0].contains(r#""event":"policy""#), "{journal:?}");
+    assert_eq!(journal[1..], said[..]);
 }
