@@ -8,6 +8,7 @@
 #   - ps -e -o pid,args                   the floor: read every command line
 #   - tend, 5 services, all running       a real pass; prints nothing
 #   - tend, 500 services, all running     plain paths (the literal matcher)
+#   - the same with --metrics              and the Prometheus textfile written
 #   - tend, 500 regex services, running   `^/path` patterns (the RegexSet)
 #   - tend --dry-run, 500, none match     every pattern fails on every process;
 #                                         --dry-run so nothing is restarted
@@ -46,5 +47,6 @@ hyperfine -N --warmup 3 --min-runs 20 ${out:+--export-markdown "$out"} \
   --command-name 'ps -e -o pid,args' "ps -e -o pid,args" \
   --command-name 'tend: 5 services, all running' "$tend --state-dir $dir/state -f $dir/running-5.tend" \
   --command-name 'tend: 500 services, all running' "$tend --state-dir $dir/state -f $dir/running-500.tend" \
+  --command-name 'tend --metrics: 500 services, all running' "$tend --state-dir $dir/state -f $dir/running-500.tend --metrics $dir/tend.prom" \
   --command-name 'tend: 500 regex services, all running' "$tend --state-dir $dir/state -f $dir/regex-500.tend" \
   -i --command-name 'tend --dry-run: 500 services, none match' "$tend --state-dir $dir/state --dry-run -f $dir/none-500.tend"
