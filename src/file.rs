@@ -154,7 +154,9 @@ fn read_capped(file: File, max: u64) -> Result<Vec<u8>, Refused> {
 /// is opened without following a final symlink (one swapped in is
 /// refused), the temporary file is created there exclusively with a name
 /// no one can guess, written, synced and renamed over `path` (a symlink
-/// planted at `path` is replaced, not followed).
+/// planted at `path` is replaced, not followed). Anything at `path` but a
+/// file or a symlink (`/dev/null`, a FIFO, a directory) is refused, never
+/// replaced.
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use nix::fcntl::{openat, renameat, OFlag};
     use nix::sys::stat::{fchmod, Mode};
@@ -177,6 +179,28 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         }
         e => std::io::Error::from(e),
     })?;
+    match nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => {
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(st.st_mode)
+                & nix::sys::stat::SFlag::S_IFMT;
+            let what = match kind {
+                nix::sys::stat::SFlag::S_IFREG | nix::sys::stat::SFlag::S_IFLNK => None,
+                nix::sys::stat::SFlag::S_IFDIR => Some("a directory"),
+                nix::sys::stat::SFlag::S_IFIFO => Some("a FIFO"),
+                nix::sys::stat::SFlag::S_IFCHR => Some("a character device"),
+                nix::sys::stat::SFlag::S_IFBLK => Some("a block device"),
+                nix::sys::stat::SFlag::S_IFSOCK => Some("a socket"),
+                _ => Some("not a file"),
+            };
+            if let Some(what) = what {
+                return Err(invalid(&format!(
+                    "it is {what}, not a regular file; not replacing it"
+                )));
+            }
+        }
+        Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
     let mode = Mode::from_bits_truncate(mode);
     let mut attempt = 0u32;
     let (tmp, fd) = loop {

@@ -254,7 +254,9 @@ fn metrics_where_others_can_write() {
     let meta = std::fs::symlink_metadata(sb.path(PROM)).unwrap();
     assert!(meta.file_type().is_file(), "{meta:?}");
 
-    // A FIFO there: replaced, never opened (no hang).
+    // A FIFO there: never opened (no hang), never replaced: said once, the
+    // pass goes on. The same for a device (as `--metrics /dev/null` would
+    // be: replacing it would break the host).
     std::fs::remove_file(sb.path(PROM)).unwrap();
     nix::unistd::mkfifo(
         &sb.path(PROM),
@@ -262,11 +264,34 @@ fn metrics_where_others_can_write() {
     )
     .unwrap();
     let run = sb.tend(&["--metrics", PROM]);
-    assert_eq!((run.code, lines(&run)), (0, vec![]), "{run:?}");
-    assert!(!std::fs::symlink_metadata(sb.path(PROM))
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        lines(&run),
+        vec![format!("tend: cannot write metrics to {PROM}: it is a FIFO, not a regular file; not replacing it")],
+        "{run:?}"
+    );
+    assert!(std::fs::symlink_metadata(sb.path(PROM))
         .unwrap()
         .file_type()
         .is_fifo());
+    let null = sb.path("null");
+    if nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .is_ok()
+    {
+        let run = sb.tend(&["--metrics", "null"]);
+        assert_eq!(
+            lines(&run),
+            vec!["tend: cannot write metrics to null: it is a character device, not a regular file; not replacing it".to_string()],
+            "{run:?}"
+        );
+        let kind = std::fs::symlink_metadata(&null).unwrap().file_type();
+        assert!(kind.is_char_device(), "{kind:?}");
+    }
 
     // The directory swapped for a symlink (to where root's files are):
     // refused, said once, the pass goes on; said no more while it lasts.
@@ -283,7 +308,9 @@ fn metrics_where_others_can_write() {
     let again = sb.tend(&["--metrics", "linked/tend.prom"]);
     assert_eq!((again.code, lines(&again)), (0, vec![]), "{again:?}");
     // Fixed: written again, silently; a new failure is said again.
+    std::fs::remove_file(sb.path(PROM)).unwrap();
     assert_eq!(lines(&sb.tend(&["--metrics", PROM])), Vec::<String>::new());
+    assert!(sb.path(PROM).is_file());
     let run = sb.tend(&["--metrics", "missing/tend.prom"]);
     assert_eq!(lines(&run).len(), 1, "{run:?}");
     assert!(
