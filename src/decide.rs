@@ -88,25 +88,6 @@ fn due(last: Option<i64>, every: Option<i64>, now: i64) -> bool {
     }
 }
 
-fn fresh(status: Status, since: i64) -> ServiceState {
-    ServiceState {
-        status,
-        since,
-        pid: None,
-        start_time: None,
-        restarts: Vec::new(),
-        reported: None,
-        failure: None,
-        replaced: None,
-        note: None,
-        reason: None,
-        cpu: None,
-        command: None,
-        checks: None,
-        restarts_total: 0,
-    }
-}
-
 fn step(state: ServiceState, event: Option<Event>, restart: bool) -> Step {
     Step {
         state,
@@ -184,7 +165,7 @@ fn running(input: &Input, pid: u32, start_time: Option<u64>, mut restarts: Vec<i
         restarts,
         replaced: handled,
         note: input.note.map(str::to_string),
-        ..fresh(Status::Running, since)
+        ..ServiceState::new(Status::Running, since)
     };
     if let Some(note) = input
         .note
@@ -224,7 +205,7 @@ fn given_up(input: &Input, down_since: i64, restarts: Vec<i64>) -> Step {
         restarts,
         reported: if remind { Some(now) } else { prior.reported },
         failure: prior.failure.clone(),
-        ..fresh(Status::GivenUp, down_since)
+        ..ServiceState::new(Status::GivenUp, down_since)
     };
     let event = remind.then(|| Event::StillGivenUp {
         name: input.name.to_string(),
@@ -263,7 +244,7 @@ fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step 
                 restarts,
                 reported: if tell { Some(now) } else { prior_reported },
                 failure: Some(format!("{why}; left so (when stopped)")),
-                ..fresh(Status::Down, down_since)
+                ..ServiceState::new(Status::Down, down_since)
             };
             let event = tell.then(|| Event::Note {
                 name: input.name.to_string(),
@@ -276,7 +257,7 @@ fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step 
         restarts,
         reported: if tell { Some(now) } else { prior_reported },
         failure: Some(format!("restart deferred: {why}")),
-        ..fresh(Status::Down, down_since)
+        ..ServiceState::new(Status::Down, down_since)
     };
     let event = tell.then(|| Event::Deferred {
         name: input.name.to_string(),
@@ -305,7 +286,7 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
             restarts,
             reported: Some(now),
             failure,
-            ..fresh(Status::GivenUp, down_since)
+            ..ServiceState::new(Status::GivenUp, down_since)
         };
         return step(state, Some(event), false);
     }
@@ -323,7 +304,7 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
         restarts,
         reported,
         failure,
-        ..fresh(Status::Restarting, down_since)
+        ..ServiceState::new(Status::Restarting, down_since)
     };
     step(state, event, true)
 }
@@ -340,7 +321,7 @@ pub fn settle(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, O
                 pid: Some(*pid),
                 start_time: *start_time,
                 restarts: step.state.restarts.clone(),
-                ..fresh(Status::Running, now)
+                ..ServiceState::new(Status::Running, now)
             };
             let event = if was_failing {
                 Event::Recovered { name, pid: *pid }
@@ -425,20 +406,9 @@ mod tests {
 
     fn prior(status: Status, since: i64, restarts: &[i64], reported: Option<i64>) -> ServiceState {
         ServiceState {
-            status,
-            since,
-            pid: None,
-            start_time: None,
             restarts: restarts.to_vec(),
             reported,
-            failure: None,
-            replaced: None,
-            note: None,
-            reason: None,
-            cpu: None,
-            command: None,
-            checks: None,
-            restarts_total: 0,
+            ..ServiceState::new(status, since)
         }
     }
 

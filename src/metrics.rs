@@ -86,141 +86,129 @@ pub fn escape(value: &str) -> String {
 /// order (services in policy order).
 pub fn render(pass: &Pass) -> String {
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        lines(&mut out);
-    };
-    let each = |out: &mut String, name: &str, value: &dyn Fn(&Row) -> String| {
-        for row in &pass.services {
-            let _ = writeln!(
-                out,
-                "{name}{{service=\"{}\"}} {}",
-                escape(row.id),
-                value(row)
-            );
-        }
-    };
-    family(
+    let o = &mut out;
+    head(
+        o,
         "tend_service_info",
         "gauge",
         "A service that applies to this host: its id and name in the policy.",
-        &mut |out| {
-            for row in &pass.services {
-                let _ = writeln!(
-                    out,
-                    "tend_service_info{{service=\"{}\",name=\"{}\"}} 1",
-                    escape(row.id),
-                    escape(row.name)
-                );
-            }
-        },
     );
-    family(
+    for row in &pass.services {
+        let (id, name) = (escape(row.id), escape(row.name));
+        let _ = writeln!(o, "tend_service_info{{service=\"{id}\",name=\"{name}\"}} 1");
+    }
+    each(
+        o,
+        pass,
         "tend_service_up",
         "gauge",
         "Whether the service was running when tend's last pass ended.",
-        &mut |out| {
-            each(out, "tend_service_up", &|r| {
-                u8::from(r.state.status == Status::Running).to_string()
-            })
-        },
+        |s| u8::from(s.status == Status::Running).to_string(),
     );
-    family(
+    head(
+        o,
         "tend_service_status",
         "gauge",
         "The service's status as tend's last pass left it (1 for the status it is in).",
-        &mut |out| {
-            for row in &pass.services {
-                let now = status(row.state, pass.paused);
-                for s in STATUSES {
-                    let _ = writeln!(
-                        out,
-                        "tend_service_status{{service=\"{}\",status=\"{s}\"}} {}",
-                        escape(row.id),
-                        u8::from(s == now)
-                    );
-                }
-            }
-        },
     );
-    family(
+    for row in &pass.services {
+        let now = status(row.state, pass.paused);
+        for s in STATUSES {
+            let (id, on) = (escape(row.id), u8::from(s == now));
+            let _ = writeln!(
+                o,
+                "tend_service_status{{service=\"{id}\",status=\"{s}\"}} {on}"
+            );
+        }
+    }
+    each(
+        o,
+        pass,
         "tend_service_since_seconds",
         "gauge",
         "When the service entered its status, in unix seconds.",
-        &mut |out| {
-            each(out, "tend_service_since_seconds", &|r| {
-                r.state.since.to_string()
-            })
-        },
+        |s| s.since.to_string(),
     );
-    family(
+    each(
+        o,
+        pass,
         "tend_service_restarts_total",
         "counter",
         "Restarts tend has attempted for the service (kept across passes; reset by tend reset).",
-        &mut |out| {
-            each(out, "tend_service_restarts_total", &|r| {
-                r.state.restarts_total.to_string()
-            })
-        },
+        |s| s.restarts_total.to_string(),
     );
-    family(
+    gauge(
+        o,
         "tend_last_pass_timestamp_seconds",
-        "gauge",
         "When tend's last pass started, in unix seconds.",
-        &mut |out| {
-            let _ = writeln!(out, "tend_last_pass_timestamp_seconds {}", pass.at);
-        },
+        pass.at,
     );
-    family(
+    gauge(
+        o,
         "tend_pass_duration_seconds",
-        "gauge",
         "How long tend's last pass took (its splay not counted).",
-        &mut |out| {
-            let _ = writeln!(out, "tend_pass_duration_seconds {:.3}", pass.seconds);
-        },
+        format!("{:.3}", pass.seconds),
     );
     if let Some(p) = &pass.policy {
-        family(
-            "tend_policy_info",
-            "gauge",
-            "The policy tend enforced: its digest, where it was read from, and whether it is the last good copy.",
-            &mut |out| {
-                let _ = writeln!(
-                    out,
-                    "tend_policy_info{{digest=\"{}\",origin=\"{}\",enforced=\"{}\"}} 1",
-                    escape(p.digest),
-                    escape(p.origin),
-                    if p.last_good { "last_good" } else { "live" }
-                );
-            },
+        head(o, "tend_policy_info", "gauge", "The policy tend enforced: its digest, where it was read from, and whether it is the last good copy.");
+        let enforced = if p.last_good { "last_good" } else { "live" };
+        let (digest, origin) = (escape(p.digest), escape(p.origin));
+        let _ = writeln!(
+            o,
+            "tend_policy_info{{digest=\"{digest}\",origin=\"{origin}\",enforced=\"{enforced}\"}} 1"
         );
     }
-    family(
+    gauge(
+        o,
         "tend_policy_broken",
-        "gauge",
         "Whether the configured policy is broken (its last good copy, or nothing, is enforced).",
-        &mut |out| {
-            let _ = writeln!(out, "tend_policy_broken {}", u8::from(pass.broken));
-        },
+        u8::from(pass.broken),
     );
-    family(
+    gauge(
+        o,
         "tend_package_manager_busy",
-        "gauge",
         "Whether a package manager was at work when the pass started (restarts wait).",
-        &mut |out| {
-            let _ = writeln!(out, "tend_package_manager_busy {}", u8::from(pass.busy));
-        },
+        u8::from(pass.busy),
     );
-    family(
+    gauge(
+        o,
         "tend_paused",
-        "gauge",
         "Whether a pause (tend pause) held restarts during the pass.",
-        &mut |out| {
-            let _ = writeln!(out, "tend_paused {}", u8::from(pass.paused));
-        },
+        u8::from(pass.paused),
     );
     out
+}
+
+/// A family's HELP and TYPE lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A family with one sample per service, labelled by its id.
+fn each(
+    out: &mut String,
+    pass: &Pass,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&ServiceState) -> String,
+) {
+    head(out, name, kind, help);
+    for row in &pass.services {
+        let _ = writeln!(
+            out,
+            "{name}{{service=\"{}\"}} {}",
+            escape(row.id),
+            value(row.state)
+        );
+    }
+}
+
+/// A family of one unlabelled gauge.
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    head(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 #[cfg(test)]
@@ -229,20 +217,8 @@ mod tests {
 
     fn state(status: Status, since: i64, restarts_total: u64) -> ServiceState {
         ServiceState {
-            status,
-            since,
-            pid: None,
-            start_time: None,
-            restarts: Vec::new(),
-            reported: None,
-            failure: None,
-            replaced: None,
-            note: None,
-            reason: None,
-            cpu: None,
-            command: None,
-            checks: None,
             restarts_total,
+            ..ServiceState::new(status, since)
         }
     }
 

@@ -105,6 +105,28 @@ pub struct ServiceState {
     pub restarts_total: u64,
 }
 
+impl ServiceState {
+    /// A service in `status` since `since`, with nothing else remembered.
+    pub fn new(status: Status, since: i64) -> ServiceState {
+        ServiceState {
+            status,
+            since,
+            pid: None,
+            start_time: None,
+            restarts: Vec::new(),
+            reported: None,
+            failure: None,
+            replaced: None,
+            note: None,
+            reason: None,
+            cpu: None,
+            command: None,
+            checks: None,
+            restarts_total: 0,
+        }
+    }
+}
+
 /// The checks of a service as they last ran: when, and what each found
 /// (up to the first that failed). Kept while the service is down and its
 /// checks cannot run, for `explain`.
@@ -724,20 +746,14 @@ mod tests {
         state.services.insert(
             "ssh".into(),
             ServiceState {
-                status: Status::GivenUp,
-                since: 3,
                 pid: Some(9),
                 start_time: Some(100),
                 restarts: vec![1, 2],
                 reported: Some(3),
                 failure: Some("exited 1".into()),
                 replaced: Some(9),
-                note: None,
-                reason: None,
-                cpu: None,
-                command: None,
-                checks: None,
                 restarts_total: 7,
+                ..ServiceState::new(Status::GivenUp, 3)
             },
         );
         store.save(&state).unwrap();
