@@ -32,6 +32,9 @@ const TICK: Duration = Duration::from_millis(20);
 /// How often the process table is read while waiting for services to appear.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
+/// Told which command runs for a job, as soon as it is known.
+pub type Spawn<'a> = dyn FnMut(usize, Option<Spawned>) + 'a;
+
 /// How a restart ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -128,11 +131,12 @@ enum Phase {
 /// service, if any. Outcomes come back in the order of `jobs`.
 ///
 /// `spawned` is told each command's process group as soon as it starts, so
-/// it can be remembered before anything else happens.
+/// it can be remembered before anything else happens (and None right
+/// before a job's second command starts).
 pub fn restart_all(
     jobs: &[Job],
     look: &mut dyn FnMut() -> Vec<Seen>,
-    spawned: &mut dyn FnMut(usize, Spawned),
+    spawned: &mut Spawn,
 ) -> Vec<Outcome> {
     close_inherited();
     let mut phases: Vec<Phase> = Vec::with_capacity(jobs.len());
@@ -253,8 +257,14 @@ fn settle(phase: &mut Phase, job: &Job, process: Seen, now: Instant) -> Option<P
     }
 }
 
-fn start(job: &Job, step: usize, index: usize, spawned: &mut dyn FnMut(usize, Spawned)) -> Phase {
+fn start(job: &Job, step: usize, index: usize, spawned: &mut Spawn) -> Phase {
     let command = job.commands[step];
+    if step > 0 {
+        // The record of the previous command is forgotten before the next
+        // starts: a pass killed between this command's start and its record
+        // leaves "starting, not yet known", which the next pass waits out.
+        spawned(index, None);
+    }
     let failed = |why: String| {
         Phase::Done(Outcome::Failed {
             command: command.text.clone(),
@@ -285,11 +295,12 @@ fn start(job: &Job, step: usize, index: usize, spawned: &mut dyn FnMut(usize, Sp
         Ok(child) => {
             spawned(
                 index,
-                Spawned {
+                Some(Spawned {
                     pgid: child.id(),
                     start_time: crate::scan::start_ticks(child.id()).unwrap_or(0),
                     since: crate::clock::now(),
-                },
+                    boot: crate::scan::boot_id(),
+                }),
             );
             Phase::Running {
                 step,
@@ -351,13 +362,21 @@ fn describe(status: ExitStatus) -> String {
 }
 
 /// Whether a restart command a pass started (and maybe never saw end) still
-/// runs: its leader is alive, is the same process (not a later one with the
-/// same pid), and runs one of the service's own commands. The state file
-/// says which group to wait for and maybe kill; only a process running this
-/// service's command can be it, whatever the file says.
+/// runs: its leader is alive, is the same process (same pid and start time,
+/// in the same boot) and still leads its process group. What the leader
+/// runs now is no test: a `#!` script runs as `/bin/sh SCRIPT ARGS`, and a
+/// command may exec another program. A record of an older version (no
+/// boot) is believed only while the leader runs one of the service's own
+/// commands word for word.
 pub fn still_running(command: &Spawned, ours: &[&Command]) -> bool {
-    if crate::scan::start_ticks(command.pgid) != Some(command.start_time) {
+    let Some((start, group)) = crate::scan::leader(command.pgid) else {
         return false;
+    };
+    if start != command.start_time || group != command.pgid {
+        return false;
+    }
+    if let Some(boot) = &command.boot {
+        return crate::scan::boot_id().as_deref() == Some(boot.as_str());
     }
     let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", command.pgid)) else {
         return false;

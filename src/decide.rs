@@ -160,7 +160,8 @@ fn running(input: &Input, pid: u32, start_time: Option<u64>, mut restarts: Vec<i
         .and_then(|p| p.replaced)
         .filter(|&old| old == pid);
     let mut state = ServiceState {
-        pid: Some(pid),
+        // A oneshot unit that remains active has no process (pid 0).
+        pid: Some(pid).filter(|&p| p != 0),
         start_time,
         restarts,
         replaced: handled,
@@ -317,16 +318,19 @@ pub fn settle(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, O
     let name = input.name.to_string();
     match outcome {
         Outcome::Restarted { pid, start_time } => {
+            // A unit active with no main process (a oneshot that remains)
+            // is seen as pid 0: restarted, with no pid to name.
+            let pid = Some(*pid).filter(|&p| p != 0);
             let state = ServiceState {
-                pid: Some(*pid),
-                start_time: *start_time,
+                pid,
+                start_time: pid.and(*start_time),
                 restarts: step.state.restarts.clone(),
                 ..ServiceState::new(Status::Running, now)
             };
             let event = if was_failing {
-                Event::Recovered { name, pid: *pid }
+                Event::Recovered { name, pid }
             } else {
-                Event::Restarted { name, pid: *pid }
+                Event::Restarted { name, pid }
             };
             (state, Some(event))
         }

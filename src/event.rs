@@ -99,10 +99,9 @@ pub enum Event {
         times: Option<(usize, i64)>,
         problem: Option<Problem>,
     },
-    Restarted {
-        name: String,
-        pid: u32,
-    },
+    /// Restarted; its main process (none for a unit that remains active
+    /// with no process, a oneshot).
+    Restarted { name: String, pid: Option<u32> },
     Failed {
         name: String,
         command: String,
@@ -115,15 +114,9 @@ pub enum Event {
         failure: String,
     },
     /// Back after failing, thanks to a restart.
-    Recovered {
-        name: String,
-        pid: u32,
-    },
+    Recovered { name: String, pid: Option<u32> },
     /// Back by itself.
-    RunningAgain {
-        name: String,
-        since: i64,
-    },
+    RunningAgain { name: String, since: i64 },
     GaveUp {
         name: String,
         id: String,
@@ -143,20 +136,11 @@ pub enum Event {
         why: String,
     },
     /// Its process runs a binary that was replaced on disk.
-    Replaced {
-        name: String,
-        path: String,
-    },
+    Replaced { name: String, path: String },
     /// Same, and tend restarts it (`restart_on_upgrade`).
-    Upgrading {
-        name: String,
-        path: String,
-    },
+    Upgrading { name: String, path: String },
     /// Needs no action, said once while it lasts.
-    Note {
-        name: String,
-        text: String,
-    },
+    Note { name: String, text: String },
     /// The restart to load an upgraded binary did not work.
     UpgradeFailed {
         name: String,
@@ -201,9 +185,13 @@ impl Event {
                     "reason": problem.as_ref().map(Problem::why),
                 }),
             ),
-            Event::Restarted { name, pid } | Event::Recovered { name, pid } => {
-                (name, json!({ "pid": pid }))
-            }
+            Event::Restarted { name, pid } | Event::Recovered { name, pid } => (
+                name,
+                match pid {
+                    Some(pid) => json!({ "pid": pid }),
+                    None => json!({}),
+                },
+            ),
             Event::Failed {
                 name,
                 command,
@@ -286,12 +274,14 @@ impl fmt::Display for Event {
                     None => Ok(()),
                 }
             }
-            Event::Restarted { name, pid } => write!(f, "{name} restarted (pid {pid})"),
+            Event::Restarted { name, pid: Some(pid) } => write!(f, "{name} restarted (pid {pid})"),
+            Event::Restarted { name, pid: None } => write!(f, "{name} restarted"),
             Event::Failed { name, command, failure } => write!(f, "{name} failed to start! {command} {failure}"),
             Event::StillFailing { name, since, failure } => {
                 write!(f, "{name} is still failing (down since {}): {failure}", clock::local_time(*since))
             }
-            Event::Recovered { name, pid } => write!(f, "{name} is running again (restarted, pid {pid})"),
+            Event::Recovered { name, pid: Some(pid) } => write!(f, "{name} is running again (restarted, pid {pid})"),
+            Event::Recovered { name, pid: None } => write!(f, "{name} is running again (restarted)"),
             Event::RunningAgain { name, since } => {
                 write!(f, "{name} is running again (was down since {})", clock::local_time(*since))
             }

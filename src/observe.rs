@@ -130,7 +130,15 @@ impl<'p> Watch<'p> {
                         check::judge(s, owner, Some((label, read)), procs, &processes)
                     }
                     Named::Nothing => check::judge(s, owner, None, procs, &processes),
-                    Named::Unit(Err(why)) => check::absent(format!("{unit}: {why}")),
+                    // Not known is not down: wait, as for a unit systemd
+                    // is at work on (said only past `defer_limit`).
+                    Named::Unit(Err(why)) => {
+                        let why = format!("systemd could not be asked about {unit}: {why}");
+                        Verdict {
+                            held: Some(check::Held::Systemd(why.clone())),
+                            ..check::absent(why)
+                        }
+                    }
                     Named::Unit(Ok(seen)) => unit_verdict(s, seen, |read| {
                         check::judge(s, owner, read, procs, &processes)
                     }),
@@ -144,7 +152,7 @@ impl<'p> Watch<'p> {
 
     /// What systemd says of the units of the services, by service index
     /// (one `systemctl show` for all; each unit's Err when it cannot say).
-    fn units(&self) -> HashMap<usize, Result<systemd::Seen, String>> {
+    fn units(&self) -> HashMap<usize, Result<systemd::Seen, systemd::Unasked>> {
         let with: Vec<(usize, &str)> = self
             .services
             .iter()
@@ -155,14 +163,10 @@ impl<'p> Watch<'p> {
             return HashMap::new();
         }
         let names: Vec<&str> = with.iter().map(|(_, u)| *u).collect();
-        match systemd::show(&names) {
-            Ok(seen) => with
-                .iter()
-                .map(|(i, _)| *i)
-                .zip(seen.into_iter().map(Ok))
-                .collect(),
-            Err(why) => with.iter().map(|(i, _)| (*i, Err(why.clone()))).collect(),
-        }
+        with.iter()
+            .map(|(i, _)| *i)
+            .zip(systemd::show_each(&names))
+            .collect()
     }
 
     /// Verifies restarts: for each service of `restarted`, the process that
@@ -217,7 +221,7 @@ impl<'p> Watch<'p> {
 /// Where a service's process is named, if anywhere.
 enum Named {
     Pid(String, Result<u32, String>),
-    Unit(Result<systemd::Seen, String>),
+    Unit(Result<systemd::Seen, systemd::Unasked>),
     Nothing,
 }
 
@@ -246,6 +250,15 @@ fn unit_verdict(
         systemd::Seen::Active(pid) => judge(Some((&format!("{unit} main pid"), &Ok(*pid)))),
         systemd::Seen::Working(why) => held(why, check::Held::Systemd(why.clone())),
         systemd::Seen::Failed(why) => check::absent(why.clone()),
+        // A mask is an admin's "never run": left so, said once (unless
+        // `when stopped leave`).
+        systemd::Seen::Masked(why) => held(
+            why,
+            check::Held::Stopped {
+                why: why.clone(),
+                say: s.when_stopped != WhenStopped::Leave,
+            },
+        ),
         systemd::Seen::Stopped(why) => match s.when_stopped {
             WhenStopped::Restart => check::absent(why.clone()),
             WhenStopped::Report => held(

@@ -131,6 +131,21 @@ fn left_behind(
     }
 }
 
+/// Whether the last pass was killed while it started a restart command for
+/// this service, before it could write down which: it remembered the
+/// service as restarting, no command, and its last attempt is within the
+/// command's timeout. Its command may be at work: the next pass waits it
+/// out rather than start a second daemon beside it.
+fn starting(service: &Service, prior: Option<&ServiceState>, now: i64) -> bool {
+    prior.is_some_and(|p| {
+        p.status == Status::Restarting
+            && p.command.is_none()
+            && p.restarts
+                .last()
+                .is_some_and(|&t| t <= now && now - t <= service.timeout.as_secs() as i64)
+    })
+}
+
 /// The restart counter of the metrics: carried over from the last pass,
 /// plus this pass's attempt.
 fn counted(prior: Option<&ServiceState>, attempted: bool) -> u64 {
@@ -222,7 +237,10 @@ pub fn plan<'p>(
                 .into_iter()
                 .flatten()
                 .collect();
-            prior.command.filter(|c| act::still_running(c, &ours))
+            prior
+                .command
+                .clone()
+                .filter(|c| act::still_running(c, &ours))
         })
         .collect();
     let watch = Watch::new(
@@ -250,18 +268,23 @@ pub fn plan<'p>(
     for (i, (verdict, replaced)) in found.into_iter().zip(replaced).enumerate() {
         let s = watch.services[i];
         let r = replaced.as_deref();
-        let (left, overdue) = left_behind(s, &verdict, commands[i], now);
-        let waiting = left.map(|c| {
-            format!(
+        let prior = memory.prior.services.get(&s.id);
+        let (left, overdue) = left_behind(s, &verdict, commands[i].clone(), now);
+        let waiting = match &left {
+            Some(c) => Some(format!(
                 "its restart command (pid {}) from an interrupted pass is still running",
                 c.pgid
-            )
-        });
+            )),
+            None if verdict.running.is_none() && starting(s, prior, now) => Some(
+                "a restart command an interrupted pass was starting may still be running"
+                    .to_string(),
+            ),
+            None => None,
+        };
         let hold = waiting.as_deref().map(Hold::Waiting).or(hold);
         let mut step = decide::decide(&input(s, &verdict, r, &memory.prior, hold, now));
         step.state.cpu = verdict.cpu;
         step.state.command = left;
-        let prior = memory.prior.services.get(&s.id);
         step.state.checks = last_checks(s, &verdict, prior, now);
         step.state.restarts_total = counted(prior, step.restart);
         let waits = watch.dependencies(i).iter().copied().filter(|&d| !up[d]);
@@ -410,10 +433,10 @@ pub fn execute(
                 .map(|&i| job(services[i], &plan.services[i].verdict, &steps[i]))
                 .collect();
             let upgrade: Vec<bool> = steps.iter().map(|s| s.upgrade).collect();
-            let mut spawned = |job: usize, command: Spawned| {
+            let mut spawned = |job: usize, command: Option<Spawned>| {
                 let id = &services[go[job]].id;
                 if let Some(state) = next.services.get_mut(id) {
-                    state.command = Some(command);
+                    state.command = command;
                 }
                 save(&next, reporter);
             };

@@ -174,9 +174,7 @@ pub fn scan(
         cmdline_into(&buf, &mut candidate.cmdline);
         if wants.exe {
             proc_path(&mut path, pid, "exe");
-            candidate.exe = std::fs::read_link(&path)
-                .ok()
-                .map(|l| l.to_string_lossy().into_owned());
+            candidate.exe = std::fs::read_link(&path).ok().map(|l| running_exe(&l));
         }
         if !wanted(&candidate) && pinned.binary_search(&pid).is_err() {
             continue;
@@ -287,6 +285,15 @@ fn drop_ours(
     processes.retain(|_| !verdicts.next().unwrap_or(false));
 }
 
+/// The path a process's executable link names, as `exe` compares it: a
+/// binary an upgrade renamed over or deleted reads `PATH (deleted)`, and
+/// is still that service's program (an old copy of it), so the suffix is
+/// dropped.
+fn running_exe(link: &std::path::Path) -> String {
+    let text = link.to_string_lossy();
+    text.strip_suffix(" (deleted)").unwrap_or(&text).to_string()
+}
+
 /// The path of the binary a process runs, when that binary was deleted or
 /// replaced on disk after the process started (an upgrade it has not
 /// loaded): `/proc/PID/exe` ends in ` (deleted)` (the file was unlinked or
@@ -315,17 +322,51 @@ pub fn replaced(pid: u32) -> Option<String> {
     inside.push(std::ffi::OsStr::from_bytes(argv0));
     let on_disk = std::fs::metadata(&inside).ok()?;
     let argv0 = std::path::Path::new(std::ffi::OsStr::from_bytes(argv0));
-    ((running.dev(), running.ino()) != (on_disk.dev(), on_disk.ino()))
+    ((running.dev(), running.ino()) != (on_disk.dev(), on_disk.ino()) && moved_aside(argv0, &link))
         .then(|| argv0.to_string_lossy().into_owned())
+}
+
+/// Whether the file a process runs (`link`) is the one at `argv0` moved
+/// aside by an upgrade (`apache2` to `apache2.old`, `apache2.dpkg-old`,
+/// `apache2~`): the same directory, and its name is argv[0]'s with a
+/// suffix. A process started under another program's name (`exec -a
+/// /usr/sbin/apache2 other`) runs a file of another name, and is no
+/// replaced binary.
+fn moved_aside(argv0: &std::path::Path, link: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (Some(name), Some(ran)) = (argv0.file_name(), link.file_name()) else {
+        return false;
+    };
+    argv0.parent() == link.parent()
+        && ran
+            .as_bytes()
+            .strip_prefix(name.as_bytes())
+            .is_some_and(|rest| matches!(rest.first(), Some(b'.' | b'~' | b'-' | b'_')))
 }
 
 /// When a process started, in clock ticks since boot (`/proc/PID/stat`'s
 /// 22nd field): with its pid, what tells it from a later process that got
 /// the same pid.
 pub fn start_ticks(pid: u32) -> Option<u64> {
+    leader(pid).map(|(start, _)| start)
+}
+
+/// A process's start time (clock ticks since boot) and its process group,
+/// from `/proc/PID/stat`; None when it is gone or a zombie.
+pub fn leader(pid: u32) -> Option<(u64, u32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if matches!(fields.first(), Some(&"Z" | &"X")) {
+        return None;
+    }
+    Some((fields.get(19)?.parse().ok()?, fields.get(2)?.parse().ok()?))
+}
+
+/// The kernel's id of this boot (a new one at every boot).
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_string()).filter(|id| !id.is_empty())
 }
 
 /// Resident memory (bytes) and CPU time used so far (milliseconds) of some
@@ -354,6 +395,35 @@ pub fn usage(pids: &[u32]) -> std::collections::HashMap<u32, (u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replaced_binary_names() {
+        use std::path::Path;
+        for (link, want) in [
+            ("/usr/sbin/apache2 (deleted)", "/usr/sbin/apache2"),
+            ("/usr/sbin/apache2", "/usr/sbin/apache2"),
+            ("/opt/my (deleted) app", "/opt/my (deleted) app"),
+        ] {
+            assert_eq!(running_exe(Path::new(link)), want, "{link}");
+        }
+        for (argv0, link, want) in [
+            ("/usr/sbin/apache2", "/usr/sbin/apache2.old", true),
+            ("/usr/sbin/apache2", "/usr/sbin/apache2.dpkg-old", true),
+            ("/usr/sbin/apache2", "/usr/sbin/apache2~", true),
+            ("/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm8.2.rpmsave", true),
+            // exec -a: another program under the daemon's name.
+            ("/usr/sbin/apache2", "/usr/bin/sleep", false),
+            ("/usr/sbin/apache2", "/usr/sbin/apache2ctl", false),
+            ("/usr/sbin/apache2", "/opt/apache2.old", false),
+            ("/usr/sbin/apache2", "/usr/sbin/apache", false),
+        ] {
+            assert_eq!(
+                moved_aside(Path::new(argv0), Path::new(link)),
+                want,
+                "{argv0} {link}"
+            );
+        }
+    }
 
     #[test]
     fn stat_table() {

@@ -138,12 +138,18 @@ pub struct Checks {
 }
 
 /// A restart command started by a pass: its process group, the leader's
-/// start time (to tell a reused pid), and when it started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// start time (to tell a reused pid), when it started, and the boot it
+/// started in (the kernel's boot id: after a reboot the same pid and start
+/// time can come again). A record with its boot is the pass's own word
+/// that this group is its command, whatever the command became (`#!`
+/// scripts run as `/bin/sh SCRIPT`); records of older versions have none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spawned {
     pub pgid: u32,
     pub start_time: u64,
     pub since: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
 }
 
 /// The whole state file.

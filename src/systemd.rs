@@ -44,12 +44,49 @@ pub enum Seen {
     Working(String),
     /// Down: crashed, failed to start, hit its start limit, or unknown.
     Failed(String),
-    /// Stopped cleanly (an admin's `systemctl stop`) or masked.
+    /// Stopped cleanly: an admin's `systemctl stop`, or the daemon exited
+    /// 0 (or of a SIGTERM) by itself.
     Stopped(String),
+    /// Masked: an admin's explicit "never run".
+    Masked(String),
+}
+
+/// Why systemd could not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unasked {
+    /// systemctl could not be run, or did not answer in time: asking again
+    /// now would cost as much again.
+    NoAnswer(String),
+    /// It answered with a failure (one bad unit name fails the whole call):
+    /// ask each unit alone.
+    Failed(String),
+}
+
+impl std::fmt::Display for Unasked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unasked::NoAnswer(why) | Unasked::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Each of `units`, judged, in order. One call for all; when it fails (a
+/// unit systemd refuses fails the whole call), each unit is asked alone, so
+/// one bad name leaves the others known. Err for a unit systemd could not
+/// be asked about: unknown, never "down".
+pub fn show_each(units: &[&str]) -> Vec<Result<Seen, Unasked>> {
+    match show(units) {
+        Ok(seen) => seen.into_iter().map(Ok).collect(),
+        Err(Unasked::Failed(_)) if units.len() > 1 => units
+            .iter()
+            .map(|u| show(&[u]).map(|mut seen| seen.remove(0)))
+            .collect(),
+        Err(why) => units.iter().map(|_| Err(why.clone())).collect(),
+    }
 }
 
 /// Each of `units`, judged, in order; Err when systemd cannot be asked.
-pub fn show(units: &[&str]) -> Result<Vec<Seen>, String> {
+fn show(units: &[&str]) -> Result<Vec<Seen>, Unasked> {
     let mut child = Command::new("systemctl")
         .args(["show", "--no-pager", "-p", PROPERTIES, "--"])
         .args(units)
@@ -57,7 +94,9 @@ pub fn show(units: &[&str]) -> Result<Vec<Seen>, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot run systemctl: {}", crate::probe::plain(&e)))?;
+        .map_err(|e| {
+            Unasked::NoAnswer(format!("cannot run systemctl: {}", crate::probe::plain(&e)))
+        })?;
     let mut out = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut text = Vec::new();
@@ -72,20 +111,22 @@ pub fn show(units: &[&str]) -> Result<Vec<Seen>, String> {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
+                return Err(Unasked::NoAnswer(format!(
                     "systemctl show did not answer within {} s",
                     TIMEOUT.as_secs()
-                ));
+                )));
             }
         }
     };
     let text = reader.join().unwrap_or_default();
     if !status.success() {
-        return Err(format!("systemctl show failed ({status})"));
+        return Err(Unasked::Failed(format!("systemctl show failed ({status})")));
     }
     let units_seen = parse(&String::from_utf8_lossy(&text));
     if units_seen.len() != units.len() {
-        return Err("systemctl show answered for other units than asked".into());
+        return Err(Unasked::Failed(
+            "systemctl show answered for other units than asked".into(),
+        ));
     }
     Ok(units_seen.iter().map(judge).collect())
 }
@@ -124,7 +165,7 @@ pub fn judge(u: &Unit) -> Seen {
     let id = &u.id;
     match u.load.as_str() {
         "loaded" => {}
-        "masked" => return Seen::Stopped(format!("{id} is masked")),
+        "masked" => return Seen::Masked(format!("{id} is masked")),
         "not-found" => return Seen::Failed(format!("there is no unit {id}")),
         other => return Seen::Failed(format!("{id} cannot be loaded ({other})")),
     }
@@ -181,7 +222,7 @@ Id=h.service\nLoadState=masked\nActiveState=inactive\nResult=success\n";
                 Seen::Stopped("e.service is stopped".into()),
                 Seen::Failed("there is no unit f.service".into()),
                 Seen::Failed("g.service failed (exit code 3)".into()),
-                Seen::Stopped("h.service is masked".into()),
+                Seen::Masked("h.service is masked".into()),
             ]
         );
     }

@@ -411,11 +411,35 @@ pub(super) fn unit_name(a: &Attribute) -> Result<String, Diagnostic> {
         ".device",
         ".automount",
     ];
-    Ok(if TYPES.iter().any(|t| v.text.ends_with(t)) {
+    let name = if TYPES.iter().any(|t| v.text.ends_with(t)) {
         v.text.clone()
     } else {
         format!("{}.service", v.text)
-    })
+    };
+    // What systemd itself refuses: over 255 characters with its type, a
+    // template with no instance (`getty@`, `getty@.service`), no name
+    // before the type or the `@`.
+    let (stem, _) = name.rsplit_once('.').unwrap_or((&name, ""));
+    let refused = if name.len() > 255 {
+        Some(format!(
+            "unit `{}` is longer than the 255 characters systemd allows",
+            crate::file::quote(&name, 40)
+        ))
+    } else if stem.is_empty() || stem.starts_with('@') {
+        Some(format!("unit `{name}` has no name before its type"))
+    } else if stem.ends_with('@') {
+        Some(format!(
+            "unit `{name}` is a template: name an instance, such as \"{stem}NAME\""
+        ))
+    } else if stem.matches('@').count() > 1 {
+        Some(format!("unit `{name}` has more than one `@`"))
+    } else {
+        None
+    };
+    match refused {
+        Some(why) => Err(Diagnostic::error(v.span, why)),
+        None => Ok(name),
+    }
 }
 
 #[cfg(test)]

@@ -106,6 +106,7 @@ pub fn analyze(
     let mut services: Vec<Service> = Vec::new();
     let mut class_at: HashMap<String, Span> = HashMap::new();
     let mut service_at: HashMap<String, Span> = HashMap::new();
+    let mut unit_at: HashMap<String, (String, Span)> = HashMap::new();
     let defaults = defaults(sources, files, &mut errors);
 
     for (_, items) in files {
@@ -145,7 +146,10 @@ pub fn analyze(
                         continue;
                     }
                     if let Some(s) = service {
-                        services.push(s);
+                        if one_service_per_unit(&s, attributes, &mut unit_at, sources, &mut errors)
+                        {
+                            services.push(s);
+                        }
                     }
                 }
             }
@@ -177,6 +181,37 @@ fn first_definition(
         return false;
     }
     seen.insert(name.text.clone(), name.span);
+    true
+}
+
+/// A systemd unit is one service's: two services naming it would both
+/// restart it in one pass. False (and an error naming the first) for the
+/// second.
+fn one_service_per_unit(
+    service: &Service,
+    attributes: &[Attribute],
+    unit_at: &mut HashMap<String, (String, Span)>,
+    sources: &Sources,
+    errors: &mut Errors,
+) -> bool {
+    let (Some(unit), Some(at)) = (
+        &service.unit,
+        attributes.iter().find(|a| a.key.text == "unit"),
+    ) else {
+        return true;
+    };
+    let span = at.values.first().map_or(at.key.span, |v| v.span);
+    if let Some((first, first_at)) = unit_at.get(unit) {
+        errors.push(Diagnostic::error(
+            span,
+            format!(
+                "unit `{unit}` is already service `{first}`'s (at {}): two services would both restart it",
+                sources.locate(*first_at)
+            ),
+        ));
+        return false;
+    }
+    unit_at.insert(unit.clone(), (service.id.clone(), span));
     true
 }
 
@@ -471,7 +506,38 @@ mod tests {
 
     #[test]
     fn semantic_error_table() {
+        let long = format!(
+            "service a {{ unit \"{}\"; restart \"x\" }}",
+            "x".repeat(250)
+        );
+        let long_error = format!(
+            "unit `{}…` is longer than the 255 characters systemd allows",
+            "x".repeat(40)
+        );
         for (policy, want) in [
+            (
+                "service a { unit \"getty@\"; restart \"x\" }",
+                "unit `getty@.service` is a template: name an instance, such as \"getty@NAME\"",
+            ),
+            (
+                "service a { unit \"getty@.service\"; restart \"x\" }",
+                "unit `getty@.service` is a template: name an instance, such as \"getty@NAME\"",
+            ),
+            ("service a { unit \".service\"; restart \"x\" }", "unit `.service` has no name before its type"),
+            ("service a { unit \"@x\"; restart \"x\" }", "unit `@x.service` has no name before its type"),
+            ("service a { unit \"a@b@c\"; restart \"x\" }", "unit `a@b@c.service` has more than one `@`"),
+            (
+                long.as_str(),
+                long_error.as_str(),
+            ),
+            (
+                "service a { unit \"a\"; pidfile \"/run/a.pid\" }",
+                "`pidfile` cannot go with `unit`: systemd names the unit's main process",
+            ),
+            (
+                "service a { unit \"a\" }\nservice b { unit \"a.service\"; process \"/b\" }",
+                "unit `a.service` is already service `a`'s (at p.tend:1:18): two services would both restart it",
+            ),
             (
                 "service a { process \"/a\" }",
                 "service `a` has no `restart` (or `start`)",

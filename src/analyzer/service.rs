@@ -132,7 +132,8 @@ pub(super) fn service(
         .as_ref()
         .filter(|_| !has("restart") && !has("start"))
         .map(|(unit, at)| systemd_commands(unit, *at));
-    if !has("restart") && !has("start") && systemd.is_none() {
+    // (A `unit` that was refused has said so already.)
+    if !has("restart") && !has("start") && !has("unit") {
         errors.push(Diagnostic::error(
             span,
             format!("service `{id}` has no `restart` (or `start`)"),
@@ -156,6 +157,15 @@ pub(super) fn service(
                 ));
             }
         }
+    }
+    // systemd names a unit's main process; a pidfile beside it would be a
+    // second, silently ignored answer. (`process` and `exe` are kept: the
+    // main process must match them too.)
+    if let (true, Some(a)) = (has("unit"), good.iter().find(|a| a.key.text == "pidfile")) {
+        errors.push(Diagnostic::error(
+            a.key.span,
+            "`pidfile` cannot go with `unit`: systemd names the unit's main process",
+        ));
     }
     if let Some(a) = good.iter().find(|a| a.key.text == "host") {
         if !has("port") {

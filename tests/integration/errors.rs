@@ -52,6 +52,14 @@ fn golden_error_messages() {
              policy.tend:1:7: error: class `a` depends on itself\n 1 | class a = b\n   |       ^\n\
              policy.tend:2:7: error: class `b` depends on itself\n 2 | class b = !a\n   |       ^\n",
         ),
+        // What systemd refuses is refused before a pass asks it.
+        (
+            "service getty { unit \"getty@\" }\nservice a { unit \"a\"; pidfile \"/run/a.pid\" }\nservice b { unit \"b\" }\nservice c { unit \"b.service\"; process \"/c\" }\n",
+            "tend: policy has 3 errors:\n\
+             policy.tend:1:22: error: unit `getty@.service` is a template: name an instance, such as \"getty@NAME\"\n 1 | service getty { unit \"getty@\" }\n   |                      ^^^^^^^^\n\
+             policy.tend:2:23: error: `pidfile` cannot go with `unit`: systemd names the unit's main process\n 2 | service a { unit \"a\"; pidfile \"/run/a.pid\" }\n   |                       ^^^^^^^\n\
+             policy.tend:4:18: error: unit `b.service` is already service `b`'s (at policy.tend:3:18): two services would both restart it\n 4 | service c { unit \"b.service\"; process \"/c\" }\n   |                  ^^^^^^^^^^^\n",
+        ),
         // Carets line up under wide characters.
         (
             "service a {\n  name \"日本のウェブ 🦀\"; restrat \"x\"\n  process \"/a\"; restart \"/a\"\n}\n",

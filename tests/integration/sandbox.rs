@@ -106,6 +106,14 @@ impl Sandbox {
         path
     }
 
+    /// Writes an executable script `<dir>/<name>` (as `write` does).
+    pub fn script(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.write(name, text);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
     /// A syslog socket at `<dir>/syslog.sock` (for TEND_SYSLOG_SOCKET) that
     /// waits up to 5 s for each message.
     pub fn syslog(&self) -> (std::os::unix::net::UnixDatagram, PathBuf) {

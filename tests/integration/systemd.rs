@@ -25,6 +25,14 @@ const UNITS: &[(&str, &str)] = &[
         "limited.service",
         "[Unit]\nDefaultDependencies=no\nStartLimitBurst=2\nStartLimitIntervalSec=600\n[Service]\nExecStart=/bin/sh -c '[ -e /run/sb/ok ] && exec /bin/sleep 10000; exit 0'\nRestart=always\nRestartSec=100ms\n",
     ),
+    (
+        "once.service",
+        "[Unit]\nDefaultDependencies=no\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
+    ),
+    (
+        "masked.service",
+        "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep 10000\n",
+    ),
 ];
 
 const BOOT: &str = r#"
@@ -35,6 +43,21 @@ mkdir -p /run/systemd/system /run/sb
 mount --bind "$sb" /run/sb
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /var/tmp
+# Its own /dev: journald's socket unit links /dev/log, systemd makes
+# /dev/initctl; neither may reach the host's.
+mount -t tmpfs -o mode=0755,nosuid tmpfs /dev
+mknod -m 666 /dev/null c 1 3
+mknod -m 666 /dev/zero c 1 5
+mknod -m 666 /dev/full c 1 7
+mknod -m 666 /dev/random c 1 8
+mknod -m 666 /dev/urandom c 1 9
+mknod -m 666 /dev/tty c 5 0
+mkdir /dev/shm /dev/pts
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout
+ln -s /proc/self/fd/2 /dev/stderr
 for u in systemd-tmpfiles-setup.service systemd-tmpfiles-setup-dev.service \
          systemd-tmpfiles-setup-dev-early.service systemd-tmpfiles-clean.service \
          systemd-tmpfiles-clean.timer; do
@@ -320,4 +343,97 @@ fn json_events_land_in_the_journal() {
     assert_eq!(journal.len(), 3, "{journal:?}");
     assert!(journal[0].contains(r#""event":"policy""#), "{journal:?}");
     assert_eq!(journal[1..], said[..]);
+}
+
+/// The host's /dev/log and /dev/initctl as they are: what each is (a
+/// socket, a FIFO, a symlink and where to), or absent.
+fn host_dev() -> Vec<String> {
+    ["/dev/log", "/dev/initctl"]
+        .iter()
+        .map(|p| match std::fs::symlink_metadata(p) {
+            Err(_) => format!("{p}: absent"),
+            Ok(m) if m.file_type().is_symlink() => {
+                format!("{p} -> {:?}", std::fs::read_link(p).unwrap())
+            }
+            Ok(m) => {
+                use std::os::unix::fs::MetadataExt;
+                format!("{p}: mode {:o} inode {}", m.mode(), m.ino())
+            }
+        })
+        .collect()
+}
+
+/// A oneshot unit that remains active has no main process: restarted, with
+/// no pid. A masked unit is an admin's "never run": said once, left so.
+/// systemd not answering is not "down": tend waits, says nothing, and
+/// restarts nothing. The booted systemd, journald's socket included, leaves
+/// the host's /dev as it was.
+#[test]
+fn oneshot_masked_and_a_systemd_that_does_not_answer() {
+    let before = host_dev();
+    {
+        let Some((systemd, sb)) = boot(
+            "service once { unit \"once\"; grace 5s }\nservice masked { unit \"masked\"; grace 5s }\nservice simple { unit \"simple\"; grace 5s }\n",
+        ) else {
+            return;
+        };
+        systemd.run(&[
+            "systemctl",
+            "start",
+            "once.service",
+            "simple.service",
+            "systemd-journald.socket",
+        ]);
+        // Masked under /run, the namespace's own (`systemctl mask` would
+        // write the host's /etc; the unit itself is in /run).
+        systemd.run(&[
+            "sh",
+            "-c",
+            "ln -sf /dev/null /run/systemd/system/masked.service && systemctl daemon-reload",
+        ]);
+        wait_for(|| systemd.show("masked.service", "LoadState") == "masked");
+        let (_, said) = systemd.tend(&[]);
+        assert_eq!(
+            said,
+            vec!["masked: masked.service is masked; leaving it stopped".to_string()]
+        );
+        let (_, said) = systemd.tend(&[]);
+        assert_eq!(said, Vec::<String>::new());
+        assert_eq!(systemd.show("masked.service", "ActiveState"), "inactive");
+
+        systemd.run(&["systemctl", "stop", "once.service"]);
+        let (_, said) = systemd.tend(&["--format", "json"]);
+        let events: Vec<serde_json::Value> = said
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["service"] == "once")
+            .collect();
+        assert_eq!(events.len(), 2, "{said:?}");
+        assert_eq!(events[1]["event"], "restarted", "{said:?}");
+        assert!(events[1].get("pid").is_none(), "{said:?}");
+        assert_eq!(systemd.show("once.service", "ActiveState"), "active");
+        systemd.run(&["systemctl", "stop", "once.service"]);
+        let (_, said) = systemd.tend(&[]);
+        assert_eq!(said[1], "once restarted", "{said:?}");
+
+        // systemd stopped for a moment (a long daemon-reload, a loaded
+        // host): nothing is restarted, nothing said, nothing "running again".
+        sb.policy("service simple { unit \"simple\"; grace 5s }\n");
+        let main = systemd.show("simple.service", "MainPID");
+        let pid1 = nix::unistd::Pid::from_raw(systemd.pid as i32);
+        nix::sys::signal::kill(pid1, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let (code, said) = systemd.tend(&[]);
+        nix::sys::signal::kill(pid1, nix::sys::signal::Signal::SIGCONT).unwrap();
+        assert_eq!((code, said), (1, vec![]));
+        let (code, said) = systemd.tend(&[]);
+        assert_eq!((code, said), (0, vec![]));
+        assert_eq!(systemd.show("simple.service", "MainPID"), main);
+        let dry = systemd.tend(&["--dry-run"]).1.join("\n");
+        assert!(dry.contains("simple (simple): running"), "{dry}");
+    }
+    assert_eq!(
+        host_dev(),
+        before,
+        "the booted systemd changed the host's /dev"
+    );
 }

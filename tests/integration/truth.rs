@@ -453,3 +453,81 @@ fn a_state_file_naming_another_process_group_kills_nothing() {
     let _ = child.wait();
     sb.kill(sb.pids_of("daemon")[0]);
 }
+
+/// A restart command that is a `#!` script (as every init script,
+/// `service` and `invoke-rc.d` are) runs as `/bin/sh SCRIPT`: a pass killed
+/// while it runs must still be known to the next by what it recorded, not
+/// by the command line.
+#[test]
+fn a_pass_killed_during_a_script_restart_leaves_one_daemon_not_two() {
+    let sb = Sandbox::new();
+    sb.daemon("daemon");
+    sb.script(
+        "restart.sh",
+        "#!/bin/sh\necho run >> @DIR@/runs.log\nsleep 3\nsetsid -f @DIR@/daemon 1000\n",
+    );
+    sb.policy(
+        "service d {\n  name \"Slow\"\n  process \"@DIR@/daemon\"\n  restart \"@DIR@/restart.sh\"\n  grace 5s\n  settle 1s\n}\n",
+    );
+    kill_pass_during_restart(&sb, T0);
+    let next = at(&sb, T0 + 1, &[]);
+    assert!(lines(&next).is_empty(), "{next:?}");
+    assert_eq!(next.code, 1);
+    wait_for(|| sb.pids_of("daemon").len() == 1);
+    let after = at(&sb, T0 + 300, &[]);
+    assert_eq!(after.code, 0, "{after:?}");
+    assert_eq!(runs(&sb), ["run"], "the script ran twice");
+    assert_eq!(sb.pids_of("daemon").len(), 1);
+}
+
+/// Passes killed with SIGKILL at random moments against a daemon that
+/// crashes a few seconds after it starts, restarted by a slow script: at
+/// no moment do two daemons run. (tests/truth/kill-passes runs the same
+/// for 200 kills.)
+#[test]
+fn passes_killed_at_random_never_leave_two_daemons() {
+    let sb = Sandbox::new();
+    sb.daemon("daemon");
+    sb.script(
+        "restart.sh",
+        "#!/bin/sh\nsleep 0.$(( $$ % 9 + 1 ))\nsetsid -f @DIR@/daemon 2\nsleep 0.5\n",
+    );
+    sb.policy(
+        "service d {\n  name \"Loop\"\n  process \"@DIR@/daemon\"\n  restart \"@DIR@/restart.sh\"\n  grace 3s\n  settle 0\n  timeout 20s\n  limit 100000 restarts within 1h\n}\n",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watcher = {
+        let (stop, most) = (stop.clone(), most.clone());
+        let daemon = sb.path("daemon").display().to_string();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = crate::sandbox::all_pids_matching(&format!("{daemon} 2")).len();
+                most.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    for _ in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut pass = sb.command(&[], &[]);
+        let mut child = pass
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(seed % 1500));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().unwrap();
+    assert!(
+        most.load(std::sync::atomic::Ordering::Relaxed) <= 1,
+        "two daemons ran at once"
+    );
+}

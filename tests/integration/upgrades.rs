@@ -627,3 +627,53 @@ fn a_damaged_pause_file_is_said_once_set_aside_and_ignored() {
         sb.kill(pid);
     }
 }
+
+/// `exe` with `pidfile`, as the docs advise: an upgrade renames a new
+/// binary over the one the daemon runs (`mv -f`, as dpkg does). The daemon
+/// is still the service, on its old binary: said once, never restarted.
+#[test]
+fn a_daemon_known_by_exe_and_pidfile_stays_itself_after_its_binary_is_replaced() {
+    let mut sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("root")).unwrap();
+    let pid = sb.start("daemon");
+    sb.write("d.pid", &format!("{pid}\n"));
+    sb.policy(
+        "service db {\n  name \"DB\"\n  exe \"@DIR@/daemon\"\n  pidfile \"@DIR@/d.pid\"\n  restart \"/bin/true\"\n  grace 1s\n}\n",
+    );
+    assert!(silent(&at(&sb, T0, &[])));
+    upgrade(&sb, "daemon");
+    let path = sb.path("daemon").display().to_string();
+    let run = at(&sb, T0 + 5 * MIN, &[]);
+    assert_eq!(
+        (run.code, lines(&run)),
+        (
+            0,
+            vec![format!(
+                "DB runs a replaced binary ({path}); restart it to load the upgrade"
+            )]
+        ),
+        "{run:?}"
+    );
+    assert!(silent(&at(&sb, T0 + 10 * MIN, &[])));
+    assert_eq!(sb.pids_of("daemon"), vec![pid], "restarted or lost");
+    sb.kill(pid);
+}
+
+/// A process started under a daemon's name (`exec -a PATH other`) runs
+/// another program, not a replaced copy of that daemon.
+#[test]
+fn a_process_named_after_another_file_is_no_replaced_binary() {
+    let sb = sandbox_with("apache2", "");
+    copy_sleep(&sb.path("other"));
+    let apache = sb.path("apache2").display().to_string();
+    let other = sb.path("other").display().to_string();
+    let _named = crate::sandbox::Started::spawn(
+        Command::new("bash").args(["-c", &format!("exec -a {apache} {other} 1000")]),
+        &apache,
+    );
+    let run = at(&sb, T0, &[]);
+    assert!(silent(&run), "{run:?}");
+    assert_eq!(run.code, 0);
+    let dry = at(&sb, T0, &["--dry-run"]);
+    assert!(!dry.stdout.contains("replaced"), "{dry:?}");
+}
