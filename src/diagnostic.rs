@@ -124,7 +124,7 @@ impl Diagnostic {
         let (line_no, _) = sources.line_col(self.span.file, start);
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-        let line = text[line_start..line_end].trim_end_matches('\r');
+        let line = &hide_passwords(text[line_start..line_end].trim_end_matches('\r'));
         let end = floor_char_boundary(text, self.span.end.clamp(start, line_end));
         let (shown, under) = excerpt(
             line,
@@ -147,6 +147,26 @@ impl Diagnostic {
             under
         )
     }
+}
+
+/// A line with the password of every `scheme://user:password@` in it
+/// starred out, byte for byte (so carets still line up): a policy line
+/// quoted in an error reaches cron mail and syslog.
+fn hide_passwords(line: &str) -> String {
+    let mut bytes = line.as_bytes().to_vec();
+    let mut from = 0;
+    while let Some(at) = line[from..].find("://").map(|i| from + i + 3) {
+        let end = line[at..]
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"') || c.is_whitespace())
+            .map_or(line.len(), |i| at + i);
+        if let Some(user_end) = line[at..end].rfind('@').map(|i| at + i) {
+            if let Some(colon) = line[at..user_end].find(':').map(|i| at + i) {
+                bytes[colon + 1..user_end].fill(b'*');
+            }
+        }
+        from = end.max(at);
+    }
+    String::from_utf8(bytes).unwrap_or_else(|_| line.to_string())
 }
 
 /// How many terminal columns of a line an excerpt shows, at most.

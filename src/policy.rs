@@ -201,9 +201,12 @@ pub struct Http {
 /// `certificate [HOST:PORT] valid for N days [then report|restart]`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {
-    /// Where to connect (an address or a name) and the TLS server name.
+    /// Where to connect (an address or a name).
     pub host: String,
     pub port: u16,
+    /// The TLS server name to present (SNI): the `http` check's (its
+    /// `host`, else its URL's) when taken from it, else `host`.
+    pub name: String,
     pub days: u32,
     pub action: Action,
     pub timeout: Duration,

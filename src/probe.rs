@@ -63,10 +63,17 @@ impl Checked {
     }
 }
 
-/// The longest any check of `service` may take (they share it).
+/// The longest the checks of `service` may take together: each has its
+/// own timeout, from when it starts.
 pub fn budget(service: &Service) -> Duration {
-    let http = service.http.as_ref().map_or(Duration::ZERO, |h| h.timeout);
-    service.connect.timeout.max(http)
+    let c = &service.connect;
+    let each = [
+        c.tcp.map(|_| c.timeout),
+        c.unix.as_ref().map(|_| c.timeout),
+        service.http.as_ref().map(|h| h.timeout),
+        service.certificate.as_ref().map(|cert| cert.timeout),
+    ];
+    each.into_iter().flatten().sum()
 }
 
 /// Whether `service` has a check to run while it runs.
@@ -75,29 +82,32 @@ pub fn wanted(service: &Service) -> bool {
     c.tcp.is_some() || c.unix.is_some() || service.http.is_some() || service.certificate.is_some()
 }
 
-/// A check to run: what it is called, and what runs it (its result, or
-/// why it failed).
+/// A check to run: what it is called, its timeout, and what runs it within
+/// a deadline (its result, or why it failed).
 type Pending<'a> = (
     String,
-    Box<dyn FnOnce() -> Result<(Status, String), String> + 'a>,
+    Duration,
+    Box<dyn FnOnce(Instant) -> Result<(Status, String), String> + 'a>,
 );
 
 /// Runs the checks of `service` in order (port, unix, http, certificate),
-/// the first failure ending them: what each that ran found.
+/// each within its own timeout from when it starts, the first failure
+/// ending them: what each that ran found.
 pub fn run(service: &Service) -> Vec<Checked> {
-    let deadline = Instant::now() + budget(service);
     let c = &service.connect;
     let mut pending: Vec<Pending> = Vec::new();
     if let Some(addr) = c.tcp {
         pending.push((
             format!("port {addr}"),
-            Box::new(move || port(addr, c, deadline).map(|r| (Status::Passed, r))),
+            c.timeout,
+            Box::new(move |deadline| port(addr, c, deadline).map(|r| (Status::Passed, r))),
         ));
     }
     if let Some(path) = &c.unix {
         pending.push((
             format!("unix {}", path.display()),
-            Box::new(move || {
+            c.timeout,
+            Box::new(move |_| {
                 std::os::unix::net::UnixStream::connect(path)
                     .map(|_| (Status::Passed, "accepted".to_string()))
                     .map_err(|e| plain(&e))
@@ -107,13 +117,15 @@ pub fn run(service: &Service) -> Vec<Checked> {
     if let Some(http) = &service.http {
         pending.push((
             format!("http {}", http.url),
-            Box::new(move || request(http, deadline).map(|r| (Status::Passed, r))),
+            http.timeout,
+            Box::new(move |deadline| request(http, deadline).map(|r| (Status::Passed, r))),
         ));
     }
     if let Some(cert) = &service.certificate {
         pending.push((
             format!("certificate {}:{}", cert.host, cert.port),
-            Box::new(move || {
+            cert.timeout,
+            Box::new(move |deadline| {
                 let days = expiry(cert, deadline)?;
                 Ok(match lifetime(days, cert.days) {
                     (true, words) => (Status::Passed, words),
@@ -124,8 +136,9 @@ pub fn run(service: &Service) -> Vec<Checked> {
         ));
     }
     let mut done = Vec::with_capacity(pending.len());
-    for (check, run) in pending {
-        let (status, result) = run().unwrap_or_else(|why| (Status::Failed, why));
+    for (check, timeout, run) in pending {
+        let deadline = Instant::now() + timeout;
+        let (status, result) = run(deadline).unwrap_or_else(|why| (Status::Failed, why));
         done.push(Checked {
             check,
             status,
@@ -227,7 +240,17 @@ fn send(
         .socket()
         .set_write_timeout(Some(wait))
         .and_then(|()| stream.write_all(bytes))
-        .map_err(|e| tls_error(&e))
+        .map_err(|e| timed_out(&e, budget).unwrap_or_else(|| tls_error(&e)))
+}
+
+/// A read or write that ran out of time (a TLS handshake reads while it
+/// writes), in the words of every other check: `no answer within N s`.
+fn timed_out(e: &std::io::Error, budget: Duration) -> Option<String> {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+    .then(|| format!("no answer within {}", seconds(budget)))
 }
 
 /// Reads into `got` until `done` says so, the peer closes, `cap` bytes or
@@ -338,7 +361,12 @@ fn request(h: &Http, deadline: Instant) -> Result<String, String> {
     }
     if let Some(content) = &h.content {
         let re = regex::bytes::Regex::new(content).map_err(|e| e.to_string())?;
-        if !re.is_match(&body) {
+        // Health endpoints end their answer with a newline: `^ok$` matches
+        // the body `ok\n`. One final line break is not part of the text.
+        let text = body
+            .strip_suffix(b"\n")
+            .map_or(&body[..], |b| b.strip_suffix(b"\r").unwrap_or(b));
+        if !re.is_match(text) {
             return Err(format!(
                 "status {status}, but the body does not match `{content}`"
             ));
@@ -350,13 +378,11 @@ fn request(h: &Http, deadline: Instant) -> Result<String, String> {
 /// Whether `raw` holds a whole HTTP answer: its head and, by
 /// Content-Length or the last chunk, its body.
 fn answered(raw: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut head = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(at)) = head.parse(raw) else {
+    let Some(head) = head(raw) else {
         return false;
     };
-    let body = &raw[at..];
-    match framing(head.headers) {
+    let body = &raw[head.at..];
+    match head.framing {
         Framing::Length(n) => body.len() as u64 >= n,
         Framing::Chunked => dechunk(body).is_some(),
         Framing::Close => false,
@@ -367,6 +393,44 @@ enum Framing {
     Length(u64),
     Chunked,
     Close,
+}
+
+/// The head of the final answer in `raw`: interim answers (`100
+/// Continue`, `103 Early Hints`) skipped; as many header lines as came
+/// (the whole answer is capped at 1 MiB).
+struct Head {
+    status: u16,
+    reason: String,
+    framing: Framing,
+    /// Where its body starts in `raw`.
+    at: usize,
+}
+
+fn head(raw: &[u8]) -> Option<Head> {
+    let mut start = 0;
+    loop {
+        let rest = &raw[start..];
+        // As many header slots as the head has lines (the head ends at its
+        // first empty line; until it has come there is no answer).
+        let end = rest.windows(2).position(|w| w == b"\n\n" || w == b"\n\r")?;
+        let lines = rest[..end].iter().filter(|&&b| b == b'\n').count() + 1;
+        let mut headers = vec![httparse::EMPTY_HEADER; lines];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(at) = parsed.parse(rest).ok()? else {
+            return None;
+        };
+        let status = parsed.code?;
+        if (100..200).contains(&status) && status != 101 {
+            start += at;
+            continue;
+        }
+        return Some(Head {
+            status,
+            reason: parsed.reason.unwrap_or("").to_string(),
+            framing: framing(parsed.headers),
+            at: start + at,
+        });
+    }
 }
 
 fn framing(headers: &[httparse::Header]) -> Framing {
@@ -387,20 +451,14 @@ fn framing(headers: &[httparse::Header]) -> Framing {
 
 /// The status, reason and body of an answer (as much body as came).
 fn parse_answer(raw: &[u8]) -> Option<(u16, String, Vec<u8>)> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut head = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(at) = head.parse(raw).ok()? else {
-        return None;
-    };
-    let status = head.code?;
-    let reason = head.reason.unwrap_or("").to_string();
-    let body = &raw[at..];
-    let body = match framing(head.headers) {
+    let head = head(raw)?;
+    let body = &raw[head.at..];
+    let body = match head.framing {
         Framing::Chunked => dechunk(body).unwrap_or_else(|| body.to_vec()),
         Framing::Length(n) => body[..body.len().min(n as usize)].to_vec(),
         Framing::Close => body.to_vec(),
     };
-    Some((status, reason, body))
+    Some((head.status, head.reason, body))
 }
 
 /// A chunked body decoded, or None while its last chunk has not come.
@@ -425,13 +483,14 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 /// chain is not judged here: expiry is the question.
 fn expiry(cert: &Certificate, deadline: Instant) -> Result<i64, String> {
     let mut tcp = dial(&cert.host, cert.port, deadline, cert.timeout)?;
-    let name = server_name(&cert.host, &cert.host)?;
+    let name = server_name(&cert.name, &cert.host)?;
     let mut conn =
         rustls::ClientConnection::new(tls_config(false), name).map_err(|e| e.to_string())?;
     while conn.is_handshaking() {
         tcp.set_read_timeout(Some(left(deadline, cert.timeout)?))
             .map_err(|e| plain(&e))?;
-        conn.complete_io(&mut tcp).map_err(|e| tls_error(&e))?;
+        conn.complete_io(&mut tcp)
+            .map_err(|e| timed_out(&e, cert.timeout).unwrap_or_else(|| tls_error(&e)))?;
     }
     let leaf = conn
         .peer_certificates()

@@ -66,6 +66,30 @@ pub(super) fn http(a: &Attribute, connect_timeout: Duration) -> Result<Http, Dia
         Some("https") => true,
         _ => return Err(bad_url("it must start with http:// or https://")),
     };
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    // Credentials would be printed with the URL in every report, syslog
+    // line and JSON event: refused (the error does not repeat them).
+    if authority.contains('@') {
+        return Err(bad_url(
+            "it carries a user name and password, which every report would show; tend sends none",
+        ));
+    }
+    // A port the URL gives must be one (the URL parser reads 99999 as "no
+    // port", and the default port would be probed instead).
+    let given = authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, after)| after)
+        .rsplit_once(':')
+        .map(|(_, p)| p);
+    let port = match given {
+        None | Some("") => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| bad_url("its port must be 1 to 65535"))?,
+        ),
+    };
     let host = uri
         .host()
         .filter(|h| !h.is_empty())
@@ -77,7 +101,7 @@ pub(super) fn http(a: &Attribute, connect_timeout: Duration) -> Result<Http, Dia
     let mut check = Http {
         url: url.text.clone(),
         tls,
-        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        port: port.unwrap_or(if tls { 443 } else { 80 }),
         path: uri
             .path_and_query()
             .map_or("/".to_string(), |p| p.as_str().to_string()),

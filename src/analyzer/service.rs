@@ -98,15 +98,18 @@ pub(super) fn service(
             .ok()
     });
     let certificate = certificate.and_then(|((target, days, action), a)| {
-        let at = target.or_else(|| {
+        // Taken from an https check, it asks for the same site (the same
+        // server name) as that check.
+        let at = target.map(|(h, p)| (h.clone(), p, h)).or_else(|| {
             http.as_ref()
                 .filter(|h| h.tls)
-                .map(|h| (h.host.clone(), h.port))
+                .map(|h| (h.host.clone(), h.port, h.host_header.clone()))
         });
         match at {
-            Some((host, port)) => Some(Certificate {
+            Some((host, port, name)) => Some(Certificate {
                 host,
                 port,
+                name,
                 days,
                 action,
                 timeout: connect_timeout,

@@ -60,6 +60,14 @@ fn golden_error_messages() {
              policy.tend:2:23: error: `pidfile` cannot go with `unit`: systemd names the unit's main process\n 2 | service a { unit \"a\"; pidfile \"/run/a.pid\" }\n   |                       ^^^^^^^\n\
              policy.tend:4:18: error: unit `b.service` is already service `b`'s (at policy.tend:3:18): two services would both restart it\n 4 | service c { unit \"b.service\"; process \"/c\" }\n   |                  ^^^^^^^^^^^\n",
         ),
+        // A URL's port must be one; credentials are refused, and never
+        // shown, not even in the excerpt of the error.
+        (
+            "service a { process \"/a\"; restart \"x\"; http \"http://127.0.0.1:99999/\" }\nservice b { process \"/b\"; restart \"x\"; http \"http://admin:hunter2@127.0.0.1/\" }\n",
+            "tend: policy has 2 errors:\n\
+             policy.tend:1:45: error: bad URL: its port must be 1 to 65535\n 1 | service a { process \"/a\"; restart \"x\"; http \"http://127.0.0.1:99999/\" }\n   |                                             ^^^^^^^^^^^^^^^^^^^^^^^^^\n\
+             policy.tend:2:45: error: bad URL: it carries a user name and password, which every report would show; tend sends none\n 2 | service b { process \"/b\"; restart \"x\"; http \"http://admin:*******@127.0.0.1/\" }\n   |                                             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n",
+        ),
         // Carets line up under wide characters.
         (
             "service a {\n  name \"日本のウェブ 🦀\"; restrat \"x\"\n  process \"/a\"; restart \"/a\"\n}\n",

@@ -319,3 +319,141 @@ fn send_and_expect_on_a_line_protocol() {
         "{run:?}"
     );
 }
+
+/// `raw.py KIND PORT [CERT KEY SNI_CERT SNI_KEY]`: `many` answers 200 with
+/// 100 Set-Cookie lines and `ok\n`; `continue` sends `100 Continue` before
+/// `200 OK`; `sni` is TLS whose certificate depends on the name asked for.
+const RAW: &str = r#"
+import socket, ssl, sys, threading
+kind, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(16)
+if kind == "sni":
+    default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    default.load_cert_chain(sys.argv[3], sys.argv[4])
+    site = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    site.load_cert_chain(sys.argv[5], sys.argv[6])
+    def pick(sock, name, ctx):
+        if name == "site.test":
+            sock.context = site
+    default.sni_callback = pick
+def answer(c):
+    try:
+        c.settimeout(5)
+        if kind == "sni":
+            c = default.wrap_socket(c, server_side=True)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            more = c.recv(1000)
+            if not more:
+                return
+            got += more
+        if kind == "many":
+            head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"Set-Cookie: c%d=v\r\n" % i for i in range(100))
+            c.sendall(head + b"Content-Length: 3\r\n\r\nok\n")
+        elif kind == "continue":
+            c.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        else:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+    except OSError:
+        pass
+    finally:
+        c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=answer, args=(c,)).start()
+"#;
+
+fn serve_raw(sb: &Sandbox, port: u16, args: &[&str]) -> Started {
+    sb.write("raw.py", RAW);
+    let started = Started::spawn(
+        Command::new("/usr/bin/python3")
+            .arg(sb.path("raw.py"))
+            .args(args)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        "/usr/bin/python3",
+    );
+    wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    started
+}
+
+/// A certificate for the name `name`, valid for `days`.
+fn named_certificate(sb: &Sandbox, file: &str, name: &str, days: u32) -> (String, String) {
+    let cert = sb.path(&format!("{file}.crt")).display().to_string();
+    let key = sb.path(&format!("{file}.key")).display().to_string();
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .args(["-days", &days.to_string(), "-keyout", &key, "-out", &cert])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    (cert, key)
+}
+
+/// Healthy answers that are not the simplest: many header lines, an
+/// interim `100 Continue`, a body ending in a newline under `^ok$`. A
+/// check's own timeout is what it waits and what it says; a TLS peer that
+/// never answers says so in the same words. A certificate check beside an
+/// https check with `host NAME` asks for that name's certificate.
+#[test]
+fn http_answers_timeouts_and_server_names() {
+    let port = free_port();
+    let p = port.to_string();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let sb = Sandbox::new();
+    let policy = |check: &str| {
+        format!("service web {{\n  name \"Web\"\n  process \"@DIR@/(srv|raw)\\\\.py\"\n  {check}\n  connect_timeout 10s\n  restart \"false\"\n}}\n")
+    };
+    sb.policy(&policy(&format!("http \"{url}\" content \"^ok$\"")));
+    for kind in ["many", "continue"] {
+        let server = serve_raw(&sb, port, &[kind, &p]);
+        let run = sb.tend(&[]);
+        assert_eq!((run.code, lines(&run)), (0, vec![]), "{kind}: {run:?}");
+        drop(server);
+    }
+
+    // `timeout 3s` with a longer connect_timeout: 3 s, said as 3 s.
+    sb.write("srv.py", SERVER);
+    let mute = serve(&sb, port, &["mute", &p]);
+    sb.policy(&policy(&format!("http \"{url}\" timeout 3s")));
+    let started = std::time::Instant::now();
+    let dry = sb.tend(&["--dry-run"]);
+    let took = started.elapsed();
+    assert!(
+        dry.stdout
+            .contains(&format!("fails a check (http {url}: no answer within 3 s)")),
+        "{dry:?}"
+    );
+    assert!(took < std::time::Duration::from_secs(8), "waited {took:?}");
+    // A TLS peer that accepts and never answers.
+    let tls = format!("https://127.0.0.1:{port}/");
+    sb.policy(&policy(&format!("http \"{tls}\" timeout 2s")));
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout
+            .contains(&format!("fails a check (http {tls}: no answer within 2 s)")),
+        "{dry:?}"
+    );
+    drop(mute);
+
+    // The default certificate has a year; site.test's, a day.
+    let (year, year_key) = named_certificate(&sb, "default", "default.test", 365);
+    let (day, day_key) = named_certificate(&sb, "site", "site.test", 1);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let _sni = serve_raw(&sb, port, &["sni", &p, &year, &year_key, &day, &day_key]);
+    sb.policy(&policy(&format!(
+        "http \"{tls}\" host \"site.test\" insecure\n  certificate valid for 14 days"
+    )));
+    let run = sb.tend(&[]);
+    let said = lines(&run);
+    assert!(
+        said.len() == 1
+            && said[0].starts_with(&format!("Web: certificate 127.0.0.1:{port}: expires "))
+            && said[0].ends_with(", before the 14 days wanted"),
+        "{run:?}"
+    );
+}
