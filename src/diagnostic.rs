@@ -34,6 +34,11 @@ impl Span {
 pub struct Sources {
     files: Vec<(PathBuf, String)>,
     lines: Vec<Vec<usize>>,
+    /// Per file, after each character of more than one byte: its offset
+    /// and the extra bytes of such characters so far. A column is then
+    /// found in log time, however long its line (an error on every word of
+    /// a 100 KB line must not cost errors x line length).
+    wide: Vec<Vec<(usize, usize)>>,
 }
 
 impl Sources {
@@ -41,9 +46,28 @@ impl Sources {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        let mut extra = 0;
+        let wide = text
+            .char_indices()
+            .filter(|(_, c)| !c.is_ascii())
+            .map(|(i, c)| {
+                extra += c.len_utf8() - 1;
+                (i, extra)
+            })
+            .collect();
         self.files.push((path.to_path_buf(), text));
         self.lines.push(starts);
+        self.wide.push(wide);
         self.files.len() - 1
+    }
+
+    /// The extra bytes of multi-byte characters before `offset`.
+    fn extra_before(&self, file: FileId, offset: usize) -> usize {
+        let wide = &self.wide[file];
+        match wide.partition_point(|&(i, _)| i < offset) {
+            0 => 0,
+            n => wide[n - 1].1,
+        }
     }
 
     pub fn path(&self, file: FileId) -> &Path {
@@ -61,7 +85,9 @@ impl Sources {
         let starts = &self.lines[file];
         let line = starts.partition_point(|&s| s <= offset);
         let line_start = starts[line - 1];
-        let col = text[line_start..offset].chars().count() + 1;
+        let col = (offset - line_start)
+            - (self.extra_before(file, offset) - self.extra_before(file, line_start))
+            + 1;
         (line, col)
     }
 
@@ -122,25 +148,37 @@ impl Diagnostic {
         let text = sources.text(self.span.file);
         let start = floor_char_boundary(text, self.span.start.min(text.len()));
         let (line_no, _) = sources.line_col(self.span.file, start);
-        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-        let line = &hide_passwords(text[line_start..line_end].trim_end_matches('\r'));
-        let end = floor_char_boundary(text, self.span.end.clamp(start, line_end));
+        let starts = &sources.lines[self.span.file];
+        let line_start = starts[starts.partition_point(|&s| s <= start) - 1];
+        let line_end = starts
+            .get(starts.partition_point(|&s| s <= start))
+            .map_or(text.len(), |&next| next - 1);
+        // Only a window of a long line is read: what an excerpt can show.
+        let from = floor_char_boundary(text, start.saturating_sub(WINDOW).max(line_start));
+        let to = floor_char_boundary(text, start.saturating_add(WINDOW).min(line_end));
+        let line = &hide_passwords(text[from..to].trim_end_matches('\r'));
+        let end = floor_char_boundary(text, self.span.end.clamp(start, to));
         let (shown, under) = excerpt(
             line,
-            (start - line_start).min(line.len()),
-            (end - line_start).min(line.len()),
+            (start - from).min(line.len()),
+            (end - from).min(line.len()),
+            (from > line_start, to < line_end),
         );
         let severity = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
         let gutter = " ".repeat(line_no.to_string().len());
+        // Whatever a message quotes, it stays a line of a mail.
+        let message = match self.message.char_indices().nth(MESSAGE) {
+            Some((cut, _)) => format!("{}…", &self.message[..cut]),
+            None => self.message.clone(),
+        };
         format!(
             "{}: {}: {}\n {} | {}\n {} | {}",
             sources.locate(Span { start, ..self.span }),
             severity,
-            self.message,
+            message,
             line_no,
             shown,
             gutter,
@@ -171,13 +209,18 @@ fn hide_passwords(line: &str) -> String {
 
 /// How many terminal columns of a line an excerpt shows, at most.
 const EXCERPT: usize = 100;
+/// How many characters of a message are shown, at most.
+const MESSAGE: usize = 300;
+/// How many bytes either side of an error's place are read for its
+/// excerpt (enough for [`EXCERPT`] columns of any characters).
+const WINDOW: usize = 1024;
 
 /// A line as an excerpt shows it, and the line of carets under the bytes
 /// `start..end` of it. Carets line up under wide characters (CJK, emoji
 /// take two columns) and tabs (a tab is kept under a tab). Control
 /// characters show as `?`. A line wider than [`EXCERPT`] columns is cut to
 /// a window around `start`, with `...` where it was cut.
-fn excerpt(line: &str, start: usize, end: usize) -> (String, String) {
+fn excerpt(line: &str, start: usize, end: usize, more: (bool, bool)) -> (String, String) {
     use unicode_width::UnicodeWidthChar;
     // Each character: its byte offset, how it is shown, its width.
     let cells: Vec<(usize, char, usize)> = line
@@ -213,8 +256,8 @@ fn excerpt(line: &str, start: usize, end: usize) -> (String, String) {
         }
         to = to.max((first + 1).min(cells.len()));
     }
-    let cut_left = from > 0;
-    let cut_right = to < cells.len();
+    let cut_left = from > 0 || more.0;
+    let cut_right = to < cells.len() || more.1;
     let mut shown = String::new();
     let mut under = String::new();
     if cut_left {
@@ -401,7 +444,7 @@ mod tests {
             ("a\u{7}b", "b", "a?b", "  ^"),
         ] {
             let s0 = line.find(span).unwrap();
-            let (shown, under) = excerpt(line, s0, s0 + span.len());
+            let (shown, under) = excerpt(line, s0, s0 + span.len(), (false, false));
             assert_eq!(
                 (shown.as_str(), under.as_str()),
                 (want_line, want_under),
@@ -409,7 +452,7 @@ mod tests {
             );
         }
         // A long line: a window around the column, cut with `...`.
-        let (shown, under) = excerpt(&long, at, at + 3);
+        let (shown, under) = excerpt(&long, at, at + 3, (false, false));
         assert!(
             shown.starts_with("...") && shown.ends_with("..."),
             "{shown}"
@@ -418,10 +461,10 @@ mod tests {
         assert_eq!(under.find('^'), shown.find("bad"));
         assert_eq!(under.trim_start(), "^^^");
         // At its start, and past its end.
-        let (shown, under) = excerpt(&long, 0, 1);
+        let (shown, under) = excerpt(&long, 0, 1, (false, false));
         assert!(!shown.starts_with("...") && shown.ends_with("..."));
         assert_eq!(under, "^");
-        let (shown, under) = excerpt(&long, long.len(), long.len());
+        let (shown, under) = excerpt(&long, long.len(), long.len(), (false, false));
         assert!(shown.starts_with("...") && !shown.ends_with("..."));
         assert_eq!(under.len(), shown.len() + 1);
     }

@@ -11,6 +11,7 @@ use super::attributes::{
 use super::probes;
 use super::{all_attributes, known_once, setting, Defaults, Errors};
 use crate::diagnostic::{Diagnostic, Span};
+use crate::file::quote;
 use crate::parser::{Attribute, Expr};
 use crate::policy::{
     Action, Certificate, Command, Connect, CpuLimit, MemoryLimit, Service, DEFAULT_CONNECT_TIMEOUT,
@@ -47,9 +48,16 @@ pub(super) fn service(
     let mut shell = false;
     let mut settings = *defaults;
     let known = all_attributes();
-    let unknown = |key: &str| match closest(key, &known) {
-        Some(near) => format!("unknown attribute `{key}`; did you mean `{near}`?"),
-        None => format!("unknown attribute `{key}`; the attributes are listed in docs/language.md"),
+    // The name is quoted short: a 1 MB name must not make a 1 MB mail.
+    let unknown = |key: &str| match (key.len() <= 64).then(|| closest(key, &known)).flatten() {
+        Some(near) => format!(
+            "unknown attribute `{}`; did you mean `{near}`?",
+            quote(key, 60)
+        ),
+        None => format!(
+            "unknown attribute `{}`; the attributes are listed in docs/language.md",
+            quote(key, 60)
+        ),
     };
     let good = known_once(
         attributes,

@@ -229,3 +229,38 @@ fn dependency_cycles_and_unknown_dependencies_are_errors_with_positions() {
          policy.tend:14:14: error: `c` depends on `nosuch`, which is not a service\n 14 |   depends on nosuch\n    |              ^^^^^^\n"
     );
 }
+
+/// A 1 MB attribute name is quoted short, and an error on every word of a
+/// long line shows a window of it, each error one short excerpt.
+#[test]
+fn a_huge_name_and_a_long_line_make_short_errors() {
+    let key = "k".repeat(1 << 20);
+    let (code, err) = errors_for(&format!(
+        "service a {{ process \"/a\"; restart \"x\"; {key} \"v\" }}\n"
+    ));
+    assert_eq!(code, 2);
+    assert!(err.len() < 1000, "{} bytes", err.len());
+    assert!(
+        err.contains(&format!("unknown attribute `{}…`", "k".repeat(60))),
+        "{err}"
+    );
+
+    let words = vec!["posts"; 2000].join(" on ");
+    let (code, err) = errors_for(&format!(
+        "service a {{ process \"/a\"; restart \"x\"; depends on {words} }}\n"
+    ));
+    assert_eq!(code, 2);
+    // `depends on a on b`: every word after the first `on` is a name.
+    assert!(
+        err.starts_with("tend: policy has 3999 errors:\n"),
+        "{}",
+        &err[..200]
+    );
+    assert_eq!(err.lines().count(), 1 + 3 * 3999);
+    assert!(
+        err.lines().all(|l| l.chars().count() < 200),
+        "a long excerpt"
+    );
+    let last = err.lines().rev().nth(1).unwrap();
+    assert!(last.starts_with(" 1 | ...on posts on posts"), "{last}");
+}
