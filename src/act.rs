@@ -32,6 +32,14 @@ const TICK: Duration = Duration::from_millis(20);
 /// How often the process table is read while waiting for services to appear.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
+/// What a look after a restart found of one service: its main process if
+/// it is up (and passes its checks), else why a process that runs fails.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sight {
+    pub up: Seen,
+    pub failing: Option<String>,
+}
+
 /// Told which command runs for a job, as soon as it is known.
 pub type Spawn<'a> = dyn FnMut(usize, Option<Spawned>) + 'a;
 
@@ -74,6 +82,12 @@ pub enum Failure {
         pid: u32,
         after: Duration,
     },
+    /// Its process runs, but a check still failed (why) when `grace` was
+    /// over.
+    StillFails {
+        why: String,
+        grace: Duration,
+    },
 }
 
 impl fmt::Display for Failure {
@@ -96,6 +110,11 @@ impl fmt::Display for Failure {
                     d.as_secs()
                 )
             }
+            Failure::StillFails { why, grace } => write!(
+                f,
+                "started, but still fails a check after {} s: {why}",
+                grace.as_secs()
+            ),
             Failure::Died { pid, after } => write!(
                 f,
                 "started (pid {pid}) but it exited after {} s",
@@ -135,7 +154,7 @@ enum Phase {
 /// before a job's second command starts).
 pub fn restart_all(
     jobs: &[Job],
-    look: &mut dyn FnMut() -> Vec<Seen>,
+    look: &mut dyn FnMut() -> Vec<Sight>,
     spawned: &mut Spawn,
 ) -> Vec<Outcome> {
     close_inherited();
@@ -215,7 +234,8 @@ pub fn restart_all(
 /// seen and is gone is a failed start; none within `grace` never appeared. A
 /// main process that changes (a double fork's middle process exits) starts
 /// the settle time again with the new one.
-fn settle(phase: &mut Phase, job: &Job, process: Seen, now: Instant) -> Option<Phase> {
+fn settle(phase: &mut Phase, job: &Job, sight: Sight, now: Instant) -> Option<Phase> {
+    let process = sight.up;
     let Phase::Appearing { since, until, seen } = phase else {
         return None;
     };
@@ -242,18 +262,28 @@ fn settle(phase: &mut Phase, job: &Job, process: Seen, now: Instant) -> Option<P
             *seen = Some((p, now));
             None
         }
-        (None, Some(((pid, _), _))) => Some(Phase::Done(Outcome::Failed {
+        (None, Some(((pid, _), _))) if sight.failing.is_none() => {
+            Some(Phase::Done(Outcome::Failed {
+                command: last(),
+                failure: Failure::Died {
+                    pid,
+                    after: now.duration_since(*since),
+                },
+            }))
+        }
+        // A process that runs but fails its check is said as such, not as
+        // one that never appeared.
+        (None, _) if now >= *until => Some(Phase::Done(Outcome::Failed {
             command: last(),
-            failure: Failure::Died {
-                pid,
-                after: now.duration_since(*since),
+            failure: match sight.failing {
+                Some(why) => Failure::StillFails {
+                    why,
+                    grace: job.grace,
+                },
+                None => Failure::NeverAppeared(job.grace),
             },
         })),
-        (None, None) if now >= *until => Some(Phase::Done(Outcome::Failed {
-            command: last(),
-            failure: Failure::NeverAppeared(job.grace),
-        })),
-        (None, None) => None,
+        (None, _) => None,
     }
 }
 

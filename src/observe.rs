@@ -11,11 +11,12 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
+use crate::act;
 use crate::check::{self, Owner, Verdict};
 use crate::matcher::{Matcher, Spec};
 use crate::policy::Service;
 use crate::probe::Checked;
-use crate::scan::{self, Seen};
+use crate::scan;
 use crate::state::State;
 use crate::systemd;
 
@@ -174,7 +175,7 @@ impl<'p> Watch<'p> {
     /// upgrade (`upgrade[i]`) counts only once a process runs the binary now
     /// on disk (a new process, or the old one re-executed). With it, what
     /// its checks found.
-    pub fn verify(&self, restarted: &[usize], upgrade: &[bool]) -> Vec<(Seen, Vec<Checked>)> {
+    pub fn verify(&self, restarted: &[usize], upgrade: &[bool]) -> Vec<(act::Sight, Vec<Checked>)> {
         let mut wanted = vec![false; self.services.len()];
         restarted.iter().for_each(|&i| wanted[i] = true);
         let mut found = self.look_at(&wanted).unwrap_or_default();
@@ -182,12 +183,16 @@ impl<'p> Watch<'p> {
             .iter()
             .map(|&i| {
                 let Some(v) = found.get_mut(i) else {
-                    return (None, Vec::new());
+                    return (act::Sight::default(), Vec::new());
                 };
-                let seen = v
+                let up = v
                     .running
                     .filter(|&(pid, _)| !upgrade[i] || scan::replaced(pid).is_none());
-                (seen, std::mem::take(&mut v.checks))
+                let failing = match &v.problem {
+                    Some(check::Problem::Failing(why)) if up.is_none() => Some(why.clone()),
+                    _ => None,
+                };
+                (act::Sight { up, failing }, std::mem::take(&mut v.checks))
             })
             .collect()
     }

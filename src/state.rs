@@ -177,6 +177,37 @@ pub struct State {
     pub metrics_error: Option<String>,
 }
 
+impl State {
+    /// Times in the future (stamped while the clock was ahead) taken as
+    /// now: restarts that would fill the budget for a day, a reminder that
+    /// would not come for a month. How far ahead the furthest was.
+    pub fn clamp(&mut self, now: i64) -> i64 {
+        let mut ahead = 0;
+        let mut fix = |t: &mut i64| {
+            if *t > now {
+                ahead = ahead.max(*t - now);
+                *t = now;
+            }
+        };
+        let mut times: Vec<&mut i64> = Vec::new();
+        times.extend(self.last_run.as_mut());
+        times.extend(self.pause_ended.as_mut());
+        if let Some(p) = self.policy_error.as_mut() {
+            times.push(&mut p.since);
+            times.push(&mut p.said);
+        }
+        for s in self.services.values_mut() {
+            times.push(&mut s.since);
+            times.extend(s.restarts.iter_mut());
+            times.extend(s.reported.as_mut());
+            times.extend(s.checks.as_mut().map(|c| &mut c.at));
+            times.extend(s.command.as_mut().map(|c| &mut c.since));
+        }
+        times.into_iter().for_each(|t| fix(t));
+        ahead
+    }
+}
+
 /// A broken policy, remembered so that cron does not mail the same error
 /// every five minutes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -483,11 +514,18 @@ impl Store {
                 }
             }
             Ok(Some(text)) => match serde_json::from_str::<State>(&text) {
-                Ok(state) => {
+                Ok(mut state) => {
+                    let ahead = state.clamp(now);
                     return Loaded {
                         state,
-                        notice: None,
-                    }
+                        notice: (ahead > 0).then(|| {
+                            format!(
+                                "tend: state file {} has times up to {} ahead of the clock (the clock was ahead, or set back); taken as now",
+                                path.display(),
+                                clock::span(ahead)
+                            )
+                        }),
+                    };
                 }
                 Err(e) if text.trim().is_empty() => format!("empty ({e})"),
                 Err(e) => e.to_string(),

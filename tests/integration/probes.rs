@@ -457,3 +457,31 @@ fn http_answers_timeouts_and_server_names() {
         "{run:?}"
     );
 }
+
+/// A restart whose process comes up but still fails its check is said as
+/// that, with what the check found, not as a process that never appeared.
+#[test]
+fn a_restart_that_still_fails_its_check_says_why() {
+    let port = free_port();
+    let p = port.to_string();
+    let url = format!("http://127.0.0.1:{port}/");
+    let sb = Sandbox::new();
+    sb.write("srv.py", SERVER);
+    sb.policy(&format!(
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  http \"{url}\" status 200\n  connect_timeout 2s\n  shell yes\n  restart \"pkill -f '^/usr/bin/python3 @DIR@/srv'; setsid -f /usr/bin/python3 @DIR@/srv.py error {port}\"\n  grace 2s\n}}\n"
+    ));
+    let _first = serve(&sb, port, &["error", &p]);
+    let run = sb.tend(&[]);
+    let said = lines(&run);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        said[0],
+        format!("Web fails a check (http {url}: status 500 Internal Server Error, not 200), restarting...")
+    );
+    assert!(
+        said[1].ends_with(&format!(
+            " started, but still fails a check after 2 s: http {url}: status 500 Internal Server Error, not 200"
+        )),
+        "{run:?}"
+    );
+}

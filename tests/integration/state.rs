@@ -337,3 +337,33 @@ fn a_pass_killed_mid_restart_is_followed_by_a_correct_quiet_pass() {
     assert_eq!(state_json(&sb)["services"]["s"]["status"], "running");
     assert_eq!(sb.pids_of("slow").len(), 1, "not restarted again");
 }
+
+/// A failure last said by a pass whose clock was a month ahead: once the
+/// clock is right, the future stamps are taken as now (said once), so the
+/// reminder comes on its schedule, not a month later.
+#[test]
+fn stamps_from_a_clock_that_was_ahead_are_taken_as_now() {
+    let sb = Sandbox::new();
+    sb.policy(
+        "service db {\n  name \"Database\"\n  process \"@DIR@/db\"\n  restart \"false\"\n  limit 100 restarts within 1h\n  remind 6h\n}\n",
+    );
+    let month = 30 * 86_400;
+    let ahead = at(&sb, T0 + month, &[]);
+    assert_eq!(lines(&ahead).len(), 2, "{ahead:?}");
+    let right = at(&sb, T0, &[]);
+    let said = lines(&right);
+    assert_eq!(said.len(), 1, "{right:?}");
+    assert_eq!(
+        said[0],
+        "tend: state file state/state.json has times up to 30 d ahead of the clock (the clock was ahead, or set back); taken as now"
+    );
+    assert!(lines(&at(&sb, T0 + 300, &[])).is_empty());
+    let reminder = at(&sb, T0 + 6 * 3600 + 60, &[]);
+    assert!(
+        lines(&reminder).len() == 1
+            && lines(&reminder)[0].starts_with("Database is still failing (down since "),
+        "{reminder:?}"
+    );
+    let json = state_json(&sb);
+    assert!(json["services"]["db"]["since"].as_i64().unwrap() <= T0 + 6 * 3600 + 60);
+}
