@@ -203,7 +203,7 @@ impl State {
             times.extend(s.checks.as_mut().map(|c| &mut c.at));
             times.extend(s.command.as_mut().map(|c| &mut c.since));
         }
-        times.into_iter().for_each(|t| fix(t));
+        times.into_iter().for_each(fix);
         ahead
     }
 }
