@@ -183,7 +183,7 @@ impl State {
     /// would not come for a month. How far ahead the furthest was.
     pub fn clamp(&mut self, now: i64) -> i64 {
         let mut ahead = 0;
-        let mut fix = |t: &mut i64| {
+        let fix = |t: &mut i64| {
             if *t > now {
                 ahead = ahead.max(*t - now);
                 *t = now;
