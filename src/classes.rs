@@ -403,7 +403,10 @@ impl Classes {
             Expr::Class(c) => self.contains(&c.text),
             Expr::Call { arg, .. } => {
                 // `hostname(GLOB)`: the only function; the analyzer checked it.
-                globset::Glob::new(&arg.text)
+                // Host names are case-insensitive: WEB-01 is web-01.
+                globset::GlobBuilder::new(&arg.text)
+                    .case_insensitive(true)
+                    .build()
                     .map(|g| g.compile_matcher())
                     .is_ok_and(|m| self.names.iter().any(|n| m.is_match(n)))
             }

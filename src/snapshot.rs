@@ -147,6 +147,7 @@ fn attempt(paths: &[PathBuf], root_only: bool, checkout: bool) -> Result<Option<
             .with_context(|| format!("cannot read policy {}", path.display()))?;
         if root_only {
             trusted(path, &meta)?;
+            trusted_place(path)?;
         }
         if meta.is_dir() {
             seen.push((path.clone(), Stamp::of(&meta)));
@@ -271,6 +272,31 @@ fn trusted(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
         bail!(
             "policy {what} {} is writable by {who} (mode {mode:04o}); refusing it (as root tend reads only a policy that only root can change; --insecure allows it)",
             path.display()
+        );
+    }
+    Ok(())
+}
+
+/// As root, the directory a policy is in must not let others rename it
+/// away and put theirs in its place: not writable by others unless sticky
+/// (as /tmp is), and owned by root.
+fn trusted_place(path: &Path) -> Result<()> {
+    let Some(dir) = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    else {
+        return Ok(());
+    };
+    let meta = std::fs::metadata(&dir)
+        .with_context(|| format!("cannot read policy directory {}", dir.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    let open = mode & 0o022 != 0 && mode & 0o1000 == 0;
+    if meta.uid() != 0 || open {
+        bail!(
+            "policy {} is in {}, which {} (mode {mode:04o}): another user could put their own policy in its place; refusing it (--insecure allows it)",
+            path.display(),
+            dir.display(),
+            if open { "others can write and is not sticky" } else { "is not root's" },
         );
     }
     Ok(())

@@ -576,6 +576,8 @@ fn plan_shows_the_seeds_services_for_several_hosts() {
     // The seed: ssh everywhere, LDAP and BIND on web and dns, Apache on web.
     for (host, want) in [
         ("web-01", vec!["ssh", "ldap", "bind", "apache"]),
+        // Host names are case-insensitive.
+        ("WEB-01", vec!["ssh", "ldap", "bind", "apache"]),
         ("www2.example.com", vec!["ssh", "ldap", "bind", "apache"]),
         ("ns1", vec!["ssh", "ldap", "bind"]),
         ("db1", vec!["ssh"]),

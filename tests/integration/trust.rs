@@ -543,3 +543,39 @@ fn deep_or_long_policies_never_crash_and_a_broken_one_falls_back() {
         &status.stdout[..status.stdout.len().min(500)]
     );
 }
+
+/// As root, a root-owned policy in a directory others can write (and that
+/// is not sticky) could be renamed away and replaced: refused, as the
+/// state directory would be. A sticky one (/tmp's mode) is fine.
+#[test]
+fn a_policy_in_a_directory_others_can_write_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.path("open")).unwrap();
+    sb.write(
+        "open/p.tend",
+        "service a { process \"/nonexistent/a\"; restart \"true\" }\n",
+    );
+    std::fs::set_permissions(
+        sb.path("open/p.tend"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(sb.path("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = sb.tend(&["-f", "open/p.tend", "validate"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let dir = std::fs::canonicalize(sb.path("open")).unwrap();
+    assert!(
+        run.stderr.contains(&format!(
+            "policy open/p.tend is in {}, which others can write and is not sticky (mode 0777): another user could put their own policy in its place; refusing it (--insecure allows it)",
+            dir.display()
+        )),
+        "{run:?}"
+    );
+    std::fs::set_permissions(sb.path("open"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let run = sb.tend(&["-f", "open/p.tend", "validate"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
