@@ -42,6 +42,10 @@ pub struct Pass<'a> {
     pub broken: bool,
     pub busy: bool,
     pub paused: bool,
+    /// Whether the state directory could be used: without it nothing is
+    /// remembered between passes, and the restart counter is not published
+    /// (it would read as a counter reset every pass).
+    pub state_kept: bool,
 }
 
 /// Every value of `tend_service_status`'s `status` label.
@@ -129,14 +133,16 @@ pub fn render(pass: &Pass) -> String {
         "When the service entered its status, in unix seconds.",
         |s| s.since.to_string(),
     );
-    each(
-        o,
-        pass,
-        "tend_service_restarts_total",
-        "counter",
-        "Restarts tend has attempted for the service (kept across passes; reset by tend reset).",
-        |s| s.restarts_total.to_string(),
-    );
+    if pass.state_kept {
+        each(
+            o,
+            pass,
+            "tend_service_restarts_total",
+            "counter",
+            "Restarts tend has attempted for the service (kept across passes; reset by tend reset).",
+            |s| s.restarts_total.to_string(),
+        );
+    }
     gauge(
         o,
         "tend_last_pass_timestamp_seconds",
@@ -169,6 +175,12 @@ pub fn render(pass: &Pass) -> String {
         "tend_package_manager_busy",
         "Whether a package manager was at work when the pass started (restarts wait).",
         u8::from(pass.busy),
+    );
+    gauge(
+        o,
+        "tend_state_available",
+        "Whether tend could use its state directory (0: nothing is remembered between passes; restarts are not counted).",
+        u8::from(pass.state_kept),
     );
     gauge(
         o,
@@ -280,6 +292,7 @@ mod tests {
             broken: true,
             busy: false,
             paused: false,
+            state_kept: true,
         };
         let text = render(&pass);
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
@@ -296,6 +309,7 @@ mod tests {
             r#"tend_policy_info{digest="1a2b3c4d5e6f",origin="/etc/tend",enforced="last_good"} 1"#,
             "tend_policy_broken 1",
             "tend_package_manager_busy 0",
+            "tend_state_available 1",
             "tend_paused 0",
         ] {
             assert!(samples.contains(&line), "{line} not in\n{text}");
@@ -308,10 +322,18 @@ mod tests {
         assert_eq!(statuses.filter(|l| l.ends_with(" 1")).count(), 1);
         // Each family's TYPE once, before its samples.
         let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
-        assert_eq!(types.len(), 11);
+        assert_eq!(types.len(), 12);
         let mut names: Vec<&str> = types.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
         names.dedup();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 12);
+        // Without a state directory: no counter (it would reset every
+        // pass), and the gauge says why.
+        let text = render(&Pass {
+            state_kept: false,
+            ..pass
+        });
+        assert!(!text.contains("tend_service_restarts_total"), "{text}");
+        assert!(text.contains("\ntend_state_available 0\n"), "{text}");
     }
 
     #[test]
@@ -324,6 +346,7 @@ mod tests {
             broken: true,
             busy: true,
             paused: true,
+            state_kept: true,
         };
         let text = render(&pass);
         assert!(!text.contains("tend_policy_info{"));

@@ -641,17 +641,20 @@ impl Store {
         self.usable_or_fail()?;
         let path = self.dir.join(name);
         let text = serde_json::to_string_pretty(value).context("encoding state")?;
+        // The same words for the same cause at every pass: the file to be
+        // saved and why, never the random name of a temporary file.
+        let failed = |e: std::io::Error| {
+            anyhow::anyhow!("cannot save state to {}: {}", path.display(), e.kind())
+        };
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .tempfile_in(&self.dir)
-            .with_context(|| format!("cannot save state in {}", self.dir.display()))?;
+            .map_err(failed)?;
         tmp.write_all(text.as_bytes())
             .and_then(|()| tmp.write_all(b"\n"))
             .and_then(|()| tmp.as_file().sync_all())
-            .with_context(|| format!("cannot save state in {}", self.dir.display()))?;
-        tmp.persist(&path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot save state to {}", path.display()))?;
+            .map_err(failed)?;
+        tmp.persist(&path).map_err(|e| failed(e.error))?;
         if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
         }

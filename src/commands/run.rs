@@ -91,6 +91,7 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
             broken: enforced.fallback.is_some(),
             busy,
             paused,
+            state_kept: store.refused().is_none(),
         });
         write_metrics(path, &text, &mut state, store, &mut reporter);
     }
@@ -108,7 +109,17 @@ fn write_metrics(
 ) {
     let error = file::replace(path, text.as_bytes(), 0o644)
         .err()
-        .map(|e| format!("cannot write metrics to {}: {e}", path.display()));
+        .map(|e| format!("cannot write metrics to {}: {e}", path.display()))
+        .or_else(|| {
+            // Written, but node_exporter's textfile collector reads only
+            // `*.prom`: said once, like a failure.
+            (path.extension().is_none_or(|e| e != "prom")).then(|| {
+                format!(
+                    "metrics file {} does not end in .prom; node_exporter's textfile collector will not read it",
+                    path.display()
+                )
+            })
+        });
     if error == state.metrics_error {
         return;
     }
@@ -236,6 +247,7 @@ fn broken(ctx: &Context, error: &anyhow::Error, started: Instant) -> Result<Exit
             broken: true,
             busy: ctx.busy().is_some(),
             paused: store.pause(ctx.now).is_some_and(|p| ctx.now < p.until),
+            state_kept: store.refused().is_none(),
         });
         write_metrics(path, &text, &mut state, store, &mut reporter);
     }

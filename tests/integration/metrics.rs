@@ -453,3 +453,41 @@ fn alert_rules_pass_their_tests() {
         String::from_utf8_lossy(&test.stderr)
     );
 }
+
+/// A state directory tend refuses: nothing is remembered, so no restart
+/// counter is published (it would reset every pass), and a gauge says why.
+/// A metrics file node_exporter would not read (not `*.prom`) is written,
+/// and said once.
+#[test]
+fn metrics_without_state_and_a_file_node_exporter_ignores() {
+    let mut sb = sandbox();
+    let pid = sb.start("alpha");
+    std::fs::create_dir(sb.path("open")).unwrap();
+    std::fs::set_permissions(sb.path("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = sb.tend(&["--metrics", PROM, "--state-dir", "open"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let m = read(&sb.path(PROM));
+    assert_eq!(get(&m, "tend_state_available"), "0");
+    assert!(
+        !m.keys()
+            .any(|k| k.starts_with("tend_service_restarts_total")),
+        "{m:#?}"
+    );
+    assert_eq!(get(&m, r#"tend_service_up{service="alpha"}"#), "1");
+
+    let txt = "textfile/tend.txt";
+    let first = sb.tend(&["--metrics", txt]);
+    let path = sb.path(txt);
+    assert_eq!(
+        lines(&first),
+        vec![format!(
+            "tend: metrics file {} does not end in .prom; node_exporter's textfile collector will not read it",
+            path.strip_prefix(sb.dir()).unwrap().display()
+        )],
+        "{first:?}"
+    );
+    assert_eq!(get(&read(&path), "tend_state_available"), "1");
+    let second = sb.tend(&["--metrics", txt]);
+    assert_eq!(lines(&second), Vec::<String>::new());
+    sb.kill(pid);
+}

@@ -367,3 +367,53 @@ fn stamps_from_a_clock_that_was_ahead_are_taken_as_now() {
     let json = state_json(&sb);
     assert!(json["services"]["db"]["since"].as_i64().unwrap() <= T0 + 6 * 3600 + 60);
 }
+
+/// A state directory that cannot be written (here read-only, in a mount
+/// namespace of the pass's own): the pass still restarts, and says why the
+/// state was not saved in the same words every time, naming the state
+/// file, never a temporary file's random name.
+#[test]
+fn a_read_only_state_dir_is_said_the_same_way_each_pass() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut sb = Sandbox::new();
+    sb.policy("service db {\n  name \"Database\"\n  process \"@DIR@/db\"\n  restart \"true\"\n  grace 1s\n}\n");
+    let pid = sb.start("db");
+    assert!(lines(&at(&sb, T0, &[])).is_empty());
+    sb.kill(pid);
+    let said: Vec<Vec<String>> = (0..2)
+        .map(|_| {
+            let tend = assert_cmd::cargo::cargo_bin("tend");
+            let out = Command::new("unshare")
+                .args(["--mount", "sh", "-c"])
+                .arg("mount --bind state state && mount -o remount,bind,ro state && exec \"$@\"")
+                .arg("sh")
+                .arg(tend)
+                .args([
+                    "-f",
+                    "policy.tend",
+                    "--state-dir",
+                    "state",
+                    "--pkg-root",
+                    ".",
+                ])
+                .current_dir(sb.dir())
+                .env("TEND_NOW", (T0 + 300).to_string())
+                .env("TEND_SYSLOG_SOCKET", sb.path("no-syslog"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            lines(&Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        })
+        .collect();
+    let unsaved =
+        "tend: cannot save state to state/state.json: read-only filesystem or storage medium";
+    assert!(said[0].iter().any(|l| l == unsaved), "{said:?}");
+    assert_eq!(said[0], said[1]);
+}
