@@ -155,19 +155,29 @@ fn http_tells_a_right_answer_from_500_a_wrong_body_and_silence() {
 
 /// A self-signed certificate for 127.0.0.1, valid for `days`.
 fn certificate(sb: &Sandbox, name: &str, days: u32) -> (String, String) {
-    let cert = sb.path(&format!("{name}.crt")).display().to_string();
-    let key = sb.path(&format!("{name}.key")).display().to_string();
+    made_certificate(
+        sb,
+        name,
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1",
+        days,
+    )
+}
+
+/// `openssl req -x509` of a subject and its subjectAltName, valid for
+/// `days`: its certificate and key files.
+fn made_certificate(
+    sb: &Sandbox,
+    file: &str,
+    subject: &str,
+    alt: &str,
+    days: u32,
+) -> (String, String) {
+    let cert = sb.path(&format!("{file}.crt")).display().to_string();
+    let key = sb.path(&format!("{file}.key")).display().to_string();
     let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-subj", subject, "-addext", alt])
         .args(["-days", &days.to_string(), "-keyout", &key, "-out", &cert])
         .output()
         .unwrap();
@@ -381,17 +391,8 @@ fn serve_raw(sb: &Sandbox, port: u16, args: &[&str]) -> Started {
 
 /// A certificate for the name `name`, valid for `days`.
 fn named_certificate(sb: &Sandbox, file: &str, name: &str, days: u32) -> (String, String) {
-    let cert = sb.path(&format!("{file}.crt")).display().to_string();
-    let key = sb.path(&format!("{file}.key")).display().to_string();
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
-        .args(["-subj", &format!("/CN={name}")])
-        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
-        .args(["-days", &days.to_string(), "-keyout", &key, "-out", &cert])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    (cert, key)
+    let (subject, alt) = (format!("/CN={name}"), format!("subjectAltName=DNS:{name}"));
+    made_certificate(sb, file, &subject, &alt, days)
 }
 
 /// Healthy answers that are not the simplest: many header lines, an
