@@ -563,12 +563,7 @@ fn plan(host: &str, extra: &[&str]) -> Run {
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["-f", "policies/services.tend", "plan", "--host", host])
         .args(extra);
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(cmd.output().unwrap())
 }
 
 #[test]

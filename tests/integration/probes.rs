@@ -66,10 +66,15 @@ server.serve_forever()
 
 /// Starts `srv.py` with `args` and waits until its port accepts.
 fn serve(sb: &Sandbox, port: u16, args: &[&str]) -> Started {
-    let script = sb.path("srv.py").display().to_string();
+    serve_with(sb, "srv.py", port, args)
+}
+
+/// Starts the Python server `script` (in the sandbox) with `args` and
+/// waits until its port accepts.
+fn serve_with(sb: &Sandbox, script: &str, port: u16, args: &[&str]) -> Started {
     let started = Started::spawn(
         Command::new("/usr/bin/python3")
-            .arg(&script)
+            .arg(sb.path(script))
             .args(args)
             .env("PYTHONDONTWRITEBYTECODE", "1"),
         "/usr/bin/python3",
@@ -378,15 +383,7 @@ while True:
 
 fn serve_raw(sb: &Sandbox, port: u16, args: &[&str]) -> Started {
     sb.write("raw.py", RAW);
-    let started = Started::spawn(
-        Command::new("/usr/bin/python3")
-            .arg(sb.path("raw.py"))
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
-        "/usr/bin/python3",
-    );
-    wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    started
+    serve_with(sb, "raw.py", port, args)
 }
 
 /// A certificate for the name `name`, valid for `days`.

@@ -405,11 +405,7 @@ fn a_read_only_state_dir_is_said_the_same_way_each_pass() {
                 .stdin(Stdio::null())
                 .output()
                 .unwrap();
-            lines(&Run {
-                code: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            })
+            lines(&Run::from(out))
         })
         .collect();
     let unsaved =

@@ -349,6 +349,16 @@ fn runs(sb: &Sandbox) -> Vec<String> {
         .collect()
 }
 
+/// After a killed pass's restart command has finished: one daemon, the
+/// command ran once, and the next pass finds all well.
+fn one_run_one_daemon(sb: &Sandbox) {
+    wait_for(|| sb.pids_of("daemon").len() == 1);
+    let after = at(sb, T0 + 300, &[]);
+    assert_eq!(after.code, 0, "{after:?}");
+    assert_eq!(runs(sb), ["run"], "the restart command ran twice");
+    assert_eq!(sb.pids_of("daemon").len(), 1);
+}
+
 #[test]
 fn a_pass_killed_during_a_restart_leaves_one_restart_not_two() {
     let sb = Sandbox::new();
@@ -367,11 +377,7 @@ fn a_pass_killed_during_a_restart_leaves_one_restart_not_two() {
             .contains("Slow (d): not running; restart deferred"),
         "{dry:?}"
     );
-    wait_for(|| sb.pids_of("daemon").len() == 1);
-    let after = at(&sb, T0 + 300, &[]);
-    assert_eq!(after.code, 0, "{after:?}");
-    assert_eq!(runs(&sb), ["run"]);
-    assert_eq!(sb.pids_of("daemon").len(), 1);
+    one_run_one_daemon(&sb);
 }
 
 #[test]
@@ -473,11 +479,7 @@ fn a_pass_killed_during_a_script_restart_leaves_one_daemon_not_two() {
     let next = at(&sb, T0 + 1, &[]);
     assert!(lines(&next).is_empty(), "{next:?}");
     assert_eq!(next.code, 1);
-    wait_for(|| sb.pids_of("daemon").len() == 1);
-    let after = at(&sb, T0 + 300, &[]);
-    assert_eq!(after.code, 0, "{after:?}");
-    assert_eq!(runs(&sb), ["run"], "the script ran twice");
-    assert_eq!(sb.pids_of("daemon").len(), 1);
+    one_run_one_daemon(&sb);
 }
 
 /// Passes killed with SIGKILL at random moments against a daemon that
