@@ -9,37 +9,37 @@
 //! execution, and each subcommand is a file under `commands/`. `run` only
 //! dispatches. docs/architecture.md is the map.
 
-pub mod act;
-pub mod analyzer;
-pub mod check;
-pub mod classes;
+mod act;
+mod analyzer;
+mod check;
+mod classes;
 pub mod cli;
 pub mod clock;
-pub mod commands;
-pub mod decide;
-pub mod diagnostic;
-pub mod duration;
-pub mod event;
+mod commands;
+mod decide;
+mod diagnostic;
+mod duration;
+mod event;
 pub mod exit;
-pub mod file;
-pub mod graph;
-pub mod import;
-pub mod load;
-pub mod matcher;
-pub mod metrics;
-pub mod observe;
-pub mod parser;
-pub mod pass;
-pub mod pkgmgr;
-pub mod policy;
-pub mod preview;
-pub mod probe;
-pub mod report;
-pub mod scan;
-pub mod snapshot;
-pub mod state;
-pub mod suggest;
-pub mod systemd;
+mod file;
+mod graph;
+mod import;
+mod load;
+mod matcher;
+mod metrics;
+mod observe;
+mod parser;
+mod pass;
+mod pkgmgr;
+mod policy;
+mod preview;
+mod probe;
+mod report;
+mod scan;
+mod snapshot;
+mod state;
+mod suggest;
+mod systemd;
 
 use anyhow::Result;
 

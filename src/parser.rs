@@ -38,18 +38,6 @@ pub enum Expr {
     Or(Vec<Expr>),
 }
 
-impl Expr {
-    /// Where the expression starts, for diagnostics.
-    pub fn span(&self) -> Span {
-        match self {
-            Expr::Class(c) => c.span,
-            Expr::Call { name, .. } => name.span,
-            Expr::Not(e) => e.span(),
-            Expr::And(v) | Expr::Or(v) => v[0].span(),
-        }
-    }
-}
-
 /// Prints an expression back in policy syntax, with parentheses only where
 /// precedence needs them.
 impl std::fmt::Display for Expr {

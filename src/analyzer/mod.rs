@@ -22,7 +22,6 @@ use crate::policy::{
     ClassDef, Limits, Service, WhenStopped, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE,
     DEFAULT_TIMEOUT,
 };
-pub use attributes::MAX_DURATION;
 use attributes::{at_least_one_second, duration, limit, remind, when_stopped, yes_no};
 pub use warnings::warnings;
 
