@@ -23,10 +23,12 @@
 //!   restarted with `restart_on_upgrade`, but never while a hold is on.
 
 use crate::act::{Failure, Outcome};
+use crate::check::CpuSample;
 use crate::check::Problem;
 use crate::event::Event;
 use crate::policy::Limits;
-use crate::state::{ServiceState, Status};
+use crate::probe::Checked;
+use crate::state::{Checks, ServiceState, Spawned, Status};
 
 /// Why restarts wait in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,13 @@ pub struct Input<'a> {
     /// `restart_on_upgrade yes`
     pub restart_on_upgrade: bool,
     pub now: i64,
+    /// What this look carried over: its CPU sample (`cpu above`), what the
+    /// checks that speak to the service found, whether it has such checks,
+    /// and a restart command a killed pass left at work for it.
+    pub cpu: Option<CpuSample>,
+    pub checks: &'a [Checked],
+    pub checked: bool,
+    pub left: Option<Spawned>,
 }
 
 /// What to do now.
@@ -97,7 +106,52 @@ fn step(state: ServiceState, event: Option<Event>, restart: bool) -> Step {
     }
 }
 
+/// The step for one service: what to say, whether to restart, and the
+/// whole memory to keep, carried parts included.
 pub fn decide(input: &Input) -> Step {
+    let mut step = judge(input);
+    carry(input, &mut step.state, step.restart);
+    step
+}
+
+/// What is carried over whatever the status: the CPU sample, the last
+/// checks (this look's, or while the service is down and its checks cannot
+/// run, the last that ran), the command left at work, and the restart
+/// counter (plus this pass's attempt).
+fn carry(input: &Input, state: &mut ServiceState, attempted: bool) {
+    state.cpu = input.cpu;
+    state.command = input.left.clone();
+    state.checks = if input.checks.is_empty() {
+        input
+            .prior
+            .filter(|_| input.running.is_none() && input.checked)
+            .and_then(|p| p.checks.clone())
+    } else {
+        Some(Checks {
+            at: input.now,
+            each: input.checks.to_vec(),
+        })
+    };
+    state.restarts_total = counted(input.prior, attempted);
+}
+
+/// The restart counter of the metrics: carried over from the last pass,
+/// plus this pass's attempt.
+fn counted(prior: Option<&ServiceState>, attempted: bool) -> u64 {
+    prior.map_or(0, |p| p.restarts_total) + u64::from(attempted)
+}
+
+/// The memory of a service whose restart command has just started (Some)
+/// or is about to (None): remembered before anything else happens, so a
+/// pass killed meanwhile is known to the next.
+pub fn started(state: &ServiceState, command: Option<Spawned>) -> ServiceState {
+    ServiceState {
+        command,
+        ..state.clone()
+    }
+}
+
+fn judge(input: &Input) -> Step {
     let prior_status = input.prior.map(|p| p.status);
     let window_start = input.now - input.limits.within;
     let restarts: Vec<i64> = input
@@ -311,8 +365,26 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
 }
 
 /// After a restart: what to remember and what to say. `step` is what
-/// `decide` returned for the same input.
-pub fn settle(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Option<Event>) {
+/// `decide` returned for the same input; `checks`, what the service's
+/// checks found at the last look of the restart's verification.
+pub fn settle(
+    input: &Input,
+    step: &Step,
+    outcome: &Outcome,
+    checks: Vec<Checked>,
+) -> (ServiceState, Option<Event>) {
+    let (mut state, event) = settled(input, step, outcome);
+    state.restarts_total = counted(input.prior, true);
+    if !checks.is_empty() {
+        state.checks = Some(Checks {
+            at: input.now,
+            each: checks,
+        });
+    }
+    (state, event)
+}
+
+fn settled(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Option<Event>) {
     let now = input.now;
     let was_failing = input.prior.map(|p| p.status) == Some(Status::Failing);
     let name = input.name.to_string();
@@ -429,6 +501,10 @@ mod tests {
             hold: None,
             restart_on_upgrade: false,
             now: NOW,
+            cpu: None,
+            checks: &[],
+            checked: false,
+            left: None,
         }
     }
 
@@ -633,7 +709,7 @@ mod tests {
             command: "rc".into(),
             failure: Failure::NeverAppeared(std::time::Duration::from_secs(10)),
         };
-        let (state, event) = settle(&inp, &step, &outcome);
+        let (state, event) = settle(&inp, &step, &outcome, Vec::new());
         assert_eq!(
             event.unwrap().to_string(),
             "OpenSSH failed to restart onto the upgrade! rc exited 0 but it still runs the replaced binary after 10 s"
@@ -729,7 +805,7 @@ mod tests {
         for (i, (prior, outcome, want_status, want_event)) in rows.into_iter().enumerate() {
             let inp = input(false, prior.as_ref());
             let step = decide(&inp);
-            let (state, event) = settle(&inp, &step, outcome);
+            let (state, event) = settle(&inp, &step, outcome, Vec::new());
             let want_event = at_since(want_event, prior.as_ref());
             assert_eq!(
                 (state.status, event.map(|e| e.to_string())),

@@ -24,7 +24,7 @@ use crate::pkgmgr::Busy;
 use crate::policy::{self, Service};
 use crate::probe::Checked;
 use crate::report::Reporter;
-use crate::state::{Checks, Pause, PolicyError, ServiceState, Spawned, State, Status, Store};
+use crate::state::{Pause, PolicyError, ServiceState, Spawned, State, Status, Store};
 
 /// What the pass knows before it looks: the state the last pass left and
 /// the pause file, read under the lock by a pass and peeked at by a dry run.
@@ -47,6 +47,8 @@ pub struct Planned {
     /// A restart command a killed pass left running past its timeout: to be
     /// killed before anything is restarted.
     pub overdue: Option<Spawned>,
+    /// One within its timeout: waited for, and remembered again.
+    left: Option<Spawned>,
 }
 
 /// Everything a pass will do, decided before anything is done.
@@ -81,20 +83,14 @@ impl Plan<'_> {
             planned.replaced.as_deref(),
             &self.prior,
             hold,
+            planned.left.clone(),
             self.now,
         )
     }
 
-    /// Service `i`'s step decided again, held in the middle of the pass;
-    /// what the look found is remembered as planned.
+    /// Service `i`'s step decided again, held in the middle of the pass.
     fn held_step(&self, i: usize, hold: Hold) -> Step {
-        let mut step = decide::decide(&self.input(i, Some(hold)));
-        let planned = &self.services[i].step.state;
-        step.state.cpu = planned.cpu;
-        step.state.checks = planned.checks.clone();
-        step.state.restarts_total =
-            counted(self.prior.services.get(&self.watch.services[i].id), false);
-        step
+        decide::decide(&self.input(i, Some(hold)))
     }
 
     /// For each service, whether it is up now.
@@ -146,12 +142,6 @@ fn starting(service: &Service, prior: Option<&ServiceState>, now: i64) -> bool {
     })
 }
 
-/// The restart counter of the metrics: carried over from the last pass,
-/// plus this pass's attempt.
-fn counted(prior: Option<&ServiceState>, attempted: bool) -> u64 {
-    prior.map_or(0, |p| p.restarts_total) + u64::from(attempted)
-}
-
 /// Why restarts wait: a pause first (the admin's own choice, never nagged
 /// about), then a busy package manager.
 fn hold<'a>(pause: &'a Option<String>, busy: &'a Option<String>) -> Option<Hold<'a>> {
@@ -168,6 +158,7 @@ fn input<'a>(
     replaced: Option<&'a str>,
     prior: &'a State,
     hold: Option<Hold<'a>>,
+    left: Option<Spawned>,
     now: i64,
 ) -> Input<'a> {
     Input {
@@ -188,26 +179,11 @@ fn input<'a>(
         },
         restart_on_upgrade: service.restart_on_upgrade,
         now,
+        cpu: verdict.cpu,
+        checks: &verdict.checks,
+        checked: crate::probe::wanted(service),
+        left,
     }
-}
-
-/// What a service's checks found: in this look, or, while they could not
-/// run (it is down), when they last ran.
-fn last_checks(
-    service: &Service,
-    verdict: &Verdict,
-    prior: Option<&ServiceState>,
-    now: i64,
-) -> Option<Checks> {
-    if !verdict.checks.is_empty() {
-        return Some(Checks {
-            at: now,
-            each: verdict.checks.clone(),
-        });
-    }
-    prior
-        .filter(|_| verdict.running.is_none() && crate::probe::wanted(service))
-        .and_then(|p| p.checks.clone())
 }
 
 /// Whether a restart acts on a process that runs (a failed check, an
@@ -282,15 +258,20 @@ pub fn plan<'p>(
             None => None,
         };
         let hold = waiting.as_deref().map(Hold::Waiting).or(hold);
-        let mut step = decide::decide(&input(s, &verdict, r, &memory.prior, hold, now));
-        step.state.cpu = verdict.cpu;
-        step.state.command = left;
-        step.state.checks = last_checks(s, &verdict, prior, now);
-        step.state.restarts_total = counted(prior, step.restart);
+        let step = decide::decide(&input(
+            s,
+            &verdict,
+            r,
+            &memory.prior,
+            hold,
+            left.clone(),
+            now,
+        ));
         let waits = watch.dependencies(i).iter().copied().filter(|&d| !up[d]);
         services.push(Planned {
             waits: waits.collect(),
             overdue,
+            left,
             verdict,
             replaced,
             step,
@@ -436,7 +417,7 @@ pub fn execute(
             let mut spawned = |job: usize, command: Option<Spawned>| {
                 let id = &services[go[job]].id;
                 if let Some(state) = next.services.get_mut(id) {
-                    state.command = command;
+                    *state = decide::started(state, command);
                 }
                 save(&next, reporter);
             };
@@ -451,16 +432,9 @@ pub fn execute(
             let outcomes = act::restart_all(&jobs, &mut verify, &mut spawned);
             for ((&i, outcome), checks) in go.iter().zip(&outcomes).zip(checked) {
                 let input = plan.input(i, plan.hold());
-                let (mut state, event) = decide::settle(&input, &steps[i], outcome);
-                state.restarts_total = counted(input.prior, true);
+                let (state, event) = decide::settle(&input, &steps[i], outcome, checks.clone());
                 if let Some(event) = event {
                     reporter.emit(&services[i].id, &event, &checks);
-                }
-                if !checks.is_empty() {
-                    state.checks = Some(Checks {
-                        at: plan.now,
-                        each: checks,
-                    });
                 }
                 up[i] = state.status == Status::Running;
                 next.services.insert(services[i].id.clone(), state);
