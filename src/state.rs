@@ -482,6 +482,13 @@ impl Store {
         check_dir(&self.dir)
     }
 
+    /// Takes the pass lock in the state directory (made if need be), the
+    /// one way every command that changes the state takes it.
+    pub fn lock(&self, now: i64) -> Result<Locking> {
+        self.ensure_dir()?;
+        lock(&self.dir, now)
+    }
+
     /// Reads the state without changing anything (for `status` and dry
     /// runs): a missing or damaged file reads as empty.
     pub fn peek(&self) -> State {
@@ -692,7 +699,7 @@ pub enum Locking {
 
 /// Takes the pass lock without waiting. The holder writes its pid and start
 /// time into the lock file so a second run can say how long it has held it.
-pub fn lock(dir: &Path, now: i64) -> Result<Locking> {
+fn lock(dir: &Path, now: i64) -> Result<Locking> {
     let path = dir.join(LOCK_FILE);
     // Never through a symlink, never a FIFO or device.
     let file = OpenOptions::new()

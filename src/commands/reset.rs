@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use super::Context;
 use crate::exit::Exit;
-use crate::state::{self, Locking};
+use crate::state::Locking;
 
 pub fn run(ctx: &Context, ids: &[String], all: bool) -> Result<Exit> {
     let enforced = ctx.enforce_noting()?;
@@ -16,8 +16,7 @@ pub fn run(ctx: &Context, ids: &[String], all: bool) -> Result<Exit> {
         }
     }
     let store = &ctx.store;
-    store.ensure_dir()?;
-    let _lock = match state::lock(store.dir(), ctx.now)? {
+    let _lock = match store.lock(ctx.now)? {
         Locking::Acquired(lock) => lock,
         Locking::Held(_) => bail!(
             "a pass is running (it holds the lock in {}); try again",

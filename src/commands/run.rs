@@ -22,7 +22,7 @@ use crate::metrics;
 use crate::pass::{self, Memory};
 use crate::report::{self, Reporter};
 use crate::snapshot;
-use crate::state::{self, Lock, Locking, Pause, PolicyError, State, Store};
+use crate::state::{Lock, Locking, Pause, PolicyError, State, Store};
 
 pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> {
     let host = ctx.host();
@@ -68,19 +68,20 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
         .collect();
     let (paused, busy) = (plan.pause.is_some(), plan.busy.is_some());
     let (exit, mut state) = pass::execute(plan, store, &mut reporter, &|| ctx.busy());
-    if let Some(path) = &ctx.metrics {
-        let policy = &enforced.policy;
-        let text = metrics::render(&metrics::Pass {
-            services: services
-                .iter()
-                .filter_map(|&(id, name)| {
-                    let state = state.services.get(id)?;
-                    Some(metrics::Row { id, name, state })
-                })
-                .collect(),
-            at: now,
-            seconds: started.elapsed().as_secs_f64(),
-            policy: Some(metrics::Enforced {
+    let policy = &enforced.policy;
+    let text = ctx.metrics.as_ref().map(|_| {
+        let rows = services
+            .iter()
+            .filter_map(|&(id, name)| {
+                let state = state.services.get(id)?;
+                Some(metrics::Row { id, name, state })
+            })
+            .collect();
+        metrics_of(
+            ctx,
+            started,
+            rows,
+            Some(metrics::Enforced {
                 digest: &policy.digest,
                 origin: enforced
                     .fallback
@@ -88,25 +89,43 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
                     .map_or(policy.origin.as_str(), |f| f.origin.as_str()),
                 last_good: enforced.fallback.is_some(),
             }),
-            broken: enforced.fallback.is_some(),
-            busy,
-            paused,
-            state_kept: store.refused().is_none(),
-        });
-        write_metrics(path, &text, &mut state, store, &mut reporter);
-    }
+            (busy, paused),
+        )
+    });
+    write_metrics(ctx, text, &mut state, &mut reporter);
     Ok(exit)
 }
 
-/// Writes the metrics file. A failure is said when it is new (or another
-/// than the last), and remembered in the state; not every five minutes.
-fn write_metrics(
-    path: &Path,
-    text: &str,
-    state: &mut State,
-    store: &Store,
-    reporter: &mut Reporter,
-) {
+/// The metrics of this pass: its services' rows, the policy enforced
+/// (None: nothing is, a broken policy with no last good copy), whether a
+/// package manager was busy and a pause held restarts.
+fn metrics_of(
+    ctx: &Context,
+    started: Instant,
+    services: Vec<metrics::Row>,
+    policy: Option<metrics::Enforced>,
+    (busy, paused): (bool, bool),
+) -> String {
+    metrics::render(&metrics::Pass {
+        broken: policy.as_ref().is_none_or(|p| p.last_good),
+        services,
+        at: ctx.now,
+        seconds: started.elapsed().as_secs_f64(),
+        policy,
+        busy,
+        paused,
+        state_kept: ctx.store.refused().is_none(),
+    })
+}
+
+/// Writes the metrics file, if asked for. A failure is said when it is new
+/// (or another than the last), and remembered in the state; not every five
+/// minutes.
+fn write_metrics(ctx: &Context, text: Option<String>, state: &mut State, reporter: &mut Reporter) {
+    let (Some(path), Some(text)) = (&ctx.metrics, text) else {
+        return;
+    };
+    let store = &ctx.store;
     let error = file::replace(path, text.as_bytes(), 0o644)
         .err()
         .map(|e| format!("cannot write metrics to {}: {e}", path.display()))
@@ -181,10 +200,7 @@ fn lock(
     if store.refused().is_some() {
         return Ok(None);
     }
-    match store
-        .ensure_dir()
-        .and_then(|()| state::lock(store.dir(), now))
-    {
+    match store.lock(now) {
         Ok(Locking::Acquired(lock)) => Ok(Some(lock)),
         Ok(Locking::Held(Some(h))) if now - h.since > stale_after as i64 => {
             reporter.say(
@@ -218,10 +234,7 @@ fn lock(
 fn broken(ctx: &Context, error: &anyhow::Error, started: Instant) -> Result<Exit> {
     let store = &ctx.store;
     let mut reporter = Reporter::new(ctx.format);
-    let _lock = match store
-        .ensure_dir()
-        .and_then(|()| state::lock(store.dir(), ctx.now))
-    {
+    let _lock = match store.lock(ctx.now) {
         Ok(Locking::Acquired(lock)) => lock,
         Ok(Locking::Held(_)) => return Ok(Exit::Broken),
         Err(_) => {
@@ -238,19 +251,17 @@ fn broken(ctx: &Context, error: &anyhow::Error, started: Instant) -> Result<Exit
     }
     state.policy_error = Some(remembered);
     store.save(&state)?;
-    if let Some(path) = &ctx.metrics {
-        let text = metrics::render(&metrics::Pass {
-            services: Vec::new(),
-            at: ctx.now,
-            seconds: started.elapsed().as_secs_f64(),
-            policy: None,
-            broken: true,
-            busy: ctx.busy().is_some(),
-            paused: store.pause(ctx.now).is_some_and(|p| ctx.now < p.until),
-            state_kept: store.refused().is_none(),
-        });
-        write_metrics(path, &text, &mut state, store, &mut reporter);
-    }
+    let text = ctx.metrics.as_ref().map(|_| {
+        let paused = store.pause(ctx.now).is_some_and(|p| ctx.now < p.until);
+        metrics_of(
+            ctx,
+            started,
+            Vec::new(),
+            None,
+            (ctx.busy().is_some(), paused),
+        )
+    });
+    write_metrics(ctx, text, &mut state, &mut reporter);
     Ok(Exit::Broken)
 }
 
