@@ -310,25 +310,6 @@ impl Diagnostic {
     }
 }
 
-/// An error in one line, for syslog and the first line of a report:
-/// a policy's first diagnostic (`web.tend:2:3: unknown attribute
-/// `restrat``, and how many more), or any other error as it reads.
-pub fn summary(error: &anyhow::Error) -> String {
-    let Some(errors) = error.downcast_ref::<PolicyErrors>() else {
-        return format!("{error:#}");
-    };
-    let Some(first) = errors.diagnostics.first() else {
-        return format!("{error:#}");
-    };
-    let mut text = format!("{}: {}", errors.sources.locate(first.span), first.message);
-    match errors.diagnostics.len() - 1 {
-        0 => {}
-        1 => text.push_str(" (and 1 more error)"),
-        n => text.push_str(&format!(" (and {n} more errors)")),
-    }
-    text
-}
-
 /// Every problem found in a policy, rendered together.
 #[derive(Debug)]
 pub struct PolicyErrors {

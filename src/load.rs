@@ -10,17 +10,66 @@
 
 use std::path::Path;
 
-use anyhow::Result;
-
 use crate::analyzer;
 use crate::clock;
-use crate::diagnostic::{self, Diagnostic, PolicyErrors, Sources, Span};
+use crate::diagnostic::{Diagnostic, PolicyErrors, Sources, Span};
 use crate::parser;
 use crate::policy::Policy;
 use crate::snapshot::{self, Snapshot};
 
+/// Why a policy cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// Errors in its text (syntax, meaning), each with its place.
+    #[error(transparent)]
+    Text(#[from] PolicyErrors),
+    /// It cannot be read, is refused (insecure, out of bounds), kept
+    /// changing while read, or was emptied.
+    #[error("{0:#}")]
+    Read(anyhow::Error),
+}
+
+impl Unusable {
+    /// In one line, for syslog and the first line of a report: the first
+    /// error in the text (`web.tend:2:3: unknown attribute `restrat``, and
+    /// how many more), or the error as it reads.
+    pub fn summary(&self) -> String {
+        let Unusable::Text(errors) = self else {
+            return format!("{self:#}");
+        };
+        let Some(first) = errors.diagnostics.first() else {
+            return format!("{self:#}");
+        };
+        let mut text = format!("{}: {}", errors.sources.locate(first.span), first.message);
+        match errors.diagnostics.len() - 1 {
+            0 => {}
+            1 => text.push_str(" (and 1 more error)"),
+            n => text.push_str(&format!(" (and {n} more errors)")),
+        }
+        text
+    }
+
+    /// `policy /etc/tend is broken: web.tend:2:3: ...` for errors in the
+    /// policy's text; other errors (unreadable, insecure, changing) name
+    /// the policy themselves.
+    pub fn what_is_wrong(&self, path: &str) -> String {
+        match self {
+            Unusable::Text(_) => format!("policy {path} is broken: {}", self.summary()),
+            Unusable::Read(_) => self.summary(),
+        }
+    }
+
+    /// Each error in the text with its source excerpt.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Unusable::Text(errors) => Some(errors.report()),
+            Unusable::Read(_) => None,
+        }
+    }
+}
+
 /// Parses and checks the files of a snapshot as one policy.
-pub fn check(snapshot: &Snapshot) -> Result<Policy> {
+pub fn check(snapshot: &Snapshot) -> Result<Policy, PolicyErrors> {
     let mut sources = Sources::default();
     let mut items = Vec::new();
     let mut errors = Vec::new();
@@ -52,8 +101,7 @@ pub fn check(snapshot: &Snapshot) -> Result<Policy> {
         return Err(PolicyErrors {
             sources,
             diagnostics: errors,
-        }
-        .into());
+        });
     }
     Ok(Policy {
         origin: snapshot.describe(),
@@ -66,8 +114,10 @@ pub fn check(snapshot: &Snapshot) -> Result<Policy> {
 
 /// Reads and checks the policy at `paths` as it is (for `validate`, `plan`
 /// and `explain`, which are for checking it).
-pub fn read(paths: &[std::path::PathBuf], root_only: bool) -> Result<Policy> {
-    check(&snapshot::read(paths, root_only)?)
+pub fn read(paths: &[std::path::PathBuf], root_only: bool) -> Result<Policy, Unusable> {
+    Ok(check(
+        &snapshot::read(paths, root_only).map_err(Unusable::Read)?,
+    )?)
 }
 
 /// The policy a command works with: the one at `-f` when it can be read
@@ -84,7 +134,7 @@ pub struct Enforced {
 pub struct Fallback {
     /// The configured policy, as given.
     pub broken: String,
-    pub error: anyhow::Error,
+    pub error: Unusable,
     pub origin: String,
     pub saved: i64,
 }
@@ -111,7 +161,7 @@ impl Enforced {
         match &self.fallback {
             Some(f) => format!(
                 "{}; enforcing {} until it is fixed",
-                what_is_wrong(&f.broken, &f.error),
+                f.error.what_is_wrong(&f.broken),
                 self.describe()
             ),
             None => String::new(),
@@ -129,42 +179,43 @@ impl Enforced {
     /// The source excerpts of the configured policy's errors, when it is
     /// broken in its text.
     pub fn fallback_detail(&self) -> Option<String> {
-        self.fallback
-            .as_ref()
-            .and_then(|f| f.error.downcast_ref::<PolicyErrors>())
-            .map(PolicyErrors::report)
+        self.fallback.as_ref().and_then(|f| f.error.detail())
     }
 }
 
-/// `policy /etc/tend is broken: web.tend:2:3: ...` for errors in the
-/// policy's text; other errors (unreadable, insecure, changing) name the
-/// policy themselves.
-pub fn what_is_wrong(path: &str, error: &anyhow::Error) -> String {
-    if error.downcast_ref::<PolicyErrors>().is_some() {
-        format!("policy {path} is broken: {}", diagnostic::summary(error))
-    } else {
-        diagnostic::summary(error)
-    }
-}
-
-/// Why the last good copy could not stand in for a broken policy (the
-/// context of [`enforce`]'s error then).
+/// Neither the policy nor a last good copy can be used: why not, and why
+/// the copy cannot either (None: there is none, or no state directory).
 #[derive(Debug)]
-pub struct CopyUnusable(pub String);
+pub struct NotEnforced {
+    pub error: Unusable,
+    pub copy: Option<String>,
+}
 
-impl std::fmt::Display for CopyUnusable {
+impl std::fmt::Display for NotEnforced {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "and the last good policy cannot be used: {}", self.0)
+        match &self.copy {
+            Some(why) => write!(
+                f,
+                "and the last good policy cannot be used: {why}: {:#}",
+                self.error
+            ),
+            None => write!(f, "{:#}", self.error),
+        }
     }
 }
+
+impl std::error::Error for NotEnforced {}
 
 /// Reads and checks the policy at `path`; when that fails, the last good
 /// copy in the state dir (none when the state dir is refused). Fails only
 /// when neither can be had.
-pub fn enforce(path: &Path, state_dir: Option<&Path>, root_only: bool) -> Result<Enforced> {
-    let error = match snapshot::read(&[path.to_path_buf()], root_only)
-        .and_then(|s| check(&s).map(|p| (s, p)))
-    {
+pub fn enforce(
+    path: &Path,
+    state_dir: Option<&Path>,
+    root_only: bool,
+) -> Result<Enforced, NotEnforced> {
+    let read = snapshot::read(&[path.to_path_buf()], root_only).map_err(Unusable::Read);
+    let error = match read.and_then(|s| Ok(check(&s).map(|p| (s, p))?)) {
         Ok((fresh, policy)) => match state_dir.and_then(|dir| shrank(&fresh, &policy, dir)) {
             None => {
                 return Ok(Enforced {
@@ -173,17 +224,19 @@ pub fn enforce(path: &Path, state_dir: Option<&Path>, root_only: bool) -> Result
                     fallback: None,
                 })
             }
-            Some(why) => anyhow::anyhow!(why),
+            Some(why) => Unusable::Read(anyhow::anyhow!(why)),
         },
         Err(e) => e,
     };
     let Some(state_dir) = state_dir else {
-        return Err(error);
+        return Err(NotEnforced { error, copy: None });
     };
     let copy = match snapshot::last_good(state_dir) {
-        Ok(Some(good)) => check(&good.snapshot).map(|p| (good, p)),
-        Ok(None) => return Err(error),
-        Err(e) => Err(e),
+        Ok(Some(good)) => check(&good.snapshot)
+            .map(|p| (good, p))
+            .map_err(Unusable::from),
+        Ok(None) => return Err(NotEnforced { error, copy: None }),
+        Err(e) => Err(Unusable::Read(e)),
     };
     match copy {
         Ok((good, policy)) => Ok(Enforced {
@@ -196,7 +249,10 @@ pub fn enforce(path: &Path, state_dir: Option<&Path>, root_only: bool) -> Result
                 saved: good.saved,
             }),
         }),
-        Err(e) => Err(error.context(CopyUnusable(diagnostic::summary(&e)))),
+        Err(e) => Err(NotEnforced {
+            error,
+            copy: Some(e.summary()),
+        }),
     }
 }
 
@@ -263,7 +319,7 @@ mod tests {
     use crate::policy::{DEFAULT_GRACE, DEFAULT_TIMEOUT};
     use proptest::prelude::*;
 
-    fn load_text(bytes: &[u8]) -> Result<Policy> {
+    fn load_text(bytes: &[u8]) -> Result<Policy, PolicyErrors> {
         let policy = check(&Snapshot {
             origin: vec!["p.tend".into()],
             files: vec![("p.tend".into(), bytes.to_vec())],

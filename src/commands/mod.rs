@@ -59,7 +59,7 @@ impl Context {
     }
 
     /// The policy at `-f`, or its last good copy.
-    pub fn enforce(&self) -> Result<Enforced> {
+    pub fn enforce(&self) -> Result<Enforced, load::NotEnforced> {
         load::enforce(&self.policy, self.store.usable(), self.root_only)
     }
 
@@ -75,7 +75,10 @@ impl Context {
 
     /// The policy at `-f` as it is, never the copy (for checking it).
     pub fn read_policy(&self) -> Result<crate::policy::Policy> {
-        load::read(std::slice::from_ref(&self.policy), self.root_only)
+        Ok(load::read(
+            std::slice::from_ref(&self.policy),
+            self.root_only,
+        )?)
     }
 
     /// This host, at the time of the run.

@@ -5,7 +5,6 @@
 //! fixed, changed) and keeping its last good copy, the damaged pause file.
 //! Then [`pass::plan`] and [`pass::execute`], and the metrics file.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -13,7 +12,6 @@ use anyhow::Result;
 use super::Context;
 use crate::classes::Host;
 use crate::clock;
-use crate::diagnostic::PolicyErrors;
 use crate::event::Kind;
 use crate::exit::Exit;
 use crate::file;
@@ -231,15 +229,24 @@ fn lock(
 /// A pass with a broken policy and no last good copy: says the error (once,
 /// then daily, like a copy's fallback), writes the metrics (no services,
 /// the policy broken) and does nothing else.
-fn broken(ctx: &Context, error: &anyhow::Error, started: Instant) -> Result<Exit> {
+fn broken(ctx: &Context, error: &load::NotEnforced, started: Instant) -> Result<Exit> {
     let store = &ctx.store;
     let mut reporter = Reporter::new(ctx.format);
+    let wrong = error.error.what_is_wrong(&ctx.policy.display().to_string());
+    let text = match &error.copy {
+        Some(copy) => format!(
+            "tend: {wrong}; the last good policy cannot be used either ({copy}), nothing is checked until it is fixed"
+        ),
+        None => format!(
+            "tend: {wrong}; no last good policy to fall back on, nothing is checked until it is fixed"
+        ),
+    };
     let _lock = match store.lock(ctx.now) {
         Ok(Locking::Acquired(lock)) => lock,
         Ok(Locking::Held(_)) => return Ok(Exit::Broken),
         Err(_) => {
             // No state to remember the error in: say it every time.
-            say_broken(&mut reporter, &ctx.policy, error, None);
+            say_broken(&mut reporter, &text, &error.error);
             return Ok(Exit::Broken);
         }
     };
@@ -247,7 +254,7 @@ fn broken(ctx: &Context, error: &anyhow::Error, started: Instant) -> Result<Exit
     let (remembered, say) =
         PolicyError::next(state.policy_error.as_ref(), &format!("{error:#}"), ctx.now);
     if say {
-        say_broken(&mut reporter, &ctx.policy, error, None);
+        say_broken(&mut reporter, &text, &error.error);
     }
     state.policy_error = Some(remembered);
     store.save(&state)?;
@@ -265,35 +272,13 @@ fn broken(ctx: &Context, error: &anyhow::Error, started: Instant) -> Result<Exit
     Ok(Exit::Broken)
 }
 
-/// The policy error, as one line (and its source excerpts below), with what
-/// is enforced instead.
-fn say_broken(
-    reporter: &mut Reporter,
-    path: &Path,
-    error: &anyhow::Error,
-    enforced: Option<&Enforced>,
-) {
-    let text = match enforced {
-        Some(e) => format!("tend: {}", e.fallback_line()),
-        None => match error.downcast_ref::<load::CopyUnusable>() {
-            Some(copy) => format!(
-                "tend: {}; the last good policy cannot be used either ({}), nothing is checked until it is fixed",
-                load::what_is_wrong(&path.display().to_string(), error),
-                copy.0
-            ),
-            None => format!(
-                "tend: {}; no last good policy to fall back on, nothing is checked until it is fixed",
-                load::what_is_wrong(&path.display().to_string(), error)
-            ),
-        },
-    };
-    let detail = error
-        .downcast_ref::<PolicyErrors>()
-        .map(PolicyErrors::report);
+/// The policy error, as one line (`text`), and the source excerpts of its
+/// errors below.
+fn say_broken(reporter: &mut Reporter, text: &str, error: &load::Unusable) {
     reporter.line(&report::Line {
         kind: Kind::PolicyBroken,
-        text: &text,
-        detail: detail.as_deref(),
+        text,
+        detail: error.detail().as_deref(),
         error: true,
     });
 }
@@ -315,7 +300,11 @@ fn say_policy(
         let (remembered, say) =
             PolicyError::next(prior.policy_error.as_ref(), &format!("{:#}", f.error), now);
         if say {
-            say_broken(reporter, Path::new(&f.broken), &f.error, Some(enforced));
+            say_broken(
+                reporter,
+                &format!("tend: {}", enforced.fallback_line()),
+                &f.error,
+            );
         }
         return Some(remembered);
     }

@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::{print_json, Context};
 use crate::cli::Format;
 use crate::clock;
-use crate::diagnostic;
 use crate::exit::Exit;
 use crate::load::Enforced;
 use crate::pkgmgr;
@@ -106,7 +105,7 @@ pub fn run(ctx: &Context) -> Result<Exit> {
                 digest: &enforced.policy.digest,
                 last_good: f.is_some(),
                 kept: f.map(|f| f.saved),
-                error: f.map(|f| diagnostic::summary(&f.error)),
+                error: f.map(|f| f.error.summary()),
             },
             last_run: state.last_run,
             pause: pause.as_ref().map(|p| PauseRow {

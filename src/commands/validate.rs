@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{print_json, Context};
 use crate::analyzer;
 use crate::cli::Format;
-use crate::diagnostic::{self, PolicyErrors, Severity};
+use crate::diagnostic::{self, Severity};
 use crate::exit::Exit;
 use crate::load;
 use crate::snapshot;
@@ -47,9 +47,9 @@ pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit>
     };
     // The installed policy a pass would still refuse, as a copy in progress.
     let (checked, refused) = match read {
-        Err(e) => (Err(e), None),
+        Err(e) => (Err(load::Unusable::Read(e)), None),
         Ok(s) => {
-            let checked = load::check(&s);
+            let checked = load::check(&s).map_err(load::Unusable::from);
             let refused = match &checked {
                 Ok(p) if installed => ctx.store.usable().and_then(|dir| load::shrank(&s, p, dir)),
                 _ => None,
@@ -88,8 +88,8 @@ pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit>
                 .collect(),
             Some(p),
         ),
-        Err(e) => match e.downcast_ref::<PolicyErrors>() {
-            Some(errors) => (
+        Err(e) => match &e {
+            load::Unusable::Text(errors) => (
                 errors
                     .diagnostics
                     .iter()
@@ -97,7 +97,7 @@ pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit>
                     .collect(),
                 None,
             ),
-            None => (
+            load::Unusable::Read(_) => (
                 vec![diagnostic::Row {
                     severity: Severity::Error,
                     file: None,
