@@ -9,6 +9,7 @@
 
 mod attributes;
 mod probes;
+mod registry;
 mod service;
 pub mod warnings;
 
@@ -25,46 +26,20 @@ use crate::policy::{
 use attributes::{at_least_one_second, duration, limit, remind, when_stopped, yes_no};
 pub use warnings::warnings;
 
-/// Attributes only a service may have, in the order the docs list them.
-const SERVICE_ATTRIBUTES: &[&str] = &[
-    "name",
-    "process",
-    "exe",
-    "pidfile",
-    "unit",
-    "user",
-    "count",
-    "port",
-    "host",
-    "unix",
-    "connect_timeout",
-    "http",
-    "certificate",
-    "memory",
-    "cpu",
-    "restart",
-    "start",
-    "stop",
-    "depends",
-    "shell",
-];
-
 /// Attributes a `defaults` block may set for every service (and a service
 /// for itself).
-pub const DEFAULT_ATTRIBUTES: &[&str] = &[
-    "timeout",
-    "grace",
-    "settle",
-    "limit",
-    "remind",
-    "defer_limit",
-    "restart_on_upgrade",
-    "when",
-];
+pub fn default_attributes() -> Vec<&'static str> {
+    registry::keys(registry::Scope::Defaults).collect()
+}
+
+/// The policy's attributes, as a section of `tend man`.
+pub fn attributes_man() -> String {
+    registry::man_section()
+}
 
 /// Every attribute a service may have, in the order the docs list them.
 pub fn all_attributes() -> Vec<&'static str> {
-    [SERVICE_ATTRIBUTES, DEFAULT_ATTRIBUTES].concat()
+    registry::ATTRIBUTES.iter().map(|a| a.key).collect()
 }
 
 /// Settings every service starts from.
@@ -303,19 +278,15 @@ fn defaults(sources: &Sources, files: &[(FileId, Vec<Item>)], errors: &mut Error
                 continue;
             }
             first = Some(*span);
+            let known = default_attributes();
             let unknown = |key: &str| {
                 format!(
-                    "`defaults` sets {}, not `{key}`",
-                    DEFAULT_ATTRIBUTES.join(", ")
+                    "`defaults` sets {}, not `{}`",
+                    known.join(", "),
+                    crate::file::quote(key, 60)
                 )
             };
-            for a in known_once(
-                attributes,
-                DEFAULT_ATTRIBUTES,
-                unknown,
-                "`defaults`",
-                errors,
-            ) {
+            for a in known_once(attributes, &known, unknown, "`defaults`", errors) {
                 if let Err(e) = setting(a, &mut defaults) {
                     errors.push(e);
                 }

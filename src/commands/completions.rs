@@ -15,10 +15,13 @@ pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
     Ok(Exit::Converged)
 }
 
+/// The man page: the command line's, and the policy's attributes from the
+/// language's own registry (so neither can drift from the code).
 pub fn man() -> Result<Exit> {
     let cmd = <Cli as clap::CommandFactory>::command().name("tend");
-    clap_mangen::Man::new(cmd)
-        .section("8")
-        .render(&mut std::io::stdout())?;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd).section("8").render(&mut page)?;
+    page.extend_from_slice(crate::analyzer::attributes_man().as_bytes());
+    std::io::Write::write_all(&mut std::io::stdout(), &page)?;
     Ok(Exit::Converged)
 }

@@ -110,3 +110,37 @@ fn version_names_the_git_revision_and_man_page_and_completions_generate() {
         .unwrap();
     assert!(check.status.success(), "{check:?}");
 }
+
+/// `tend man` carries the policy's attributes from the language's own
+/// registry: every attribute docs/language.md's table names is there.
+#[test]
+fn the_man_page_lists_every_attribute_of_the_reference() {
+    let out = std::process::Command::cargo_bin("tend")
+        .unwrap()
+        .arg("man")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".SH \"POLICY ATTRIBUTES\"\n"), "{page}");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md"))
+            .unwrap();
+    let table = doc
+        .split_once("| attribute | value | default | meaning |")
+        .unwrap()
+        .1;
+    let names: Vec<&str> = table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .map(|l| l.split('`').nth(1).unwrap())
+        .collect();
+    assert!(names.len() > 20, "{names:?}");
+    for name in names {
+        assert!(
+            page.contains(&format!("\\fB{name}\\fR")),
+            "{name} not in the man page"
+        );
+    }
+}

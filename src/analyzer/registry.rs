@@ -1,0 +1,364 @@
+//! The attributes of a service, each declared once: its name, how its
+//! value is written, its default and what it means. The analyzer's lists of
+//! known attributes come from here, and docs/language.md's table is checked
+//! against it row by row (a test), so the language and its reference cannot
+//! drift apart.
+
+/// Where an attribute may stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Only in a service block.
+    Service,
+    /// In a service, or in `defaults` for every service.
+    Defaults,
+}
+
+/// One attribute of the language.
+#[derive(Debug)]
+pub(crate) struct Attr {
+    /// The key the parser reads (`depends`, `when`).
+    pub key: &'static str,
+    /// How it is written (`depends on`, `when stopped`).
+    pub written: &'static str,
+    /// Its value, its default and what it means, as the reference says.
+    pub value: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+    pub scope: Scope,
+}
+
+impl Attr {
+    /// Its row in docs/language.md's table of attributes.
+    #[cfg(test)]
+    pub fn doc_row(&self) -> String {
+        let cell = |s: &str| {
+            if s.is_empty() {
+                " ".to_string()
+            } else {
+                format!(" {s} ")
+            }
+        };
+        format!(
+            "| `{}` |{}|{}|{}|",
+            self.written,
+            cell(self.value),
+            cell(self.default),
+            cell(self.meaning)
+        )
+    }
+}
+
+/// Every attribute, in the order the reference lists them.
+pub(crate) const ATTRIBUTES: &[Attr] = &[
+    Attr {
+        key: "name",
+        written: "name",
+        value: "string",
+        default: "the id",
+        meaning: "what reports call the service",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "process",
+        written: "process",
+        value: "string (regular expression)",
+        default: "one of `process`, `exe`, `pidfile`, `unit`",
+        meaning: "how to recognise the service's processes by command line (below)",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "exe",
+        written: "exe",
+        value: "string (absolute path)",
+        default: "",
+        meaning: "only processes running exactly this executable",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "pidfile",
+        written: "pidfile",
+        value: "string (absolute path)",
+        default: "",
+        meaning: "the service is the live process whose pid the file holds",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "unit",
+        written: "unit",
+        value: "systemd unit name",
+        default: "",
+        meaning: "the unit is the service: its state says whether it is up, its main process is the service's process",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "user",
+        written: "user",
+        value: "user name or uid",
+        default: "any",
+        meaning: "only processes of this owner count",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "count",
+        written: "count",
+        value: "`N`, `N..M` or `N..`",
+        default: "`1..`",
+        meaning: "how many matching processes must run",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "port",
+        written: "port",
+        value: "`N [send TEXT] [expect RE]`",
+        default: "",
+        meaning: "a TCP port that must accept connections (on `host`), and answer TEXT with something matching RE",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "host",
+        written: "host",
+        value: "IP address",
+        default: "`127.0.0.1`",
+        meaning: "where `port` is connected to (never a name: tend never asks DNS)",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "unix",
+        written: "unix",
+        value: "string (absolute path)",
+        default: "",
+        meaning: "a UNIX socket that must accept connections",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "connect_timeout",
+        written: "connect_timeout",
+        value: "duration",
+        default: "`5s`",
+        meaning: "how long a `port` or `unix` connection (and its answer) may take",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "http",
+        written: "http",
+        value: "`\"URL\" [status N] [content \"RE\"] [timeout D] [host \"NAME\"] [insecure]`",
+        default: "",
+        meaning: "a GET that must answer (below 400, or N; a body matching RE)",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "certificate",
+        written: "certificate",
+        value: "`[\"HOST:PORT\"] valid for N days [then report\\|restart]`",
+        default: "report",
+        meaning: "the TLS certificate there (or of the `https` URL) must not expire within N days",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "memory",
+        written: "memory",
+        value: "`above SIZE [then restart\\|report]`",
+        default: "",
+        meaning: "resident memory of the service's process above SIZE (`500MB`, `2GB`)",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "cpu",
+        written: "cpu",
+        value: "`above PERCENT [for N runs] [then restart\\|report]`",
+        default: "",
+        meaning: "CPU load of the service's process between passes above PERCENT for N passes in a row",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "restart",
+        written: "restart",
+        value: "string (command)",
+        default: "`restart` or `start`",
+        meaning: "brings the service back; also used when a running process fails a check",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "start",
+        written: "start",
+        value: "string (command)",
+        default: "",
+        meaning: "run instead of `restart` when no process runs",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "stop",
+        written: "stop",
+        value: "string (command)",
+        default: "",
+        meaning: "with `start`, replaces `restart` for a process that runs but fails a check",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "depends",
+        written: "depends on",
+        value: "`ID, ID ...`",
+        default: "",
+        meaning: "services that must be up before this one is restarted",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "shell",
+        written: "shell",
+        value: "`yes` / `no`",
+        default: "`no`",
+        meaning: "run the commands with `/bin/sh -c`",
+        scope: Scope::Service,
+    },
+    Attr {
+        key: "timeout",
+        written: "timeout",
+        value: "duration",
+        default: "`60s`",
+        meaning: "how long each command may run before it is killed",
+        scope: Scope::Defaults,
+    },
+    Attr {
+        key: "grace",
+        written: "grace",
+        value: "duration",
+        default: "`10s`",
+        meaning: "how long to wait, after the commands succeed, for the service to be up",
+        scope: Scope::Defaults,
+    },
+    Attr {
+        key: "settle",
+        written: "settle",
+        value: "duration",
+        default: "`2s`",
+        meaning: "how long a restarted service's main process must then stay up for the restart to count (`0`: seen once is enough)",
+        scope: Scope::Defaults,
+    },
+    Attr {
+        key: "limit",
+        written: "limit",
+        value: "`N restarts within DURATION`",
+        default: "`5 restarts within 1h`",
+        meaning: "the restart budget; when spent, tend gives up on the service (see [reports.md](reports.md))",
+        scope: Scope::Defaults,
+    },
+    Attr {
+        key: "remind",
+        written: "remind",
+        value: "duration, or `never`",
+        default: "`6h`",
+        meaning: "how often a problem that lasts (failing, given up, deferred) is mentioned again",
+        scope: Scope::Defaults,
+    },
+    Attr {
+        key: "defer_limit",
+        written: "defer_limit",
+        value: "duration",
+        default: "`30m`",
+        meaning: "how long a busy package manager may hold a restart before it is said ([package-upgrades.md](package-upgrades.md))",
+        scope: Scope::Defaults,
+    },
+    Attr {
+        key: "restart_on_upgrade",
+        written: "restart_on_upgrade",
+        value: "`yes` / `no`",
+        default: "`no`",
+        meaning: "when the process runs a binary replaced on disk, run `restart` (else only say so once)",
+        scope: Scope::Defaults,
+    },
+    Attr {
+        key: "when",
+        written: "when stopped",
+        value: "`restart` / `report` / `leave`",
+        default: "`restart`",
+        meaning: "what to do with a `unit` stopped cleanly (an admin's `systemctl stop`)",
+        scope: Scope::Defaults,
+    },
+];
+
+/// The attributes as a section of the man page (roff): each with how it is
+/// written, its value, what it means and its default.
+pub(crate) fn man_section() -> String {
+    // The reference is Markdown: no backticks, `\|` is `|`; roff's own
+    // backslash and leading dots escaped.
+    let plain = |s: &str| {
+        unlink(s)
+            .replace('`', "")
+            .replace("\\|", "|")
+            .replace('\\', "\\e")
+            .replace('-', "\\-")
+    };
+    let mut out = String::from(".SH \"POLICY ATTRIBUTES\"\n");
+    for a in ATTRIBUTES {
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR {}\n\\&{}",
+            plain(a.written),
+            plain(a.value),
+            plain(a.meaning)
+        ));
+        if !a.default.is_empty() {
+            out.push_str(&format!(" (default: {})", plain(a.default)));
+        }
+        if a.scope == Scope::Defaults {
+            out.push_str("; also in \\fBdefaults\\fR");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Markdown links as their text: `[reports.md](reports.md)` is `reports.md`.
+fn unlink(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find("](").map(|i| open + i) else {
+            break;
+        };
+        let Some(end) = rest[close..].find(')').map(|i| close + i) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(&rest[open + 1..close]);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The keys of the attributes of `scope`, in the reference's order.
+pub(crate) fn keys(scope: Scope) -> impl Iterator<Item = &'static str> {
+    ATTRIBUTES
+        .iter()
+        .filter(move |a| a.scope == scope)
+        .map(|a| a.key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/language.md's table of attributes is the registry's, row for
+    /// row: an attribute the docs name and the language lacks fails, and
+    /// the reverse.
+    #[test]
+    fn the_man_page_has_every_attribute() {
+        let man = man_section();
+        for a in ATTRIBUTES {
+            assert!(man.contains(&format!("\\fB{}\\fR", a.written)), "{}", a.key);
+        }
+        assert!(!man.contains('`') && !man.contains("]("), "{man}");
+    }
+
+    #[test]
+    fn the_reference_table_is_the_registry() {
+        let doc = include_str!("../../docs/language.md");
+        let table = doc
+            .split_once("| attribute | value | default | meaning |\n|---|---|---|---|\n")
+            .expect("the table of attributes")
+            .1;
+        let rows: Vec<&str> = table.lines().take_while(|l| l.starts_with('|')).collect();
+        let want: Vec<String> = ATTRIBUTES.iter().map(Attr::doc_row).collect();
+        assert_eq!(rows, want);
+    }
+}
