@@ -9,10 +9,6 @@ use crate::sandbox::{children_of, cmdline, lines, wait_for, Sandbox};
 const T0: i64 = 1_795_000_000;
 const SSHD: &str = "/usr/sbin/sshd";
 
-fn at(sb: &Sandbox, t: i64, args: &[&str]) -> crate::sandbox::Run {
-    sb.tend_env(args, &[("TEND_NOW", &t.to_string())])
-}
-
 /// A port nobody listens on now.
 fn spare_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -103,7 +99,7 @@ fn a_killed_sshd_listener_is_restarted_while_an_admin_is_logged_in() {
         "any::\n  service ssh {\n    name    \"OpenSSH\"\n    process \"/usr/sbin/sshd\"\n    pidfile \"@DIR@/sshd.pid\"\n    restart \"/usr/sbin/sshd -f @DIR@/sshd_config\"\n    grace 10s\n  }\n",
     );
     let pidfile = sb.path("sshd.pid");
-    let first = at(&sb, T0, &[]);
+    let first = sb.at(T0, &[]);
     assert_eq!(first.code, 0, "{first:?}");
     let listener = pid_in(&pidfile).expect("sshd wrote its pidfile");
     assert_eq!(
@@ -124,7 +120,7 @@ fn a_killed_sshd_listener_is_restarted_while_an_admin_is_logged_in() {
     let session = sessions(listener)[0];
     let session_line = cmdline(session).unwrap();
     eprintln!("OpenSSH session: {session_line:?}");
-    let dry = at(&sb, T0 + 60, &["--dry-run"]);
+    let dry = sb.at(T0 + 60, &["--dry-run"]);
     assert!(
         dry.stdout
             .contains(&format!("OpenSSH (ssh): running (pid {listener})")),
@@ -141,12 +137,12 @@ fn a_killed_sshd_listener_is_restarted_while_an_admin_is_logged_in() {
         std::fs::read_to_string(format!("/proc/{listener}/stat"))
             .map_or(true, |s| s.contains(") Z "))
     });
-    let dry = at(&sb, T0 + 240, &["--dry-run"]);
+    let dry = sb.at(T0 + 240, &["--dry-run"]);
     assert!(
         dry.stdout.contains("OpenSSH (ssh): not running"),
         "the session must not count as the service: {dry:?}"
     );
-    let pass = at(&sb, T0 + 300, &[]);
+    let pass = sb.at(T0 + 300, &[]);
     assert_eq!(pass.code, 0, "{pass:?}");
     let said: Vec<String> = lines(&pass)
         .into_iter()
@@ -169,7 +165,7 @@ fn a_killed_sshd_listener_is_restarted_while_an_admin_is_logged_in() {
     let login = ssh(&sb, port, "echo in").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&login.stdout), "in\n", "{login:?}");
     // Then all is quiet.
-    let quiet = at(&sb, T0 + 600, &[]);
+    let quiet = sb.at(T0 + 600, &[]);
     assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
     // The remote command would outlive a killed client: the session goes
     // with everything under it.

@@ -12,10 +12,6 @@ use crate::sandbox::{lines, Run, Sandbox};
 const T0: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
 
-fn at(sb: &Sandbox, t: i64, args: &[&str]) -> Run {
-    sb.tend_env(args, &[("TEND_NOW", &t.to_string())])
-}
-
 /// A service `id` (named `id` too) whose restart starts `<dir>/<daemon>`.
 fn service(id: &str, daemon: &str) -> String {
     format!(
@@ -37,7 +33,7 @@ fn json(text: &str) -> serde_json::Value {
 fn a_broken_policy_with_no_good_copy_runs_nothing_exits_2_and_is_said_once_a_day() {
     let sb = Sandbox::new();
     sb.policy("service a { process \"@DIR@/alpha\"; restart \"touch @DIR@/ran\" }\nservice b {\n");
-    let first = at(&sb, T0, &[]);
+    let first = sb.at(T0, &[]);
     assert_eq!(first.code, 2, "{first:?}");
     let said = lines(&first);
     assert!(
@@ -54,14 +50,14 @@ fn a_broken_policy_with_no_good_copy_runs_nothing_exits_2_and_is_said_once_a_day
     );
     assert!(!sb.path("ran").exists());
     // Five minutes later: the same error, not mailed again; still exit 2.
-    let again = at(&sb, T0 + 300, &[]);
+    let again = sb.at(T0 + 300, &[]);
     assert_eq!((again.code, lines(&again)), (2, vec![]), "{again:?}");
     // A day later: said again.
-    let day = at(&sb, T0 + DAY, &[]);
+    let day = sb.at(T0 + DAY, &[]);
     assert_eq!(day.code, 2);
     assert_eq!(lines(&day)[0], said[0], "{day:?}");
     // An admin asking always gets the error.
-    let dry = at(&sb, T0 + DAY + 60, &["--dry-run"]);
+    let dry = sb.at(T0 + DAY + 60, &["--dry-run"]);
     assert_eq!(dry.code, 2);
     assert!(dry.stderr.contains("policy.tend:3:1: error: "), "{dry:?}");
 }
@@ -72,7 +68,7 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
     sb.daemon("alpha");
     let good = service("a", "alpha");
     sb.policy(&good);
-    assert_eq!(at(&sb, T0, &[]).code, 0);
+    assert_eq!(sb.at(T0, &[]).code, 0);
     assert_eq!(sb.pids_of("alpha").len(), 1);
 
     // A push with a typo; alpha dies meanwhile.
@@ -80,7 +76,7 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
         "{good}service b {{ process \"@DIR@/beta\"; restrat \"true\" }}\n"
     ));
     kill_all(&mut sb, "alpha");
-    let broken = at(&sb, T0 + 300, &[]);
+    let broken = sb.at(T0 + 300, &[]);
     let said = lines(&broken);
     assert!(
         said[0].starts_with("tend: policy policy.tend is broken: policy.tend:6:")
@@ -105,7 +101,7 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
     // Five minutes later the same error is not mailed again; the copy still
     // does its work.
     kill_all(&mut sb, "alpha");
-    let quiet = at(&sb, T0 + 600, &[]);
+    let quiet = sb.at(T0 + 600, &[]);
     let said_quiet = lines(&quiet);
     assert!(
         said_quiet[0].starts_with("a is not running, restarting..."),
@@ -115,14 +111,14 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
     assert_eq!(sb.pids_of("alpha").len(), 1);
 
     // The admin sees which policy is enforced.
-    let dry = at(&sb, T0 + 700, &["--dry-run"]);
+    let dry = sb.at(T0 + 700, &["--dry-run"]);
     assert!(
         dry.stdout
             .starts_with("tend: policy policy.tend is broken: "),
         "{dry:?}"
     );
     assert!(dry.stdout.contains("\na (a): running (pid "), "{dry:?}");
-    let status = at(&sb, T0 + 700, &["status"]);
+    let status = sb.at(T0 + 700, &["status"]);
     assert!(
         status
             .stdout
@@ -132,7 +128,7 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
             .contains("enforcing the last good policy"),
         "{status:?}"
     );
-    let status = json(&at(&sb, T0 + 700, &["status", "--format", "json"]).stdout);
+    let status = json(&sb.at(T0 + 700, &["status", "--format", "json"]).stdout);
     assert_eq!(status["policy"]["last_good"], true);
     assert_eq!(status["policy"]["path"], "policy.tend");
     assert!(status["policy"]["error"]
@@ -141,10 +137,10 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
         .starts_with("policy.tend:6:"));
 
     // A day later, said again; a different error, said at once.
-    let daily = at(&sb, T0 + 300 + DAY, &[]);
+    let daily = sb.at(T0 + 300 + DAY, &[]);
     assert_eq!(lines(&daily)[0], said[0], "{daily:?}");
     sb.policy(&format!("{good}service b {{\n"));
-    let other = at(&sb, T0 + 300 + DAY + 60, &[]);
+    let other = sb.at(T0 + 300 + DAY + 60, &[]);
     assert!(
         lines(&other)[0].starts_with("tend: policy policy.tend is broken: policy.tend:7:1: "),
         "{other:?}"
@@ -152,7 +148,7 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
 
     // Fixed: said once, then silence.
     sb.policy(&good);
-    let fixed = at(&sb, T0 + 2 * DAY, &[]);
+    let fixed = sb.at(T0 + 2 * DAY, &[]);
     let said_fixed = lines(&fixed);
     assert_eq!(said_fixed.len(), 1, "{fixed:?}");
     assert!(
@@ -160,7 +156,7 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
             && said_fixed[0].contains(") is good again (broken since "),
         "{fixed:?}"
     );
-    assert!(lines(&at(&sb, T0 + 2 * DAY + 300, &[])).is_empty());
+    assert!(lines(&sb.at(T0 + 2 * DAY + 300, &[])).is_empty());
 }
 
 #[test]
@@ -169,7 +165,7 @@ fn a_policy_changed_between_passes_is_picked_up_kept_and_named_in_syslog() {
     sb.daemon("alpha");
     sb.daemon("beta");
     sb.policy(&service("a", "alpha"));
-    assert_eq!(at(&sb, T0, &[]).code, 0);
+    assert_eq!(sb.at(T0, &[]).code, 0);
     assert!(sb.pids_of("beta").is_empty());
 
     sb.policy(&format!(
@@ -177,8 +173,10 @@ fn a_policy_changed_between_passes_is_picked_up_kept_and_named_in_syslog() {
         service("a", "alpha"),
         service("b", "beta")
     ));
-    let digest = json(&at(&sb, T0, &["validate", "policy.tend", "--format", "json"]).stdout)
-        ["digest"]
+    let digest = json(
+        &sb.at(T0, &["validate", "policy.tend", "--format", "json"])
+            .stdout,
+    )["digest"]
         .as_str()
         .unwrap()
         .to_string();
@@ -226,9 +224,9 @@ fn a_policy_changed_between_passes_is_picked_up_kept_and_named_in_syslog() {
 fn a_policy_being_written_during_the_read_is_not_used() {
     let sb = Sandbox::new();
     sb.policy("service a { process \"@DIR@/alpha\"; restart \"false\" }\n");
-    at(&sb, T0, &["status"]); // nothing kept by a status
+    sb.at(T0, &["status"]); // nothing kept by a status
     assert!(!sb.path("state/policy.good").exists());
-    assert_eq!(at(&sb, T0, &[]).code, 1);
+    assert_eq!(sb.at(T0, &[]).code, 1);
     assert!(sb.path("state/policy.good").exists());
     // A writer that never finishes: the file changes all the time.
     let mut writer = Command::new("python3")
@@ -250,7 +248,7 @@ fn a_policy_being_written_during_the_read_is_not_used() {
     };
     let before = modified();
     crate::sandbox::wait_for(|| modified() != before);
-    let run = at(&sb, T0 + 300, &[]);
+    let run = sb.at(T0 + 300, &[]);
     let _ = writer.kill();
     let _ = writer.wait();
     let said = lines(&run);
@@ -261,7 +259,7 @@ fn a_policy_being_written_during_the_read_is_not_used() {
         "{run:?}"
     );
     // Settled: enforced again.
-    let settled = at(&sb, T0 + 600, &[]);
+    let settled = sb.at(T0 + 600, &[]);
     assert!(
         lines(&settled)[0].contains(") is good again"),
         "{settled:?}"
@@ -295,7 +293,7 @@ fn a_slow_writer_leaves_an_empty_file_and_the_last_good_copy_is_enforced_meanwhi
     sb.daemon("alpha");
     sb.policy(&service("a", "alpha"));
     let full = digest_of(&sb);
-    assert_eq!(at(&sb, T0, &[]).code, 0);
+    assert_eq!(sb.at(T0, &[]).code, 0);
     std::fs::copy(sb.path("policy.tend"), sb.path("full.tend")).unwrap();
     // A copy that truncates, is slow to start writing, then writes.
     let mut writer = Command::new("sh")
@@ -309,7 +307,7 @@ fn a_slow_writer_leaves_an_empty_file_and_the_last_good_copy_is_enforced_meanwhi
     kill_all(&mut sb, "alpha");
     // Past any quiet window: the empty file looks settled.
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let gap = at(&sb, T0 + 300, &[]);
+    let gap = sb.at(T0 + 300, &[]);
     let said = lines(&gap);
     assert!(
         said[0].starts_with(
@@ -324,7 +322,7 @@ fn a_slow_writer_leaves_an_empty_file_and_the_last_good_copy_is_enforced_meanwhi
     assert_eq!(sb.pids_of("alpha").len(), 1);
     assert_eq!(enforced_and_kept(&sb), (full.clone(), full.clone()));
     writer.wait().unwrap();
-    let whole = at(&sb, T0 + 600, &[]);
+    let whole = sb.at(T0 + 600, &[]);
     assert!(lines(&whole)[0].contains(") is good again"), "{whole:?}");
     assert_eq!(enforced_and_kept(&sb), (full.clone(), full));
 }
@@ -335,7 +333,7 @@ fn a_policy_rewritten_in_a_loop_is_never_enforced_nor_kept_truncated() {
     sb.daemon("alpha");
     sb.policy(&service("a", "alpha").replace("grace 5s", "grace 5s\n  settle 0s"));
     let full = digest_of(&sb);
-    assert_eq!(at(&sb, T0, &[]).code, 0);
+    assert_eq!(sb.at(T0, &[]).code, 0);
     // Truncate, wait up to 60 ms, write it whole, wait up to 60 ms; again.
     let mut writer = Command::new("python3")
         .args([
@@ -349,7 +347,7 @@ fn a_policy_rewritten_in_a_loop_is_never_enforced_nor_kept_truncated() {
     let mut refused = 0;
     for i in 1..=12 {
         kill_all(&mut sb, "alpha");
-        let run = at(&sb, T0 + 1800 * i, &[]);
+        let run = sb.at(T0 + 1800 * i, &[]);
         // Every pass enforces the whole policy (its own read or the copy):
         // alpha is back, and nothing but the whole policy is kept.
         assert_eq!(sb.pids_of("alpha").len(), 1, "pass {i}: {run:?}");
@@ -372,7 +370,7 @@ fn an_emptied_policy_is_enforced_once_the_admin_accepts_it() {
     let mut sb = Sandbox::new();
     sb.daemon("alpha");
     sb.policy(&service("a", "alpha"));
-    assert_eq!(at(&sb, T0, &[]).code, 0);
+    assert_eq!(sb.at(T0, &[]).code, 0);
     // The admin empties the policy on purpose: it looks like a copy in
     // progress, so the copy is still enforced, and validate says why.
     sb.policy("# nothing runs here any more\n");
@@ -383,7 +381,7 @@ fn an_emptied_policy_is_enforced_once_the_admin_accepts_it() {
         "{check:?}"
     );
     kill_all(&mut sb, "alpha");
-    let held = at(&sb, T0 + 300, &[]);
+    let held = sb.at(T0 + 300, &[]);
     assert!(
         lines(&held)[0].contains("enforcing the last good policy"),
         "{held:?}"
@@ -398,13 +396,13 @@ fn an_emptied_policy_is_enforced_once_the_admin_accepts_it() {
         "{accept:?}"
     );
     kill_all(&mut sb, "alpha");
-    let now_empty = at(&sb, T0 + 600, &[]);
+    let now_empty = sb.at(T0 + 600, &[]);
     assert!(
         lines(&now_empty)[0].contains(") is good again"),
         "{now_empty:?}"
     );
     assert!(sb.pids_of("alpha").is_empty(), "{now_empty:?}");
-    let quiet = at(&sb, T0 + 900, &[]);
+    let quiet = sb.at(T0 + 900, &[]);
     assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
 }
 
@@ -416,19 +414,19 @@ fn as_root_a_policy_others_can_change_is_refused_unless_insecure() {
     }
     let sb = Sandbox::new();
     let policy = sb.policy("service a { process \"@DIR@/alpha\"; restart \"false\" }\n");
-    assert_eq!(at(&sb, T0, &[]).code, 1, "kept as the last good copy");
+    assert_eq!(sb.at(T0, &[]).code, 1, "kept as the last good copy");
     let set_mode =
         |mode| std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(mode)).unwrap();
 
     set_mode(0o646);
-    let open = at(&sb, T0 + 300, &[]);
+    let open = sb.at(T0 + 300, &[]);
     assert!(
         lines(&open)[0].starts_with(
             "tend: policy file policy.tend is writable by others (mode 0646); refusing it (as root tend reads only a policy that only root can change; --insecure allows it); enforcing the last good policy"
         ),
         "{open:?}"
     );
-    let insecure = at(&sb, T0 + 600, &["--insecure"]);
+    let insecure = sb.at(T0 + 600, &["--insecure"]);
     assert!(
         lines(&insecure)[0].contains("is good again"),
         "{insecure:?}"
@@ -437,7 +435,7 @@ fn as_root_a_policy_others_can_change_is_refused_unless_insecure() {
     set_mode(0o644);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     nix::unistd::chown(&policy, Some(nobody.uid), None).unwrap();
-    let owned = at(&sb, T0 + 900, &[]);
+    let owned = sb.at(T0 + 900, &[]);
     assert!(
         lines(&owned)[0]
             .starts_with("tend: policy file policy.tend is owned by nobody, not root; refusing it"),
@@ -453,7 +451,7 @@ fn as_root_a_policy_others_can_change_is_refused_unless_insecure() {
     .unwrap();
     std::fs::set_permissions(dir.join("a.tend"), std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
-    let group = at(&sb, T0 + 1200, &["-f", "policy.d", "validate"]);
+    let group = sb.at(T0 + 1200, &["-f", "policy.d", "validate"]);
     assert_eq!(group.code, 2);
     assert!(
         group
@@ -467,7 +465,7 @@ fn as_root_a_policy_others_can_change_is_refused_unless_insecure() {
 fn validate(sb: &Sandbox, args: &[&str]) -> Run {
     let mut all = vec!["validate"];
     all.extend_from_slice(args);
-    at(sb, T0, &all)
+    sb.at(T0, &all)
 }
 
 #[test]
@@ -694,8 +692,10 @@ fn json_reports_are_one_object_per_line_with_the_same_object_in_syslog() {
         ["restarting", "restarting", "restarted", "failed"],
         "{run:?}"
     );
-    let digest = json(&at(&sb, T0, &["validate", "policy.tend", "--format", "json"]).stdout)
-        ["digest"]
+    let digest = json(
+        &sb.at(T0, &["validate", "policy.tend", "--format", "json"])
+            .stdout,
+    )["digest"]
         .clone();
     for e in &events {
         for field in [
@@ -736,7 +736,7 @@ fn json_reports_are_one_object_per_line_with_the_same_object_in_syslog() {
     assert_eq!(&logged[1..], &events[..]);
 
     // status and classes, as documented.
-    let status = json(&at(&sb, T0 + 60, &["status", "--format", "json"]).stdout);
+    let status = json(&sb.at(T0 + 60, &["status", "--format", "json"]).stdout);
     for field in ["policy", "last_run", "pause", "package_manager", "services"] {
         assert!(status.get(field).is_some(), "status has no {field}");
     }
@@ -758,7 +758,10 @@ fn json_reports_are_one_object_per_line_with_the_same_object_in_syslog() {
             "status service has no {field}"
         );
     }
-    let classes = json(&at(&sb, T0, &["classes", "--format", "json", "-D", "canary"]).stdout);
+    let classes = json(
+        &sb.at(T0, &["classes", "--format", "json", "-D", "canary"])
+            .stdout,
+    );
     let canary = classes["classes"]
         .as_array()
         .unwrap()

@@ -149,6 +149,12 @@ impl Sandbox {
         self.tend_env(args, &[])
     }
 
+    /// Runs tend as `tend` does, with the clock at `t` (TEND_NOW, unix
+    /// seconds).
+    pub fn at(&self, t: i64, args: &[&str]) -> Run {
+        self.tend_env(args, &[("TEND_NOW", &t.to_string())])
+    }
+
     pub fn tend_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = self.command(args, env);
         Run::from(cmd.stdin(Stdio::null()).output().unwrap())

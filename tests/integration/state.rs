@@ -10,10 +10,6 @@ use crate::sandbox::{lines, wait_for, Run, Sandbox};
 
 const T0: i64 = 1_800_000_000;
 
-fn at(sb: &Sandbox, t: i64, args: &[&str]) -> Run {
-    sb.tend_env(args, &[("TEND_NOW", &t.to_string())])
-}
-
 fn state_json(sb: &Sandbox) -> serde_json::Value {
     let text = std::fs::read_to_string(sb.path("state/state.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -27,7 +23,7 @@ fn failing_service_is_reported_once_reminded_then_recovery_reported() {
     sb.policy(
         "service db {\n  name \"Database\"\n  process \"@DIR@/db\"\n  restart \"test -e @DIR@/fixed && setsid -f @DIR@/db 1000 || { echo no config; exit 1; }\"\n  shell yes\n  limit 100 restarts within 1h\n  remind 6h\n  grace 5s\n}\n",
     );
-    let first = at(&sb, T0, &[]);
+    let first = sb.at(T0, &[]);
     assert_eq!(first.code, 1);
     assert_eq!(lines(&first)[0], "Database is not running, restarting...");
     assert!(
@@ -40,32 +36,32 @@ fn failing_service_is_reported_once_reminded_then_recovery_reported() {
     );
 
     for minutes in [5, 10, 60] {
-        let quiet = at(&sb, T0 + minutes * 60, &[]);
+        let quiet = sb.at(T0 + minutes * 60, &[]);
         assert_eq!(
             (quiet.code, lines(&quiet)),
             (1, Vec::<String>::new()),
             "after {minutes} min"
         );
     }
-    let reminder = at(&sb, T0 + 6 * 3600 + 60, &[]);
+    let reminder = sb.at(T0 + 6 * 3600 + 60, &[]);
     assert_eq!(lines(&reminder).len(), 1, "{reminder:?}");
     assert!(
         lines(&reminder)[0].starts_with("Database is still failing (down since "),
         "{reminder:?}"
     );
     assert!(lines(&reminder)[0].ends_with("exited 1: no config"));
-    let quiet = at(&sb, T0 + 6 * 3600 + 360, &[]);
+    let quiet = sb.at(T0 + 6 * 3600 + 360, &[]);
     assert!(lines(&quiet).is_empty(), "{quiet:?}");
 
     std::fs::write(sb.path("fixed"), "").unwrap();
-    let recovered = at(&sb, T0 + 7 * 3600, &[]);
+    let recovered = sb.at(T0 + 7 * 3600, &[]);
     assert_eq!(recovered.code, 0, "{recovered:?}");
     let pid = sb.pids_of("db")[0];
     assert_eq!(
         lines(&recovered),
         [format!("Database is running again (restarted, pid {pid})")]
     );
-    let quiet = at(&sb, T0 + 7 * 3600 + 300, &[]);
+    let quiet = sb.at(T0 + 7 * 3600 + 300, &[]);
     assert_eq!((quiet.code, lines(&quiet)), (0, Vec::<String>::new()));
 }
 
@@ -73,16 +69,16 @@ fn failing_service_is_reported_once_reminded_then_recovery_reported() {
 fn service_back_by_itself_is_reported_once() {
     let mut sb = Sandbox::new();
     sb.policy("service db {\n  process \"@DIR@/db\"\n  restart \"false\"\n}\n");
-    assert_eq!(at(&sb, T0, &[]).code, 1);
+    assert_eq!(sb.at(T0, &[]).code, 1);
     sb.start("db");
-    let back = at(&sb, T0 + 300, &[]);
+    let back = sb.at(T0 + 300, &[]);
     assert_eq!(back.code, 0);
     let want_prefix = "db is running again (was down since ";
     assert!(
         lines(&back).len() == 1 && lines(&back)[0].starts_with(want_prefix),
         "{back:?}"
     );
-    assert!(lines(&at(&sb, T0 + 600, &[])).is_empty());
+    assert!(lines(&sb.at(T0 + 600, &[])).is_empty());
 }
 
 #[test]
@@ -98,14 +94,14 @@ fn restart_budget_gives_up_once_and_reset_re_arms() {
             sb.kill(pid);
         }
     };
-    let p1 = at(&sb, T0, &[]);
+    let p1 = sb.at(T0, &[]);
     assert_eq!(
         lines(&p1)[0],
         "Flappy is not running, restarting...",
         "{p1:?}"
     );
     die(&mut sb);
-    let p2 = at(&sb, T0 + 300, &[]);
+    let p2 = sb.at(T0 + 300, &[]);
     assert_eq!(
         lines(&p2)[0],
         "Flappy is not running, restarting... (2nd time in 5 min)",
@@ -113,7 +109,7 @@ fn restart_budget_gives_up_once_and_reset_re_arms() {
     );
     assert!(lines(&p2)[1].starts_with("Flappy restarted (pid "));
     die(&mut sb);
-    let p3 = at(&sb, T0 + 600, &[]);
+    let p3 = sb.at(T0 + 600, &[]);
     assert_eq!(
         lines(&p3),
         ["Flappy: giving up after 2 restarts in 10 min; run 'tend reset f' to try again"]
@@ -121,16 +117,16 @@ fn restart_budget_gives_up_once_and_reset_re_arms() {
     assert_eq!(p3.code, 1);
     assert!(sb.pids_of("flappy").is_empty(), "no restart once given up");
     for t in [900, 1200, 4000] {
-        let later = at(&sb, T0 + t, &[]);
+        let later = sb.at(T0 + t, &[]);
         assert_eq!((later.code, lines(&later)), (1, Vec::<String>::new()));
         assert!(sb.pids_of("flappy").is_empty());
     }
-    let status = at(&sb, T0 + 4000, &["status"]);
+    let status = sb.at(T0 + 4000, &["status"]);
     assert!(status.stdout.contains("given up"), "{status:?}");
 
-    let reset = at(&sb, T0 + 4100, &["reset", "f"]);
+    let reset = sb.at(T0 + 4100, &["reset", "f"]);
     assert_eq!(reset.code, 0, "{reset:?}");
-    let p4 = at(&sb, T0 + 4200, &[]);
+    let p4 = sb.at(T0 + 4200, &[]);
     assert_eq!(
         lines(&p4)[0],
         "Flappy is not running, restarting...",
@@ -145,7 +141,7 @@ fn status_reports_every_service_as_text_and_json() {
     let mut sb = Sandbox::new();
     let pid = sb.start("up");
     sb.policy("service up { process \"@DIR@/up\"; restart \"true\" }\nservice down { process \"@DIR@/down\"; restart \"false\" }\n");
-    let never = at(&sb, T0, &["status"]);
+    let never = sb.at(T0, &["status"]);
     assert!(
         never
             .stdout
@@ -155,8 +151,8 @@ fn status_reports_every_service_as_text_and_json() {
             .starts_with("last pass: never"),
         "{never:?}"
     );
-    at(&sb, T0, &[]);
-    let text = at(&sb, T0 + 60, &["status"]);
+    sb.at(T0, &[]);
+    let text = sb.at(T0 + 60, &["status"]);
     assert_eq!(text.code, 1);
     let rows: Vec<Vec<&str>> = text
         .stdout
@@ -169,7 +165,7 @@ fn status_reports_every_service_as_text_and_json() {
     assert_eq!(rows[0].last().unwrap(), &pid.to_string());
     assert_eq!((rows[1][0], rows[1][2]), ("down", "failing"));
     let json: serde_json::Value =
-        serde_json::from_str(&at(&sb, T0 + 60, &["status", "--format", "json"]).stdout).unwrap();
+        serde_json::from_str(&sb.at(T0 + 60, &["status", "--format", "json"]).stdout).unwrap();
     assert_eq!(json["last_run"], T0);
     assert_eq!(json["services"][0]["status"], "running");
     assert_eq!(json["services"][0]["pid"], pid);
@@ -195,7 +191,7 @@ fn damaged_state_is_set_aside_reported_once_and_replaced() {
         } else {
             std::fs::write(sb.path("state/state.json"), damage).unwrap();
         }
-        let run = at(&sb, T0, &[]);
+        let run = sb.at(T0, &[]);
         assert_eq!(run.code, 0, "{what}: {run:?}");
         let notes = lines(&run);
         assert_eq!(notes.len(), 1, "{what}: {run:?}");
@@ -212,7 +208,7 @@ fn damaged_state_is_set_aside_reported_once_and_replaced() {
             "running",
             "{what}: a good state again"
         );
-        let again = at(&sb, T0 + 300, &[]);
+        let again = sb.at(T0 + 300, &[]);
         assert_eq!(
             (again.code, again.stdout.as_str()),
             (0, ""),
@@ -291,13 +287,13 @@ fn a_lock_held_too_long_is_reported() {
             && holder.try_wait().unwrap().is_none()
     });
     std::thread::sleep(Duration::from_millis(200));
-    let fresh = at(&sb, T0 + 60, &[]);
+    let fresh = sb.at(T0 + 60, &[]);
     assert_eq!(
         (fresh.code, fresh.stdout.as_str()),
         (0, ""),
         "held briefly: quiet"
     );
-    let stale = at(&sb, T0 + 3600, &[]);
+    let stale = sb.at(T0 + 3600, &[]);
     assert_eq!(stale.code, 1);
     let line = lines(&stale).join("\n");
     assert!(
@@ -328,7 +324,7 @@ fn a_pass_killed_mid_restart_is_followed_by_a_correct_quiet_pass() {
     wait_for(|| sb.pids_of("slow").len() == 1);
     // The state written before acting survived intact.
     assert_eq!(state_json(&sb)["services"]["s"]["status"], "restarting");
-    let next = at(&sb, T0 + 300, &[]);
+    let next = sb.at(T0 + 300, &[]);
     assert_eq!(
         (next.code, next.stdout.as_str()),
         (0, ""),
@@ -348,17 +344,17 @@ fn stamps_from_a_clock_that_was_ahead_are_taken_as_now() {
         "service db {\n  name \"Database\"\n  process \"@DIR@/db\"\n  restart \"false\"\n  limit 100 restarts within 1h\n  remind 6h\n}\n",
     );
     let month = 30 * 86_400;
-    let ahead = at(&sb, T0 + month, &[]);
+    let ahead = sb.at(T0 + month, &[]);
     assert_eq!(lines(&ahead).len(), 2, "{ahead:?}");
-    let right = at(&sb, T0, &[]);
+    let right = sb.at(T0, &[]);
     let said = lines(&right);
     assert_eq!(said.len(), 1, "{right:?}");
     assert_eq!(
         said[0],
         "tend: state file state/state.json has times up to 30 d ahead of the clock (the clock was ahead, or set back); taken as now"
     );
-    assert!(lines(&at(&sb, T0 + 300, &[])).is_empty());
-    let reminder = at(&sb, T0 + 6 * 3600 + 60, &[]);
+    assert!(lines(&sb.at(T0 + 300, &[])).is_empty());
+    let reminder = sb.at(T0 + 6 * 3600 + 60, &[]);
     assert!(
         lines(&reminder).len() == 1
             && lines(&reminder)[0].starts_with("Database is still failing (down since "),
@@ -381,7 +377,7 @@ fn a_read_only_state_dir_is_said_the_same_way_each_pass() {
     let mut sb = Sandbox::new();
     sb.policy("service db {\n  name \"Database\"\n  process \"@DIR@/db\"\n  restart \"true\"\n  grace 1s\n}\n");
     let pid = sb.start("db");
-    assert!(lines(&at(&sb, T0, &[])).is_empty());
+    assert!(lines(&sb.at(T0, &[])).is_empty());
     sb.kill(pid);
     let said: Vec<Vec<String>> = (0..2)
         .map(|_| {

@@ -9,10 +9,6 @@ use crate::sandbox::{lines, wait_for, Sandbox};
 
 const T0: i64 = 1_790_000_000;
 
-fn at(sb: &Sandbox, t: i64, args: &[&str]) -> crate::sandbox::Run {
-    sb.tend_env(args, &[("TEND_NOW", &t.to_string())])
-}
-
 /// A daemon that forks: the restart command's process exits at once; the
 /// master writes `<name>.pid`, then forks two workers with its own command
 /// line, and all sleep.
@@ -37,7 +33,7 @@ fn a_master_killed_beside_its_workers_is_restarted_and_the_workers_do_not_count(
     sb.policy(
         "service web {\n  name \"Web\"\n  process \"@DIR@/forker.py\"\n  pidfile \"@DIR@/forker.pid\"\n  restart \"python3 @DIR@/forker.py @DIR@/forker.pid\"\n  grace 5s\n  settle 1s\n}\n",
     );
-    let started = at(&sb, T0, &[]);
+    let started = sb.at(T0, &[]);
     assert_eq!(started.code, 0, "{started:?}");
     let master: u32 = std::fs::read_to_string(sb.path("forker.pid"))
         .unwrap()
@@ -72,7 +68,7 @@ fn a_master_killed_beside_its_workers_is_restarted_and_the_workers_do_not_count(
         )),
         "{dry:?}"
     );
-    let again = at(&sb, T0 + 300, &[]);
+    let again = sb.at(T0 + 300, &[]);
     let new_master: u32 = std::fs::read_to_string(sb.path("forker.pid"))
         .unwrap()
         .trim()
@@ -105,7 +101,7 @@ fn a_daemon_that_dies_a_second_after_start_failed_to_start() {
     sb.policy(
         "service crashy {\n  name \"Crashy\"\n  process \"@DIR@/crashy\"\n  restart \"setsid -f @DIR@/crashy 1\"\n  grace 5s\n  settle 3s\n}\n",
     );
-    let first = at(&sb, T0, &[]);
+    let first = sb.at(T0, &[]);
     assert_eq!(first.code, 1, "{first:?}");
     let said = lines(&first);
     assert_eq!(said[0], "Crashy is not running, restarting...");
@@ -119,10 +115,10 @@ fn a_daemon_that_dies_a_second_after_start_failed_to_start() {
     assert_eq!(said.len(), 2);
     // The failure rules from here: attempts go on quietly, the budget
     // counts them.
-    let second = at(&sb, T0 + 300, &[]);
+    let second = sb.at(T0 + 300, &[]);
     assert_eq!(second.code, 1);
     assert!(lines(&second).is_empty(), "{second:?}");
-    let status = at(&sb, T0 + 400, &["status"]);
+    let status = sb.at(T0 + 400, &["status"]);
     assert!(status.stdout.contains("failing"), "{status:?}");
     assert!(status.stdout.contains(" 2/5 "), "{status:?}");
 }
@@ -295,7 +291,7 @@ fn a_package_manager_that_starts_mid_pass_holds_the_next_wave() {
         "service db {\n  name \"Database\"\n  process \"@DIR@/db\"\n  shell yes\n  restart \"setsid -f python3 @DIR@/hold.py @DIR@/root; while [ ! -e @DIR@/root/locked ]; do sleep 0.05; done; setsid -f @DIR@/db 1000\"\n  grace 5s\n  settle 1s\n}\nservice web {\n  name \"Web\"\n  process \"@DIR@/web\"\n  depends on db\n  restart \"setsid -f @DIR@/web 1000\"\n  grace 5s\n  settle 1s\n}\n",
     );
     let root_arg = root.to_string_lossy().into_owned();
-    let run = at(&sb, T0, &["--pkg-root", &root_arg]);
+    let run = sb.at(T0, &["--pkg-root", &root_arg]);
     assert_eq!(
         lines(&run),
         vec![
@@ -306,7 +302,7 @@ fn a_package_manager_that_starts_mid_pass_holds_the_next_wave() {
     );
     assert_eq!(run.code, 1);
     assert!(sb.pids_of("web").is_empty());
-    let status = at(&sb, T0 + 60, &["--pkg-root", &root_arg, "status"]);
+    let status = sb.at(T0 + 60, &["--pkg-root", &root_arg, "status"]);
     assert!(
         status.stdout.contains("restart deferred: python3 (pid "),
         "{status:?}"
@@ -321,7 +317,7 @@ fn a_package_manager_that_starts_mid_pass_holds_the_next_wave() {
         .unwrap();
     }
     wait_for(|| crate::sandbox::all_pids_matching(&holder).is_empty());
-    let after = at(&sb, T0 + 300, &["--pkg-root", &root_arg]);
+    let after = sb.at(T0 + 300, &["--pkg-root", &root_arg]);
     assert_eq!(lines(&after)[0], "Web is not running, restarting...");
     assert_eq!(after.code, 0, "{after:?}");
 }
@@ -353,7 +349,7 @@ fn runs(sb: &Sandbox) -> Vec<String> {
 /// command ran once, and the next pass finds all well.
 fn one_run_one_daemon(sb: &Sandbox) {
     wait_for(|| sb.pids_of("daemon").len() == 1);
-    let after = at(sb, T0 + 300, &[]);
+    let after = sb.at(T0 + 300, &[]);
     assert_eq!(after.code, 0, "{after:?}");
     assert_eq!(runs(sb), ["run"], "the restart command ran twice");
     assert_eq!(sb.pids_of("daemon").len(), 1);
@@ -368,10 +364,10 @@ fn a_pass_killed_during_a_restart_leaves_one_restart_not_two() {
     );
     kill_pass_during_restart(&sb, T0);
     // The next pass finds the command still at work and waits for it.
-    let next = at(&sb, T0 + 1, &[]);
+    let next = sb.at(T0 + 1, &[]);
     assert!(lines(&next).is_empty(), "{next:?}");
     assert_eq!(next.code, 1);
-    let dry = at(&sb, T0 + 1, &["--dry-run"]);
+    let dry = sb.at(T0 + 1, &["--dry-run"]);
     assert!(
         dry.stdout
             .contains("Slow (d): not running; restart deferred"),
@@ -389,7 +385,7 @@ fn a_left_behind_restart_past_its_timeout_is_killed_and_said() {
     );
     kill_pass_during_restart(&sb, T0);
     let stuck = crate::sandbox::all_pids_matching("sleep 30");
-    let next = at(&sb, T0 + 300, &[]);
+    let next = sb.at(T0 + 300, &[]);
     let said = lines(&next);
     assert!(
         said[0].starts_with("Slow: its restart command (pid ")
@@ -444,7 +440,7 @@ fn a_state_file_naming_another_process_group_kills_nothing() {
         ),
     )
     .unwrap();
-    let run = at(&sb, T0 + 300, &[]);
+    let run = sb.at(T0 + 300, &[]);
     assert_eq!(
         lines(&run)[0],
         "Slow is not running, restarting...",
@@ -476,7 +472,7 @@ fn a_pass_killed_during_a_script_restart_leaves_one_daemon_not_two() {
         "service d {\n  name \"Slow\"\n  process \"@DIR@/daemon\"\n  restart \"@DIR@/restart.sh\"\n  grace 5s\n  settle 1s\n}\n",
     );
     kill_pass_during_restart(&sb, T0);
-    let next = at(&sb, T0 + 1, &[]);
+    let next = sb.at(T0 + 1, &[]);
     assert!(lines(&next).is_empty(), "{next:?}");
     assert_eq!(next.code, 1);
     one_run_one_daemon(&sb);
