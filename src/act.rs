@@ -22,7 +22,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::policy::Command;
-use crate::scan::Seen;
+use crate::scan::{Running, Seen};
 use crate::state::Spawned;
 
 pub const SANE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -47,7 +47,7 @@ pub type Spawn<'a> = dyn FnMut(usize, Option<Spawned>) + 'a;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The commands succeeded and the service is running.
-    Restarted { pid: u32, start_time: Option<u64> },
+    Restarted(Running),
     /// `command` (as written) failed, or the service did not appear after
     /// the last one.
     Failed { command: String, failure: Failure },
@@ -79,7 +79,7 @@ pub enum Failure {
     /// The service appeared as `pid` but was gone `after` the command
     /// ended, before it had stayed up for its settle time.
     Died {
-        pid: u32,
+        pid: Option<u32>,
         after: Duration,
     },
     /// Its process runs, but a check still failed (why) when `grace` was
@@ -117,7 +117,8 @@ impl fmt::Display for Failure {
             ),
             Failure::Died { pid, after } => write!(
                 f,
-                "started (pid {pid}) but it exited after {} s",
+                "started{} but it exited after {} s",
+                pid.map_or(String::new(), |pid| format!(" (pid {pid})")),
                 after.as_secs_f64().round() as u64
             ),
         }
@@ -139,7 +140,7 @@ enum Phase {
         until: Instant,
         /// The main process seen, and since when: done once it has stayed
         /// the same for the settle time.
-        seen: Option<((u32, u64), Instant)>,
+        seen: Option<(Running, Instant)>,
     },
     Done(Outcome),
 }
@@ -247,30 +248,21 @@ fn settle(phase: &mut Phase, job: &Job, sight: Sight, now: Instant) -> Option<Ph
     match (process, *seen) {
         (Some(p), Some((q, first))) if p == q => {
             // Stayed up; the settle time is bounded too, by grace + settle.
-            (now.duration_since(first) >= job.settle || now >= *until + job.settle).then_some(
-                Phase::Done(Outcome::Restarted {
-                    pid: p.0,
-                    start_time: Some(p.1),
-                }),
-            )
+            (now.duration_since(first) >= job.settle || now >= *until + job.settle)
+                .then_some(Phase::Done(Outcome::Restarted(p)))
         }
-        (Some(p), _) if job.settle.is_zero() => Some(Phase::Done(Outcome::Restarted {
-            pid: p.0,
-            start_time: Some(p.1),
-        })),
+        (Some(p), _) if job.settle.is_zero() => Some(Phase::Done(Outcome::Restarted(p))),
         (Some(p), _) => {
             *seen = Some((p, now));
             None
         }
-        (None, Some(((pid, _), _))) if sight.failing.is_none() => {
-            Some(Phase::Done(Outcome::Failed {
-                command: last(),
-                failure: Failure::Died {
-                    pid,
-                    after: now.duration_since(*since),
-                },
-            }))
-        }
+        (None, Some((was, _))) if sight.failing.is_none() => Some(Phase::Done(Outcome::Failed {
+            command: last(),
+            failure: Failure::Died {
+                pid: was.pid(),
+                after: now.duration_since(*since),
+            },
+        })),
         // A process that runs but fails its check is said as such, not as
         // one that never appeared.
         (None, _) if now >= *until => Some(Phase::Done(Outcome::Failed {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::file;
 use crate::policy::{Action, CpuLimit, Service};
 use crate::probe;
-use crate::scan::Process;
+use crate::scan::{Process, ProcessId, Running};
 
 /// Why a service is not up, beyond "its process is not there".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +64,8 @@ pub struct CpuSample {
 pub struct Verdict {
     /// The CPU sample of this look, for services with `cpu above`.
     pub cpu: Option<CpuSample>,
-    /// The process that is the service (pid, start time), if it is up.
-    pub running: Option<(u32, u64)>,
+    /// How the service runs (its main process), if it is up.
+    pub running: Option<Running>,
     /// Why it is not up, beyond "no process matches".
     pub problem: Option<Problem>,
     /// Something to say that needs no action (more processes than `count`).
@@ -160,7 +160,10 @@ pub fn judge(
         },
     };
     let mut verdict = Verdict {
-        running: Some((chosen.pid, chosen.start_time)),
+        running: Some(Running::Process(ProcessId {
+            pid: chosen.pid,
+            started: chosen.start_time,
+        })),
         ..Verdict::default()
     };
     if matches_anything || service.count != (1, None) {
@@ -255,13 +258,20 @@ pub fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool
         .zip(verdicts.iter())
         .zip(wanted)
         .filter(|((s, v), &w)| w && measured(s, v))
-        .filter_map(|((_, v), _)| v.running.map(|(pid, _)| pid))
+        .filter_map(|((_, v), _)| v.running.and_then(Running::pid))
         .collect();
     let usage = crate::scan::usage(&pids);
     let at_ms = crate::clock::real_ms();
     for (s, v) in services.iter().zip(verdicts.iter_mut()) {
         // Only the pids read above are in `usage`.
-        let Some((pid, start_time)) = v.running.filter(|_| measured(s, v)) else {
+        let Some(ProcessId {
+            pid,
+            started: start_time,
+        }) = v
+            .running
+            .filter(|_| measured(s, v))
+            .and_then(Running::process)
+        else {
             continue;
         };
         let Some(&(rss, cpu_ms)) = usage.get(&pid) else {

@@ -28,6 +28,7 @@ use crate::check::Problem;
 use crate::event::Event;
 use crate::policy::Limits;
 use crate::probe::Checked;
+use crate::scan::Running;
 use crate::state::{Checks, ServiceState, Spawned, Status};
 
 /// Why restarts wait in this pass.
@@ -50,9 +51,9 @@ pub enum Hold<'a> {
 pub struct Input<'a> {
     pub id: &'a str,
     pub name: &'a str,
-    /// The process that is this service (pid, start time), if it runs and
-    /// passes its checks.
-    pub running: Option<(u32, Option<u64>)>,
+    /// How this service runs (its main process), if it runs and passes its
+    /// checks.
+    pub running: Option<Running>,
     /// When it is not `running`: why, beyond "not in the process table"
     /// (a stale pidfile, too few processes, a failed check).
     pub problem: Option<&'a Problem>,
@@ -165,7 +166,7 @@ fn judge(input: &Input) -> Step {
         })
         .unwrap_or_default();
     let mut step = match input.running {
-        Some((pid, start_time)) => return running(input, pid, start_time, restarts),
+        Some(up) => return running(input, up, restarts),
         None => {
             let down_since = match (input.prior, prior_status) {
                 (Some(p), Some(s)) if s != Status::Running => p.since,
@@ -182,7 +183,8 @@ fn judge(input: &Input) -> Step {
     step
 }
 
-fn running(input: &Input, pid: u32, start_time: Option<u64>, mut restarts: Vec<i64>) -> Step {
+fn running(input: &Input, up: Running, mut restarts: Vec<i64>) -> Step {
+    let pid = up.pid();
     let now = input.now;
     let prior_status = input.prior.map(|p| p.status);
     let since = match (prior_status, input.prior) {
@@ -212,11 +214,10 @@ fn running(input: &Input, pid: u32, start_time: Option<u64>, mut restarts: Vec<i
     let handled = input
         .prior
         .and_then(|p| p.replaced)
-        .filter(|&old| old == pid);
+        .filter(|&old| Some(old) == pid);
     let mut state = ServiceState {
-        // A oneshot unit that remains active has no process (pid 0).
-        pid: Some(pid).filter(|&p| p != 0),
-        start_time,
+        pid,
+        start_time: up.process().map(|p| p.started),
         restarts,
         replaced: handled,
         note: input.note.map(str::to_string),
@@ -232,7 +233,7 @@ fn running(input: &Input, pid: u32, start_time: Option<u64>, mut restarts: Vec<i
         });
     }
     let mut restart = false;
-    if let (Some(path), None, None) = (input.replaced, input.hold, handled) {
+    if let (Some(path), None, None, Some(pid)) = (input.replaced, input.hold, handled, pid) {
         state.replaced = Some(pid);
         let name = input.name.to_string();
         let path = path.to_string();
@@ -389,13 +390,13 @@ fn settled(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Opti
     let was_failing = input.prior.map(|p| p.status) == Some(Status::Failing);
     let name = input.name.to_string();
     match outcome {
-        Outcome::Restarted { pid, start_time } => {
-            // A unit active with no main process (a oneshot that remains)
-            // is seen as pid 0: restarted, with no pid to name.
-            let pid = Some(*pid).filter(|&p| p != 0);
+        Outcome::Restarted(running) => {
+            // A unit active with no main process (a oneshot that remains):
+            // restarted, with no pid to name.
+            let pid = running.pid();
             let state = ServiceState {
                 pid,
-                start_time: pid.and(*start_time),
+                start_time: running.process().map(|p| p.started),
                 restarts: step.state.restarts.clone(),
                 ..ServiceState::new(Status::Running, now)
             };
@@ -463,6 +464,7 @@ fn settled(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Opti
 mod tests {
     use super::*;
     use crate::act::Failure;
+    use crate::scan::ProcessId;
 
     /// A wanted event's text, with `@` standing for the prior's `since`.
     fn at_since(want: Option<&str>, prior: Option<&ServiceState>) -> Option<String> {
@@ -492,7 +494,10 @@ mod tests {
         Input {
             id: "ssh",
             name: "OpenSSH",
-            running: running.then_some((42, Some(7))),
+            running: running.then_some(Running::Process(ProcessId {
+                pid: 42,
+                started: 7,
+            })),
             problem: None,
             note: None,
             replaced: None,
@@ -751,10 +756,10 @@ mod tests {
                 last_line: Some("no config".into()),
             },
         };
-        let ok = Outcome::Restarted {
+        let ok = Outcome::Restarted(Running::Process(ProcessId {
             pid: 77,
-            start_time: None,
-        };
+            started: 5,
+        }));
         let rows: Vec<(Option<ServiceState>, &Outcome, Status, Option<&str>)> = vec![
             (
                 None,

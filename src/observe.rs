@@ -16,7 +16,7 @@ use crate::check::{self, Owner, Verdict};
 use crate::matcher::{Matcher, Spec};
 use crate::policy::Service;
 use crate::probe::Checked;
-use crate::scan;
+use crate::scan::{self, Running};
 use crate::state::State;
 use crate::systemd;
 
@@ -185,9 +185,9 @@ impl<'p> Watch<'p> {
                 let Some(v) = found.get_mut(i) else {
                     return (act::Sight::default(), Vec::new());
                 };
-                let up = v
-                    .running
-                    .filter(|&(pid, _)| !upgrade[i] || scan::replaced(pid).is_none());
+                let up = v.running.filter(|r| {
+                    !upgrade[i] || r.pid().is_none_or(|pid| scan::replaced(pid).is_none())
+                });
                 let failing = match &v.problem {
                     Some(check::Problem::Failing(why)) if up.is_none() => Some(why.clone()),
                     _ => None,
@@ -218,7 +218,7 @@ impl<'p> Watch<'p> {
     pub fn replaced(found: &[Verdict]) -> Vec<Option<String>> {
         found
             .iter()
-            .map(|f| f.running.and_then(|(pid, _)| scan::replaced(pid)))
+            .map(|f| f.running.and_then(Running::pid).and_then(scan::replaced))
             .collect()
     }
 }
@@ -248,7 +248,7 @@ fn unit_verdict(
     match seen {
         systemd::Seen::Active(0) if s.process.is_none() && s.exe.is_none() => Verdict {
             // Active with no main process (a oneshot that remains).
-            running: Some((0, 0)),
+            running: Some(Running::NoProcess),
             ..Verdict::default()
         },
         systemd::Seen::Active(0) => judge(None),

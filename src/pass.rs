@@ -164,7 +164,7 @@ fn input<'a>(
     Input {
         id: &service.id,
         name: &service.name,
-        running: verdict.running.map(|(pid, start)| (pid, Some(start))),
+        running: verdict.running,
         problem: verdict.problem.as_ref(),
         note: verdict.note.as_deref(),
         replaced,

@@ -17,8 +17,39 @@ use std::io::Read;
 use anyhow::{Context, Result};
 use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
 
-/// The process found to be a service: its pid and start time.
-pub type Seen = Option<(u32, u64)>;
+/// One process, told from a later one that reuses its pid: the pid and
+/// when it started (seconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessId {
+    pub pid: u32,
+    pub started: u64,
+}
+
+/// How a service that is up runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Running {
+    /// As this process, its main one.
+    Process(ProcessId),
+    /// As a systemd unit that is active with no process (a oneshot that
+    /// remains after it exited).
+    NoProcess,
+}
+
+impl Running {
+    pub fn process(self) -> Option<ProcessId> {
+        match self {
+            Running::Process(p) => Some(p),
+            Running::NoProcess => None,
+        }
+    }
+
+    pub fn pid(self) -> Option<u32> {
+        self.process().map(|p| p.pid)
+    }
+}
+
+/// The service as a look after a restart found it: up, or not (yet).
+pub type Seen = Option<Running>;
 
 /// A process that could be a service.
 #[derive(Debug, Clone, PartialEq, Eq)]

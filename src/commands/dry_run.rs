@@ -57,10 +57,10 @@ pub fn run(ctx: &Context) -> Result<Exit> {
         };
         let (verdict, step) = (&p.verdict, &p.step);
         let what = match (&verdict.running, &verdict.problem) {
-            (Some((pid, _)), _) => {
-                let mut text = match pid {
-                    0 => "running (active, no main process)".to_string(),
-                    pid => format!("running (pid {pid})"),
+            (Some(running), _) => {
+                let mut text = match running.pid() {
+                    None => "running (active, no main process)".to_string(),
+                    Some(pid) => format!("running (pid {pid})"),
                 };
                 if let Some(note) = &verdict.note {
                     text.push_str(&format!("; {note}"));
