@@ -211,7 +211,7 @@ pub fn restart_all(
             last_look = Some(now);
             let found = look();
             for ((phase, job), process) in phases.iter_mut().zip(jobs).zip(found) {
-                if let Some(next) = settle(phase, job, process, now) {
+                if let Some(next) = watch_appearing(phase, job, process, now) {
                     *phase = next;
                 }
             }
@@ -235,7 +235,7 @@ pub fn restart_all(
 /// seen and is gone is a failed start; none within `grace` never appeared. A
 /// main process that changes (a double fork's middle process exits) starts
 /// the settle time again with the new one.
-fn settle(phase: &mut Phase, job: &Job, sight: Sight, now: Instant) -> Option<Phase> {
+fn watch_appearing(phase: &mut Phase, job: &Job, sight: Sight, now: Instant) -> Option<Phase> {
     let process = sight.up;
     let Phase::Appearing { since, until, seen } = phase else {
         return None;

@@ -4,7 +4,7 @@
 //! Pure functions, no I/O: every rule is a row in a table test. `decide`
 //! runs before acting and says whether to restart, what to say, and what to
 //! remember (written before any command runs, so a pass killed mid-way is
-//! known to the next one); `settle` runs after a restart with its outcome.
+//! known to the next one); `conclude` runs after a restart with its outcome.
 //!
 //! The rules, so that cron mail carries only changes:
 //! - a restart is announced, unless the service was already failing (then
@@ -368,13 +368,13 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
 /// After a restart: what to remember and what to say. `step` is what
 /// `decide` returned for the same input; `checks`, what the service's
 /// checks found at the last look of the restart's verification.
-pub fn settle(
+pub fn conclude(
     input: &Input,
     step: &Step,
     outcome: &Outcome,
     checks: Vec<Checked>,
 ) -> (ServiceState, Option<Event>) {
-    let (mut state, event) = settled(input, step, outcome);
+    let (mut state, event) = concluded(input, step, outcome);
     state.restarts_total = counted(input.prior, true);
     if !checks.is_empty() {
         state.checks = Some(Checks {
@@ -385,7 +385,7 @@ pub fn settle(
     (state, event)
 }
 
-fn settled(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Option<Event>) {
+fn concluded(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Option<Event>) {
     let now = input.now;
     let was_failing = input.prior.map(|p| p.status) == Some(Status::Failing);
     let name = input.name.to_string();
@@ -714,7 +714,7 @@ mod tests {
             command: "rc".into(),
             failure: Failure::NeverAppeared(std::time::Duration::from_secs(10)),
         };
-        let (state, event) = settle(&inp, &step, &outcome, Vec::new());
+        let (state, event) = conclude(&inp, &step, &outcome, Vec::new());
         assert_eq!(
             event.unwrap().to_string(),
             "OpenSSH failed to restart onto the upgrade! rc exited 0 but it still runs the replaced binary after 10 s"
@@ -748,7 +748,7 @@ mod tests {
 
     /// (prior status, outcome) -> (status after, event line)
     #[test]
-    fn settle_table() {
+    fn conclude_table() {
         let failed = Outcome::Failed {
             command: "rc".into(),
             failure: Failure::Exited {
@@ -810,7 +810,7 @@ mod tests {
         for (i, (prior, outcome, want_status, want_event)) in rows.into_iter().enumerate() {
             let inp = input(false, prior.as_ref());
             let step = decide(&inp);
-            let (state, event) = settle(&inp, &step, outcome, Vec::new());
+            let (state, event) = conclude(&inp, &step, outcome, Vec::new());
             let want_event = at_since(want_event, prior.as_ref());
             assert_eq!(
                 (state.status, event.map(|e| e.to_string())),

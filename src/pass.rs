@@ -4,7 +4,7 @@
 //! services apply, what the process table says of each, what is held and
 //! why, what each service's step is (restart or not, what to say, what to
 //! remember). `--dry-run` prints the plan; a real pass hands the same value
-//! to [`execute`], which acts (runs commands, verifies, settles), reports
+//! to [`execute`], which acts (runs commands, verifies, concludes), reports
 //! and saves. So a dry run cannot drift from a pass.
 
 use std::collections::BTreeMap;
@@ -63,7 +63,7 @@ pub struct Plan<'p> {
     pub busy: Option<String>,
     /// A pause whose end is to be said in this pass.
     pub pause_ended: Option<Pause>,
-    /// The state to save before acting (and to settle afterwards).
+    /// The state to save before acting (and to conclude afterwards).
     pub next: State,
     pub now: i64,
 }
@@ -303,7 +303,7 @@ pub fn plan<'p>(
 }
 
 /// Acts on a plan: says what is not a restart, restarts in dependency
-/// waves (all of a wave at once), verifies, settles, reports and saves.
+/// waves (all of a wave at once), verifies, concludes, reports and saves.
 /// `probe` asks again whether a package manager is at work, right before
 /// each wave: one that started during the pass holds what is left. Returns
 /// the exit status and the state saved.
@@ -432,7 +432,7 @@ pub fn execute(
             let outcomes = act::restart_all(&jobs, &mut verify, &mut spawned);
             for ((&i, outcome), checks) in go.iter().zip(&outcomes).zip(checked) {
                 let input = plan.input(i, plan.hold());
-                let (state, event) = decide::settle(&input, &steps[i], outcome, checks.clone());
+                let (state, event) = decide::conclude(&input, &steps[i], outcome, checks.clone());
                 if let Some(event) = event {
                     reporter.emit(&services[i].id, &event, &checks);
                 }

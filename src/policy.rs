@@ -230,7 +230,7 @@ impl Service {
     }
 
     /// The same, as text for reports: `a`, or `a; then b`.
-    pub fn plan(&self, present: bool) -> String {
+    pub fn commands_text(&self, present: bool) -> String {
         let texts: Vec<&str> = self
             .commands(present)
             .iter()

@@ -278,8 +278,8 @@ pub fn explain<'a>(
         host: host_name(host).to_string(),
         found_by,
         checks,
-        when_down: s.plan(false),
-        when_failing: s.plan(true),
+        when_down: s.commands_text(false),
+        when_failing: s.commands_text(true),
         depends_on: s.depends.iter().map(|(d, _)| d.as_str()).collect(),
         limits: LimitsRow {
             restarts: s.limits.restarts,

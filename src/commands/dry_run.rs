@@ -74,7 +74,7 @@ pub fn run(ctx: &Context) -> Result<Exit> {
             (None, Some(Problem::Absent(why))) => format!("not running ({why})"),
             (None, Some(Problem::Failing(why))) => format!("fails a check ({why})"),
         };
-        let commands = s.plan(pass::present(verdict, step));
+        let commands = s.commands_text(pass::present(verdict, step));
         let then = match (step.restart, step.state.status) {
             (true, _) if !p.waits.is_empty() => {
                 let names: Vec<&str> = p.waits.iter().map(|&d| services[d].name.as_str()).collect();

@@ -528,7 +528,7 @@ fn convert(items: Vec<Item>, import: &mut Import) {
                 } else {
                     format!("{}:{}", item.file.display(), item.line)
                 });
-                test(d, clause, &item, cycle, &kinds, &ids);
+                carry_clause(d, clause, &item, cycle, &kinds, &ids);
             }
         }
     }
@@ -551,7 +551,7 @@ fn convert(items: Vec<Item>, import: &mut Import) {
 }
 
 /// One clause of a `check process`, carried into `d` or reported.
-fn test(
+fn carry_clause(
     d: &mut Draft,
     clause: &Clause,
     item: &Item,
