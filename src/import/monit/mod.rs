@@ -1,0 +1,96 @@
+//! `tend import monit`: a monitrc (and the files its `include`s name) read
+//! with the pest grammar in grammar/monit.pest, each `check process` made a
+//! tend service: its pidfile or pattern, its programs, its port, socket,
+//! HTTP, memory and CPU tests, its restart limit (cycles turned into time
+//! with `set daemon`), its dependencies. Every other check, setting and
+//! test is reported with its place and why.
+
+mod read;
+mod translate;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::Import;
+
+/// Reads `paths` (and what they include) and converts them. Err: a file
+/// that cannot be read or parsed at all, with why.
+pub fn import(paths: &[PathBuf]) -> Result<Import, String> {
+    let mut items = Vec::new();
+    let mut import = Import::default();
+    let mut open = HashSet::new();
+    for path in paths {
+        read::collect(path, 0, &mut open, &mut items, &mut import.left)?;
+    }
+    translate::convert(items, &mut import);
+    Ok(import)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::translate::span;
+    use super::*;
+
+    /// One check, its clauses: what tend import writes, and how many
+    /// statements it reports.
+    #[test]
+    fn clauses_table() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, want, left) in [
+            (
+                "check process sshd with pidfile /run/sshd.pid\n start program = \"/etc/init.d/ssh start\"\n stop program = \"/etc/init.d/ssh stop\"\n if failed host localhost port 22 with proto ssh then restart\n if 5 restarts with 5 cycles then timeout",
+                vec![
+                    ("pidfile", "\"/run/sshd.pid\""),
+                    ("start", "\"/etc/init.d/ssh start\""),
+                    ("stop", "\"/etc/init.d/ssh stop\""),
+                    ("port", "22 expect \"^SSH-\""),
+                    ("limit", "5 restarts within 10m"),
+                ],
+                0,
+            ),
+            (
+                "set daemon 60\nCHECK PROCESS web MATCHING \"^/usr/sbin/apache2\"\n  START PROGRAM = \"/usr/sbin/apachectl start\" with timeout 90 seconds\n  RESTART PROGRAM = '/usr/sbin/apachectl graceful'\n  IF FAILED PORT 80 PROTOCOL HTTP REQUEST \"/health\" STATUS = 200 CONTENT = \"ok\" THEN RESTART\n  if totalmem > 512 MB for 3 cycles then alert\n  if cpu > 90% for 10 cycles then restart\n  if 3 restarts within 10 cycles then unmonitor",
+                vec![
+                    ("process", "\"^/usr/sbin/apache2\""),
+                    ("start", "\"/usr/sbin/apachectl start\""),
+                    ("timeout", "90s"),
+                    ("restart", "\"/usr/sbin/apachectl graceful\""),
+                    ("http", "\"http://127.0.0.1:80/health\" status 200 content \"ok\""),
+                    ("memory", "above 512MB then report"),
+                    ("cpu", "above 90% for 2 runs then restart"),
+                    ("limit", "3 restarts within 10m"),
+                ],
+                2,
+            ),
+            (
+                "check process m with pidfile /run/m.pid\n start program = \"/bin/m\" as uid nobody\n restart program = \"/bin/m -r\"\n if failed unixsocket /run/m.sock then restart\n if failed port 161 type udp then restart\n if failed host db.example.org port 5432 then restart\n if changed pid then alert\n group db",
+                vec![
+                    ("pidfile", "\"/run/m.pid\""),
+                    ("start", "\"/bin/m\""),
+                    ("restart", "\"/bin/m -r\""),
+                    ("unix", "\"/run/m.sock\""),
+                ],
+                5,
+            ),
+        ] {
+            let path = dir.path().join("monitrc");
+            std::fs::write(&path, text).unwrap();
+            let import = import(&[path]).unwrap();
+            assert_eq!(import.drafts.len(), 1, "{text}");
+            let got: Vec<(&str, &str)> = import.drafts[0]
+                .attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(import.all_left().len(), left, "{text}: {:?}", import.all_left());
+        }
+    }
+
+    #[test]
+    fn span_table() {
+        for (s, want) in [(600, "10m"), (7200, "2h"), (90, "90s")] {
+            assert_eq!(span(s), want);
+        }
+    }
+}
