@@ -1,0 +1,200 @@
+//! Reading CFEngine policy files into promises and bodies: the pest
+//! grammar in grammar/cfengine.pest, each promise kept with its place, its
+//! promiser, its constraints and the class guard it stands under.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use pest::Parser as _;
+use pest_derive::Parser;
+
+use crate::import::{line_of, Left};
+
+#[derive(Parser)]
+#[grammar = "../grammar/cfengine.pest"]
+pub(super) struct CfParser;
+
+pub(super) type Pair<'a> = pest::iterators::Pair<'a, Rule>;
+
+/// A value on the right of `=>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Value {
+    Str(String),
+    List(Vec<Value>),
+    Call(String, Vec<Value>),
+    /// `@(list)`, `$(var)`, or a bare name.
+    Name(String),
+}
+
+impl Value {
+    pub(super) fn text(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) | Value::Name(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Where a statement is, and its text for reports.
+#[derive(Debug, Clone)]
+pub(super) struct Place {
+    pub(super) file: PathBuf,
+    pub(super) line: usize,
+    pub(super) text: String,
+}
+
+impl Place {
+    pub(super) fn left(&self, why: impl Into<String>) -> Left {
+        Left::new(&self.file, self.line, &self.text, why)
+    }
+}
+
+/// A promise: its type, the class guard it stands under, promiser and
+/// constraints.
+#[derive(Debug, Clone)]
+pub(super) struct Promise {
+    pub(super) kind: String,
+    pub(super) guard: String,
+    pub(super) promiser: String,
+    pub(super) constraints: Vec<(String, Value)>,
+    pub(super) place: Place,
+}
+
+impl Promise {
+    pub(super) fn get(&self, key: &str) -> Option<&Value> {
+        self.constraints
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    pub(super) fn string(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::text)
+    }
+}
+
+/// A body: `body process_select NAME(PARAMS) { KEY => VALUE; }`.
+#[derive(Debug, Clone)]
+pub(super) struct Body {
+    pub(super) params: Vec<String>,
+    pub(super) settings: Vec<(String, Value)>,
+}
+
+/// Everything read from the files.
+#[derive(Default)]
+pub(super) struct Read {
+    pub(super) promises: Vec<Promise>,
+    pub(super) bodies: HashMap<(String, String), Body>,
+}
+
+pub(super) fn string(pair: Pair) -> String {
+    let inner = pair.into_inner().next().expect("string body");
+    match inner.as_rule() {
+        Rule::dq => inner.as_str().replace("\\\"", "\""),
+        Rule::sq => inner.as_str().replace("\\'", "'"),
+        _ => inner.as_str().to_string(),
+    }
+}
+
+pub(super) fn value(pair: Pair) -> Value {
+    match pair.as_rule() {
+        Rule::string => Value::Str(string(pair)),
+        Rule::list => Value::List(pair.into_inner().map(value).collect()),
+        Rule::call => {
+            let mut inner = pair.into_inner();
+            let name = inner.next().expect("name").as_str().to_string();
+            Value::Call(name, inner.map(value).collect())
+        }
+        _ => Value::Name(pair.as_str().to_string()),
+    }
+}
+
+pub(super) fn bundle(pair: Pair, path: &Path, text: &str, read: &mut Read) {
+    let mut inner = pair.into_inner();
+    let _kind = inner.next();
+    let _name = inner.next();
+    let mut section = String::new();
+    let mut guard = "any".to_string();
+    for item in inner {
+        match item.as_rule() {
+            Rule::section => {
+                section = item.as_str().trim_end_matches(':').trim().to_string();
+                guard = "any".to_string();
+            }
+            Rule::guard => {
+                let g = item.into_inner().next().expect("guard");
+                guard = match g.as_rule() {
+                    Rule::string => string(g),
+                    _ => g.as_str().to_string(),
+                };
+            }
+            Rule::promise => {
+                let span = item.as_span();
+                let mut parts = item.into_inner();
+                let promiser = string(parts.next().expect("promiser"));
+                let constraints = parts
+                    .filter(|p| p.as_rule() == Rule::constraint)
+                    .map(|c| {
+                        let mut kv = c.into_inner();
+                        let key = kv.next().expect("key").as_str().to_string();
+                        (key, value(kv.next().expect("value")))
+                    })
+                    .collect();
+                read.promises.push(Promise {
+                    kind: section.clone(),
+                    guard: guard.clone(),
+                    promiser,
+                    constraints,
+                    place: Place {
+                        file: path.to_path_buf(),
+                        line: line_of(text, span.start()),
+                        text: span.as_str().to_string(),
+                    },
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn body(pair: Pair, read: &mut Read) {
+    let mut inner = pair.into_inner();
+    let kind = inner.next().expect("kind").as_str().to_string();
+    let name = inner.next().expect("name").as_str().to_string();
+    let mut params = Vec::new();
+    let mut settings = Vec::new();
+    for item in inner {
+        match item.as_rule() {
+            Rule::params => params = item.into_inner().map(|p| p.as_str().to_string()).collect(),
+            Rule::setting => {
+                let mut kv = item.into_inner();
+                let key = kv.next().expect("key").as_str().to_string();
+                settings.push((key, value(kv.next().expect("value"))));
+            }
+            _ => {}
+        }
+    }
+    read.bodies.insert((kind, name), Body { params, settings });
+}
+
+/// Every promise and body of `paths`. Err: a file that cannot be read or
+/// parsed, with why.
+pub(super) fn files(paths: &[PathBuf]) -> Result<Read, String> {
+    let mut read = Read::default();
+    for path in paths {
+        let text = crate::import::read(path)?;
+        let parsed = CfParser::parse(Rule::file, &text).map_err(|e| {
+            let e = e.with_path(&path.display().to_string());
+            format!("cannot parse: {e}")
+        })?;
+        let file = parsed.into_iter().next().expect("file");
+        for block in file.into_inner() {
+            match block.as_rule() {
+                Rule::bundle => bundle(block, path, &text, &mut read),
+                Rule::body => body(block, &mut read),
+                _ => {}
+            }
+        }
+    }
+    Ok(read)
+}
