@@ -313,137 +313,171 @@ pub fn execute(
     reporter: &mut Reporter,
     probe: &dyn Fn() -> Option<Busy>,
 ) -> (Exit, State) {
-    if let Some(p) = &plan.pause_ended {
-        reporter.say(
-            Kind::PauseEnded,
-            &format!(
-                "tend: the pause {} has ended; restarts resumed",
-                p.describe()
-            ),
-            false,
-        );
-    }
-    let services = &plan.watch.services;
-    for (s, p) in services.iter().zip(&plan.services) {
-        if let Some(command) = &p.overdue {
-            act::kill_left_behind(command);
-            reporter.emit(
-                &s.id,
-                &Event::Note {
-                    name: s.name.clone(),
-                    text: format!(
-                        "its restart command (pid {}) from an interrupted pass ran past its timeout of {}; killed it",
-                        command.pgid,
-                        clock::span(s.timeout.as_secs() as i64)
-                    ),
-                },
-                &[],
-            );
-        }
-    }
-    let mut steps: Vec<Step> = plan.services.iter().map(|p| p.step.clone()).collect();
-    // Restarts are announced when their turn comes (below).
-    for ((s, step), p) in services.iter().zip(&steps).zip(&plan.services) {
-        if !step.restart {
-            let checks = &p.verdict.checks;
-            step.events
-                .iter()
-                .for_each(|e| reporter.emit(&s.id, e, checks));
-        }
-    }
-    let mut next = plan.next.clone();
-    // A refused state dir was said at the start of the pass.
-    let mut save_failed = store.refused().is_some();
-    let mut save = |state: &State, reporter: &mut Reporter| {
-        if save_failed {
-            return;
-        }
-        if let Err(e) = store.save(state) {
-            if !save_failed {
-                reporter.say(Kind::StateUnsaved, &format!("tend: {e:#}"), true);
-                save_failed = true;
-            }
-        }
+    let mut acting = Acting {
+        plan: &plan,
+        store,
+        reporter,
+        steps: plan.services.iter().map(|p| p.step.clone()).collect(),
+        next: plan.next.clone(),
+        up: plan.up(),
+        // A refused state dir was said at the start of the pass.
+        save_failed: store.refused().is_some(),
     };
-    let to_restart: Vec<usize> = (0..steps.len()).filter(|&i| steps[i].restart).collect();
+    acting.say_first();
+    let to_restart: Vec<usize> = (0..acting.steps.len())
+        .filter(|&i| acting.steps[i].restart)
+        .collect();
     if !to_restart.is_empty() {
         // Remember the attempts before acting: a pass killed from here on
         // is known to the next one.
-        save(&next, reporter);
-        let mut up = plan.up();
+        acting.save();
         for wave in waves(&plan.watch, &to_restart) {
-            // A package manager that started meanwhile holds the wave; a
-            // dependency still down holds its dependents: like a deferral.
-            let busy = if plan.hold().is_none() {
-                probe().map(|b| b.to_string())
-            } else {
-                None
-            };
-            let mut go = Vec::new();
-            for i in wave {
-                let waiting;
-                let hold = match (&busy, plan.watch.dependencies(i).iter().find(|&&d| !up[d])) {
-                    (Some(b), _) => Hold::Busy(b),
-                    (None, Some(&d)) => {
-                        waiting = format!("waits for {}, which is down", services[d].name);
-                        Hold::Waiting(&waiting)
-                    }
-                    (None, None) => {
-                        go.push(i);
-                        continue;
-                    }
-                };
-                let step = plan.held_step(i, hold);
-                let checks = &plan.services[i].verdict.checks;
-                step.events
-                    .iter()
-                    .for_each(|e| reporter.emit(&services[i].id, e, checks));
-                next.services
-                    .insert(services[i].id.clone(), step.state.clone());
-                steps[i] = step;
+            // A package manager that started meanwhile holds the wave.
+            let busy = plan.hold().is_none().then(probe).flatten();
+            let go = acting.hold_or_go(wave, busy.map(|b| b.to_string()).as_deref());
+            acting.restart(&go);
+        }
+    }
+    acting.save();
+    let next = acting.next;
+    let exit = Exit::converged_if(next.services.values().all(|s| s.status == Status::Running));
+    (exit, next)
+}
+
+/// Says `events` of service `i`, with what its checks found.
+fn say(plan: &Plan, reporter: &mut Reporter, i: usize, events: &[Event]) {
+    let (id, checks) = (&plan.watch.services[i].id, &plan.services[i].verdict.checks);
+    events.iter().for_each(|e| reporter.emit(id, e, checks));
+}
+
+/// A pass at work on its plan: the steps as they stand, the state to save,
+/// which services are up now.
+struct Acting<'a, 'p> {
+    plan: &'a Plan<'p>,
+    store: &'a Store,
+    reporter: &'a mut Reporter,
+    steps: Vec<Step>,
+    next: State,
+    up: Vec<bool>,
+    /// Saving failed once (said then): not tried again in this pass.
+    save_failed: bool,
+}
+
+impl Acting<'_, '_> {
+    /// What is said before any restart: a pause that ended, commands left
+    /// by a killed pass past their timeout (killed), and every event that
+    /// is not a restart's (restarts are announced when their turn comes).
+    fn say_first(&mut self) {
+        if let Some(p) = &self.plan.pause_ended {
+            self.reporter.say(
+                Kind::PauseEnded,
+                &format!(
+                    "tend: the pause {} has ended; restarts resumed",
+                    p.describe()
+                ),
+                false,
+            );
+        }
+        let services = &self.plan.watch.services;
+        for (s, p) in services.iter().zip(&self.plan.services) {
+            if let Some(command) = &p.overdue {
+                act::kill_left_behind(command);
+                let text = format!(
+                    "its restart command (pid {}) from an interrupted pass ran past its timeout of {}; killed it",
+                    command.pgid,
+                    clock::span(s.timeout.as_secs() as i64)
+                );
+                let name = s.name.clone();
+                self.reporter.emit(&s.id, &Event::Note { name, text }, &[]);
             }
-            for &i in &go {
-                let (id, checks) = (&services[i].id, &plan.services[i].verdict.checks);
-                steps[i]
-                    .events
-                    .iter()
-                    .for_each(|e| reporter.emit(id, e, checks));
-            }
-            let jobs: Vec<act::Job> = go
-                .iter()
-                .map(|&i| job(services[i], &plan.services[i].verdict, &steps[i]))
-                .collect();
-            let upgrade: Vec<bool> = steps.iter().map(|s| s.upgrade).collect();
-            let mut spawned = |job: usize, command: Option<Spawned>| {
-                let id = &services[go[job]].id;
-                if let Some(state) = next.services.get_mut(id) {
-                    *state = decide::started(state, command);
-                }
-                save(&next, reporter);
-            };
-            // What the checks found at the last look, for the state.
-            let mut checked: Vec<Vec<Checked>> = vec![Vec::new(); go.len()];
-            let mut verify = || {
-                let found = plan.watch.verify(&go, &upgrade);
-                let (seen, checks) = found.into_iter().unzip();
-                checked = checks;
-                seen
-            };
-            let outcomes = act::restart_all(&jobs, &mut verify, &mut spawned);
-            for ((&i, outcome), checks) in go.iter().zip(&outcomes).zip(checked) {
-                let input = plan.input(i, plan.hold());
-                let (state, event) = decide::conclude(&input, &steps[i], outcome, checks.clone());
-                if let Some(event) = event {
-                    reporter.emit(&services[i].id, &event, &checks);
-                }
-                up[i] = state.status == Status::Running;
-                next.services.insert(services[i].id.clone(), state);
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            if !step.restart {
+                say(self.plan, self.reporter, i, &step.events);
             }
         }
     }
-    save(&next, reporter);
-    let exit = Exit::converged_if(next.services.values().all(|s| s.status == Status::Running));
-    (exit, next)
+
+    /// Saves the state to remember; a failure is said once.
+    fn save(&mut self) {
+        if self.save_failed {
+            return;
+        }
+        if let Err(e) = self.store.save(&self.next) {
+            self.reporter
+                .say(Kind::StateUnsaved, &format!("tend: {e:#}"), true);
+            self.save_failed = true;
+        }
+    }
+
+    /// Of a wave, the services held now (a package manager at work, a
+    /// dependency still down: like a deferral, their step decided again
+    /// and said), and those to restart (their restart announced).
+    fn hold_or_go(&mut self, wave: Vec<usize>, busy: Option<&str>) -> Vec<usize> {
+        let plan = self.plan;
+        let mut go = Vec::new();
+        for i in wave {
+            let waiting;
+            let down = plan.watch.dependencies(i).iter().find(|&&d| !self.up[d]);
+            let hold = match (busy, down) {
+                (Some(b), _) => Hold::Busy(b),
+                (None, Some(&d)) => {
+                    let name = &plan.watch.services[d].name;
+                    waiting = format!("waits for {name}, which is down");
+                    Hold::Waiting(&waiting)
+                }
+                (None, None) => {
+                    go.push(i);
+                    continue;
+                }
+            };
+            let step = plan.held_step(i, hold);
+            say(plan, self.reporter, i, &step.events);
+            self.next
+                .services
+                .insert(plan.watch.services[i].id.clone(), step.state.clone());
+            self.steps[i] = step;
+        }
+        for &i in &go {
+            say(plan, self.reporter, i, &self.steps[i].events);
+        }
+        go
+    }
+
+    /// Restarts the services `go` at once, verifies each, and concludes:
+    /// what to say and remember of each.
+    fn restart(&mut self, go: &[usize]) {
+        let plan = self.plan;
+        let services = &plan.watch.services;
+        let jobs: Vec<act::Job> = go
+            .iter()
+            .map(|&i| job(services[i], &plan.services[i].verdict, &self.steps[i]))
+            .collect();
+        let upgrade: Vec<bool> = self.steps.iter().map(|s| s.upgrade).collect();
+        // What the checks found at the last look, for the state.
+        let mut checked: Vec<Vec<Checked>> = vec![Vec::new(); go.len()];
+        let mut verify = || {
+            let (seen, checks) = plan.watch.verify(go, &upgrade).into_iter().unzip();
+            checked = checks;
+            seen
+        };
+        let mut spawned = |job: usize, command: Option<Spawned>| {
+            if let Some(state) = self.next.services.get_mut(&services[go[job]].id) {
+                *state = decide::started(state, command);
+            }
+            self.save();
+        };
+        let outcomes = act::restart_all(&jobs, &mut verify, &mut spawned);
+        for ((&i, outcome), checks) in go.iter().zip(&outcomes).zip(checked) {
+            let input = plan.input(i, plan.hold());
+            let (state, event) = decide::conclude(&input, &self.steps[i], outcome, checks.clone());
+            if let Some(event) = event {
+                self.reporter.emit(&services[i].id, &event, &checks);
+            }
+            self.up[i] = state.status == Status::Running;
+            self.next.services.insert(services[i].id.clone(), state);
+        }
+    }
 }
 
 /// What to run for one service: its commands in order, each within its
