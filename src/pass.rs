@@ -204,21 +204,7 @@ pub fn plan<'p>(
 ) -> Result<Plan<'p>> {
     let policy = &enforced.policy;
     let selected = classes.select(policy);
-    // Restart commands a killed pass left running, by service.
-    let commands: Vec<Option<Spawned>> = selected
-        .iter()
-        .map(|s| {
-            let prior = memory.prior.services.get(&s.id)?;
-            let ours: Vec<&policy::Command> = [&s.restart, &s.start, &s.stop]
-                .into_iter()
-                .flatten()
-                .collect();
-            prior
-                .command
-                .clone()
-                .filter(|c| act::still_running(c, &ours))
-        })
-        .collect();
+    let commands = commands_left(&selected, &memory.prior);
     let watch = Watch::new(
         selected,
         commands.iter().flatten().map(|c| c.pgid).collect(),
@@ -227,17 +213,7 @@ pub fn plan<'p>(
     watch.cpu(&mut found, &memory.prior);
     let replaced = Watch::replaced(&found);
     let up: Vec<bool> = found.iter().map(|v| v.running.is_some()).collect();
-    let mut pause_ended = memory.prior.pause_ended;
-    let mut ended = None;
-    let mut pause = None;
-    if let Some(p) = memory.pause {
-        if now < p.until {
-            pause = Some(p.describe());
-        } else if pause_ended != Some(p.since) {
-            pause_ended = Some(p.since);
-            ended = Some(p);
-        }
-    }
+    let (pause, pause_ended, ended) = pause_of(memory.pause, memory.prior.pause_ended, now);
     let busy = busy.map(ToString::to_string);
     let hold = hold(&pause, &busy);
     let mut services = Vec::with_capacity(found.len());
@@ -246,17 +222,7 @@ pub fn plan<'p>(
         let r = replaced.as_deref();
         let prior = memory.prior.services.get(&s.id);
         let (left, overdue) = left_behind(s, &verdict, commands[i].clone(), now);
-        let waiting = match &left {
-            Some(c) => Some(format!(
-                "its restart command (pid {}) from an interrupted pass is still running",
-                c.pgid
-            )),
-            None if verdict.running.is_none() && starting(s, prior, now) => Some(
-                "a restart command an interrupted pass was starting may still be running"
-                    .to_string(),
-            ),
-            None => None,
-        };
+        let waiting = interrupted(s, &verdict, left.as_ref(), prior, now);
         let hold = waiting.as_deref().map(Hold::Waiting).or(hold);
         let step = decide::decide(&input(
             s,
@@ -300,6 +266,61 @@ pub fn plan<'p>(
         next,
         now,
     })
+}
+
+/// Restart commands a killed pass left running, by service: the one its
+/// memory names, if it still runs.
+fn commands_left(selected: &[&Service], prior: &State) -> Vec<Option<Spawned>> {
+    selected
+        .iter()
+        .map(|s| {
+            let command = prior.services.get(&s.id)?.command.clone()?;
+            let ours: Vec<&policy::Command> = [&s.restart, &s.start, &s.stop]
+                .into_iter()
+                .flatten()
+                .collect();
+            act::still_running(&command, &ours).then_some(command)
+        })
+        .collect()
+}
+
+/// The pause: whether one holds restarts now (its description), the start
+/// of the last pause whose end was said, and a pause whose end is to be
+/// said in this pass.
+fn pause_of(
+    pause: Option<Pause>,
+    mut said: Option<i64>,
+    now: i64,
+) -> (Option<String>, Option<i64>, Option<Pause>) {
+    match pause {
+        Some(p) if now < p.until => (Some(p.describe()), said, None),
+        Some(p) if said != Some(p.since) => {
+            said = Some(p.since);
+            (None, said, Some(p))
+        }
+        _ => (None, said, None),
+    }
+}
+
+/// Why a service that is down waits for a killed pass's restart: its
+/// command still at work, or one the pass was starting when it was killed.
+fn interrupted(
+    service: &Service,
+    verdict: &Verdict,
+    left: Option<&Spawned>,
+    prior: Option<&ServiceState>,
+    now: i64,
+) -> Option<String> {
+    match left {
+        Some(c) => Some(format!(
+            "its restart command (pid {}) from an interrupted pass is still running",
+            c.pgid
+        )),
+        None if verdict.running.is_none() && starting(service, prior, now) => Some(
+            "a restart command an interrupted pass was starting may still be running".to_string(),
+        ),
+        None => None,
+    }
 }
 
 /// Acts on a plan: says what is not a restart, restarts in dependency
