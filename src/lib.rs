@@ -30,6 +30,7 @@ mod metrics;
 mod observe;
 mod parser;
 mod pass;
+mod pause;
 mod pkgmgr;
 mod policy;
 mod preview;
@@ -38,6 +39,7 @@ mod report;
 mod scan;
 mod snapshot;
 mod state;
+mod store;
 mod suggest;
 mod systemd;
 

@@ -20,11 +20,13 @@ use crate::event::{Event, Kind};
 use crate::exit::Exit;
 use crate::load::Enforced;
 use crate::observe::Watch;
+use crate::pause::Pause;
 use crate::pkgmgr::Busy;
 use crate::policy::{self, Service};
 use crate::probe::Checked;
 use crate::report::Reporter;
-use crate::state::{Pause, PolicyError, ServiceState, Spawned, State, Status, Store};
+use crate::state::{PolicyError, ServiceState, Spawned, State, Status};
+use crate::store::Store;
 
 /// What the pass knows before it looks: the state the last pass left and
 /// the pause file, read under the lock by a pass and peeked at by a dry run.

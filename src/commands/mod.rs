@@ -24,7 +24,7 @@ use crate::clock;
 use crate::load::{self, Enforced};
 use crate::pkgmgr::{self, Busy};
 use crate::snapshot;
-use crate::state::{self, Store};
+use crate::store::{self, Store};
 
 /// What every command may need, read from the command line once: the time
 /// of the run, the state directory, the output format, whether policy files
@@ -47,7 +47,7 @@ impl Context {
     pub fn new(cli: &Cli) -> Context {
         Context {
             now: clock::now(),
-            store: Store::new(&cli.state_dir.clone().unwrap_or_else(state::default_dir)),
+            store: Store::new(&cli.state_dir.clone().unwrap_or_else(store::default_dir)),
             format: cli.format,
             root_only: snapshot::must_be_root_only(cli.insecure),
             policy: cli.policy.clone(),

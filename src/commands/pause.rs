@@ -7,8 +7,8 @@ use anyhow::{bail, Result};
 use super::Context;
 use crate::event::Kind;
 use crate::exit::Exit;
+use crate::pause::{self, Pause, MAX_PAUSE};
 use crate::report::Reporter;
-use crate::state::{self, Pause, MAX_PAUSE};
 
 /// Writes the pause file (of `by`, or the admin's).
 pub fn pause(
@@ -21,7 +21,7 @@ pub fn pause(
         bail!("a pause lasts from 1s to 24h (--for {duration}s); a forgotten pause must not disable monitoring for good");
     }
     if let Some(by) = &by {
-        state::pause_owner(by)?;
+        pause::pause_owner(by)?;
     }
     let pause = Pause {
         since: ctx.now,
@@ -49,7 +49,7 @@ pub fn pause(
 /// any, still holds restarts.
 pub fn resume(ctx: &Context, by: Option<String>) -> Result<Exit> {
     if let Some(by) = &by {
-        state::pause_owner(by)?;
+        pause::pause_owner(by)?;
     }
     let mine = |p: &Pause| p.by == by;
     let pauses = ctx.store.bounded_pauses(ctx.now);

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use super::Context;
 use crate::exit::Exit;
-use crate::state::Locking;
+use crate::store::Locking;
 
 pub fn run(ctx: &Context, ids: &[String], all: bool) -> Result<Exit> {
     let enforced = ctx.enforce_noting()?;

@@ -18,9 +18,11 @@ use crate::file;
 use crate::load::{self, Enforced};
 use crate::metrics;
 use crate::pass::{self, Memory};
+use crate::pause::Pause;
 use crate::report::{self, Reporter};
 use crate::snapshot;
-use crate::state::{Lock, Locking, Pause, PolicyError, State, Store};
+use crate::state::{PolicyError, State};
+use crate::store::{Lock, Locking, Store};
 
 pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> {
     let host = ctx.host();

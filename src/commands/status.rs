@@ -10,8 +10,9 @@ use crate::cli::Format;
 use crate::clock;
 use crate::exit::Exit;
 use crate::load::Enforced;
+use crate::pause::Pause;
 use crate::pkgmgr;
-use crate::state::{Pause, ServiceState, Status};
+use crate::state::{ServiceState, Status};
 
 /// `tend status --format json`.
 #[derive(Serialize)]
