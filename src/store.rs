@@ -19,6 +19,33 @@ use crate::pause::{pause_file, Pause, PAUSE_FILE};
 use crate::state::State;
 
 pub const STATE_FILE: &str = "state.json";
+
+/// The state file's format: its own type, versioned. 2 added `version`
+/// (and a command's `boot`); a file without one is version 1 and reads
+/// the same. Fields a version does not know are ignored, so a file of a
+/// newer tend still loads after a downgrade.
+const FORMAT: u32 = 2;
+
+#[derive(Serialize)]
+struct Written<'a> {
+    version: u32,
+    #[serde(flatten)]
+    state: &'a State,
+}
+
+#[derive(serde::Deserialize)]
+struct Stored {
+    #[serde(default)]
+    version: u32,
+    #[serde(flatten)]
+    state: State,
+}
+
+/// The state in a state file's text, and its format (1 for a file from
+/// before formats were numbered).
+fn decode(text: &str) -> serde_json::Result<(State, u32)> {
+    serde_json::from_str::<Stored>(text).map(|r| (r.state, r.version.max(1)))
+}
 pub const LOCK_FILE: &str = "lock";
 
 /// Where state and lock live.
@@ -166,7 +193,8 @@ impl Store {
         read(&self.file())
             .ok()
             .flatten()
-            .and_then(|text| serde_json::from_str(&text).ok())
+            .and_then(|text| decode(&text).ok())
+            .map(|(state, _)| state)
             .unwrap_or_default()
     }
 
@@ -188,18 +216,25 @@ impl Store {
                     notice: None,
                 }
             }
-            Ok(Some(text)) => match serde_json::from_str::<State>(&text) {
-                Ok(mut state) => {
+            Ok(Some(text)) => match decode(&text) {
+                Ok((mut state, version)) => {
                     let ahead = state.clamp(now);
+                    let newer = (version > FORMAT).then(|| {
+                        format!(
+                            "tend: state file {} is of a newer tend (format {version}, this one knows {FORMAT}); reading what it knows",
+                            path.display()
+                        )
+                    });
+                    let future = (ahead > 0).then(|| {
+                        format!(
+                            "tend: state file {} has times up to {} ahead of the clock (the clock was ahead, or set back); taken as now",
+                            path.display(),
+                            clock::span(ahead)
+                        )
+                    });
                     return Loaded {
                         state,
-                        notice: (ahead > 0).then(|| {
-                            format!(
-                                "tend: state file {} has times up to {} ahead of the clock (the clock was ahead, or set back); taken as now",
-                                path.display(),
-                                clock::span(ahead)
-                            )
-                        }),
+                        notice: newer.or(future),
                     };
                 }
                 Err(e) if text.trim().is_empty() => format!("empty ({e})"),
@@ -227,7 +262,13 @@ impl Store {
 
     /// Writes the state atomically.
     pub fn save(&self, state: &State) -> Result<()> {
-        self.write_json(STATE_FILE, state)
+        self.write_json(
+            STATE_FILE,
+            &Written {
+                version: FORMAT,
+                state,
+            },
+        )
     }
 
     /// Every pause file (an admin's and each hook's), each read (or why it
@@ -436,6 +477,43 @@ mod tests {
         let loaded = store.load(10);
         assert_eq!(loaded.state, state);
         assert!(loaded.notice.is_none());
+    }
+
+    /// A state file of the version before formats were numbered (saved
+    /// from a real pass, with a CPU sample, a command, checks, a pause's
+    /// end and the policy's and metrics' errors added) loads unchanged,
+    /// and is written back as the current format.
+    #[test]
+    fn a_state_file_of_the_previous_version_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = include_str!("../tests/state/v1.json");
+        std::fs::write(dir.path().join(STATE_FILE), v1).unwrap();
+        let store = Store::new(dir.path());
+        let loaded = store.load(1_790_000_900);
+        assert!(loaded.notice.is_none(), "{:?}", loaded.notice);
+        let state = loaded.state;
+        assert_eq!(state.last_run, Some(1_790_000_600));
+        assert_eq!(state.services.len(), 3);
+        let up = &state.services["up"];
+        assert_eq!(up.status, Status::Failing);
+        assert_eq!(up.restarts_total, 3);
+        assert_eq!(up.cpu.unwrap().runs_above, 1);
+        assert_eq!(
+            up.checks.as_ref().unwrap().each[0].check,
+            "unix /nonexistent.sock"
+        );
+        let failing = &state.services["failing"];
+        assert_eq!(failing.status, Status::GivenUp);
+        let command = failing.command.as_ref().unwrap();
+        assert_eq!((command.pgid, command.boot.as_deref()), (4300, None));
+        assert_eq!(state.services["web"].replaced, Some(4242));
+        assert_eq!(state.policy_error.as_ref().unwrap().said, 1_789_500_000);
+        assert!(state.metrics_error.is_some());
+        store.save(&state).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["version"], FORMAT);
+        assert_eq!(store.load(1_790_000_900).state, state);
     }
 
     #[test]
