@@ -4,6 +4,18 @@
 //! against it row by row (a test), so the language and its reference cannot
 //! drift apart.
 
+use std::path::PathBuf;
+
+use super::attributes::{
+    absolute_path, at_least_one_second, check_regex, count_range, cpu_limit, depends_on, duration,
+    ip_address, memory_limit, one_string, unit_name, user_name, yes_no,
+};
+use super::probes;
+use super::service::Draft;
+use super::setting;
+use crate::diagnostic::Diagnostic;
+use crate::parser::Attribute;
+
 /// Where an attribute may stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
@@ -25,7 +37,13 @@ pub(crate) struct Attr {
     pub default: &'static str,
     pub meaning: &'static str,
     pub scope: Scope,
+    /// Reads its value into the service being read (the attributes that
+    /// need each other are checked together afterwards).
+    pub read: Reader,
 }
+
+/// An attribute's reader.
+pub(crate) type Reader = fn(&Attribute, &mut Draft) -> Result<(), Diagnostic>;
 
 impl Attr {
     /// Its row in docs/language.md's table of attributes.
@@ -57,6 +75,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "the id",
         meaning: "what reports call the service",
         scope: Scope::Service,
+        read: |a, d| one_string(a).map(|s| d.name = Some(s)),
     },
     Attr {
         key: "process",
@@ -65,6 +84,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "one of `process`, `exe`, `pidfile`, `unit`",
         meaning: "how to recognise the service's processes by command line (below)",
         scope: Scope::Service,
+        read: |a, d| one_string(a).and_then(|s| check_regex(&s, a).map(|()| d.process = Some(s))),
     },
     Attr {
         key: "exe",
@@ -73,6 +93,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "only processes running exactly this executable",
         scope: Scope::Service,
+        read: |a, d| absolute_path(a).map(|p| d.exe = Some(p)),
     },
     Attr {
         key: "pidfile",
@@ -81,6 +102,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "the service is the live process whose pid the file holds",
         scope: Scope::Service,
+        read: |a, d| absolute_path(a).map(|p| d.pidfile = Some(PathBuf::from(p))),
     },
     Attr {
         key: "unit",
@@ -89,6 +111,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "the unit is the service: its state says whether it is up, its main process is the service's process",
         scope: Scope::Service,
+        read: |a, d| unit_name(a).map(|u| d.unit = Some((u, a.values[0].span))),
     },
     Attr {
         key: "user",
@@ -97,6 +120,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "any",
         meaning: "only processes of this owner count",
         scope: Scope::Service,
+        read: |a, d| user_name(a).map(|u| d.user = Some(u)),
     },
     Attr {
         key: "count",
@@ -105,6 +129,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`1..`",
         meaning: "how many matching processes must run",
         scope: Scope::Service,
+        read: |a, d| count_range(a).map(|c| d.count = c),
     },
     Attr {
         key: "port",
@@ -113,6 +138,12 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "a TCP port that must accept connections (on `host`), and answer TEXT with something matching RE",
         scope: Scope::Service,
+        read: |a, d| {
+            probes::port(a).map(|(p, send, expect)| {
+                d.port = Some(p);
+                d.send_expect = (send, expect);
+            })
+        },
     },
     Attr {
         key: "host",
@@ -121,6 +152,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`127.0.0.1`",
         meaning: "where `port` is connected to (never a name: tend never asks DNS)",
         scope: Scope::Service,
+        read: |a, d| ip_address(a).map(|h| d.host = Some(h)),
     },
     Attr {
         key: "unix",
@@ -129,6 +161,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "a UNIX socket that must accept connections",
         scope: Scope::Service,
+        read: |a, d| absolute_path(a).map(|p| d.unix = Some(PathBuf::from(p))),
     },
     Attr {
         key: "connect_timeout",
@@ -137,6 +170,11 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`5s`",
         meaning: "how long a `port` or `unix` connection (and its answer) may take",
         scope: Scope::Service,
+        read: |a, d| {
+            duration(a)
+                .and_then(|t| at_least_one_second(t, a))
+                .map(|t| d.connect_timeout = t)
+        },
     },
     Attr {
         key: "http",
@@ -145,6 +183,8 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "a GET that must answer (below 400, or N; a body matching RE)",
         scope: Scope::Service,
+        // Read once `connect_timeout` is known.
+        read: |_, _| Ok(()),
     },
     Attr {
         key: "certificate",
@@ -153,6 +193,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "report",
         meaning: "the TLS certificate there (or of the `https` URL) must not expire within N days",
         scope: Scope::Service,
+        read: |a, d| probes::certificate(a).map(|c| d.certificate = Some((c, a.clone()))),
     },
     Attr {
         key: "memory",
@@ -161,6 +202,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "resident memory of the service's process above SIZE (`500MB`, `2GB`)",
         scope: Scope::Service,
+        read: |a, d| memory_limit(a).map(|m| d.memory = Some(m)),
     },
     Attr {
         key: "cpu",
@@ -169,6 +211,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "CPU load of the service's process between passes above PERCENT for N passes in a row",
         scope: Scope::Service,
+        read: |a, d| cpu_limit(a).map(|c| d.cpu = Some(c)),
     },
     Attr {
         key: "restart",
@@ -177,6 +220,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`restart` or `start`",
         meaning: "brings the service back; also used when a running process fails a check",
         scope: Scope::Service,
+        read: |a, d| one_string(a).map(|s| d.commands[0] = Some(s)),
     },
     Attr {
         key: "start",
@@ -185,6 +229,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "run instead of `restart` when no process runs",
         scope: Scope::Service,
+        read: |a, d| one_string(a).map(|s| d.commands[1] = Some(s)),
     },
     Attr {
         key: "stop",
@@ -193,6 +238,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "with `start`, replaces `restart` for a process that runs but fails a check",
         scope: Scope::Service,
+        read: |a, d| one_string(a).map(|s| d.commands[2] = Some(s)),
     },
     Attr {
         key: "depends",
@@ -201,6 +247,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "services that must be up before this one is restarted",
         scope: Scope::Service,
+        read: |a, d| depends_on(a).map(|v| d.depends = v),
     },
     Attr {
         key: "shell",
@@ -209,6 +256,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`no`",
         meaning: "run the commands with `/bin/sh -c`",
         scope: Scope::Service,
+        read: |a, d| yes_no(a).map(|b| d.shell = b),
     },
     Attr {
         key: "timeout",
@@ -217,6 +265,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`60s`",
         meaning: "how long each command may run before it is killed",
         scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
         key: "grace",
@@ -225,6 +274,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`10s`",
         meaning: "how long to wait, after the commands succeed, for the service to be up",
         scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
         key: "settle",
@@ -233,6 +283,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`2s`",
         meaning: "how long a restarted service's main process must then stay up for the restart to count (`0`: seen once is enough)",
         scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
         key: "limit",
@@ -241,6 +292,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`5 restarts within 1h`",
         meaning: "the restart budget; when spent, tend gives up on the service (see [reports.md](reports.md))",
         scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
         key: "remind",
@@ -249,6 +301,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`6h`",
         meaning: "how often a problem that lasts (failing, given up, deferred) is mentioned again",
         scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
         key: "defer_limit",
@@ -257,6 +310,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`30m`",
         meaning: "how long a busy package manager may hold a restart before it is said ([package-upgrades.md](package-upgrades.md))",
         scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
         key: "restart_on_upgrade",
@@ -265,6 +319,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`no`",
         meaning: "when the process runs a binary replaced on disk, run `restart` (else only say so once)",
         scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
         key: "when",
@@ -273,6 +328,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`restart`",
         meaning: "what to do with a `unit` stopped cleanly (an admin's `systemctl stop`)",
         scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
     },
 ];
 
@@ -324,6 +380,11 @@ fn unlink(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The attribute a key names, if any.
+pub(crate) fn find(key: &str) -> Option<&'static Attr> {
+    ATTRIBUTES.iter().find(|a| a.key == key)
 }
 
 /// The keys of the attributes of `scope`, in the reference's order.

@@ -4,12 +4,9 @@
 
 use std::path::PathBuf;
 
-use super::attributes::{
-    absolute_path, at_least_one_second, check_regex, count_range, cpu_limit, depends_on, duration,
-    ip_address, memory_limit, one_string, unit_name, user_name, yes_no,
-};
 use super::probes;
-use super::{all_attributes, known_once, setting, Defaults, Errors};
+use super::registry;
+use super::{all_attributes, known_once, Defaults, Errors};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::file::quote;
 use crate::parser::{Attribute, Expr};
@@ -18,6 +15,59 @@ use crate::policy::{
     LOCALHOST,
 };
 use crate::suggest::closest;
+
+/// What a service block says, attribute by attribute (each read by its
+/// registry entry), before the attributes that need each other are
+/// checked together.
+pub(crate) struct Draft {
+    pub name: Option<String>,
+    pub process: Option<String>,
+    pub exe: Option<String>,
+    pub pidfile: Option<PathBuf>,
+    pub user: Option<String>,
+    pub unit: Option<(String, Span)>,
+    pub count: (usize, Option<usize>),
+    pub depends: Vec<(String, Span)>,
+    pub memory: Option<MemoryLimit>,
+    pub cpu: Option<CpuLimit>,
+    pub port: Option<u16>,
+    pub send_expect: (Option<Vec<u8>>, Option<String>),
+    pub certificate: Option<(probes::CertificateCheck, Attribute)>,
+    pub host: Option<std::net::IpAddr>,
+    pub unix: Option<PathBuf>,
+    pub connect_timeout: std::time::Duration,
+    /// `restart`, `start`, `stop`, as written.
+    pub commands: [Option<String>; 3],
+    pub shell: bool,
+    /// The settings `defaults` may give, as this service has them.
+    pub settings: Defaults,
+}
+
+impl Draft {
+    fn new(defaults: &Defaults) -> Draft {
+        Draft {
+            name: None,
+            process: None,
+            exe: None,
+            pidfile: None,
+            user: None,
+            unit: None,
+            count: (1, None),
+            depends: Vec::new(),
+            memory: None,
+            cpu: None,
+            port: None,
+            send_expect: (None, None),
+            certificate: None,
+            host: None,
+            unix: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            commands: [None, None, None],
+            shell: false,
+            settings: *defaults,
+        }
+    }
+}
 
 pub(super) fn service(
     id: &str,
@@ -28,27 +78,101 @@ pub(super) fn service(
     errors: &mut Errors,
 ) -> Option<Service> {
     let before = errors.len();
-    let mut name = None;
-    let mut process = None;
-    let mut exe = None;
-    let mut pidfile = None;
-    let mut user = None;
-    let mut unit = None;
-    let mut count = (1, None);
-    let mut depends = Vec::new();
-    let mut memory = None;
-    let mut cpu = None;
-    let mut port = None;
-    let mut send_expect = (None, None);
-    let mut certificate = None;
-    let mut host = None;
-    let mut unix = None;
-    let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
-    let mut commands: [Option<String>; 3] = [None, None, None];
-    let mut shell = false;
-    let mut settings = *defaults;
+    let (mut d, good) = read(id, attributes, defaults, errors);
+    let http = good.iter().find(|a| a.key.text == "http").and_then(|a| {
+        probes::http(a, d.connect_timeout)
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
+    let certificate = d
+        .certificate
+        .take()
+        .and_then(|c| certificate_of(c, http.as_ref(), d.connect_timeout, errors));
+    let has = |key: &str| good.iter().any(|a| a.key.text == key);
+    // A unit's commands are systemd's unless the policy says otherwise.
+    let systemd = d
+        .unit
+        .as_ref()
+        .filter(|_| !has("restart") && !has("start"))
+        .map(|(unit, at)| systemd_commands(unit, *at));
+    together(
+        id,
+        span,
+        &d,
+        &good,
+        certificate.as_ref(),
+        systemd.is_some(),
+        errors,
+    );
+    let [restart, start, stop] =
+        [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
+            match d.commands[i]
+                .take()
+                .map(|text| command(key, text, d.shell, attributes))
+            {
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => {
+                    errors.push(e);
+                    None
+                }
+                None => None,
+            }
+        });
+    if errors.len() > before {
+        return None;
+    }
+    let (reset, restart, stop) = match systemd {
+        Some(s) => (Some(s.reset), Some(s.restart), stop.or(Some(s.stop))),
+        None => (None, restart, stop),
+    };
+    let settings = d.settings;
+    Some(Service {
+        id: id.to_string(),
+        name: d.name.unwrap_or_else(|| id.to_string()),
+        process: d.process,
+        exe: d.exe,
+        pidfile: d.pidfile,
+        unit: d.unit.map(|(u, _)| u),
+        when_stopped: settings.when_stopped,
+        reset,
+        user: d.user,
+        count: d.count,
+        connect: Connect {
+            tcp: d
+                .port
+                .map(|p| std::net::SocketAddr::new(d.host.unwrap_or(LOCALHOST), p)),
+            unix: d.unix,
+            timeout: d.connect_timeout,
+            send: d.send_expect.0,
+            expect: d.send_expect.1,
+        },
+        http,
+        certificate,
+        restart,
+        start,
+        stop,
+        depends: d.depends,
+        memory: d.memory,
+        cpu: d.cpu,
+        timeout: settings.timeout,
+        grace: settings.grace,
+        settle: settings.settle,
+        limits: settings.limits,
+        restart_on_upgrade: settings.restart_on_upgrade,
+        guard: guard.clone(),
+        span,
+    })
+}
+
+/// Each attribute of the block read by its registry entry (an unknown or
+/// repeated one is an error): the draft, and the attributes read.
+fn read<'a>(
+    id: &str,
+    attributes: &'a [Attribute],
+    defaults: &Defaults,
+    errors: &mut Errors,
+) -> (Draft, Vec<&'a Attribute>) {
     let known = all_attributes();
-    // The name is quoted short: a 1 MB name must not make a 1 MB mail.
     let unknown = |key: &str| match (key.len() <= 64).then(|| closest(key, &known)).flatten() {
         Some(near) => format!(
             "unknown attribute `{}`; did you mean `{near}`?",
@@ -66,83 +190,69 @@ pub(super) fn service(
         &format!("service `{id}`"),
         errors,
     );
+    let mut draft = Draft::new(defaults);
     for a in &good {
-        let key = a.key.text.as_str();
-        let result = match key {
-            "name" => one_string(a).map(|s| name = Some(s)),
-            "process" => one_string(a).and_then(|s| check_regex(&s, a).map(|()| process = Some(s))),
-            "exe" => absolute_path(a).map(|p| exe = Some(p)),
-            "pidfile" => absolute_path(a).map(|p| pidfile = Some(PathBuf::from(p))),
-            "user" => user_name(a).map(|u| user = Some(u)),
-            "unit" => unit_name(a).map(|u| unit = Some((u, a.values[0].span))),
-            "count" => count_range(a).map(|c| count = c),
-            "port" => probes::port(a).map(|(p, send, expect)| {
-                port = Some(p);
-                send_expect = (send, expect);
-            }),
-            "certificate" => probes::certificate(a).map(|c| certificate = Some((c, a))),
-            "http" => Ok(()), // once `connect_timeout` is known
-            "host" => ip_address(a).map(|h| host = Some(h)),
-            "unix" => absolute_path(a).map(|p| unix = Some(PathBuf::from(p))),
-            "connect_timeout" => duration(a)
-                .and_then(|d| at_least_one_second(d, a))
-                .map(|d| connect_timeout = d),
-            "restart" => one_string(a).map(|s| commands[0] = Some(s)),
-            "start" => one_string(a).map(|s| commands[1] = Some(s)),
-            "stop" => one_string(a).map(|s| commands[2] = Some(s)),
-            "depends" => depends_on(a).map(|d| depends = d),
-            "memory" => memory_limit(a).map(|m| memory = Some(m)),
-            "cpu" => cpu_limit(a).map(|c| cpu = Some(c)),
-            "shell" => yes_no(a).map(|b| shell = b),
-            _ => setting(a, &mut settings),
-        };
-        if let Err(e) = result {
+        let read = registry::find(&a.key.text).expect("a known attribute").read;
+        if let Err(e) = read(a, &mut draft) {
             errors.push(e);
         }
     }
-    let http = good.iter().find(|a| a.key.text == "http").and_then(|a| {
-        probes::http(a, connect_timeout)
-            .map_err(|e| errors.push(e))
-            .ok()
+    (draft, good)
+}
+
+/// `certificate`: where it is read (given, or the `https` check's place,
+/// asked for with that check's server name).
+fn certificate_of(
+    ((target, days, action), a): (probes::CertificateCheck, Attribute),
+    http: Option<&crate::policy::Http>,
+    timeout: std::time::Duration,
+    errors: &mut Errors,
+) -> Option<Certificate> {
+    // Taken from an https check, it asks for the same site (the same
+    // server name) as that check.
+    let at = target.map(|(h, p)| (h.clone(), p, h)).or_else(|| {
+        http.filter(|h| h.tls)
+            .map(|h| (h.host.clone(), h.port, h.host_header.clone()))
     });
-    let certificate = certificate.and_then(|((target, days, action), a)| {
-        // Taken from an https check, it asks for the same site (the same
-        // server name) as that check.
-        let at = target.map(|(h, p)| (h.clone(), p, h)).or_else(|| {
-            http.as_ref()
-                .filter(|h| h.tls)
-                .map(|h| (h.host.clone(), h.port, h.host_header.clone()))
-        });
-        match at {
-            Some((host, port, name)) => Some(Certificate {
-                host,
-                port,
-                name,
-                days,
-                action,
-                timeout: connect_timeout,
-            }),
-            None => {
-                errors.push(Diagnostic::error(
-                    a.key.span,
-                    "`certificate` needs \"HOST:PORT\", or an `http \"https://...\"` check to take it from",
-                ));
-                None
-            }
+    match at {
+        Some((host, port, name)) => Some(Certificate {
+            host,
+            port,
+            name,
+            days,
+            action,
+            timeout,
+        }),
+        None => {
+            errors.push(Diagnostic::error(
+                a.key.span,
+                "`certificate` needs \"HOST:PORT\", or an `http \"https://...\"` check to take it from",
+            ));
+            None
         }
-    });
+    }
+}
+
+/// What the attributes of a block need of each other: a way to recognise
+/// the service and to start it, a way to act on a process that fails a
+/// check, no pidfile beside a unit, no host without a port.
+fn together(
+    id: &str,
+    span: Span,
+    d: &Draft,
+    good: &[&Attribute],
+    certificate: Option<&Certificate>,
+    systemd: bool,
+    errors: &mut Errors,
+) {
     let has = |key: &str| good.iter().any(|a| a.key.text == key);
+    let at = |key: &str| good.iter().find(|a| a.key.text == key);
     if !has("process") && !has("exe") && !has("pidfile") && !has("unit") {
         errors.push(Diagnostic::error(
             span,
             format!("service `{id}` has no `process` (or `exe`, `pidfile`, `unit`)"),
         ));
     }
-    // A unit's commands are systemd's unless the policy says otherwise.
-    let systemd = unit
-        .as_ref()
-        .filter(|_| !has("restart") && !has("start"))
-        .map(|(unit, at)| systemd_commands(unit, *at));
     // (A `unit` that was refused has said so already.)
     if !has("restart") && !has("start") && !has("unit") {
         errors.push(Diagnostic::error(
@@ -152,16 +262,16 @@ pub(super) fn service(
     }
     // A check of a running process needs a way to act on one.
     let restarts_on = |key: &str| match key {
-        "memory" => memory.is_some_and(|m: MemoryLimit| m.action == Action::Restart),
-        "cpu" => cpu.is_some_and(|c: CpuLimit| c.action == Action::Restart),
-        "certificate" => certificate
-            .as_ref()
-            .is_some_and(|c: &Certificate| c.action == Action::Restart),
+        "memory" => d
+            .memory
+            .is_some_and(|m: MemoryLimit| m.action == Action::Restart),
+        "cpu" => d.cpu.is_some_and(|c: CpuLimit| c.action == Action::Restart),
+        "certificate" => certificate.is_some_and(|c| c.action == Action::Restart),
         _ => true,
     };
     for key in ["port", "unix", "http", "certificate", "memory", "cpu"] {
-        if let Some(a) = good.iter().find(|a| a.key.text == key) {
-            if !has("restart") && !has("stop") && systemd.is_none() && restarts_on(key) {
+        if let Some(a) = at(key) {
+            if !has("restart") && !has("stop") && !systemd && restarts_on(key) {
                 errors.push(Diagnostic::error(
                     a.key.span,
                     format!("`{key}` needs `restart`, or `stop` and `start`, to act on a process that runs but fails a check"),
@@ -172,71 +282,15 @@ pub(super) fn service(
     // systemd names a unit's main process; a pidfile beside it would be a
     // second, silently ignored answer. (`process` and `exe` are kept: the
     // main process must match them too.)
-    if let (true, Some(a)) = (has("unit"), good.iter().find(|a| a.key.text == "pidfile")) {
+    if let (true, Some(a)) = (has("unit"), at("pidfile")) {
         errors.push(Diagnostic::error(
             a.key.span,
             "`pidfile` cannot go with `unit`: systemd names the unit's main process",
         ));
     }
-    if let Some(a) = good.iter().find(|a| a.key.text == "host") {
-        if !has("port") {
-            errors.push(Diagnostic::error(a.key.span, "`host` goes with `port`"));
-        }
+    if let (Some(a), false) = (at("host"), has("port")) {
+        errors.push(Diagnostic::error(a.key.span, "`host` goes with `port`"));
     }
-    let [restart, start, stop] = [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
-        match commands[i]
-            .take()
-            .map(|text| command(key, text, shell, attributes))
-        {
-            Some(Ok(c)) => Some(c),
-            Some(Err(e)) => {
-                errors.push(e);
-                None
-            }
-            None => None,
-        }
-    });
-    if errors.len() > before {
-        return None;
-    }
-    let (reset, restart, stop) = match systemd {
-        Some(d) => (Some(d.reset), Some(d.restart), stop.or(Some(d.stop))),
-        None => (None, restart, stop),
-    };
-    Some(Service {
-        id: id.to_string(),
-        name: name.unwrap_or_else(|| id.to_string()),
-        process,
-        exe,
-        pidfile,
-        unit: unit.map(|(u, _)| u),
-        when_stopped: settings.when_stopped,
-        reset,
-        user,
-        count,
-        connect: Connect {
-            tcp: port.map(|p| std::net::SocketAddr::new(host.unwrap_or(LOCALHOST), p)),
-            unix,
-            timeout: connect_timeout,
-            send: send_expect.0,
-            expect: send_expect.1,
-        },
-        http,
-        certificate,
-        restart,
-        start,
-        stop,
-        depends,
-        memory,
-        cpu,
-        timeout: settings.timeout,
-        grace: settings.grace,
-        settle: settings.settle,
-        limits: settings.limits,
-        restart_on_upgrade: settings.restart_on_upgrade,
-        guard: guard.clone(),
-        span,
-    })
 }
 
 /// The commands of a unit whose policy gives none.
