@@ -63,84 +63,134 @@ impl Checked {
     }
 }
 
+/// A check that speaks to a running service. A new kind is one impl of
+/// this and one line in [`checks`].
+trait Check {
+    /// The check as the policy names it: `port 127.0.0.1:6379`.
+    fn label(&self) -> String;
+    /// How long it may take, from when it starts.
+    fn timeout(&self) -> Duration;
+    /// What it found by `deadline`: passed (or warned) and in what words,
+    /// or why it failed.
+    fn judge(&self, deadline: Instant) -> Result<(Status, String), String>;
+}
+
+impl<T: Check + ?Sized> Check for &T {
+    fn label(&self) -> String {
+        (**self).label()
+    }
+    fn timeout(&self) -> Duration {
+        (**self).timeout()
+    }
+    fn judge(&self, deadline: Instant) -> Result<(Status, String), String> {
+        (**self).judge(deadline)
+    }
+}
+
+/// `port N [send TEXT] [expect RE]` (on `host`).
+struct Port<'a>(std::net::SocketAddr, &'a Connect);
+
+impl Check for Port<'_> {
+    fn label(&self) -> String {
+        format!("port {}", self.0)
+    }
+    fn timeout(&self) -> Duration {
+        self.1.timeout
+    }
+    fn judge(&self, deadline: Instant) -> Result<(Status, String), String> {
+        port(self.0, self.1, deadline).map(|r| (Status::Passed, r))
+    }
+}
+
+/// `unix PATH`: the socket accepts.
+struct Unix<'a>(&'a std::path::Path, Duration);
+
+impl Check for Unix<'_> {
+    fn label(&self) -> String {
+        format!("unix {}", self.0.display())
+    }
+    fn timeout(&self) -> Duration {
+        self.1
+    }
+    fn judge(&self, _: Instant) -> Result<(Status, String), String> {
+        std::os::unix::net::UnixStream::connect(self.0)
+            .map(|_| (Status::Passed, "accepted".to_string()))
+            .map_err(|e| plain(&e))
+    }
+}
+
+impl Check for Http {
+    fn label(&self) -> String {
+        format!("http {}", self.url)
+    }
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+    fn judge(&self, deadline: Instant) -> Result<(Status, String), String> {
+        request(self, deadline).map(|r| (Status::Passed, r))
+    }
+}
+
+impl Check for Certificate {
+    fn label(&self) -> String {
+        format!("certificate {}:{}", self.host, self.port)
+    }
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+    fn judge(&self, deadline: Instant) -> Result<(Status, String), String> {
+        let days = expiry(self, deadline)?;
+        Ok(match lifetime(days, self.days) {
+            (true, words) => (Status::Passed, words),
+            (false, words) if self.action == Action::Report => (Status::Warned, words),
+            (false, words) => (Status::Failed, words),
+        })
+    }
+}
+
+/// The checks of `service`, in the order they run (port, unix, http,
+/// certificate): the registry of checks.
+fn checks(service: &Service) -> Vec<Box<dyn Check + '_>> {
+    let c = &service.connect;
+    let mut all: Vec<Box<dyn Check + '_>> = Vec::new();
+    all.extend(c.tcp.map(|addr| Box::new(Port(addr, c)) as Box<dyn Check>));
+    all.extend(
+        c.unix
+            .as_deref()
+            .map(|path| Box::new(Unix(path, c.timeout)) as Box<dyn Check>),
+    );
+    all.extend(service.http.as_ref().map(|h| Box::new(h) as Box<dyn Check>));
+    all.extend(
+        service
+            .certificate
+            .as_ref()
+            .map(|cert| Box::new(cert) as Box<dyn Check>),
+    );
+    all
+}
+
 /// The longest the checks of `service` may take together: each has its
 /// own timeout, from when it starts.
 pub fn budget(service: &Service) -> Duration {
-    let c = &service.connect;
-    let each = [
-        c.tcp.map(|_| c.timeout),
-        c.unix.as_ref().map(|_| c.timeout),
-        service.http.as_ref().map(|h| h.timeout),
-        service.certificate.as_ref().map(|cert| cert.timeout),
-    ];
-    each.into_iter().flatten().sum()
+    checks(service).iter().map(|c| c.timeout()).sum()
 }
 
 /// Whether `service` has a check to run while it runs.
 pub fn wanted(service: &Service) -> bool {
-    let c = &service.connect;
-    c.tcp.is_some() || c.unix.is_some() || service.http.is_some() || service.certificate.is_some()
+    !checks(service).is_empty()
 }
 
-/// A check to run: what it is called, its timeout, and what runs it within
-/// a deadline (its result, or why it failed).
-type Pending<'a> = (
-    String,
-    Duration,
-    Box<dyn FnOnce(Instant) -> Result<(Status, String), String> + 'a>,
-);
-
-/// Runs the checks of `service` in order (port, unix, http, certificate),
-/// each within its own timeout from when it starts, the first failure
-/// ending them: what each that ran found.
+/// Runs the checks of `service` in order, each within its own timeout from
+/// when it starts, the first failure ending them: what each that ran found.
 pub fn run(service: &Service) -> Vec<Checked> {
-    let c = &service.connect;
-    let mut pending: Vec<Pending> = Vec::new();
-    if let Some(addr) = c.tcp {
-        pending.push((
-            format!("port {addr}"),
-            c.timeout,
-            Box::new(move |deadline| port(addr, c, deadline).map(|r| (Status::Passed, r))),
-        ));
-    }
-    if let Some(path) = &c.unix {
-        pending.push((
-            format!("unix {}", path.display()),
-            c.timeout,
-            Box::new(move |_| {
-                std::os::unix::net::UnixStream::connect(path)
-                    .map(|_| (Status::Passed, "accepted".to_string()))
-                    .map_err(|e| plain(&e))
-            }),
-        ));
-    }
-    if let Some(http) = &service.http {
-        pending.push((
-            format!("http {}", http.url),
-            http.timeout,
-            Box::new(move |deadline| request(http, deadline).map(|r| (Status::Passed, r))),
-        ));
-    }
-    if let Some(cert) = &service.certificate {
-        pending.push((
-            format!("certificate {}:{}", cert.host, cert.port),
-            cert.timeout,
-            Box::new(move |deadline| {
-                let days = expiry(cert, deadline)?;
-                Ok(match lifetime(days, cert.days) {
-                    (true, words) => (Status::Passed, words),
-                    (false, words) if cert.action == Action::Report => (Status::Warned, words),
-                    (false, words) => (Status::Failed, words),
-                })
-            }),
-        ));
-    }
-    let mut done = Vec::with_capacity(pending.len());
-    for (check, timeout, run) in pending {
-        let deadline = Instant::now() + timeout;
-        let (status, result) = run(deadline).unwrap_or_else(|why| (Status::Failed, why));
+    let mut done = Vec::new();
+    for check in checks(service) {
+        let deadline = Instant::now() + check.timeout();
+        let (status, result) = check
+            .judge(deadline)
+            .unwrap_or_else(|why| (Status::Failed, why));
         done.push(Checked {
-            check,
+            check: check.label(),
             status,
             result,
         });
