@@ -211,25 +211,54 @@ pub fn plan<'p>(
         selected,
         commands.iter().flatten().map(|c| c.pgid).collect(),
     )?;
-    let mut found = watch.look()?;
-    watch.cpu(&mut found, &memory.prior);
-    let replaced = Watch::replaced(&found);
-    let up: Vec<bool> = found.iter().map(|v| v.running.is_some()).collect();
-    let (pause, pause_ended, ended) = pause_of(memory.pause, memory.prior.pause_ended, now);
+    let mut verdicts = watch.look()?;
+    watch.cpu(&mut verdicts, &memory.prior);
+    let replaced = Watch::replaced(&verdicts);
+    let looked = Looked {
+        verdicts,
+        replaced,
+        commands,
+    };
     let busy = busy.map(ToString::to_string);
+    Ok(decided(watch, looked, memory, busy, &policy.digest, now))
+}
+
+/// What the look found: per service its verdict, the replaced binary its
+/// process runs, and a restart command a killed pass left running.
+struct Looked {
+    verdicts: Vec<Verdict>,
+    replaced: Vec<Option<String>>,
+    commands: Vec<Option<Spawned>>,
+}
+
+/// The plan from what was seen: pure, each service's step decided.
+fn decided<'p>(
+    watch: Watch<'p>,
+    looked: Looked,
+    memory: Memory,
+    busy: Option<String>,
+    digest: &str,
+    now: i64,
+) -> Plan<'p> {
+    let up: Vec<bool> = looked
+        .verdicts
+        .iter()
+        .map(|v| v.running.is_some())
+        .collect();
+    let (pause, pause_ended, ended) = pause_of(memory.pause, memory.prior.pause_ended, now);
     let hold = hold(&pause, &busy);
-    let mut services = Vec::with_capacity(found.len());
-    for (i, (verdict, replaced)) in found.into_iter().zip(replaced).enumerate() {
+    let mut services = Vec::with_capacity(up.len());
+    let found = looked.verdicts.into_iter().zip(looked.replaced);
+    for (i, ((verdict, replaced), command)) in found.zip(looked.commands).enumerate() {
         let s = watch.services[i];
-        let r = replaced.as_deref();
         let prior = memory.prior.services.get(&s.id);
-        let (left, overdue) = left_behind(s, &verdict, commands[i].clone(), now);
+        let (left, overdue) = left_behind(s, &verdict, command, now);
         let waiting = interrupted(s, &verdict, left.as_ref(), prior, now);
         let hold = waiting.as_deref().map(Hold::Waiting).or(hold);
         let step = decide::decide(&input(
             s,
             &verdict,
-            r,
+            replaced.as_deref(),
             &memory.prior,
             hold,
             left.clone(),
@@ -254,11 +283,11 @@ pub fn plan<'p>(
             .map(|(s, p)| (s.id.clone(), p.step.state.clone()))
             .collect::<BTreeMap<String, ServiceState>>(),
         pause_ended,
-        policy: Some(policy.digest.clone()),
+        policy: Some(digest.to_string()),
         policy_error: memory.policy_error,
         metrics_error: memory.prior.metrics_error.clone(),
     };
-    Ok(Plan {
+    Plan {
         watch,
         services,
         prior: memory.prior,
@@ -267,7 +296,7 @@ pub fn plan<'p>(
         pause_ended: ended,
         next,
         now,
-    })
+    }
 }
 
 /// Restart commands a killed pass left running, by service: the one its
@@ -325,26 +354,94 @@ fn interrupted(
     }
 }
 
+/// What a pass does to the host once it has decided: ask whether a
+/// package manager is at work, kill a command a killed pass left behind,
+/// restart and verify. The pass's sequencing (waves, holds
+/// mid-pass, what is said and saved when) is tested with a scripted one.
+pub trait Host {
+    /// What holds restarts now, if a package manager is at work (asked
+    /// right before each wave).
+    fn busy(&mut self) -> Option<String>;
+    /// Kills a restart command a killed pass left running past its
+    /// timeout.
+    fn kill(&mut self, command: &Spawned);
+    /// Runs `jobs` (for the services `go`, all at once), telling `spawned`
+    /// each command as it starts; for each, how it ended and what its
+    /// checks found at the last look.
+    fn restart(
+        &mut self,
+        watch: &Watch,
+        go: &[usize],
+        jobs: &[act::Job],
+        upgrade: &[bool],
+        spawned: &mut act::Spawn,
+    ) -> Vec<(act::Outcome, Vec<Checked>)>;
+}
+
+/// The real host: commands run and the process table read; `probe` asks
+/// the package managers.
+pub struct Real<'a> {
+    pub probe: &'a dyn Fn() -> Option<Busy>,
+}
+
+impl Host for Real<'_> {
+    fn busy(&mut self) -> Option<String> {
+        (self.probe)().map(|b| b.to_string())
+    }
+
+    fn kill(&mut self, command: &Spawned) {
+        act::kill_left_behind(command);
+    }
+
+    fn restart(
+        &mut self,
+        watch: &Watch,
+        go: &[usize],
+        jobs: &[act::Job],
+        upgrade: &[bool],
+        spawned: &mut act::Spawn,
+    ) -> Vec<(act::Outcome, Vec<Checked>)> {
+        // What the checks found at the last look, for the state.
+        let mut checked: Vec<Vec<Checked>> = vec![Vec::new(); go.len()];
+        let mut verify = || {
+            let (seen, checks) = watch.verify(go, upgrade).into_iter().unzip();
+            checked = checks;
+            seen
+        };
+        let outcomes = act::restart_all(jobs, &mut verify, spawned);
+        outcomes.into_iter().zip(checked).collect()
+    }
+}
+
+/// Saves the state in `store`; nothing in a state dir that was refused
+/// (said at the start of the pass).
+pub fn saving(store: &Store) -> impl FnMut(&State) -> Result<()> + '_ {
+    move |state| match store.refused() {
+        Some(_) => Ok(()),
+        None => store.save(state),
+    }
+}
+
 /// Acts on a plan: says what is not a restart, restarts in dependency
 /// waves (all of a wave at once), verifies, concludes, reports and saves.
-/// `probe` asks again whether a package manager is at work, right before
-/// each wave: one that started during the pass holds what is left. Returns
-/// the exit status and the state saved.
+/// A package manager that started during the pass holds what is left.
+/// `save` keeps the state (before acting, as each command starts, at the
+/// end). Returns the exit status and the state saved.
 pub fn execute(
     plan: Plan,
-    store: &Store,
+    host: &mut dyn Host,
+    save: &mut dyn FnMut(&State) -> Result<()>,
     reporter: &mut Reporter,
-    probe: &dyn Fn() -> Option<Busy>,
 ) -> (Exit, State) {
     let mut acting = Acting {
         plan: &plan,
-        store,
+        host,
+        keep: save,
         reporter,
         steps: plan.services.iter().map(|p| p.step.clone()).collect(),
         next: plan.next.clone(),
         up: plan.up(),
-        // A refused state dir was said at the start of the pass.
-        save_failed: store.refused().is_some(),
+        save_failed: false,
     };
     acting.say_first();
     let to_restart: Vec<usize> = (0..acting.steps.len())
@@ -355,9 +452,8 @@ pub fn execute(
         // is known to the next one.
         acting.save();
         for wave in waves(&plan.watch, &to_restart) {
-            // A package manager that started meanwhile holds the wave.
-            let busy = plan.hold().is_none().then(probe).flatten();
-            let go = acting.hold_or_go(wave, busy.map(|b| b.to_string()).as_deref());
+            let busy = plan.hold().is_none().then(|| acting.host.busy()).flatten();
+            let go = acting.hold_or_go(wave, busy.as_deref());
             acting.restart(&go);
         }
     }
@@ -365,6 +461,23 @@ pub fn execute(
     let next = acting.next;
     let exit = Exit::converged_if(next.services.values().all(|s| s.status == Status::Running));
     (exit, next)
+}
+
+/// Saves `state` with `keep`; a failure is said once, and saving is not
+/// tried again in this pass.
+fn save(
+    keep: &mut dyn FnMut(&State) -> Result<()>,
+    state: &State,
+    reporter: &mut Reporter,
+    failed: &mut bool,
+) {
+    if *failed {
+        return;
+    }
+    if let Err(e) = keep(state) {
+        reporter.say(Kind::StateUnsaved, &format!("tend: {e:#}"), true);
+        *failed = true;
+    }
 }
 
 /// Says `events` of service `i`, with what its checks found.
@@ -377,7 +490,8 @@ fn say(plan: &Plan, reporter: &mut Reporter, i: usize, events: &[Event]) {
 /// which services are up now.
 struct Acting<'a, 'p> {
     plan: &'a Plan<'p>,
-    store: &'a Store,
+    host: &'a mut dyn Host,
+    keep: &'a mut dyn FnMut(&State) -> Result<()>,
     reporter: &'a mut Reporter,
     steps: Vec<Step>,
     next: State,
@@ -404,7 +518,7 @@ impl Acting<'_, '_> {
         let services = &self.plan.watch.services;
         for (s, p) in services.iter().zip(&self.plan.services) {
             if let Some(command) = &p.overdue {
-                act::kill_left_behind(command);
+                self.host.kill(command);
                 let text = format!(
                     "its restart command (pid {}) from an interrupted pass ran past its timeout of {}; killed it",
                     command.pgid,
@@ -423,14 +537,7 @@ impl Acting<'_, '_> {
 
     /// Saves the state to remember; a failure is said once.
     fn save(&mut self) {
-        if self.save_failed {
-            return;
-        }
-        if let Err(e) = self.store.save(&self.next) {
-            self.reporter
-                .say(Kind::StateUnsaved, &format!("tend: {e:#}"), true);
-            self.save_failed = true;
-        }
+        save(self.keep, &self.next, self.reporter, &mut self.save_failed);
     }
 
     /// Of a wave, the services held now (a package manager at work, a
@@ -470,6 +577,9 @@ impl Acting<'_, '_> {
     /// Restarts the services `go` at once, verifies each, and concludes:
     /// what to say and remember of each.
     fn restart(&mut self, go: &[usize]) {
+        if go.is_empty() {
+            return;
+        }
         let plan = self.plan;
         let services = &plan.watch.services;
         let jobs: Vec<act::Job> = go
@@ -477,23 +587,20 @@ impl Acting<'_, '_> {
             .map(|&i| job(services[i], &plan.services[i].verdict, &self.steps[i]))
             .collect();
         let upgrade: Vec<bool> = self.steps.iter().map(|s| s.upgrade).collect();
-        // What the checks found at the last look, for the state.
-        let mut checked: Vec<Vec<Checked>> = vec![Vec::new(); go.len()];
-        let mut verify = || {
-            let (seen, checks) = plan.watch.verify(go, &upgrade).into_iter().unzip();
-            checked = checks;
-            seen
-        };
+        let (next, keep, reporter) = (&mut self.next, &mut *self.keep, &mut *self.reporter);
+        let save_failed = &mut self.save_failed;
         let mut spawned = |job: usize, command: Option<Spawned>| {
-            if let Some(state) = self.next.services.get_mut(&services[go[job]].id) {
+            if let Some(state) = next.services.get_mut(&services[go[job]].id) {
                 *state = decide::started(state, command);
             }
-            self.save();
+            save(keep, next, reporter, save_failed);
         };
-        let outcomes = act::restart_all(&jobs, &mut verify, &mut spawned);
-        for ((&i, outcome), checks) in go.iter().zip(&outcomes).zip(checked) {
+        let done = self
+            .host
+            .restart(&plan.watch, go, &jobs, &upgrade, &mut spawned);
+        for (&i, (outcome, checks)) in go.iter().zip(done) {
             let input = plan.input(i, plan.hold());
-            let (state, event) = decide::conclude(&input, &self.steps[i], outcome, checks.clone());
+            let (state, event) = decide::conclude(&input, &self.steps[i], &outcome, checks.clone());
             if let Some(event) = event {
                 self.reporter.emit(&services[i].id, &event, &checks);
             }
@@ -543,4 +650,210 @@ fn waves(watch: &Watch, to_restart: &[usize]) -> Vec<Vec<usize>> {
         out[l].push(i);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::act::{Failure, Outcome};
+    use crate::scan::{ProcessId, Running};
+    use crate::snapshot::Snapshot;
+
+    const NOW: i64 = 1_800_000_000;
+
+    /// A host whose answers are scripted: what holds each wave, how each
+    /// service's restart ends; it keeps which services each wave ran.
+    struct Scripted {
+        busy: Vec<Option<String>>,
+        fails: Vec<&'static str>,
+        waves: Vec<Vec<String>>,
+    }
+
+    impl Host for Scripted {
+        fn busy(&mut self) -> Option<String> {
+            (!self.busy.is_empty())
+                .then(|| self.busy.remove(0))
+                .flatten()
+        }
+        fn kill(&mut self, _: &Spawned) {}
+        fn restart(
+            &mut self,
+            watch: &Watch,
+            go: &[usize],
+            _: &[act::Job],
+            _: &[bool],
+            spawned: &mut act::Spawn,
+        ) -> Vec<(Outcome, Vec<Checked>)> {
+            let ids: Vec<String> = go.iter().map(|&i| watch.services[i].id.clone()).collect();
+            self.waves.push(ids.clone());
+            ids.iter()
+                .enumerate()
+                .map(|(j, id)| {
+                    spawned(
+                        j,
+                        Some(Spawned {
+                            pgid: 900 + j as u32,
+                            start_time: 1,
+                            since: NOW,
+                            boot: None,
+                        }),
+                    );
+                    let outcome = if self.fails.contains(&id.as_str()) {
+                        Outcome::Failed {
+                            command: "x".into(),
+                            failure: Failure::Exited {
+                                status: "exited 1".into(),
+                                last_line: None,
+                            },
+                        }
+                    } else {
+                        Outcome::Restarted(Running::Process(ProcessId {
+                            pid: 100 + j as u32,
+                            started: 5,
+                        }))
+                    };
+                    (outcome, Vec::new())
+                })
+                .collect()
+        }
+    }
+
+    /// db, cache and web (web depends on db), all down.
+    fn policy() -> crate::policy::Policy {
+        let text = "service db { process \"/db\"; restart \"x\" }\n\
+                    service cache { process \"/cache\"; restart \"x\" }\n\
+                    service web { process \"/web\"; restart \"x\"; depends on db }\n";
+        crate::load::check(&Snapshot {
+            origin: vec!["p.tend".into()],
+            files: vec![("p.tend".into(), text.as_bytes().to_vec())],
+        })
+        .unwrap()
+    }
+
+    /// A pass over the policy with every service down, on `host`: what it
+    /// said, the states it saved (each as `id:status` of every service,
+    /// `+` for a command written down), and what it ended with.
+    fn pass(host: &mut Scripted) -> (Vec<String>, Vec<String>, Exit, State) {
+        let policy = policy();
+        let watch = Watch::new(policy.services.iter().collect(), Vec::new()).unwrap();
+        let n = watch.services.len();
+        let looked = Looked {
+            verdicts: vec![Verdict::default(); n],
+            replaced: vec![None; n],
+            commands: vec![None; n],
+        };
+        let memory = Memory {
+            prior: State::default(),
+            pause: None,
+            policy_error: None,
+        };
+        let plan = decided(watch, looked, memory, None, "d1", NOW);
+        let mut saved = Vec::new();
+        let mut keep = |state: &State| {
+            let each: Vec<String> = state
+                .services
+                .iter()
+                .map(|(id, s)| {
+                    let command = if s.command.is_some() { "+" } else { "" };
+                    format!("{id}:{}{command}", s.status.label())
+                })
+                .collect();
+            saved.push(each.join(" "));
+            Ok(())
+        };
+        let mut reporter = Reporter::keeping();
+        let (exit, state) = execute(plan, host, &mut keep, &mut reporter);
+        (reporter.kept().to_vec(), saved, exit, state)
+    }
+
+    #[test]
+    fn waves_holds_and_what_is_said_table() {
+        let restarting = |n: &str| format!("{n} is not running, restarting...");
+        for (i, (busy, fails, waves, said, exit)) in [
+            // All come back: db and cache at once, then web.
+            (
+                vec![],
+                vec![],
+                vec![vec!["db", "cache"], vec!["web"]],
+                vec![
+                    restarting("db"),
+                    restarting("cache"),
+                    "db restarted (pid 100)".into(),
+                    "cache restarted (pid 101)".into(),
+                    restarting("web"),
+                    "web restarted (pid 100)".into(),
+                ],
+                Exit::Converged,
+            ),
+            // db does not come back: web waits for it (silently, within
+            // defer_limit).
+            (
+                vec![],
+                vec!["db"],
+                vec![vec!["db", "cache"]],
+                vec![
+                    restarting("db"),
+                    restarting("cache"),
+                    "db failed to start! x exited 1".into(),
+                    "cache restarted (pid 101)".into(),
+                ],
+                Exit::Down,
+            ),
+            // A package manager starts before the second wave: web waits.
+            (
+                vec![None, Some("dpkg (pid 9) holds /var/lib/dpkg/lock".into())],
+                vec![],
+                vec![vec!["db", "cache"]],
+                vec![
+                    restarting("db"),
+                    restarting("cache"),
+                    "db restarted (pid 100)".into(),
+                    "cache restarted (pid 101)".into(),
+                ],
+                Exit::Down,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut host = Scripted {
+                busy,
+                fails,
+                waves: Vec::new(),
+            };
+            let (lines, _, got, state) = pass(&mut host);
+            let waves: Vec<Vec<String>> = waves
+                .into_iter()
+                .map(|w| w.into_iter().map(String::from).collect())
+                .collect();
+            assert_eq!(host.waves, waves, "row {i}");
+            assert_eq!(lines, said, "row {i}");
+            assert_eq!(got, exit, "row {i}");
+            if exit == Exit::Down {
+                assert_eq!(state.services["web"].status, Status::Down, "row {i}");
+            }
+        }
+    }
+
+    /// The state is saved before any command runs, again as each command
+    /// starts (with the command written down), and at the end (commands
+    /// done and forgotten).
+    #[test]
+    fn saved_before_acting_as_each_command_starts_and_at_the_end() {
+        let mut host = Scripted {
+            busy: vec![],
+            fails: vec!["db"],
+            waves: Vec::new(),
+        };
+        let (_, saved, _, _) = pass(&mut host);
+        assert_eq!(
+            saved,
+            [
+                "cache:restarting db:restarting web:restarting",
+                "cache:restarting db:restarting+ web:restarting",
+                "cache:restarting+ db:restarting+ web:restarting",
+                "cache:running db:failing web:down",
+            ]
+        );
+    }
 }

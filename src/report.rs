@@ -19,6 +19,8 @@ pub struct Reporter {
     format: Format,
     /// The digest of the policy enforced, for JSON reports.
     policy: Option<String>,
+    /// Lines kept instead of printed and logged (a unit test's reporter).
+    kept: Option<Vec<String>>,
 }
 
 enum Syslog {
@@ -44,7 +46,23 @@ impl Reporter {
             syslog: Syslog::Untried,
             format,
             policy: None,
+            kept: None,
         }
+    }
+
+    /// A reporter that keeps its lines (text) for a test to read.
+    #[cfg(test)]
+    pub fn keeping() -> Reporter {
+        Reporter {
+            kept: Some(Vec::new()),
+            ..Reporter::new(Format::Text)
+        }
+    }
+
+    /// The lines kept so far (`keeping`).
+    #[cfg(test)]
+    pub fn kept(&self) -> &[String] {
+        self.kept.as_deref().unwrap_or_default()
     }
 
     /// JSON reports carry the digest of the policy enforced from now on.
@@ -118,6 +136,12 @@ impl Reporter {
                 serde_json::Value::Object(object).to_string()
             }
         };
+        if let Some(kept) = &mut self.kept {
+            if print {
+                kept.push(message);
+            }
+            return;
+        }
         if print {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{message}");

@@ -67,7 +67,9 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
         .map(|s| (s.id.as_str(), s.name.as_str()))
         .collect();
     let (paused, busy) = (plan.pause.is_some(), plan.busy.is_some());
-    let (exit, mut state) = pass::execute(plan, store, &mut reporter, &|| ctx.busy());
+    let probe = || ctx.busy();
+    let mut host = pass::Real { probe: &probe };
+    let (exit, mut state) = pass::execute(plan, &mut host, &mut pass::saving(store), &mut reporter);
     let policy = &enforced.policy;
     let text = ctx.metrics.as_ref().map(|_| {
         let rows = services
