@@ -5,33 +5,23 @@
 
 use anyhow::Result;
 
+use super::session::Session;
 use super::Context;
 use crate::check::Problem;
 use crate::decide::Hold;
 use crate::exit::Exit;
-use crate::pass::{self, Memory};
+use crate::pass;
 use crate::state::Status;
 
 pub fn run(ctx: &Context) -> Result<Exit> {
     let enforced = ctx.enforce()?;
-    let busy = ctx.busy();
-    let classes = ctx.classes(&enforced, busy.as_ref());
     println!("{}", enforced.headline());
     if let Some(detail) = enforced.fallback_detail() {
         println!("{detail}");
     }
-    for (_, damaged) in ctx.store.pauses() {
-        if let Err(e) = damaged {
-            println!("tend: {e:#}");
-        }
-    }
-    let pause = ctx.store.pause(ctx.now);
-    let memory = Memory {
-        prior: ctx.store.peek(),
-        pause,
-        policy_error: None,
-    };
-    let plan = pass::plan(&enforced, &classes, memory, busy.as_ref(), ctx.now)?;
+    let session = Session::peek(ctx, enforced);
+    let plan = session.plan(ctx.now)?;
+    let enforced = &session.enforced;
     match plan.hold() {
         Some(Hold::Paused(why)) => println!("tend is paused {why}: restarts wait"),
         Some(Hold::Busy(why)) => println!("package manager at work: {why}: restarts wait"),

@@ -11,6 +11,7 @@ pub mod pause;
 pub mod plan;
 pub mod reset;
 pub mod run;
+mod session;
 pub mod status;
 pub mod validate;
 

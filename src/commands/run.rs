@@ -1,28 +1,24 @@
-//! `tend` / `tend run`: one pass, as cron starts it.
-//!
-//! Everything around the pass engine that only a real pass does: the splay,
-//! the lock, the state file under it, what is said about the policy (broken,
-//! fixed, changed) and keeping its last good copy, the damaged pause file.
-//! Then [`pass::plan`] and [`pass::execute`], and the metrics file.
+//! `tend` / `tend run`: one pass, as cron starts it: the splay, the
+//! session (lock, state, pauses, what is said of the policy: `session.rs`),
+//! the plan and its execution on the real host, the metrics file; or, with
+//! a broken policy and no last good copy, its error said and nothing done.
 
 use std::time::Instant;
 
 use anyhow::Result;
 
+use super::session::{say_broken, Session};
 use super::Context;
 use crate::classes::Host;
-use crate::clock;
 use crate::event::Kind;
 use crate::exit::Exit;
 use crate::file;
-use crate::load::{self, Enforced};
+use crate::load;
 use crate::metrics;
-use crate::pass::{self, Memory};
-use crate::pause::Pause;
-use crate::report::{self, Reporter};
-use crate::snapshot;
+use crate::pass;
+use crate::report::Reporter;
 use crate::state::{PolicyError, State};
-use crate::store::{Lock, Locking, Store};
+use crate::store::Locking;
 
 pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> {
     let host = ctx.host();
@@ -32,49 +28,28 @@ pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> 
         Ok(enforced) => enforced,
         Err(error) => return broken(ctx, &error, started),
     };
-    let busy = ctx.busy();
-    let classes = ctx.classes(&enforced, busy.as_ref());
-    let now = ctx.now;
     let store = &ctx.store;
     let mut reporter = Reporter::new(ctx.format);
     reporter.set_policy(&enforced.policy.digest);
-    if let Some(why) = store.refused() {
-        reporter.say(
-            Kind::StateRefused,
-            &format!("tend: {why}; this pass runs without its state: no lock, no memory of earlier passes, no last good policy"),
-            true,
-        );
-    }
-    // The lock is held until this function returns.
-    let _lock = match lock(store, now, stale_after, &mut reporter) {
-        Ok(lock) => lock,
+    // The lock is held until the session ends, with this function.
+    let session = match Session::open(ctx, enforced, &mut reporter, stale_after) {
+        Ok(session) => session,
         Err(exit) => return Ok(exit),
     };
-    let loaded = store.load(now);
-    if let Some(notice) = &loaded.notice {
-        reporter.say(Kind::StateDamaged, notice, true);
-    }
-    let prior = loaded.state;
-    let policy_error = say_policy(&enforced, &prior, store, &mut reporter, now);
-    let pause = pauses(store, &mut reporter, now);
-    let memory = Memory {
-        prior,
-        pause,
-        policy_error,
-    };
-    let plan = pass::plan(&enforced, &classes, memory, busy.as_ref(), now)?;
-    let services: Vec<(&str, &str)> = (plan.watch.services.iter())
-        .map(|s| (s.id.as_str(), s.name.as_str()))
+    let plan = session.plan(ctx.now)?;
+    let services: Vec<(String, String)> = (plan.watch.services.iter())
+        .map(|s| (s.id.clone(), s.name.clone()))
         .collect();
     let (paused, busy) = (plan.pause.is_some(), plan.busy.is_some());
     let probe = || ctx.busy();
     let mut host = pass::Real { probe: &probe };
     let (exit, mut state) = pass::execute(plan, &mut host, &mut pass::saving(store), &mut reporter);
+    let enforced = &session.enforced;
     let policy = &enforced.policy;
     let text = ctx.metrics.as_ref().map(|_| {
         let rows = services
             .iter()
-            .filter_map(|&(id, name)| {
+            .filter_map(|(id, name)| {
                 let state = state.services.get(id)?;
                 Some(metrics::Row { id, name, state })
             })
@@ -155,81 +130,6 @@ fn write_metrics(ctx: &Context, text: Option<String>, state: &mut State, reporte
     }
 }
 
-/// The pause in force, of all pause files. A damaged one is set aside, so
-/// it is said once; one that began in the future or lasts more than 24h is
-/// cut, rewritten so, and said once.
-fn pauses(store: &Store, reporter: &mut Reporter, now: i64) -> Option<Pause> {
-    let mut honoured = Vec::new();
-    for (name, pause) in store.pauses() {
-        let pause = match pause {
-            Ok(pause) => pause,
-            Err(e) => {
-                reporter.say(
-                    Kind::PauseDamaged,
-                    &format!("tend: {e:#}; {}", store.set_pause_aside(&name, now)),
-                    true,
-                );
-                continue;
-            }
-        };
-        let (bounded, cut) = pause.bounded(now);
-        if let Some(cut) = cut {
-            let path = store.dir().join(&name);
-            let kept = match store.rewrite_pause(&name, &bounded) {
-                Ok(()) => String::new(),
-                Err(e) => format!(" (the file could not be rewritten: {e:#})"),
-            };
-            reporter.say(
-                Kind::PauseCut,
-                &format!("tend: pause file {} {cut}{kept}", path.display()),
-                true,
-            );
-        }
-        honoured.push(bounded);
-    }
-    Pause::current(honoured, now)
-}
-
-/// Takes the pass lock. Another pass holding it ends this one: silently,
-/// unless it has held it longer than `stale_after` (it may be hung). A lock
-/// that cannot be taken at all is said, and the pass goes on without it.
-fn lock(
-    store: &Store,
-    now: i64,
-    stale_after: u64,
-    reporter: &mut Reporter,
-) -> Result<Option<Lock>, Exit> {
-    if store.refused().is_some() {
-        return Ok(None);
-    }
-    match store.lock(now) {
-        Ok(Locking::Acquired(lock)) => Ok(Some(lock)),
-        Ok(Locking::Held(Some(h))) if now - h.since > stale_after as i64 => {
-            reporter.say(
-                Kind::LockHeld,
-                &format!(
-                    "tend: another pass (pid {}) has held the lock in {} since {} ({}); it may be hung",
-                    h.pid,
-                    store.dir().display(),
-                    clock::local_time(h.since),
-                    clock::span(now - h.since)
-                ),
-                true,
-            );
-            Err(Exit::Down)
-        }
-        Ok(Locking::Held(_)) => Err(Exit::Converged),
-        Err(e) => {
-            reporter.say(
-                Kind::LockFailed,
-                &format!("tend: {e:#}; running without the lock"),
-                true,
-            );
-            Ok(None)
-        }
-    }
-}
-
 /// A pass with a broken policy and no last good copy: says the error (once,
 /// then daily, like a copy's fallback), writes the metrics (no services,
 /// the policy broken) and does nothing else.
@@ -274,71 +174,6 @@ fn broken(ctx: &Context, error: &load::NotEnforced, started: Instant) -> Result<
     });
     write_metrics(ctx, text, &mut state, &mut reporter);
     Ok(Exit::Broken)
-}
-
-/// The policy error, as one line (`text`), and the source excerpts of its
-/// errors below.
-fn say_broken(reporter: &mut Reporter, text: &str, error: &load::Unusable) {
-    reporter.line(&report::Line {
-        kind: Kind::PolicyBroken,
-        text,
-        detail: error.detail().as_deref(),
-        error: true,
-    });
-}
-
-/// Says what there is to say of the policy at the start of a pass: the
-/// error of a broken one whose last good copy is enforced (once, then
-/// daily), that it is good again, and (to syslog only) a change of policy.
-/// Keeps a fresh policy as the last good copy. Returns the error to
-/// remember.
-fn say_policy(
-    enforced: &Enforced,
-    prior: &State,
-    store: &Store,
-    reporter: &mut Reporter,
-    now: i64,
-) -> Option<PolicyError> {
-    let policy = &enforced.policy;
-    if let Some(f) = &enforced.fallback {
-        let (remembered, say) =
-            PolicyError::next(prior.policy_error.as_ref(), &format!("{:#}", f.error), now);
-        if say {
-            say_broken(
-                reporter,
-                &format!("tend: {}", enforced.fallback_line()),
-                &f.error,
-            );
-        }
-        return Some(remembered);
-    }
-    if let Some(e) = &prior.policy_error {
-        reporter.say(
-            Kind::PolicyFixed,
-            &format!(
-                "tend: {} is good again (broken since {}); enforcing it",
-                enforced.describe(),
-                clock::local_time(e.since)
-            ),
-            false,
-        );
-    }
-    if prior.policy.as_deref() != Some(policy.digest.as_str()) {
-        reporter.log(
-            Kind::Policy,
-            &format!("tend: enforcing {}", enforced.describe()),
-        );
-    }
-    if let Some(fresh) = enforced
-        .fresh
-        .as_ref()
-        .filter(|_| store.refused().is_none())
-    {
-        if let Err(e) = snapshot::keep(store.dir(), fresh, now) {
-            reporter.say(Kind::PolicyUnkept, &format!("tend: {e:#}"), true);
-        }
-    }
-    None
 }
 
 /// Sleeps a delay in [0, splay) seconds fixed for this host (FNV-1a of its
