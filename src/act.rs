@@ -25,7 +25,7 @@ use crate::policy::Command;
 use crate::scan::{Running, Seen};
 use crate::state::Spawned;
 
-pub const SANE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const SANE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How often running commands are polled.
 const TICK: Duration = Duration::from_millis(20);
@@ -35,17 +35,17 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
 /// What a look after a restart found of one service: its main process if
 /// it is up (and passes its checks), else why a process that runs fails.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sight {
-    pub up: Seen,
-    pub failing: Option<String>,
+pub(crate) struct Sight {
+    pub(crate) up: Seen,
+    pub(crate) failing: Option<String>,
 }
 
 /// Told which command runs for a job, as soon as it is known.
-pub type Spawn<'a> = dyn FnMut(usize, Option<Spawned>) + 'a;
+pub(crate) type Spawn<'a> = dyn FnMut(usize, Option<Spawned>) + 'a;
 
 /// How a restart ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The commands succeeded and the service is running.
     Restarted(Running),
     /// `command` (as written) failed, or the service did not appear after
@@ -57,15 +57,15 @@ pub enum Outcome {
 /// `start`, or one of `start` and `restart`), each within `timeout`, then
 /// wait up to `grace` for the service to appear, and `settle` for it to
 /// stay up.
-pub struct Job<'a> {
-    pub commands: Vec<&'a Command>,
-    pub timeout: Duration,
-    pub grace: Duration,
-    pub settle: Duration,
+pub(crate) struct Job<'a> {
+    pub(crate) commands: Vec<&'a Command>,
+    pub(crate) timeout: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) settle: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The command could not be started at all.
     CannotRun(String),
     /// The command exited non-zero or was killed by a signal.
@@ -153,7 +153,7 @@ enum Phase {
 /// `spawned` is told each command's process group as soon as it starts, so
 /// it can be remembered before anything else happens (and None right
 /// before a job's second command starts).
-pub fn restart_all(
+pub(crate) fn restart_all(
     jobs: &[Job],
     look: &mut dyn FnMut() -> Vec<Sight>,
     spawned: &mut Spawn,
@@ -339,7 +339,7 @@ fn start(job: &Job, step: usize, index: usize, spawned: &mut Spawn) -> Phase {
 /// a PATH with the sbin directories cron leaves out, and the locale and
 /// time zone tend was started with. Nothing else of tend's environment
 /// (cron's MAILTO, a shell's variables) reaches a daemon.
-pub const PASSED: &[&str] = &["LANG", "LANGUAGE", "TZ", "HOME"];
+pub(crate) const PASSED: &[&str] = &["LANG", "LANGUAGE", "TZ", "HOME"];
 
 fn environment() -> Vec<(String, std::ffi::OsString)> {
     let mut env: Vec<(String, std::ffi::OsString)> = std::env::vars_os()
@@ -390,7 +390,7 @@ fn describe(status: ExitStatus) -> String {
 /// command may exec another program. A record of an older version (no
 /// boot) is believed only while the leader runs one of the service's own
 /// commands word for word.
-pub fn still_running(command: &Spawned, ours: &[&Command]) -> bool {
+pub(crate) fn still_running(command: &Spawned, ours: &[&Command]) -> bool {
     let Some((start, group)) = crate::scan::leader(command.pgid) else {
         return false;
     };
@@ -414,7 +414,7 @@ pub fn still_running(command: &Spawned, ours: &[&Command]) -> bool {
 }
 
 /// Kills a restart command a killed pass left behind, with its group.
-pub fn kill_left_behind(command: &Spawned) {
+pub(crate) fn kill_left_behind(command: &Spawned) {
     if let Ok(pgid) = i32::try_from(command.pgid) {
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }

@@ -19,7 +19,7 @@ use crate::scan::{Process, ProcessId, Running};
 
 /// Why a service is not up, beyond "its process is not there".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// Not running, and why (`pidfile /run/x.pid: pid 42 is not running`).
     Absent(String),
     /// Its process runs but fails a check (`port 80: connection refused`).
@@ -28,7 +28,7 @@ pub enum Problem {
 
 impl Problem {
     /// The reason alone, without "not running" or "fails a check".
-    pub fn why(&self) -> &str {
+    pub(crate) fn why(&self) -> &str {
         match self {
             Problem::Absent(why) | Problem::Failing(why) => why,
         }
@@ -48,39 +48,39 @@ impl std::fmt::Display for Problem {
 /// its load was above the service's limit (kept in the state file between
 /// passes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpuSample {
-    pub pid: u32,
-    pub start_time: u64,
+pub(crate) struct CpuSample {
+    pub(crate) pid: u32,
+    pub(crate) start_time: u64,
     /// CPU time used since it started, in milliseconds.
-    pub cpu_ms: u64,
+    pub(crate) cpu_ms: u64,
     /// When, in unix milliseconds (the real clock, even under TEND_NOW).
-    pub at_ms: u64,
+    pub(crate) at_ms: u64,
     #[serde(default)]
-    pub runs_above: u32,
+    pub(crate) runs_above: u32,
 }
 
 /// What one look found for one service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The CPU sample of this look, for services with `cpu above`.
-    pub cpu: Option<CpuSample>,
+    pub(crate) cpu: Option<CpuSample>,
     /// How the service runs (its main process), if it is up.
-    pub running: Option<Running>,
+    pub(crate) running: Option<Running>,
     /// Why it is not up, beyond "no process matches".
-    pub problem: Option<Problem>,
+    pub(crate) problem: Option<Problem>,
     /// Something to say that needs no action (more processes than `count`).
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     /// Down, but not for tend to restart now (systemd is at work on the
     /// unit, or an admin stopped it and the policy leaves it so).
-    pub held: Option<Held>,
+    pub(crate) held: Option<Held>,
     /// What each check that speaks to it found (`port`, `http`, ...), in
     /// order, up to the first that failed; none while it is not running.
-    pub checks: Vec<probe::Checked>,
+    pub(crate) checks: Vec<probe::Checked>,
 }
 
 /// Why a service that is down is not restarted in this pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Held {
+pub(crate) enum Held {
     /// systemd is starting, stopping or restarting the unit.
     Systemd(String),
     /// Stopped cleanly, and `when stopped report` (say) or `leave`.
@@ -89,7 +89,7 @@ pub enum Held {
 
 /// The owner a service's `user` names, looked up once per pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     Any,
     Uid(u32),
     /// The name is not a user on this host.
@@ -97,7 +97,7 @@ pub enum Owner {
 }
 
 impl Owner {
-    pub fn of(service: &Service) -> Owner {
+    pub(crate) fn of(service: &Service) -> Owner {
         let Some(name) = &service.user else {
             return Owner::Any;
         };
@@ -115,7 +115,7 @@ impl Owner {
 /// before the table, when it has one: `pidfile PATH` or `unit NAME` as
 /// `named.0`), the processes that match it (ascending pid) and those the
 /// look kept (ascending pid, with the named pids).
-pub fn judge(
+pub(crate) fn judge(
     service: &Service,
     owner: &Owner,
     named: Option<(&str, &Result<u32, String>)>,
@@ -183,7 +183,7 @@ pub fn judge(
 /// whose parent is not itself a match (a daemon's workers and sessions are
 /// children of a match), the oldest such. With no `pidfile`, this is what
 /// `pid`, `status` and the reports name. Linear in the matches.
-pub fn main_process<'a>(procs: &[&'a Process]) -> Option<&'a Process> {
+pub(crate) fn main_process<'a>(procs: &[&'a Process]) -> Option<&'a Process> {
     if procs.len() <= 1 {
         return procs.first().copied();
     }
@@ -205,7 +205,7 @@ pub fn main_process<'a>(procs: &[&'a Process]) -> Option<&'a Process> {
 /// run on a thread of their own so that even a connect the kernel keeps
 /// waiting (a full UNIX socket backlog) cannot hold the pass past the
 /// timeout.
-pub fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
+pub(crate) fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
     let pending: Vec<(usize, std::sync::mpsc::Receiver<Vec<probe::Checked>>)> = services
         .iter()
         .zip(verdicts.iter())
@@ -250,7 +250,7 @@ pub fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bo
 /// Reads memory and CPU time of the running services that have `memory`
 /// or `cpu` limits (one restricted read for all), and applies `memory
 /// above`; `cpu above` needs the last pass's sample and is `cpu_load`.
-pub fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
+pub(crate) fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
     let measured =
         |s: &Service, v: &Verdict| v.running.is_some() && (s.memory.is_some() || s.cpu.is_some());
     let pids: Vec<u32> = services
@@ -296,7 +296,7 @@ pub fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool
 /// `cpu above`: the load between the last pass's sample and this one (the
 /// same process), how many passes in a row it has been above, and whether
 /// that is enough to act.
-pub fn cpu_load(
+pub(crate) fn cpu_load(
     limit: &CpuLimit,
     prior: Option<&CpuSample>,
     now: CpuSample,
@@ -325,7 +325,7 @@ pub fn cpu_load(
 }
 
 /// A resource over its limit: restart (failing) or only say so (a note).
-pub fn over(v: &mut Verdict, action: Action, why: String) {
+pub(crate) fn over(v: &mut Verdict, action: Action, why: String) {
     match action {
         Action::Restart => {
             v.running = None;
@@ -345,7 +345,7 @@ fn size(bytes: u64) -> String {
     }
 }
 
-pub fn absent(why: String) -> Verdict {
+pub(crate) fn absent(why: String) -> Verdict {
     Verdict {
         problem: Some(Problem::Absent(why)),
         ..Verdict::default()
@@ -355,7 +355,7 @@ pub fn absent(why: String) -> Verdict {
 /// The pid in a pidfile, or why there is none. The pidfile's directory is
 /// often its daemon's to write: a symlink, a FIFO or a huge file there is
 /// refused, and its content is never quoted (it could be anything).
-pub fn read_pidfile(path: &Path) -> Result<u32, String> {
+pub(crate) fn read_pidfile(path: &Path) -> Result<u32, String> {
     let bytes =
         file::read(path, file::PIDFILE_MAX, file::Links::Refuse).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&bytes);

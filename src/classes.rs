@@ -18,29 +18,29 @@ use crate::pkgmgr::Busy;
 use crate::policy::{Policy, Service};
 
 /// The class a busy package manager defines for the pass.
-pub const PKGMGR_BUSY: &str = "pkgmgr_busy";
+pub(crate) const PKGMGR_BUSY: &str = "pkgmgr_busy";
 
 /// What the host is, as far as classes are concerned.
 #[derive(Debug, Clone)]
-pub struct Host {
+pub(crate) struct Host {
     /// Short host name, as the system reports it (not canonified).
-    pub short: String,
+    pub(crate) short: String,
     /// Fully qualified name, when it is known without asking DNS.
-    pub fqdn: Option<String>,
+    pub(crate) fqdn: Option<String>,
     /// /etc/os-release ID, VERSION_ID, ID_LIKE.
-    pub os_id: Option<String>,
-    pub os_version: Option<String>,
-    pub os_like: Vec<String>,
-    pub arch: String,
+    pub(crate) os_id: Option<String>,
+    pub(crate) os_version: Option<String>,
+    pub(crate) os_like: Vec<String>,
+    pub(crate) arch: String,
     /// The time of the run, for time classes; None for a previewed host.
-    pub now: Option<DateTime<Local>>,
+    pub(crate) now: Option<DateTime<Local>>,
 }
 
 impl Host {
     /// Looks at this machine. Never asks DNS: a pass must not hang on a
     /// resolver. The FQDN is the host name if it has a dot, else the first
     /// dotted alias of it in /etc/hosts.
-    pub fn detect(now: DateTime<Local>) -> Host {
+    pub(crate) fn detect(now: DateTime<Local>) -> Host {
         let name = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "localhost".to_string());
@@ -71,7 +71,7 @@ impl Host {
 
     /// Another host, as `tend plan --host NAME --os debian_12` describes
     /// it: no time classes (they depend on when), no ID_LIKE.
-    pub fn named(name: &str, os: Option<&str>, arch: Option<&str>) -> Host {
+    pub(crate) fn named(name: &str, os: Option<&str>, arch: Option<&str>) -> Host {
         let short = name.split('.').next().unwrap_or(name).to_string();
         let (os_id, os_version) = match os.map(|os| os.split_once('_').unwrap_or((os, ""))) {
             Some((id, version)) => (
@@ -121,7 +121,7 @@ fn os_release_field(text: &str, key: &str) -> Option<String> {
 
 /// CFEngine's canonify: every character that is not a letter, digit or `_`
 /// becomes `_` (`web-01.example.com` is `web_01_example_com`).
-pub fn canonify(s: &str) -> String {
+pub(crate) fn canonify(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' {
@@ -135,7 +135,7 @@ pub fn canonify(s: &str) -> String {
 
 /// Where a class came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A hard class, with what defined it ("short host name", "time").
     Hard(&'static str),
     /// `-D` on the command line.
@@ -148,7 +148,7 @@ pub enum Origin {
 
 impl Origin {
     /// `hard`, `define`, `detected` or `policy`, for JSON.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Origin::Hard(_) => "hard",
             Origin::Define => "define",
@@ -170,7 +170,7 @@ impl fmt::Display for Origin {
 }
 
 /// The hard classes of a host, CFEngine-style, with where each came from.
-pub fn hard_classes(host: &Host) -> Vec<(String, &'static str)> {
+pub(crate) fn hard_classes(host: &Host) -> Vec<(String, &'static str)> {
     let mut out = vec![("any".to_string(), "always defined")];
     out.push((canonify(&host.short), "short host name"));
     if let Some(fqdn) = &host.fqdn {
@@ -228,14 +228,14 @@ const MONTHS: [&str; 12] = [
 /// (so `tend validate` does not warn about it): `any`, kernels, common
 /// architectures and OS ids, `ID_VERSION` classes, time classes,
 /// `pkgmgr_busy`, and host names with a digit in them (`www1`, `web_01`).
-pub fn built_in_shape(name: &str) -> bool {
+pub(crate) fn built_in_shape(name: &str) -> bool {
     hard_name(name) || name.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// Whether `name` is a class tend sets itself on the hosts it fits (a
 /// kernel, an architecture, a distribution, a time, `pkgmgr_busy`): a
 /// policy's class of that name would be ignored there.
-pub fn hard_name(name: &str) -> bool {
+pub(crate) fn hard_name(name: &str) -> bool {
     const FIXED: &[&str] = &[
         "any",
         "linux",
@@ -294,7 +294,7 @@ pub fn hard_name(name: &str) -> bool {
 }
 
 /// CFEngine's time classes for a local time.
-pub fn time_classes(now: DateTime<Local>) -> Vec<String> {
+pub(crate) fn time_classes(now: DateTime<Local>) -> Vec<String> {
     let (h, m) = (now.hour(), now.minute());
     let five = m / 5 * 5;
     let quarter = m / 15 + 1;
@@ -320,16 +320,16 @@ pub fn time_classes(now: DateTime<Local>) -> Vec<String> {
 
 /// A defined class as `classes`, `plan` and `explain` show it in JSON.
 #[derive(Debug, Serialize)]
-pub struct ClassRow<'a> {
-    pub name: &'a str,
+pub(crate) struct ClassRow<'a> {
+    pub(crate) name: &'a str,
     /// `hard`, `define`, `detected` or `policy`.
-    pub kind: &'static str,
-    pub origin: String,
+    pub(crate) kind: &'static str,
+    pub(crate) origin: String,
 }
 
 /// The classes in force for one pass.
 #[derive(Debug, Clone)]
-pub struct Classes {
+pub(crate) struct Classes {
     defined: BTreeMap<String, Origin>,
     /// Policy classes that are off, with their location, for `classes -v`.
     off: BTreeMap<String, String>,
@@ -340,7 +340,7 @@ impl Classes {
     /// Hard classes, then what this run detected (`pkgmgr_busy`, from the
     /// pass's one package manager probe), then `-D` classes, then the
     /// policy's definitions.
-    pub fn evaluate(
+    pub(crate) fn evaluate(
         policy: Option<&Policy>,
         host: &Host,
         busy: Option<&Busy>,
@@ -390,11 +390,11 @@ impl Classes {
         classes
     }
 
-    pub fn contains(&self, class: &str) -> bool {
+    pub(crate) fn contains(&self, class: &str) -> bool {
         self.defined.contains_key(class)
     }
 
-    pub fn eval(&self, expr: &Expr) -> bool {
+    pub(crate) fn eval(&self, expr: &Expr) -> bool {
         match expr {
             Expr::Class(c) => self.contains(&c.text),
             Expr::Call { arg, .. } => {
@@ -413,23 +413,23 @@ impl Classes {
     }
 
     /// Whether a service applies to this host.
-    pub fn selects(&self, service: &Service) -> bool {
+    pub(crate) fn selects(&self, service: &Service) -> bool {
         service.guard.as_ref().is_none_or(|g| self.eval(g))
     }
 
     /// The services of `policy` that apply to this host, in policy order:
     /// the one place a pass, a dry run and `status` choose them.
-    pub fn select<'p>(&self, policy: &'p Policy) -> Vec<&'p Service> {
+    pub(crate) fn select<'p>(&self, policy: &'p Policy) -> Vec<&'p Service> {
         policy.services.iter().filter(|s| self.selects(s)).collect()
     }
 
     /// Where a defined class came from.
-    pub fn origin(&self, class: &str) -> Option<&Origin> {
+    pub(crate) fn origin(&self, class: &str) -> Option<&Origin> {
         self.defined.get(class)
     }
 
     /// The classes defined, as rows for JSON.
-    pub fn rows(&self) -> Vec<ClassRow<'_>> {
+    pub(crate) fn rows(&self) -> Vec<ClassRow<'_>> {
         self.defined()
             .map(|(name, origin)| ClassRow {
                 name,
@@ -439,12 +439,12 @@ impl Classes {
             .collect()
     }
 
-    pub fn defined(&self) -> impl Iterator<Item = (&str, &Origin)> {
+    pub(crate) fn defined(&self) -> impl Iterator<Item = (&str, &Origin)> {
         self.defined.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// Policy classes that are not defined on this host, with their location.
-    pub fn off(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn off(&self) -> impl Iterator<Item = (&str, &str)> {
         self.off.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }

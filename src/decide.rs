@@ -33,7 +33,7 @@ use crate::state::{Checks, ServiceState, Spawned, Status};
 
 /// Why restarts wait in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hold<'a> {
+pub(crate) enum Hold<'a> {
     /// A package manager is at work (what `pkgmgr::Busy` says).
     Busy(&'a str),
     /// `tend pause` (its description).
@@ -48,46 +48,46 @@ pub enum Hold<'a> {
 
 /// One service, as this pass sees it.
 #[derive(Debug, Clone)]
-pub struct Input<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
+pub(crate) struct Input<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
     /// How this service runs (its main process), if it runs and passes its
     /// checks.
-    pub running: Option<Running>,
+    pub(crate) running: Option<Running>,
     /// When it is not `running`: why, beyond "not in the process table"
     /// (a stale pidfile, too few processes, a failed check).
-    pub problem: Option<&'a Problem>,
+    pub(crate) problem: Option<&'a Problem>,
     /// Something to say once that needs no action (too many processes).
-    pub note: Option<&'a str>,
+    pub(crate) note: Option<&'a str>,
     /// The path of the binary that process runs, when it was deleted or
     /// replaced on disk since it started.
-    pub replaced: Option<&'a str>,
+    pub(crate) replaced: Option<&'a str>,
     /// What the last pass remembered.
-    pub prior: Option<&'a ServiceState>,
-    pub limits: Limits,
-    pub hold: Option<Hold<'a>>,
+    pub(crate) prior: Option<&'a ServiceState>,
+    pub(crate) limits: Limits,
+    pub(crate) hold: Option<Hold<'a>>,
     /// `restart_on_upgrade yes`
-    pub restart_on_upgrade: bool,
-    pub now: i64,
+    pub(crate) restart_on_upgrade: bool,
+    pub(crate) now: i64,
     /// What this look carried over: its CPU sample (`cpu above`), what the
     /// checks that speak to the service found, whether it has such checks,
     /// and a restart command a killed pass left at work for it.
-    pub cpu: Option<CpuSample>,
-    pub checks: &'a [Checked],
-    pub checked: bool,
-    pub left: Option<Spawned>,
+    pub(crate) cpu: Option<CpuSample>,
+    pub(crate) checks: &'a [Checked],
+    pub(crate) checked: bool,
+    pub(crate) left: Option<Spawned>,
 }
 
 /// What to do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// What to remember (before acting, when restarting).
-    pub state: ServiceState,
-    pub events: Vec<Event>,
-    pub restart: bool,
+    pub(crate) state: ServiceState,
+    pub(crate) events: Vec<Event>,
+    pub(crate) restart: bool,
     /// The restart is to load an upgraded binary: it is done when a process
     /// that runs the binary now on disk is found.
-    pub upgrade: bool,
+    pub(crate) upgrade: bool,
 }
 
 fn due(last: Option<i64>, every: Option<i64>, now: i64) -> bool {
@@ -109,7 +109,7 @@ fn step(state: ServiceState, event: Option<Event>, restart: bool) -> Step {
 
 /// The step for one service: what to say, whether to restart, and the
 /// whole memory to keep, carried parts included.
-pub fn decide(input: &Input) -> Step {
+pub(crate) fn decide(input: &Input) -> Step {
     let mut step = judge(input);
     carry(input, &mut step.state, step.restart);
     step
@@ -145,7 +145,7 @@ fn counted(prior: Option<&ServiceState>, attempted: bool) -> u64 {
 /// The memory of a service whose restart command has just started (Some)
 /// or is about to (None): remembered before anything else happens, so a
 /// pass killed meanwhile is known to the next.
-pub fn started(state: &ServiceState, command: Option<Spawned>) -> ServiceState {
+pub(crate) fn started(state: &ServiceState, command: Option<Spawned>) -> ServiceState {
     ServiceState {
         command,
         ..state.clone()
@@ -368,7 +368,7 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
 /// After a restart: what to remember and what to say. `step` is what
 /// `decide` returned for the same input; `checks`, what the service's
 /// checks found at the last look of the restart's verification.
-pub fn conclude(
+pub(crate) fn conclude(
     input: &Input,
     step: &Step,
     outcome: &Outcome,

@@ -11,18 +11,18 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 /// Index of a file in [`Sources`].
-pub type FileId = usize;
+pub(crate) type FileId = usize;
 
 /// A byte range in one policy file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub file: FileId,
-    pub start: usize,
-    pub end: usize,
+pub(crate) struct Span {
+    pub(crate) file: FileId,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 impl Span {
-    pub fn new(file: FileId, start: usize, end: usize) -> Span {
+    pub(crate) fn new(file: FileId, start: usize, end: usize) -> Span {
         Span { file, start, end }
     }
 }
@@ -31,7 +31,7 @@ impl Span {
 /// where each of its lines starts (so that 40,000 positions in a big file
 /// are found in a moment, not by counting newlines from the top each time).
 #[derive(Debug, Default, Clone)]
-pub struct Sources {
+pub(crate) struct Sources {
     files: Vec<(PathBuf, String)>,
     lines: Vec<Vec<usize>>,
     /// Per file, after each character of more than one byte: its offset
@@ -42,7 +42,7 @@ pub struct Sources {
 }
 
 impl Sources {
-    pub fn add(&mut self, path: &Path, text: String) -> FileId {
+    pub(crate) fn add(&mut self, path: &Path, text: String) -> FileId {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -70,16 +70,16 @@ impl Sources {
         }
     }
 
-    pub fn path(&self, file: FileId) -> &Path {
+    pub(crate) fn path(&self, file: FileId) -> &Path {
         &self.files[file].0
     }
 
-    pub fn text(&self, file: FileId) -> &str {
+    pub(crate) fn text(&self, file: FileId) -> &str {
         &self.files[file].1
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, file: FileId, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, file: FileId, offset: usize) -> (usize, usize) {
         let text = self.text(file);
         let offset = floor_char_boundary(text, offset.min(text.len()));
         let starts = &self.lines[file];
@@ -92,7 +92,7 @@ impl Sources {
     }
 
     /// `file:line:col` of a span's start.
-    pub fn locate(&self, span: Span) -> String {
+    pub(crate) fn locate(&self, span: Span) -> String {
         let (line, col) = self.line_col(span.file, span.start);
         format!("{}:{}:{}", self.path(span.file).display(), line, col)
     }
@@ -107,21 +107,21 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub(crate) enum Severity {
     Error,
     Warning,
 }
 
 /// One problem in a policy, at a place in its source.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    pub span: Span,
-    pub message: String,
+pub(crate) struct Diagnostic {
+    pub(crate) severity: Severity,
+    pub(crate) span: Span,
+    pub(crate) message: String,
 }
 
 impl Diagnostic {
-    pub fn error(span: Span, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error(span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             span,
@@ -129,7 +129,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(span: Span, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn warning(span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
             span,
@@ -144,7 +144,7 @@ impl Diagnostic {
     ///     4 |     restrat "/usr/sbin/invoke-rc.d ssh restart"
     ///       |     ^^^^^^^
     /// ```
-    pub fn render(&self, sources: &Sources) -> String {
+    pub(crate) fn render(&self, sources: &Sources) -> String {
         let text = sources.text(self.span.file);
         let start = floor_char_boundary(text, self.span.start.min(text.len()));
         let (line_no, _) = sources.line_col(self.span.file, start);
@@ -287,17 +287,17 @@ fn excerpt(line: &str, start: usize, end: usize, more: (bool, bool)) -> (String,
 /// line, column, message, and the excerpt with its caret. An error that is
 /// not in the policy's text (an unreadable file) has no position.
 #[derive(Debug, Serialize)]
-pub struct Row {
-    pub severity: Severity,
-    pub file: Option<String>,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-    pub rendered: String,
+pub(crate) struct Row {
+    pub(crate) severity: Severity,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<usize>,
+    pub(crate) column: Option<usize>,
+    pub(crate) message: String,
+    pub(crate) rendered: String,
 }
 
 impl Diagnostic {
-    pub fn row(&self, sources: &Sources) -> Row {
+    pub(crate) fn row(&self, sources: &Sources) -> Row {
         let (line, column) = sources.line_col(self.span.file, self.span.start);
         Row {
             severity: self.severity,
@@ -312,9 +312,9 @@ impl Diagnostic {
 
 /// Every problem found in a policy, rendered together.
 #[derive(Debug)]
-pub struct PolicyErrors {
-    pub sources: Sources,
-    pub diagnostics: Vec<Diagnostic>,
+pub(crate) struct PolicyErrors {
+    pub(crate) sources: Sources,
+    pub(crate) diagnostics: Vec<Diagnostic>,
 }
 
 impl fmt::Display for PolicyErrors {
@@ -345,7 +345,7 @@ impl PolicyErrors {
 
     /// The errors as a report shows them (cron mail, a dry run): the first
     /// [`IN_REPORT`], then how many more; `tend validate` shows them all.
-    pub fn report(&self) -> String {
+    pub(crate) fn report(&self) -> String {
         if self.diagnostics.len() <= IN_REPORT {
             return self.to_string();
         }
@@ -363,7 +363,7 @@ impl PolicyErrors {
 }
 
 /// How many of a broken policy's errors a report quotes.
-pub const IN_REPORT: usize = 20;
+pub(crate) const IN_REPORT: usize = 20;
 
 #[cfg(test)]
 mod tests {

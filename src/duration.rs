@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 /// What an admin is told when a duration cannot be read.
-pub const EXAMPLES: &str = "a duration such as 90s, 30m, 2h or 2 hours";
+pub(crate) const EXAMPLES: &str = "a duration such as 90s, 30m, 2h or 2 hours";
 
 /// Reads `text` as a duration; spaces between the number and the unit are
 /// allowed. None for anything else, or for a duration too large to count.
-pub fn parse(text: &str) -> Option<Duration> {
+pub(crate) fn parse(text: &str) -> Option<Duration> {
     let text: String = text.split_whitespace().collect();
     let digits = text
         .find(|c: char| !c.is_ascii_digit())
@@ -30,7 +30,7 @@ pub fn parse(text: &str) -> Option<Duration> {
 
 /// For clap: the duration in seconds, or the line that says how to write
 /// one.
-pub fn seconds(text: &str) -> Result<u64, String> {
+pub(crate) fn seconds(text: &str) -> Result<u64, String> {
     parse(text)
         .map(|d| d.as_secs())
         .ok_or_else(|| format!("`{text}` is not {EXAMPLES}"))

@@ -17,7 +17,7 @@ use crate::clock;
 /// Every kind of report, as the JSON `event` field names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     // About one service.
     Restarting,
     Restarted,
@@ -55,7 +55,7 @@ pub enum Kind {
 
 impl Kind {
     /// The name in JSON reports.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Restarting => "restarting",
             Kind::Restarted => "restarted",
@@ -92,7 +92,7 @@ impl Kind {
 
 /// Something worth telling the admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// `times`: this is the Nth restart in a window that began S seconds ago.
     Restarting {
         name: String,
@@ -151,7 +151,7 @@ pub enum Event {
 
 impl Event {
     /// Its kind: the `event` field of its JSON report.
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         match self {
             Event::Restarting { .. } => Kind::Restarting,
             Event::Restarted { .. } => Kind::Restarted,
@@ -171,7 +171,7 @@ impl Event {
 
     /// The fields of its JSON report beyond the common ones: always `name`,
     /// then what the event is about (docs/reports.md lists them).
-    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub(crate) fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
         use serde_json::json;
         let (name, more) = match self {
             Event::Restarting {
@@ -236,7 +236,7 @@ impl Event {
         fields
     }
 
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         matches!(
             self,
             Event::Failed { .. }

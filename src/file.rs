@@ -18,7 +18,7 @@ use std::path::Path;
 
 /// Why a file was not read.
 #[derive(Debug)]
-pub enum Refused {
+pub(crate) enum Refused {
     Missing,
     /// A symlink where a plain file is wanted.
     Symlink,
@@ -44,7 +44,7 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 /// `4 MiB`, `64 KiB`, `512 bytes`.
-pub fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
         b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
@@ -55,13 +55,13 @@ pub fn size(bytes: u64) -> String {
 
 /// Caps: a pidfile holds a number; state and pause files are small JSON;
 /// a policy file is text an admin wrote.
-pub const PIDFILE_MAX: u64 = 4 << 10;
-pub const STATE_MAX: u64 = 8 << 20;
-pub const POLICY_MAX: u64 = 4 << 20;
+pub(crate) const PIDFILE_MAX: u64 = 4 << 10;
+pub(crate) const STATE_MAX: u64 = 8 << 20;
+pub(crate) const POLICY_MAX: u64 = 4 << 20;
 
 /// Whether a final symlink is followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Links {
+pub(crate) enum Links {
     /// Never: the path must name the file itself.
     Refuse,
     /// Yes: the caller checks what the file is (its owner, its place).
@@ -69,13 +69,13 @@ pub enum Links {
 }
 
 /// Reads at most `max` bytes of the regular file at `path`.
-pub fn read(path: &Path, max: u64, links: Links) -> Result<Vec<u8>, Refused> {
+pub(crate) fn read(path: &Path, max: u64, links: Links) -> Result<Vec<u8>, Refused> {
     read_meta(path, max, links).map(|(bytes, _)| bytes)
 }
 
 /// The same, with the opened file's metadata (owner, mode, times: what was
 /// read, not what the path names a moment later).
-pub fn read_meta(
+pub(crate) fn read_meta(
     path: &Path,
     max: u64,
     links: Links,
@@ -157,7 +157,7 @@ fn read_capped(file: File, max: u64) -> Result<Vec<u8>, Refused> {
 /// planted at `path` is replaced, not followed). Anything at `path` but a
 /// file or a symlink (`/dev/null`, a FIFO, a directory) is refused, never
 /// replaced.
-pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use nix::fcntl::{openat, renameat, OFlag};
     use nix::sys::stat::{fchmod, Mode};
     use std::io::Write;
@@ -241,7 +241,7 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
 /// command's output, a process's command line), made safe to print in a
 /// one-line report: control characters and newlines escaped as `\n`,
 /// `\x1b`, `\u{2028}`; cut to `max` characters with `…`.
-pub fn quote(text: &str, max: usize) -> String {
+pub(crate) fn quote(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (n, c) in text.chars().enumerate() {
         if n == max {

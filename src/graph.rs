@@ -9,7 +9,7 @@
 /// The strongly connected components (Tarjan's algorithm, iterative). Each
 /// node is in exactly one; a node is in a cycle when its component has more
 /// than one node or it refers to itself.
-pub fn components(succ: &[Vec<usize>]) -> Vec<Vec<usize>> {
+pub(crate) fn components(succ: &[Vec<usize>]) -> Vec<Vec<usize>> {
     const NONE: usize = usize::MAX;
     let n = succ.len();
     let mut index = vec![NONE; n];
@@ -67,13 +67,13 @@ pub fn components(succ: &[Vec<usize>]) -> Vec<Vec<usize>> {
 
 /// Whether a component is a cycle (more than one node, or one that refers
 /// to itself).
-pub fn is_cycle(component: &[usize], succ: &[Vec<usize>]) -> bool {
+pub(crate) fn is_cycle(component: &[usize], succ: &[Vec<usize>]) -> bool {
     component.len() > 1 || succ[component[0]].contains(&component[0])
 }
 
 /// A cycle through `start` inside its component `members` (a breadth-first
 /// walk from `start` back to it), as the nodes from `start` on.
-pub fn cycle_through(start: usize, members: &[usize], succ: &[Vec<usize>]) -> Vec<usize> {
+pub(crate) fn cycle_through(start: usize, members: &[usize], succ: &[Vec<usize>]) -> Vec<usize> {
     let inside: std::collections::HashSet<usize> = members.iter().copied().collect();
     let mut came_from: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
@@ -102,7 +102,7 @@ pub fn cycle_through(start: usize, members: &[usize], succ: &[Vec<usize>]) -> Ve
 
 /// The nodes in an order where every node comes after those it refers to
 /// (the graph has no cycle; nodes on one come in some order at the end).
-pub fn dependencies_first(succ: &[Vec<usize>]) -> Vec<usize> {
+pub(crate) fn dependencies_first(succ: &[Vec<usize>]) -> Vec<usize> {
     // Components come out of Tarjan's algorithm in reverse topological
     // order of the condensed graph: referred-to ones first.
     components(succ).into_iter().flatten().collect()

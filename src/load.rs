@@ -19,7 +19,7 @@ use crate::snapshot::{self, Snapshot};
 
 /// Why a policy cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum Unusable {
+pub(crate) enum Unusable {
     /// Errors in its text (syntax, meaning), each with its place.
     #[error(transparent)]
     Text(#[from] PolicyErrors),
@@ -33,7 +33,7 @@ impl Unusable {
     /// In one line, for syslog and the first line of a report: the first
     /// error in the text (`web.tend:2:3: unknown attribute `restrat``, and
     /// how many more), or the error as it reads.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let Unusable::Text(errors) = self else {
             return format!("{self:#}");
         };
@@ -52,7 +52,7 @@ impl Unusable {
     /// `policy /etc/tend is broken: web.tend:2:3: ...` for errors in the
     /// policy's text; other errors (unreadable, insecure, changing) name
     /// the policy themselves.
-    pub fn what_is_wrong(&self, path: &str) -> String {
+    pub(crate) fn what_is_wrong(&self, path: &str) -> String {
         match self {
             Unusable::Text(_) => format!("policy {path} is broken: {}", self.summary()),
             Unusable::Read(_) => self.summary(),
@@ -60,7 +60,7 @@ impl Unusable {
     }
 
     /// Each error in the text with its source excerpt.
-    pub fn detail(&self) -> Option<String> {
+    pub(crate) fn detail(&self) -> Option<String> {
         match self {
             Unusable::Text(errors) => Some(errors.report()),
             Unusable::Read(_) => None,
@@ -69,7 +69,7 @@ impl Unusable {
 }
 
 /// Parses and checks the files of a snapshot as one policy.
-pub fn check(snapshot: &Snapshot) -> Result<Policy, PolicyErrors> {
+pub(crate) fn check(snapshot: &Snapshot) -> Result<Policy, PolicyErrors> {
     let mut sources = Sources::default();
     let mut items = Vec::new();
     let mut errors = Vec::new();
@@ -114,7 +114,7 @@ pub fn check(snapshot: &Snapshot) -> Result<Policy, PolicyErrors> {
 
 /// Reads and checks the policy at `paths` as it is (for `validate`, `plan`
 /// and `explain`, which are for checking it).
-pub fn read(paths: &[std::path::PathBuf], root_only: bool) -> Result<Policy, Unusable> {
+pub(crate) fn read(paths: &[std::path::PathBuf], root_only: bool) -> Result<Policy, Unusable> {
     Ok(check(
         &snapshot::read(paths, root_only).map_err(Unusable::Read)?,
     )?)
@@ -122,26 +122,26 @@ pub fn read(paths: &[std::path::PathBuf], root_only: bool) -> Result<Policy, Unu
 
 /// The policy a command works with: the one at `-f` when it can be read
 /// and checks, else the last good copy.
-pub struct Enforced {
-    pub policy: Policy,
+pub(crate) struct Enforced {
+    pub(crate) policy: Policy,
     /// The policy as read, to keep as the last good copy (None when the
     /// copy is what is enforced).
-    pub fresh: Option<Snapshot>,
+    pub(crate) fresh: Option<Snapshot>,
     /// Why the policy at `-f` is not enforced, and where the copy is from.
-    pub fallback: Option<Fallback>,
+    pub(crate) fallback: Option<Fallback>,
 }
 
-pub struct Fallback {
+pub(crate) struct Fallback {
     /// The configured policy, as given.
-    pub broken: String,
-    pub error: Unusable,
-    pub origin: String,
-    pub saved: i64,
+    pub(crate) broken: String,
+    pub(crate) error: Unusable,
+    pub(crate) origin: String,
+    pub(crate) saved: i64,
 }
 
 impl Enforced {
     /// `policy /etc/tend (sha256 1a2b3c4d5e6f)`, or which last good copy.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.fallback {
             None => format!(
                 "policy {} (sha256 {})",
@@ -157,7 +157,7 @@ impl Enforced {
     }
 
     /// One line: why the configured policy is not enforced, and what is.
-    pub fn fallback_line(&self) -> String {
+    pub(crate) fn fallback_line(&self) -> String {
         match &self.fallback {
             Some(f) => format!(
                 "{}; enforcing {} until it is fixed",
@@ -169,7 +169,7 @@ impl Enforced {
     }
 
     /// The first line of a dry run and of `status`: the policy enforced.
-    pub fn headline(&self) -> String {
+    pub(crate) fn headline(&self) -> String {
         match &self.fallback {
             None => self.describe(),
             Some(_) => format!("tend: {}", self.fallback_line()),
@@ -178,7 +178,7 @@ impl Enforced {
 
     /// The source excerpts of the configured policy's errors, when it is
     /// broken in its text.
-    pub fn fallback_detail(&self) -> Option<String> {
+    pub(crate) fn fallback_detail(&self) -> Option<String> {
         self.fallback.as_ref().and_then(|f| f.error.detail())
     }
 }
@@ -186,9 +186,9 @@ impl Enforced {
 /// Neither the policy nor a last good copy can be used: why not, and why
 /// the copy cannot either (None: there is none, or no state directory).
 #[derive(Debug)]
-pub struct NotEnforced {
-    pub error: Unusable,
-    pub copy: Option<String>,
+pub(crate) struct NotEnforced {
+    pub(crate) error: Unusable,
+    pub(crate) copy: Option<String>,
 }
 
 impl std::fmt::Display for NotEnforced {
@@ -209,7 +209,7 @@ impl std::error::Error for NotEnforced {}
 /// Reads and checks the policy at `path`; when that fails, the last good
 /// copy in the state dir (none when the state dir is refused). Fails only
 /// when neither can be had.
-pub fn enforce(
+pub(crate) fn enforce(
     path: &Path,
     state_dir: Option<&Path>,
     root_only: bool,
@@ -274,7 +274,7 @@ fn without_bom(bytes: &[u8]) -> &[u8] {
 /// Deleting a file, or removing services one by one, is not suspicious; an
 /// admin who means it confirms with `tend validate --accept-empty`, which
 /// makes this policy the last good one.
-pub fn shrank(fresh: &Snapshot, policy: &Policy, state_dir: &Path) -> Option<String> {
+pub(crate) fn shrank(fresh: &Snapshot, policy: &Policy, state_dir: &Path) -> Option<String> {
     let emptied: Vec<&std::path::PathBuf> = fresh
         .files
         .iter()

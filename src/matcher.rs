@@ -40,7 +40,7 @@ fn is_word_byte(b: u8) -> bool {
 }
 
 /// The regular expression actually run for a `process` pattern.
-pub fn whole_words(pattern: &str) -> String {
+pub(crate) fn whole_words(pattern: &str) -> String {
     format!("(?:^|[^{WORD}])(?:{pattern})(?:$|[^{WORD}])")
 }
 
@@ -61,13 +61,13 @@ fn literal(pattern: &str) -> Option<String> {
 /// How one service recognises its processes: its `process` pattern, its
 /// `exe` path, or both (then both must hold).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Spec<'a> {
-    pub process: Option<&'a str>,
-    pub exe: Option<&'a str>,
+pub(crate) struct Spec<'a> {
+    pub(crate) process: Option<&'a str>,
+    pub(crate) exe: Option<&'a str>,
 }
 
 /// Everything needed to tell, for one process, which services it is.
-pub struct Matcher {
+pub(crate) struct Matcher {
     services: usize,
     /// Per service: whether it has a pattern, and whether it has an `exe`.
     needs: Vec<(bool, bool)>,
@@ -83,7 +83,7 @@ pub struct Matcher {
 
 impl Matcher {
     /// `specs[i]` says how service i recognises its processes.
-    pub fn new<'a>(specs: impl IntoIterator<Item = Spec<'a>>) -> Result<Matcher> {
+    pub(crate) fn new<'a>(specs: impl IntoIterator<Item = Spec<'a>>) -> Result<Matcher> {
         Self::build(specs.into_iter().collect(), true)
     }
 
@@ -144,7 +144,7 @@ impl Matcher {
     }
 
     /// Services whose pattern this process matches, in ascending order.
-    pub fn services_of(&self, process: &Process) -> Vec<usize> {
+    pub(crate) fn services_of(&self, process: &Process) -> Vec<usize> {
         let text = process.cmdline.as_bytes();
         let mut hits: Vec<usize> = Vec::new();
         for (automaton, service) in &self.literals {
@@ -179,12 +179,12 @@ impl Matcher {
     }
 
     /// Whether this process is some service's (a look keeps only these).
-    pub fn matches(&self, process: &Process) -> bool {
+    pub(crate) fn matches(&self, process: &Process) -> bool {
         !self.services_of(process).is_empty()
     }
 
     /// For every service, the processes that are it, by ascending pid.
-    pub fn find<'p>(&self, processes: &'p [Process]) -> Vec<Vec<&'p Process>> {
+    pub(crate) fn find<'p>(&self, processes: &'p [Process]) -> Vec<Vec<&'p Process>> {
         let mut found = vec![Vec::new(); self.services];
         for p in processes {
             for i in self.services_of(p) {

@@ -13,43 +13,43 @@ use std::fmt::Write as _;
 use crate::state::{ServiceState, Status};
 
 /// One service that applies, as the pass left it.
-pub struct Row<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-    pub state: &'a ServiceState,
+pub(crate) struct Row<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) state: &'a ServiceState,
 }
 
 /// The policy a pass enforced.
-pub struct Enforced<'a> {
-    pub digest: &'a str,
+pub(crate) struct Enforced<'a> {
+    pub(crate) digest: &'a str,
     /// Where it was read from (the last good copy: where the copy was read
     /// from).
-    pub origin: &'a str,
+    pub(crate) origin: &'a str,
     /// Whether it is the last good copy (the policy at `-f` is broken).
-    pub last_good: bool,
+    pub(crate) last_good: bool,
 }
 
 /// Everything the file says of one pass.
-pub struct Pass<'a> {
-    pub services: Vec<Row<'a>>,
+pub(crate) struct Pass<'a> {
+    pub(crate) services: Vec<Row<'a>>,
     /// When the pass started (unix seconds), and how long it took.
-    pub at: i64,
-    pub seconds: f64,
+    pub(crate) at: i64,
+    pub(crate) seconds: f64,
     /// None when nothing is enforced (a broken policy, no last good copy).
-    pub policy: Option<Enforced<'a>>,
+    pub(crate) policy: Option<Enforced<'a>>,
     /// Whether the policy at `-f` is broken (so a last good copy, or
     /// nothing, is enforced).
-    pub broken: bool,
-    pub busy: bool,
-    pub paused: bool,
+    pub(crate) broken: bool,
+    pub(crate) busy: bool,
+    pub(crate) paused: bool,
     /// Whether the state directory could be used: without it nothing is
     /// remembered between passes, and the restart counter is not published
     /// (it would read as a counter reset every pass).
-    pub state_kept: bool,
+    pub(crate) state_kept: bool,
 }
 
 /// Every value of `tend_service_status`'s `status` label.
-pub const STATUSES: [&str; 6] = [
+pub(crate) const STATUSES: [&str; 6] = [
     "running",
     "down",
     "paused",
@@ -60,7 +60,7 @@ pub const STATUSES: [&str; 6] = [
 
 /// A service's status as the metrics name it: `down` while a pause holds
 /// its restart is `paused`.
-pub fn status(state: &ServiceState, paused: bool) -> &'static str {
+pub(crate) fn status(state: &ServiceState, paused: bool) -> &'static str {
     match state.status {
         Status::Running => "running",
         Status::Down if paused => "paused",
@@ -73,7 +73,7 @@ pub fn status(state: &ServiceState, paused: bool) -> &'static str {
 
 /// A label value as the exposition format wants it: backslash, double
 /// quote and line feed escaped.
-pub fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -88,7 +88,7 @@ pub fn escape(value: &str) -> String {
 
 /// The file: each metric family once, with its HELP and TYPE, in a fixed
 /// order (services in policy order).
-pub fn render(pass: &Pass) -> String {
+pub(crate) fn render(pass: &Pass) -> String {
     let mut out = String::new();
     let o = &mut out;
     head(

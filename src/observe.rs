@@ -22,8 +22,8 @@ use crate::systemd;
 
 /// The services that apply to this host, and how to recognise and judge
 /// them.
-pub struct Watch<'p> {
-    pub services: Vec<&'p Service>,
+pub(crate) struct Watch<'p> {
+    pub(crate) services: Vec<&'p Service>,
     matcher: Matcher,
     owners: Vec<Owner>,
     /// For each service, the services it depends on that apply here (a
@@ -36,7 +36,7 @@ pub struct Watch<'p> {
 }
 
 impl<'p> Watch<'p> {
-    pub fn new(services: Vec<&'p Service>, commands: Vec<u32>) -> Result<Watch<'p>> {
+    pub(crate) fn new(services: Vec<&'p Service>, commands: Vec<u32>) -> Result<Watch<'p>> {
         let matcher = Matcher::new(services.iter().map(|s| Spec {
             process: s.process.as_deref(),
             exe: s.exe.as_deref(),
@@ -71,17 +71,17 @@ impl<'p> Watch<'p> {
     }
 
     /// For each service, the indices of those it depends on.
-    pub fn dependency_graph(&self) -> &[Vec<usize>] {
+    pub(crate) fn dependency_graph(&self) -> &[Vec<usize>] {
         &self.depends
     }
 
     /// The indices of the services that service `i` depends on.
-    pub fn dependencies(&self, i: usize) -> &[usize] {
+    pub(crate) fn dependencies(&self, i: usize) -> &[usize] {
         &self.depends[i]
     }
 
     /// One read of the process table: for each service, whether it is up.
-    pub fn look(&self) -> Result<Vec<Verdict>> {
+    pub(crate) fn look(&self) -> Result<Vec<Verdict>> {
         self.look_at(&vec![true; self.services.len()])
     }
 
@@ -175,7 +175,11 @@ impl<'p> Watch<'p> {
     /// upgrade (`upgrade[i]`) counts only once a process runs the binary now
     /// on disk (a new process, or the old one re-executed). With it, what
     /// its checks found.
-    pub fn verify(&self, restarted: &[usize], upgrade: &[bool]) -> Vec<(act::Sight, Vec<Checked>)> {
+    pub(crate) fn verify(
+        &self,
+        restarted: &[usize],
+        upgrade: &[bool],
+    ) -> Vec<(act::Sight, Vec<Checked>)> {
         let mut wanted = vec![false; self.services.len()];
         restarted.iter().for_each(|&i| wanted[i] = true);
         let mut found = self.look_at(&wanted).unwrap_or_default();
@@ -199,7 +203,7 @@ impl<'p> Watch<'p> {
 
     /// `cpu above`: compares each CPU sample of this look with the last
     /// pass's, and acts on a load above the limit for enough passes.
-    pub fn cpu(&self, found: &mut [Verdict], prior: &State) {
+    pub(crate) fn cpu(&self, found: &mut [Verdict], prior: &State) {
         for (s, v) in self.services.iter().zip(found.iter_mut()) {
             let (Some(limit), Some(now)) = (&s.cpu, v.cpu) else {
                 continue;
@@ -215,7 +219,7 @@ impl<'p> Watch<'p> {
 
     /// For each service found running, the path of the binary it runs when
     /// that was replaced on disk (one readlink per running service).
-    pub fn replaced(found: &[Verdict]) -> Vec<Option<String>> {
+    pub(crate) fn replaced(found: &[Verdict]) -> Vec<Option<String>> {
         found
             .iter()
             .map(|f| f.running.and_then(Running::pid).and_then(scan::replaced))

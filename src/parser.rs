@@ -23,14 +23,14 @@ const MAX_NESTING: usize = 32;
 
 /// A piece of text with where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Spanned {
-    pub text: String,
-    pub span: Span,
+pub(crate) struct Spanned {
+    pub(crate) text: String,
+    pub(crate) span: Span,
 }
 
 /// A class expression, as written in guards and class definitions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Expr {
+pub(crate) enum Expr {
     Class(Spanned),
     Call { name: Spanned, arg: Spanned },
     Not(Box<Expr>),
@@ -74,7 +74,7 @@ impl std::fmt::Display for Expr {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValueKind {
+pub(crate) enum ValueKind {
     /// A quoted string: always text, never a number or keyword.
     Quoted,
     /// A bare word: a number, duration, yes/no, a keyword.
@@ -82,21 +82,21 @@ pub enum ValueKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Value {
-    pub kind: ValueKind,
-    pub text: String,
-    pub span: Span,
+pub(crate) struct Value {
+    pub(crate) kind: ValueKind,
+    pub(crate) text: String,
+    pub(crate) span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attribute {
-    pub key: Spanned,
-    pub values: Vec<Value>,
-    pub span: Span,
+pub(crate) struct Attribute {
+    pub(crate) key: Spanned,
+    pub(crate) values: Vec<Value>,
+    pub(crate) span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     ClassDef {
         name: Spanned,
         expr: Expr,
@@ -114,7 +114,7 @@ pub enum Item {
 }
 
 /// Parses one file. Returns the items that parsed and every syntax error.
-pub fn parse(file: FileId, text: &str) -> (Vec<Item>, Vec<Diagnostic>) {
+pub(crate) fn parse(file: FileId, text: &str) -> (Vec<Item>, Vec<Diagnostic>) {
     match parse_at(file, text, 0) {
         Ok(items) => (items, Vec::new()),
         Err(first) => recover(file, text, first),

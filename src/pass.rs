@@ -30,49 +30,49 @@ use crate::store::Store;
 
 /// What the pass knows before it looks: the state the last pass left and
 /// the pause file, read under the lock by a pass and peeked at by a dry run.
-pub struct Memory {
-    pub prior: State,
-    pub pause: Option<Pause>,
+pub(crate) struct Memory {
+    pub(crate) prior: State,
+    pub(crate) pause: Option<Pause>,
     /// The policy error to remember (a pass with a last good copy).
-    pub policy_error: Option<PolicyError>,
+    pub(crate) policy_error: Option<PolicyError>,
 }
 
 /// One service that applies, as the pass sees it and what it will do.
-pub struct Planned {
-    pub verdict: Verdict,
+pub(crate) struct Planned {
+    pub(crate) verdict: Verdict,
     /// The path of the replaced binary its process runs, if any.
-    pub replaced: Option<String>,
-    pub step: Step,
+    pub(crate) replaced: Option<String>,
+    pub(crate) step: Step,
     /// The services it depends on that are down now: its restart waits for
     /// them.
-    pub waits: Vec<usize>,
+    pub(crate) waits: Vec<usize>,
     /// A restart command a killed pass left running past its timeout: to be
     /// killed before anything is restarted.
-    pub overdue: Option<Spawned>,
+    pub(crate) overdue: Option<Spawned>,
     /// One within its timeout: waited for, and remembered again.
     left: Option<Spawned>,
 }
 
 /// Everything a pass will do, decided before anything is done.
-pub struct Plan<'p> {
-    pub watch: Watch<'p>,
+pub(crate) struct Plan<'p> {
+    pub(crate) watch: Watch<'p>,
     /// Index-aligned with `watch.services`.
-    pub services: Vec<Planned>,
-    pub prior: State,
+    pub(crate) services: Vec<Planned>,
+    pub(crate) prior: State,
     /// Why restarts wait, if they do: an active pause (its description),
     /// and a package manager at work (what holds it).
-    pub pause: Option<String>,
-    pub busy: Option<String>,
+    pub(crate) pause: Option<String>,
+    pub(crate) busy: Option<String>,
     /// A pause whose end is to be said in this pass.
-    pub pause_ended: Option<Pause>,
+    pub(crate) pause_ended: Option<Pause>,
     /// The state to save before acting (and to conclude afterwards).
-    pub next: State,
-    pub now: i64,
+    pub(crate) next: State,
+    pub(crate) now: i64,
 }
 
 impl Plan<'_> {
     /// Why restarts wait in this pass.
-    pub fn hold(&self) -> Option<Hold<'_>> {
+    pub(crate) fn hold(&self) -> Option<Hold<'_>> {
         hold(&self.pause, &self.busy)
     }
 
@@ -104,7 +104,7 @@ impl Plan<'_> {
     }
 
     /// Whether every service that applies is up now.
-    pub fn all_up(&self) -> bool {
+    pub(crate) fn all_up(&self) -> bool {
         self.services.iter().all(|p| p.verdict.running.is_some())
     }
 }
@@ -191,13 +191,13 @@ fn input<'a>(
 /// Whether a restart acts on a process that runs (a failed check, an
 /// upgrade): then `restart`, or `stop` and `start`; else `start` or
 /// `restart`.
-pub fn present(verdict: &Verdict, step: &Step) -> bool {
+pub(crate) fn present(verdict: &Verdict, step: &Step) -> bool {
     step.upgrade || matches!(verdict.problem, Some(Problem::Failing(_)))
 }
 
 /// Observes and decides: one read of the process table for the services
 /// the classes select, and each one's step. Runs nothing, writes nothing.
-pub fn plan<'p>(
+pub(crate) fn plan<'p>(
     enforced: &'p Enforced,
     classes: &Classes,
     memory: Memory,
@@ -358,7 +358,7 @@ fn interrupted(
 /// package manager is at work, kill a command a killed pass left behind,
 /// restart and verify. The pass's sequencing (waves, holds
 /// mid-pass, what is said and saved when) is tested with a scripted one.
-pub trait Host {
+pub(crate) trait Host {
     /// What holds restarts now, if a package manager is at work (asked
     /// right before each wave).
     fn busy(&mut self) -> Option<String>;
@@ -380,8 +380,8 @@ pub trait Host {
 
 /// The real host: commands run and the process table read; `probe` asks
 /// the package managers.
-pub struct Real<'a> {
-    pub probe: &'a dyn Fn() -> Option<Busy>,
+pub(crate) struct Real<'a> {
+    pub(crate) probe: &'a dyn Fn() -> Option<Busy>,
 }
 
 impl Host for Real<'_> {
@@ -415,7 +415,7 @@ impl Host for Real<'_> {
 
 /// Saves the state in `store`; nothing in a state dir that was refused
 /// (said at the start of the pass).
-pub fn saving(store: &Store) -> impl FnMut(&State) -> Result<()> + '_ {
+pub(crate) fn saving(store: &Store) -> impl FnMut(&State) -> Result<()> + '_ {
     move |state| match store.refused() {
         Some(_) => Ok(()),
         None => store.save(state),
@@ -427,7 +427,7 @@ pub fn saving(store: &Store) -> impl FnMut(&State) -> Result<()> + '_ {
 /// A package manager that started during the pass holds what is left.
 /// `save` keeps the state (before acting, as each command starts, at the
 /// end). Returns the exit status and the state saved.
-pub fn execute(
+pub(crate) fn execute(
     plan: Plan,
     host: &mut dyn Host,
     save: &mut dyn FnMut(&State) -> Result<()>,

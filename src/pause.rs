@@ -10,10 +10,10 @@ use crate::file;
 
 /// The admin's pause file in the state directory (hooks write
 /// `pause.NAME.json`).
-pub const PAUSE_FILE: &str = "pause.json";
+pub(crate) const PAUSE_FILE: &str = "pause.json";
 
 /// The longest pause: a forgotten one must not disable monitoring for good.
-pub const MAX_PAUSE: u64 = 86_400;
+pub(crate) const MAX_PAUSE: u64 = 86_400;
 
 /// A maintenance window set by `tend pause`: restarts wait until `until`.
 /// It lives in its own file so that `pause` and `resume` (run from package
@@ -23,14 +23,14 @@ pub const MAX_PAUSE: u64 = 86_400;
 /// hook's (`tend pause --by apt`: `pause.apt.json`), so a hook's resume ends
 /// only the hook's own pause, never an admin's maintenance window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pause {
-    pub since: i64,
-    pub until: i64,
+pub(crate) struct Pause {
+    pub(crate) since: i64,
+    pub(crate) until: i64,
     #[serde(default)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Who set it (`--by`); None is an admin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
+    pub(crate) by: Option<String>,
 }
 
 /// How far ahead of this clock a pause may say it began (clocks of one
@@ -38,7 +38,7 @@ pub struct Pause {
 const PAUSE_SKEW: i64 = 300;
 
 /// A name for `--by`: short, plain, usable in a file name.
-pub fn pause_owner(name: &str) -> Result<()> {
+pub(crate) fn pause_owner(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && name
@@ -52,7 +52,7 @@ pub fn pause_owner(name: &str) -> Result<()> {
 }
 
 /// The file a pause of `by` lives in.
-pub fn pause_file(by: Option<&str>) -> String {
+pub(crate) fn pause_file(by: Option<&str>) -> String {
     match by {
         None => PAUSE_FILE.to_string(),
         Some(by) => format!("pause.{by}.json"),
@@ -64,7 +64,7 @@ impl Pause {
     /// future (set with a wrong clock) begins now, and none lasts more than
     /// [`MAX_PAUSE`] from its start, whatever its file says. With the cut,
     /// a line that says what was cut.
-    pub fn bounded(&self, now: i64) -> (Pause, Option<String>) {
+    pub(crate) fn bounded(&self, now: i64) -> (Pause, Option<String>) {
         let mut p = self.clone();
         let mut why = Vec::new();
         if p.since > now + PAUSE_SKEW {
@@ -96,14 +96,14 @@ impl Pause {
 
     /// Of several pauses, the one that holds restarts longest, else the
     /// one that ended last (to say it ended).
-    pub fn current(pauses: impl IntoIterator<Item = Pause>, now: i64) -> Option<Pause> {
+    pub(crate) fn current(pauses: impl IntoIterator<Item = Pause>, now: i64) -> Option<Pause> {
         pauses
             .into_iter()
             .max_by_key(|p| (p.until > now, p.until, p.since))
     }
 
     /// `until 2026-11-21 14:30 (kernel upgrade)`
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut text = format!("until {}", clock::local_time(self.until));
         if let Some(by) = &self.by {
             text.push_str(&format!(" by {by}"));

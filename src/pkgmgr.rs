@@ -76,11 +76,11 @@ const PROBES: &[(&str, &str, Sign)] = &[
 
 /// A package manager at work: who, and the file that says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Busy {
+pub(crate) struct Busy {
     /// The holder's command name when it can be read, else the manager.
-    pub who: String,
-    pub pid: Option<i32>,
-    pub path: PathBuf,
+    pub(crate) who: String,
+    pub(crate) pid: Option<i32>,
+    pub(crate) path: PathBuf,
 }
 
 impl fmt::Display for Busy {
@@ -93,7 +93,7 @@ impl fmt::Display for Busy {
 }
 
 /// The first package manager found at work under `root`, if any.
-pub fn busy(root: &Path) -> Option<Busy> {
+pub(crate) fn busy(root: &Path) -> Option<Busy> {
     PROBES.iter().find_map(|&(manager, rel, sign)| {
         let path = root.join(rel);
         let pid = match sign {
@@ -153,7 +153,7 @@ fn running(manager: &str) -> Option<i32> {
 /// process that is not the manager (its pid reused, after a reboot), and
 /// pacman's lock with no pacman running (pacman itself refuses to run until
 /// it is removed).
-pub fn stale(root: &Path) -> Vec<String> {
+pub(crate) fn stale(root: &Path) -> Vec<String> {
     let mut notes = Vec::new();
     for &(manager, rel, sign) in PROBES {
         let path = root.join(rel);

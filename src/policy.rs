@@ -11,115 +11,115 @@ use crate::parser::Expr;
 
 /// The restart budget, reminder interval and deferral limit of one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// At most this many restarts ...
-    pub restarts: usize,
+    pub(crate) restarts: usize,
     /// ... within this many seconds.
-    pub within: i64,
+    pub(crate) within: i64,
     /// Seconds between reminders of a problem that lasts; None: never.
-    pub remind: Option<i64>,
+    pub(crate) remind: Option<i64>,
     /// Seconds a busy package manager may hold a restart before it is said.
-    pub defer: i64,
+    pub(crate) defer: i64,
 }
 
 /// A checked policy.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// The files or directories it was read from, as given.
-    pub origin: String,
+    pub(crate) origin: String,
     /// Its fingerprint (`Snapshot::digest`).
-    pub digest: String,
-    pub sources: Sources,
-    pub classes: Vec<ClassDef>,
-    pub services: Vec<Service>,
+    pub(crate) digest: String,
+    pub(crate) sources: Sources,
+    pub(crate) classes: Vec<ClassDef>,
+    pub(crate) services: Vec<Service>,
 }
 
 /// `class NAME = EXPR`
 #[derive(Debug, Clone)]
-pub struct ClassDef {
-    pub name: String,
-    pub expr: Expr,
-    pub span: Span,
+pub(crate) struct ClassDef {
+    pub(crate) name: String,
+    pub(crate) expr: Expr,
+    pub(crate) span: Span,
 }
 
 #[derive(Debug, Clone)]
-pub struct Service {
+pub(crate) struct Service {
     /// The id after `service`, unique in the policy.
-    pub id: String,
+    pub(crate) id: String,
     /// What reports call it (`name`, default: the id).
-    pub name: String,
+    pub(crate) name: String,
     /// The `process` pattern.
-    pub process: Option<String>,
+    pub(crate) process: Option<String>,
     /// `exe`: the exact executable path.
-    pub exe: Option<String>,
+    pub(crate) exe: Option<String>,
     /// `pidfile`: the service is the live process whose pid it holds.
-    pub pidfile: Option<PathBuf>,
+    pub(crate) pidfile: Option<PathBuf>,
     /// `unit`: the systemd unit that is the service (its main process is
     /// the service's process).
-    pub unit: Option<String>,
+    pub(crate) unit: Option<String>,
     /// `when stopped`: what to do with a unit stopped cleanly.
-    pub when_stopped: WhenStopped,
+    pub(crate) when_stopped: WhenStopped,
     /// Run before the restart commands: `systemctl reset-failed UNIT` for a
     /// unit whose commands are systemd's, so a unit that hit its start
     /// limit can be started again (tend's own `limit` bounds restarts).
-    pub reset: Option<Command>,
+    pub(crate) reset: Option<Command>,
     /// `user`: only processes of this owner (name or uid) count.
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// `count`: how many matching processes there must be (min, max).
-    pub count: (usize, Option<usize>),
+    pub(crate) count: (usize, Option<usize>),
     /// `port`, `host`, `unix`, `connect_timeout`: sockets that must accept
     /// (and answer, with `send`/`expect`).
-    pub connect: Connect,
+    pub(crate) connect: Connect,
     /// `http URL ...`: a request whose answer must be right.
-    pub http: Option<Http>,
+    pub(crate) http: Option<Http>,
     /// `certificate [HOST:PORT] valid for N days`: the TLS certificate a
     /// port presents must not expire sooner.
-    pub certificate: Option<Certificate>,
+    pub(crate) certificate: Option<Certificate>,
     /// At least one of `restart` and `start` is given.
-    pub restart: Option<Command>,
-    pub start: Option<Command>,
-    pub stop: Option<Command>,
+    pub(crate) restart: Option<Command>,
+    pub(crate) start: Option<Command>,
+    pub(crate) stop: Option<Command>,
     /// `depends on`: ids of services to be up before this one is restarted,
     /// each with its position.
-    pub depends: Vec<(String, Span)>,
+    pub(crate) depends: Vec<(String, Span)>,
     /// `memory above SIZE`
-    pub memory: Option<MemoryLimit>,
+    pub(crate) memory: Option<MemoryLimit>,
     /// `cpu above PERCENT for N runs`
-    pub cpu: Option<CpuLimit>,
+    pub(crate) cpu: Option<CpuLimit>,
     /// How long the restart command may run before it is killed.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// How long to wait for the process to appear after the command succeeds.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
     /// How long a restarted service must stay up (the same main process)
     /// before it counts as restarted.
-    pub settle: Duration,
+    pub(crate) settle: Duration,
     /// Restart budget, reminder interval, deferral limit.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// Restart a process that runs a replaced binary (`restart_on_upgrade`).
-    pub restart_on_upgrade: bool,
+    pub(crate) restart_on_upgrade: bool,
     /// The guard in force where the service was written; None is `any`.
-    pub guard: Option<Expr>,
+    pub(crate) guard: Option<Expr>,
     /// The service id in the source.
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// A command from the policy, ready to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
+pub(crate) struct Command {
     /// As written, for reports.
-    pub text: String,
+    pub(crate) text: String,
     /// Program and arguments: the words of `text`, or `/bin/sh -c text` for a
     /// service with `shell yes`.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// `shell yes` was given.
-    pub shell: bool,
+    pub(crate) shell: bool,
     /// Where the command is written.
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// `when stopped restart|report|leave`: a unit an admin stopped cleanly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhenStopped {
+pub(crate) enum WhenStopped {
     /// Say it and start it again (the default: a service the policy says
     /// must run, runs).
     Restart,
@@ -131,7 +131,7 @@ pub enum WhenStopped {
 
 /// What to do when a running process is over a resource limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Restart,
     Report,
 }
@@ -148,78 +148,78 @@ impl std::fmt::Display for Action {
 
 /// `memory above SIZE`: the resident memory of the service's process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoryLimit {
-    pub bytes: u64,
-    pub action: Action,
+pub(crate) struct MemoryLimit {
+    pub(crate) bytes: u64,
+    pub(crate) action: Action,
 }
 
 /// `cpu above PERCENT for N runs`: CPU time used between two passes over
 /// the wall time between them, above PERCENT in N passes in a row.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CpuLimit {
-    pub percent: f64,
-    pub runs: u32,
-    pub action: Action,
+pub(crate) struct CpuLimit {
+    pub(crate) percent: f64,
+    pub(crate) runs: u32,
+    pub(crate) action: Action,
 }
 
 /// The sockets a running service must accept connections on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connect {
-    pub tcp: Option<std::net::SocketAddr>,
-    pub unix: Option<PathBuf>,
-    pub timeout: Duration,
+pub(crate) struct Connect {
+    pub(crate) tcp: Option<std::net::SocketAddr>,
+    pub(crate) unix: Option<PathBuf>,
+    pub(crate) timeout: Duration,
     /// `port N send TEXT`: written once connected (escapes decoded).
-    pub send: Option<Vec<u8>>,
+    pub(crate) send: Option<Vec<u8>>,
     /// `port N ... expect RE`: the answer must match (read until it does,
     /// the connection closes or the timeout).
-    pub expect: Option<String>,
+    pub(crate) expect: Option<String>,
 }
 
 /// `http "http[s]://HOST[:PORT]/PATH" [status N] [content RE] [timeout D]
 /// [host NAME] [insecure]`
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Http {
+pub(crate) struct Http {
     /// As written, for reports.
-    pub url: String,
-    pub tls: bool,
+    pub(crate) url: String,
+    pub(crate) tls: bool,
     /// The host of the URL (an address or a name) and the port.
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// Path and query.
-    pub path: String,
+    pub(crate) path: String,
     /// The `Host` header (and TLS server name): `host`, else the URL's.
-    pub host_header: String,
+    pub(crate) host_header: String,
     /// The status the answer must have; None: any below 400.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// A regular expression the body must match.
-    pub content: Option<String>,
-    pub timeout: Duration,
+    pub(crate) content: Option<String>,
+    pub(crate) timeout: Duration,
     /// Accept any certificate (self-signed).
-    pub insecure: bool,
+    pub(crate) insecure: bool,
 }
 
 /// `certificate [HOST:PORT] valid for N days [then report|restart]`
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Certificate {
+pub(crate) struct Certificate {
     /// Where to connect (an address or a name).
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// The TLS server name to present (SNI): the `http` check's (its
     /// `host`, else its URL's) when taken from it, else `host`.
-    pub name: String,
-    pub days: u32,
-    pub action: Action,
-    pub timeout: Duration,
+    pub(crate) name: String,
+    pub(crate) days: u32,
+    pub(crate) action: Action,
+    pub(crate) timeout: Duration,
 }
 
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 impl Service {
     /// The commands that bring the service back: when its process is absent,
     /// `start` (else `restart`); when it runs but fails a check, `restart`
     /// (else `stop` then `start`).
-    pub fn commands(&self, present: bool) -> Vec<&Command> {
+    pub(crate) fn commands(&self, present: bool) -> Vec<&Command> {
         let start = self.start.as_ref().or(self.restart.as_ref());
         let reset = self.reset.iter();
         match (present, &self.restart) {
@@ -230,7 +230,7 @@ impl Service {
     }
 
     /// The same, as text for reports: `a`, or `a; then b`.
-    pub fn commands_text(&self, present: bool) -> String {
+    pub(crate) fn commands_text(&self, present: bool) -> String {
         let texts: Vec<&str> = self
             .commands(present)
             .iter()
@@ -240,12 +240,12 @@ impl Service {
     }
 }
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
-pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 /// Five restarts within an hour; a reminder every six hours; a restart
 /// deferred by a package manager for 30 minutes is said.
-pub const DEFAULT_LIMITS: Limits = Limits {
+pub(crate) const DEFAULT_LIMITS: Limits = Limits {
     restarts: 5,
     within: 3600,
     remind: Some(6 * 3600),

@@ -17,19 +17,19 @@ use crate::state::Checks;
 
 /// A class or hostname() call a guard names, and whether it holds here.
 #[derive(Debug, Serialize)]
-pub struct Reason {
-    pub name: String,
-    pub defined: bool,
+pub(crate) struct Reason {
+    pub(crate) name: String,
+    pub(crate) defined: bool,
     /// Where it came from; None for a class nothing defines.
-    pub origin: Option<String>,
+    pub(crate) origin: Option<String>,
     /// A policy class's definition.
-    pub definition: Option<String>,
+    pub(crate) definition: Option<String>,
 }
 
 impl Reason {
     /// `web (policy class at p.tend:1:1: www1 | hostname("web-*"))`, `dns
     /// off (...)`, `ns1 not defined`.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let name = &self.name;
         let state = if self.defined || name.contains('(') {
             ""
@@ -46,18 +46,18 @@ impl Reason {
 
 /// One service of the policy on the previewed host.
 #[derive(Debug, Serialize)]
-pub struct ServiceRow<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-    pub applies: bool,
-    pub guard: String,
-    pub at: String,
-    pub classes: Vec<Reason>,
+pub(crate) struct ServiceRow<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) applies: bool,
+    pub(crate) guard: String,
+    pub(crate) at: String,
+    pub(crate) classes: Vec<Reason>,
 }
 
 impl ServiceRow<'_> {
     /// `Apache (apache): applies: web:: (web (...))`
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let verdict = if self.applies {
             "applies"
         } else {
@@ -118,13 +118,17 @@ fn reasons(guard: Option<&Expr>, policy: &Policy, classes: &Classes) -> Vec<Reas
     out
 }
 
-pub fn guard_text(s: &Service) -> String {
+pub(crate) fn guard_text(s: &Service) -> String {
     s.guard
         .as_ref()
         .map_or_else(|| "any".to_string(), ToString::to_string)
 }
 
-pub fn service_row<'a>(s: &'a Service, policy: &Policy, classes: &Classes) -> ServiceRow<'a> {
+pub(crate) fn service_row<'a>(
+    s: &'a Service,
+    policy: &Policy,
+    classes: &Classes,
+) -> ServiceRow<'a> {
     ServiceRow {
         id: &s.id,
         name: &s.name,
@@ -136,7 +140,7 @@ pub fn service_row<'a>(s: &'a Service, policy: &Policy, classes: &Classes) -> Se
 }
 
 /// `web-01.example.com (debian 12, x86_64)`
-pub fn host_line(host: &Host) -> String {
+pub(crate) fn host_line(host: &Host) -> String {
     let mut about = Vec::new();
     if let Some(id) = &host.os_id {
         about.push(match &host.os_version {
@@ -149,41 +153,41 @@ pub fn host_line(host: &Host) -> String {
 }
 
 /// The host's fully qualified name if known, else its short name.
-pub fn host_name(host: &Host) -> &str {
+pub(crate) fn host_name(host: &Host) -> &str {
     host.fqdn.as_deref().unwrap_or(&host.short)
 }
 
 /// How a service is recognised, checked and brought back, for `explain`.
 #[derive(Debug, Serialize)]
-pub struct Explanation<'a> {
+pub(crate) struct Explanation<'a> {
     #[serde(flatten)]
-    pub service: ServiceRow<'a>,
-    pub host: String,
-    pub found_by: Vec<String>,
-    pub checks: Vec<String>,
-    pub when_down: String,
-    pub when_failing: String,
-    pub depends_on: Vec<&'a str>,
-    pub limits: LimitsRow,
+    pub(crate) service: ServiceRow<'a>,
+    pub(crate) host: String,
+    pub(crate) found_by: Vec<String>,
+    pub(crate) checks: Vec<String>,
+    pub(crate) when_down: String,
+    pub(crate) when_failing: String,
+    pub(crate) depends_on: Vec<&'a str>,
+    pub(crate) limits: LimitsRow,
     /// What the checks found when a pass last ran them on this host.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_checks: Option<Checks>,
+    pub(crate) last_checks: Option<Checks>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct LimitsRow {
-    pub restarts: usize,
-    pub within_seconds: i64,
-    pub remind_seconds: Option<i64>,
-    pub defer_seconds: i64,
-    pub timeout_seconds: u64,
-    pub grace_seconds: u64,
+pub(crate) struct LimitsRow {
+    pub(crate) restarts: usize,
+    pub(crate) within_seconds: i64,
+    pub(crate) remind_seconds: Option<i64>,
+    pub(crate) defer_seconds: i64,
+    pub(crate) timeout_seconds: u64,
+    pub(crate) grace_seconds: u64,
 }
 
 impl LimitsRow {
     /// `at most 5 restarts within 60 min, each given 60 s to run and 10 s
     /// to come up`
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!(
             "at most {} restarts within {}, each given {} to run and {} to come up",
             self.restarts,
@@ -194,7 +198,7 @@ impl LimitsRow {
     }
 }
 
-pub fn explain<'a>(
+pub(crate) fn explain<'a>(
     s: &'a Service,
     policy: &Policy,
     host: &Host,

@@ -26,7 +26,7 @@ const HTTP_MAX: usize = 1 << 20;
 /// How one check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     Passed,
     /// Passed, with something to say (`certificate ... then report`).
     Warned,
@@ -36,24 +36,24 @@ pub enum Status {
 /// One check and what it found, as dry runs, `explain` and JSON events
 /// show it, and as the state file keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checked {
+pub(crate) struct Checked {
     /// The check as the policy names it: `port 127.0.0.1:6379`, `unix
     /// PATH`, `http URL`, `certificate HOST:PORT`.
-    pub check: String,
-    pub status: Status,
+    pub(crate) check: String,
+    pub(crate) status: Status,
     /// What it found: `accepted`, `status 200 OK`, `expires in 41 days`,
     /// or why it failed.
-    pub result: String,
+    pub(crate) result: String,
 }
 
 impl Checked {
     /// `http http://127.0.0.1/health: status 500 Internal Server Error, not below 400`
-    pub fn sentence(&self) -> String {
+    pub(crate) fn sentence(&self) -> String {
         format!("{}: {}", self.check, self.result)
     }
 
     /// `http http://127.0.0.1/health: failed (status 500 ...)`
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let status = match self.status {
             Status::Passed => "passed",
             Status::Warned => "warned",
@@ -171,18 +171,18 @@ fn checks(service: &Service) -> Vec<Box<dyn Check + '_>> {
 
 /// The longest the checks of `service` may take together: each has its
 /// own timeout, from when it starts.
-pub fn budget(service: &Service) -> Duration {
+pub(crate) fn budget(service: &Service) -> Duration {
     checks(service).iter().map(|c| c.timeout()).sum()
 }
 
 /// Whether `service` has a check to run while it runs.
-pub fn wanted(service: &Service) -> bool {
+pub(crate) fn wanted(service: &Service) -> bool {
     !checks(service).is_empty()
 }
 
 /// Runs the checks of `service` in order, each within its own timeout from
 /// when it starts, the first failure ending them: what each that ran found.
-pub fn run(service: &Service) -> Vec<Checked> {
+pub(crate) fn run(service: &Service) -> Vec<Checked> {
     let mut done = Vec::new();
     for check in checks(service) {
         let deadline = Instant::now() + check.timeout();
@@ -554,7 +554,7 @@ fn expiry(cert: &Certificate, deadline: Instant) -> Result<i64, String> {
 
 /// A certificate with `days` left, `want` wanted: whether that is enough,
 /// and in words.
-pub fn lifetime(days: i64, want: u32) -> (bool, String) {
+pub(crate) fn lifetime(days: i64, want: u32) -> (bool, String) {
     let left = match days {
         d if d < 0 => return (false, "has expired".to_string()),
         0 => "expires within a day".to_string(),
@@ -607,7 +607,7 @@ fn tls_error(e: &std::io::Error) -> String {
 }
 
 /// `connection refused`, without Rust's ` (os error 111)`.
-pub fn plain(e: &std::io::Error) -> String {
+pub(crate) fn plain(e: &std::io::Error) -> String {
     let text = e.to_string();
     let text = text.split(" (os error").next().unwrap_or(&text);
     text.to_lowercase()

@@ -14,7 +14,7 @@ use crate::event::{Event, Kind};
 use crate::probe::Checked;
 
 /// Where events go.
-pub struct Reporter {
+pub(crate) struct Reporter {
     syslog: Syslog,
     format: Format,
     /// The digest of the policy enforced, for JSON reports.
@@ -33,15 +33,15 @@ enum Syslog {
 /// Something to say that is not a service event: its kind (the JSON
 /// `event`), one line, and more lines for the terminal (a policy error's
 /// source excerpts).
-pub struct Line<'a> {
-    pub kind: Kind,
-    pub text: &'a str,
-    pub detail: Option<&'a str>,
-    pub error: bool,
+pub(crate) struct Line<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) text: &'a str,
+    pub(crate) detail: Option<&'a str>,
+    pub(crate) error: bool,
 }
 
 impl Reporter {
-    pub fn new(format: Format) -> Reporter {
+    pub(crate) fn new(format: Format) -> Reporter {
         Reporter {
             syslog: Syslog::Untried,
             format,
@@ -52,7 +52,7 @@ impl Reporter {
 
     /// A reporter that keeps its lines (text) for a test to read.
     #[cfg(test)]
-    pub fn keeping() -> Reporter {
+    pub(crate) fn keeping() -> Reporter {
         Reporter {
             kept: Some(Vec::new()),
             ..Reporter::new(Format::Text)
@@ -61,19 +61,19 @@ impl Reporter {
 
     /// The lines kept so far (`keeping`).
     #[cfg(test)]
-    pub fn kept(&self) -> &[String] {
+    pub(crate) fn kept(&self) -> &[String] {
         self.kept.as_deref().unwrap_or_default()
     }
 
     /// JSON reports carry the digest of the policy enforced from now on.
-    pub fn set_policy(&mut self, digest: &str) {
+    pub(crate) fn set_policy(&mut self, digest: &str) {
         self.policy = Some(digest.to_string());
     }
 
     /// A service's event; in JSON with what its checks found in this pass
     /// (`checks`: the look that decided it, or the one that verified a
     /// restart), when they ran.
-    pub fn emit(&mut self, service: &str, event: &Event, checks: &[Checked]) {
+    pub(crate) fn emit(&mut self, service: &str, event: &Event, checks: &[Checked]) {
         let text = event.to_string();
         let mut fields = event.fields();
         fields.insert("service".into(), service.into());
@@ -87,7 +87,7 @@ impl Reporter {
 
     /// A line that is not a service event (a damaged state file, a hung
     /// pass): printed and logged the same way.
-    pub fn say(&mut self, kind: Kind, text: &str, error: bool) {
+    pub(crate) fn say(&mut self, kind: Kind, text: &str, error: bool) {
         self.line(&Line {
             kind,
             text,
@@ -96,13 +96,13 @@ impl Reporter {
         });
     }
 
-    pub fn line(&mut self, line: &Line) {
+    pub(crate) fn line(&mut self, line: &Line) {
         let fields = serde_json::Map::new();
         self.out(line.kind, line.text, line.detail, line.error, fields, true);
     }
 
     /// To syslog only: worth a trace, not a mail.
-    pub fn log(&mut self, kind: Kind, text: &str) {
+    pub(crate) fn log(&mut self, kind: Kind, text: &str) {
         let fields = serde_json::Map::new();
         self.out(kind, text, None, false, fields, false);
     }

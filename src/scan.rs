@@ -20,14 +20,14 @@ use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
 /// One process, told from a later one that reuses its pid: the pid and
 /// when it started (seconds since the epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcessId {
-    pub pid: u32,
-    pub started: u64,
+pub(crate) struct ProcessId {
+    pub(crate) pid: u32,
+    pub(crate) started: u64,
 }
 
 /// How a service that is up runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Running {
+pub(crate) enum Running {
     /// As this process, its main one.
     Process(ProcessId),
     /// As a systemd unit that is active with no process (a oneshot that
@@ -36,46 +36,46 @@ pub enum Running {
 }
 
 impl Running {
-    pub fn process(self) -> Option<ProcessId> {
+    pub(crate) fn process(self) -> Option<ProcessId> {
         match self {
             Running::Process(p) => Some(p),
             Running::NoProcess => None,
         }
     }
 
-    pub fn pid(self) -> Option<u32> {
+    pub(crate) fn pid(self) -> Option<u32> {
         self.process().map(|p| p.pid)
     }
 }
 
 /// The service as a look after a restart found it: up, or not (yet).
-pub type Seen = Option<Running>;
+pub(crate) type Seen = Option<Running>;
 
 /// A process that could be a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Process {
-    pub pid: u32,
+pub(crate) struct Process {
+    pub(crate) pid: u32,
     /// Arguments joined by spaces.
-    pub cmdline: String,
+    pub(crate) cmdline: String,
     /// The executable's path, when it can be read (and a service needs it).
-    pub exe: Option<String>,
+    pub(crate) exe: Option<String>,
     /// The real user id of its owner (when a service needs it).
-    pub uid: Option<u32>,
+    pub(crate) uid: Option<u32>,
     /// Its parent's pid, to tell a service's main process from the workers
     /// and sessions it forks.
-    pub ppid: Option<u32>,
+    pub(crate) ppid: Option<u32>,
     /// When it started (seconds since the epoch), to tell a new process
     /// with a reused pid from the old one.
-    pub start_time: u64,
+    pub(crate) start_time: u64,
 }
 
 /// What a look must read beyond the command line and `stat`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Wants {
+pub(crate) struct Wants {
     /// The executable link (a service matches by `exe`).
-    pub exe: bool,
+    pub(crate) exe: bool,
     /// The real uid (a service has `user`).
-    pub uid: bool,
+    pub(crate) uid: bool,
 }
 
 /// `stat`'s flag of a kernel thread (PF_KTHREAD).
@@ -168,7 +168,7 @@ fn real_uid(status: &[u8]) -> Option<u32> {
 /// tend's own descendants, the processes under `commands` (restart commands
 /// a killed pass left running, whose command lines name the daemon they
 /// start) are never a service.
-pub fn scan(
+pub(crate) fn scan(
     commands: &[u32],
     wants: Wants,
     pinned: &[u32],
@@ -333,7 +333,7 @@ fn running_exe(link: &std::path::Path) -> String {
 /// put in its place), as seen from the process's own root, so a daemon in a
 /// chroot or a container is compared with its own files. None when it is
 /// current or cannot be read.
-pub fn replaced(pid: u32) -> Option<String> {
+pub(crate) fn replaced(pid: u32) -> Option<String> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     let exe = format!("/proc/{pid}/exe");
@@ -378,13 +378,13 @@ fn moved_aside(argv0: &std::path::Path, link: &std::path::Path) -> bool {
 /// When a process started, in clock ticks since boot (`/proc/PID/stat`'s
 /// 22nd field): with its pid, what tells it from a later process that got
 /// the same pid.
-pub fn start_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
     leader(pid).map(|(start, _)| start)
 }
 
 /// A process's start time (clock ticks since boot) and its process group,
 /// from `/proc/PID/stat`; None when it is gone or a zombie.
-pub fn leader(pid: u32) -> Option<(u64, u32)> {
+pub(crate) fn leader(pid: u32) -> Option<(u64, u32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -395,7 +395,7 @@ pub fn leader(pid: u32) -> Option<(u64, u32)> {
 }
 
 /// The kernel's id of this boot (a new one at every boot).
-pub fn boot_id() -> Option<String> {
+pub(crate) fn boot_id() -> Option<String> {
     let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     Some(id.trim().to_string()).filter(|id| !id.is_empty())
 }
@@ -403,7 +403,7 @@ pub fn boot_id() -> Option<String> {
 /// Resident memory (bytes) and CPU time used so far (milliseconds) of some
 /// processes: one more read of the process table restricted to them, so it
 /// costs as many services as need it, not the whole table.
-pub fn usage(pids: &[u32]) -> std::collections::HashMap<u32, (u64, u64)> {
+pub(crate) fn usage(pids: &[u32]) -> std::collections::HashMap<u32, (u64, u64)> {
     if pids.is_empty() {
         return Default::default();
     }

@@ -22,18 +22,18 @@ use sha2::{Digest, Sha256};
 
 /// The policy files as read, each once.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The paths the policy was asked for (`-f`, or `validate`'s).
-    pub origin: Vec<PathBuf>,
+    pub(crate) origin: Vec<PathBuf>,
     /// Each file's path and contents, in reading order.
-    pub files: Vec<(PathBuf, Vec<u8>)>,
+    pub(crate) files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl Snapshot {
     /// A fingerprint of the policy: SHA-256 of each file's name and
     /// contents, first 12 hex digits. The same policy has the same digest on
     /// every host, and its last good copy keeps it.
-    pub fn digest(&self) -> String {
+    pub(crate) fn digest(&self) -> String {
         let mut hash = Sha256::new();
         for (path, bytes) in &self.files {
             let name = path.file_name().map_or_else(
@@ -53,7 +53,7 @@ impl Snapshot {
     }
 
     /// The origin as an admin wrote it: `/etc/tend`, or `a.tend b.tend`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let names: Vec<String> = self
             .origin
             .iter()
@@ -65,7 +65,7 @@ impl Snapshot {
 
 /// Whether to refuse files others than root could change (running as root,
 /// without `--insecure`).
-pub fn must_be_root_only(insecure: bool) -> bool {
+pub(crate) fn must_be_root_only(insecure: bool) -> bool {
     !insecure && nix::unistd::geteuid().is_root()
 }
 
@@ -73,13 +73,13 @@ pub fn must_be_root_only(insecure: bool) -> bool {
 /// in name order). When a file or directory changes during the read, waits
 /// a moment and reads again; a second change makes the policy unusable for
 /// this pass.
-pub fn read(paths: &[PathBuf], root_only: bool) -> Result<Snapshot> {
+pub(crate) fn read(paths: &[PathBuf], root_only: bool) -> Result<Snapshot> {
     read_as(paths, root_only, false)
 }
 
 /// Reads files to check (`tend validate PATH`: a repository's checkout),
 /// which no symlink may lead out of.
-pub fn read_checkout(paths: &[PathBuf]) -> Result<Snapshot> {
+pub(crate) fn read_checkout(paths: &[PathBuf]) -> Result<Snapshot> {
     read_as(paths, false, true)
 }
 
@@ -304,16 +304,16 @@ fn trusted_place(path: &Path) -> Result<()> {
 
 /// Where the last good copy lives in the state directory: a symlink to a
 /// directory named after the policy's digest, swapped atomically.
-pub const LAST_GOOD: &str = "policy.good";
+pub(crate) const LAST_GOOD: &str = "policy.good";
 const MANIFEST: &str = "manifest.json";
 
 /// The last policy that checked, as kept by [`keep`].
 #[derive(Debug, Clone)]
-pub struct LastGood {
-    pub snapshot: Snapshot,
+pub(crate) struct LastGood {
+    pub(crate) snapshot: Snapshot,
     /// Where it was read from, and when it was kept (unix seconds).
-    pub origin: String,
-    pub saved: i64,
+    pub(crate) origin: String,
+    pub(crate) saved: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -326,7 +326,7 @@ struct Manifest {
 }
 
 /// The last good copy in `state_dir`, if there is one.
-pub fn last_good(state_dir: &Path) -> Result<Option<LastGood>> {
+pub(crate) fn last_good(state_dir: &Path) -> Result<Option<LastGood>> {
     let dir = state_dir.join(LAST_GOOD);
     // The copy is a symlink to a directory of the state dir, swapped
     // atomically by `keep`: it must name one beside it, nothing else.
@@ -386,7 +386,7 @@ pub fn last_good(state_dir: &Path) -> Result<Option<LastGood>> {
 /// is written whole in a new directory (0700, files 0600), then a symlink is
 /// renamed over the old one: a pass killed midway leaves the old copy.
 /// Returns whether a new copy was written.
-pub fn keep(state_dir: &Path, snapshot: &Snapshot, now: i64) -> Result<bool> {
+pub(crate) fn keep(state_dir: &Path, snapshot: &Snapshot, now: i64) -> Result<bool> {
     let digest = snapshot.digest();
     // The manifest says what the copy is; the files are read only when it
     // is enforced.

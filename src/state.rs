@@ -17,7 +17,7 @@ use crate::probe::Checked;
 /// The status of a service as the last pass left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     /// Seen running.
     Running,
     /// Seen down; the restart waits (a package manager at work, or a pause).
@@ -32,7 +32,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Status::Running => "running",
             Status::Down => "down",
@@ -45,57 +45,57 @@ impl Status {
 
 /// What is remembered of one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceState {
-    pub status: Status,
+pub(crate) struct ServiceState {
+    pub(crate) status: Status,
     /// When the service entered this status (unix seconds).
-    pub since: i64,
+    pub(crate) since: i64,
     /// The pid last seen running, and its start time (seconds since boot
     /// epoch as sysinfo reports it), to tell a new process from the old.
     #[serde(default)]
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     #[serde(default)]
-    pub start_time: Option<u64>,
+    pub(crate) start_time: Option<u64>,
     /// When restarts were attempted, oldest first; only those inside the
     /// budget's window are kept.
     #[serde(default)]
-    pub restarts: Vec<i64>,
+    pub(crate) restarts: Vec<i64>,
     /// When the current problem was last reported (for reminders).
     #[serde(default)]
-    pub reported: Option<i64>,
+    pub(crate) reported: Option<i64>,
     /// The last failure, as reported (or why a restart is deferred).
     #[serde(default)]
-    pub failure: Option<String>,
+    pub(crate) failure: Option<String>,
     /// The pid whose replaced binary was reported (or restarted), so it is
     /// said once per process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaced: Option<u32>,
+    pub(crate) replaced: Option<u32>,
     /// What was last said that needs no action (too many processes), so it
     /// is said once while it lasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     /// Why the service was judged not up (a stale pidfile, a failed check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The CPU time its process had used at the last pass (for `cpu above`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<CpuSample>,
+    pub(crate) cpu: Option<CpuSample>,
     /// The restart command running for it, written as soon as it is
     /// started: a pass killed meanwhile leaves it here, and the next pass
     /// waits for it instead of starting a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Spawned>,
+    pub(crate) command: Option<Spawned>,
     /// What its checks (`port`, `http`, ...) found when they last ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checks: Option<Checks>,
+    pub(crate) checks: Option<Checks>,
     /// Every restart attempted, kept across passes (unlike `restarts`,
     /// which keeps the budget's window): the metrics' counter.
     #[serde(default)]
-    pub restarts_total: u64,
+    pub(crate) restarts_total: u64,
 }
 
 impl ServiceState {
     /// A service in `status` since `since`, with nothing else remembered.
-    pub fn new(status: Status, since: i64) -> ServiceState {
+    pub(crate) fn new(status: Status, since: i64) -> ServiceState {
         ServiceState {
             status,
             since,
@@ -119,10 +119,10 @@ impl ServiceState {
 /// (up to the first that failed). Kept while the service is down and its
 /// checks cannot run, for `explain`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checks {
+pub(crate) struct Checks {
     /// Unix seconds.
-    pub at: i64,
-    pub each: Vec<Checked>,
+    pub(crate) at: i64,
+    pub(crate) each: Vec<Checked>,
 }
 
 /// A restart command started by a pass: its process group, the leader's
@@ -132,44 +132,44 @@ pub struct Checks {
 /// that this group is its command, whatever the command became (`#!`
 /// scripts run as `/bin/sh SCRIPT`); records of older versions have none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Spawned {
-    pub pgid: u32,
-    pub start_time: u64,
-    pub since: i64,
+pub(crate) struct Spawned {
+    pub(crate) pgid: u32,
+    pub(crate) start_time: u64,
+    pub(crate) since: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot: Option<String>,
+    pub(crate) boot: Option<String>,
 }
 
 /// The whole state file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct State {
+pub(crate) struct State {
     /// When the last pass finished (unix seconds).
     #[serde(default)]
-    pub last_run: Option<i64>,
+    pub(crate) last_run: Option<i64>,
     /// By service id.
     #[serde(default)]
-    pub services: BTreeMap<String, ServiceState>,
+    pub(crate) services: BTreeMap<String, ServiceState>,
     /// The start of the last pause whose end was reported, so it is said
     /// once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause_ended: Option<i64>,
+    pub(crate) pause_ended: Option<i64>,
     /// The digest of the policy the last pass enforced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
+    pub(crate) policy: Option<String>,
     /// The policy error last said, while the policy stays broken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_error: Option<PolicyError>,
+    pub(crate) policy_error: Option<PolicyError>,
     /// Why the metrics file could not be written, as last said (said again
     /// only when it changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics_error: Option<String>,
+    pub(crate) metrics_error: Option<String>,
 }
 
 impl State {
     /// Times in the future (stamped while the clock was ahead) taken as
     /// now: restarts that would fill the budget for a day, a reminder that
     /// would not come for a month. How far ahead the furthest was.
-    pub fn clamp(&mut self, now: i64) -> i64 {
+    pub(crate) fn clamp(&mut self, now: i64) -> i64 {
         let mut ahead = 0;
         let fix = |t: &mut i64| {
             if *t > now {
@@ -199,22 +199,22 @@ impl State {
 /// A broken policy, remembered so that cron does not mail the same error
 /// every five minutes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyError {
+pub(crate) struct PolicyError {
     /// The error as said.
-    pub error: String,
+    pub(crate) error: String,
     /// Since when the policy has been broken, and when this error was last
     /// said.
-    pub since: i64,
-    pub said: i64,
+    pub(crate) since: i64,
+    pub(crate) said: i64,
 }
 
 /// A broken policy's error is said again after this long.
-pub const POLICY_ERROR_REMIND: i64 = 86_400;
+pub(crate) const POLICY_ERROR_REMIND: i64 = 86_400;
 
 impl PolicyError {
     /// What to remember of `error` seen at `now`, and whether to say it: a
     /// new or different error is said at once, the same one once a day.
-    pub fn next(prior: Option<&PolicyError>, error: &str, now: i64) -> (PolicyError, bool) {
+    pub(crate) fn next(prior: Option<&PolicyError>, error: &str, now: i64) -> (PolicyError, bool) {
         match prior {
             Some(p) if p.error == error && now - p.said < POLICY_ERROR_REMIND => (p.clone(), false),
             Some(p) => (

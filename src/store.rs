@@ -18,7 +18,7 @@ use crate::file;
 use crate::pause::{pause_file, Pause, PAUSE_FILE};
 use crate::state::State;
 
-pub const STATE_FILE: &str = "state.json";
+pub(crate) const STATE_FILE: &str = "state.json";
 
 /// The state file's format: its own type, versioned. 2 added `version`
 /// (and a command's `boot`); a file without one is version 1 and reads
@@ -46,10 +46,10 @@ struct Stored {
 fn decode(text: &str) -> serde_json::Result<(State, u32)> {
     serde_json::from_str::<Stored>(text).map(|r| (r.state, r.version.max(1)))
 }
-pub const LOCK_FILE: &str = "lock";
+pub(crate) const LOCK_FILE: &str = "lock";
 
 /// Where state and lock live.
-pub fn default_dir() -> PathBuf {
+pub(crate) fn default_dir() -> PathBuf {
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/lib/tend");
     }
@@ -62,7 +62,7 @@ pub fn default_dir() -> PathBuf {
 }
 
 /// The state directory of one run, and why it is refused, if it is.
-pub struct Store {
+pub(crate) struct Store {
     dir: PathBuf,
     refused: Option<String>,
 }
@@ -73,7 +73,7 @@ pub struct Store {
 /// as /tmp is fine above it: others cannot rename what is ours there). A
 /// symlink on the way must be root's or ours too. A directory that does not
 /// exist yet is judged by the ones above it.
-pub fn check_dir(dir: &Path) -> Result<()> {
+pub(crate) fn check_dir(dir: &Path) -> Result<()> {
     let me = nix::unistd::geteuid().as_raw();
     let absolute = match dir.is_absolute() {
         true => dir.to_path_buf(),
@@ -126,32 +126,32 @@ pub fn check_dir(dir: &Path) -> Result<()> {
 }
 
 /// What loading found.
-pub struct Loaded {
-    pub state: State,
+pub(crate) struct Loaded {
+    pub(crate) state: State,
     /// A line for the admin when the file was damaged and set aside.
-    pub notice: Option<String>,
+    pub(crate) notice: Option<String>,
 }
 
 impl Store {
-    pub fn new(dir: &Path) -> Store {
+    pub(crate) fn new(dir: &Path) -> Store {
         Store {
             dir: dir.to_path_buf(),
             refused: check_dir(dir).err().map(|e| format!("{e:#}")),
         }
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Why the directory is not used, if it is not: nothing is read from it
     /// or written to it then (a pass still checks and restarts).
-    pub fn refused(&self) -> Option<&str> {
+    pub(crate) fn refused(&self) -> Option<&str> {
         self.refused.as_deref()
     }
 
     /// The directory, when it may be used.
-    pub fn usable(&self) -> Option<&Path> {
+    pub(crate) fn usable(&self) -> Option<&Path> {
         self.refused.is_none().then_some(self.dir.as_path())
     }
 
@@ -167,7 +167,7 @@ impl Store {
     }
 
     /// Creates the directory (0700) if needed.
-    pub fn ensure_dir(&self) -> Result<()> {
+    pub(crate) fn ensure_dir(&self) -> Result<()> {
         self.usable_or_fail()?;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -179,14 +179,14 @@ impl Store {
 
     /// Takes the pass lock in the state directory (made if need be), the
     /// one way every command that changes the state takes it.
-    pub fn lock(&self, now: i64) -> Result<Locking> {
+    pub(crate) fn lock(&self, now: i64) -> Result<Locking> {
         self.ensure_dir()?;
         lock(&self.dir, now)
     }
 
     /// Reads the state without changing anything (for `status` and dry
     /// runs): a missing or damaged file reads as empty.
-    pub fn peek(&self) -> State {
+    pub(crate) fn peek(&self) -> State {
         if self.refused.is_some() {
             return State::default();
         }
@@ -201,7 +201,7 @@ impl Store {
     /// Reads the state. A missing file is a first run. A damaged one (not
     /// JSON, truncated, empty, a directory) is renamed to
     /// `state.json.bad-TIMESTAMP` and the pass starts from a fresh state.
-    pub fn load(&self, now: i64) -> Loaded {
+    pub(crate) fn load(&self, now: i64) -> Loaded {
         if self.refused.is_some() {
             return Loaded {
                 state: State::default(),
@@ -261,7 +261,7 @@ impl Store {
     }
 
     /// Writes the state atomically.
-    pub fn save(&self, state: &State) -> Result<()> {
+    pub(crate) fn save(&self, state: &State) -> Result<()> {
         self.write_json(
             STATE_FILE,
             &Written {
@@ -273,7 +273,7 @@ impl Store {
 
     /// Every pause file (an admin's and each hook's), each read (or why it
     /// cannot be), for a pass to honour, bound and set aside.
-    pub fn pauses(&self) -> Vec<(String, Result<Pause>)> {
+    pub(crate) fn pauses(&self) -> Vec<(String, Result<Pause>)> {
         let Some(dir) = self.usable() else {
             return Vec::new();
         };
@@ -306,7 +306,7 @@ impl Store {
 
     /// Every readable pause as it is honoured at `now` (bounded), for
     /// commands that change nothing of them.
-    pub fn bounded_pauses(&self, now: i64) -> Vec<Pause> {
+    pub(crate) fn bounded_pauses(&self, now: i64) -> Vec<Pause> {
         self.pauses()
             .into_iter()
             .filter_map(|(_, p)| p.ok())
@@ -315,18 +315,18 @@ impl Store {
     }
 
     /// The pause in force (or the last to end), for `status` and dry runs.
-    pub fn pause(&self, now: i64) -> Option<Pause> {
+    pub(crate) fn pause(&self, now: i64) -> Option<Pause> {
         Pause::current(self.bounded_pauses(now), now)
     }
 
     /// Writes a pause (its owner's file).
-    pub fn set_pause(&self, pause: &Pause) -> Result<()> {
+    pub(crate) fn set_pause(&self, pause: &Pause) -> Result<()> {
         self.ensure_dir()?;
         self.write_json(&pause_file(pause.by.as_deref()), pause)
     }
 
     /// Moves a damaged pause file aside; says where.
-    pub fn set_pause_aside(&self, name: &str, now: i64) -> String {
+    pub(crate) fn set_pause_aside(&self, name: &str, now: i64) -> String {
         let aside = self.dir.join(format!("{name}.bad-{now}"));
         match std::fs::rename(self.dir.join(name), &aside) {
             Ok(()) => format!("moved it to {}", aside.display()),
@@ -336,7 +336,7 @@ impl Store {
 
     /// Removes the pause of `by` (an admin's: None); false when there was
     /// none.
-    pub fn clear_pause(&self, by: Option<&str>) -> Result<bool> {
+    pub(crate) fn clear_pause(&self, by: Option<&str>) -> Result<bool> {
         self.usable_or_fail()?;
         let path = self.dir.join(pause_file(by));
         match std::fs::remove_file(&path) {
@@ -347,7 +347,7 @@ impl Store {
     }
 
     /// Rewrites a pause file with the pause as bounded.
-    pub fn rewrite_pause(&self, name: &str, pause: &Pause) -> Result<()> {
+    pub(crate) fn rewrite_pause(&self, name: &str, pause: &Pause) -> Result<()> {
         self.write_json(name, pause)
     }
 
@@ -389,18 +389,18 @@ fn read(path: &Path) -> Result<Option<String>> {
 }
 
 /// The pass lock, held until dropped.
-pub struct Lock {
+pub(crate) struct Lock {
     _file: Flock<File>,
 }
 
 /// Who holds the lock, as its holder wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    pub pid: u32,
-    pub since: i64,
+pub(crate) struct Holder {
+    pub(crate) pid: u32,
+    pub(crate) since: i64,
 }
 
-pub enum Locking {
+pub(crate) enum Locking {
     Acquired(Lock),
     /// Another pass holds it.
     Held(Option<Holder>),

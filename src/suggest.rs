@@ -2,7 +2,7 @@
 //! attributes, service ids and class names.
 
 /// The known word nearest `word`, if it is near enough to be a typo of it.
-pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(word, k), *k))

@@ -21,23 +21,23 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What systemd says of one unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unit {
-    pub id: String,
-    pub load: String,
-    pub active: String,
-    pub sub: String,
-    pub result: String,
-    pub main_pid: u32,
-    pub restarts: u32,
+pub(crate) struct Unit {
+    pub(crate) id: String,
+    pub(crate) load: String,
+    pub(crate) active: String,
+    pub(crate) sub: String,
+    pub(crate) result: String,
+    pub(crate) main_pid: u32,
+    pub(crate) restarts: u32,
     /// How the main process ended (1 exited, 2 killed, 3 dumped core) and
     /// its exit status or signal.
-    pub exec_code: i32,
-    pub exec_status: i32,
+    pub(crate) exec_code: i32,
+    pub(crate) exec_status: i32,
 }
 
 /// A unit, judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// Active: its main process (0 when it has none).
     Active(u32),
     /// systemd is starting, stopping or restarting it: wait.
@@ -53,7 +53,7 @@ pub enum Seen {
 
 /// Why systemd could not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unasked {
+pub(crate) enum Unasked {
     /// systemctl could not be run, or did not answer in time: asking again
     /// now would cost as much again.
     NoAnswer(String),
@@ -74,7 +74,7 @@ impl std::fmt::Display for Unasked {
 /// unit systemd refuses fails the whole call), each unit is asked alone, so
 /// one bad name leaves the others known. Err for a unit systemd could not
 /// be asked about: unknown, never "down".
-pub fn show_each(units: &[&str]) -> Vec<Result<Seen, Unasked>> {
+pub(crate) fn show_each(units: &[&str]) -> Vec<Result<Seen, Unasked>> {
     match show(units) {
         Ok(seen) => seen.into_iter().map(Ok).collect(),
         Err(Unasked::Failed(_)) if units.len() > 1 => units
@@ -161,7 +161,7 @@ fn parse(text: &str) -> Vec<Unit> {
 }
 
 /// What a unit's states mean for tend.
-pub fn judge(u: &Unit) -> Seen {
+pub(crate) fn judge(u: &Unit) -> Seen {
     let id = &u.id;
     match u.load.as_str() {
         "loaded" => {}

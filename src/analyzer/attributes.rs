@@ -19,7 +19,7 @@ pub(super) fn words_duration(values: &[Value]) -> Option<Duration> {
 
 /// No wait in a pass is longer than a day: cron starts the next one long
 /// before, and a longer one is surely a typo.
-pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(86_400);
 
 /// `depends on ID, ID ...`: the ids, each with its position.
 pub(super) fn depends_on(a: &Attribute) -> Result<Vec<(String, Span)>, Diagnostic> {

@@ -11,7 +11,7 @@ mod attributes;
 mod probes;
 mod registry;
 mod service;
-pub mod warnings;
+pub(crate) mod warnings;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -24,21 +24,21 @@ use crate::policy::{
     DEFAULT_TIMEOUT,
 };
 use attributes::{at_least_one_second, duration, limit, remind, when_stopped, yes_no};
-pub use warnings::warnings;
+pub(crate) use warnings::warnings;
 
 /// Attributes a `defaults` block may set for every service (and a service
 /// for itself).
-pub fn default_attributes() -> Vec<&'static str> {
+pub(crate) fn default_attributes() -> Vec<&'static str> {
     registry::keys(registry::Scope::Defaults).collect()
 }
 
 /// The policy's attributes, as a section of `tend man`.
-pub fn attributes_man() -> String {
+pub(crate) fn attributes_man() -> String {
     registry::man_section()
 }
 
 /// Every attribute a service may have, in the order the docs list them.
-pub fn all_attributes() -> Vec<&'static str> {
+pub(crate) fn all_attributes() -> Vec<&'static str> {
     registry::ATTRIBUTES.iter().map(|a| a.key).collect()
 }
 
@@ -67,11 +67,11 @@ impl Default for Defaults {
 }
 
 /// Functions a class expression may call.
-pub const FUNCTIONS: &[&str] = &["hostname"];
+pub(crate) const FUNCTIONS: &[&str] = &["hostname"];
 
 type Errors = Vec<Diagnostic>;
 
-pub fn analyze(
+pub(crate) fn analyze(
     sources: &Sources,
     files: &[(FileId, Vec<Item>)],
 ) -> (Vec<ClassDef>, Vec<Service>, Errors) {

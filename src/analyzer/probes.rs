@@ -211,7 +211,7 @@ pub(super) fn certificate(a: &Attribute) -> Result<CertificateCheck, Diagnostic>
 
 /// `\r`, `\n`, `\t`, `\0`, `\\` and `\xHH` in a `send` text; any other
 /// backslash stays as written.
-pub fn unescape(text: &str) -> Vec<u8> {
+pub(crate) fn unescape(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

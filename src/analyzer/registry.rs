@@ -29,17 +29,17 @@ pub(crate) enum Scope {
 #[derive(Debug)]
 pub(crate) struct Attr {
     /// The key the parser reads (`depends`, `when`).
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// How it is written (`depends on`, `when stopped`).
-    pub written: &'static str,
+    pub(crate) written: &'static str,
     /// Its value, its default and what it means, as the reference says.
-    pub value: &'static str,
-    pub default: &'static str,
-    pub meaning: &'static str,
-    pub scope: Scope,
+    pub(crate) value: &'static str,
+    pub(crate) default: &'static str,
+    pub(crate) meaning: &'static str,
+    pub(crate) scope: Scope,
     /// Reads its value into the service being read (the attributes that
     /// need each other are checked together afterwards).
-    pub read: Reader,
+    pub(crate) read: Reader,
 }
 
 /// An attribute's reader.
@@ -48,7 +48,7 @@ pub(crate) type Reader = fn(&Attribute, &mut Draft) -> Result<(), Diagnostic>;
 impl Attr {
     /// Its row in docs/language.md's table of attributes.
     #[cfg(test)]
-    pub fn doc_row(&self) -> String {
+    pub(crate) fn doc_row(&self) -> String {
         let cell = |s: &str| {
             if s.is_empty() {
                 " ".to_string()

@@ -20,27 +20,27 @@ use crate::suggest::closest;
 /// registry entry), before the attributes that need each other are
 /// checked together.
 pub(crate) struct Draft {
-    pub name: Option<String>,
-    pub process: Option<String>,
-    pub exe: Option<String>,
-    pub pidfile: Option<PathBuf>,
-    pub user: Option<String>,
-    pub unit: Option<(String, Span)>,
-    pub count: (usize, Option<usize>),
-    pub depends: Vec<(String, Span)>,
-    pub memory: Option<MemoryLimit>,
-    pub cpu: Option<CpuLimit>,
-    pub port: Option<u16>,
-    pub send_expect: (Option<Vec<u8>>, Option<String>),
-    pub certificate: Option<(probes::CertificateCheck, Attribute)>,
-    pub host: Option<std::net::IpAddr>,
-    pub unix: Option<PathBuf>,
-    pub connect_timeout: std::time::Duration,
+    pub(crate) name: Option<String>,
+    pub(crate) process: Option<String>,
+    pub(crate) exe: Option<String>,
+    pub(crate) pidfile: Option<PathBuf>,
+    pub(crate) user: Option<String>,
+    pub(crate) unit: Option<(String, Span)>,
+    pub(crate) count: (usize, Option<usize>),
+    pub(crate) depends: Vec<(String, Span)>,
+    pub(crate) memory: Option<MemoryLimit>,
+    pub(crate) cpu: Option<CpuLimit>,
+    pub(crate) port: Option<u16>,
+    pub(crate) send_expect: (Option<Vec<u8>>, Option<String>),
+    pub(crate) certificate: Option<(probes::CertificateCheck, Attribute)>,
+    pub(crate) host: Option<std::net::IpAddr>,
+    pub(crate) unix: Option<PathBuf>,
+    pub(crate) connect_timeout: std::time::Duration,
     /// `restart`, `start`, `stop`, as written.
-    pub commands: [Option<String>; 3],
-    pub shell: bool,
+    pub(crate) commands: [Option<String>; 3],
+    pub(crate) shell: bool,
     /// The settings `defaults` may give, as this service has them.
-    pub settings: Defaults,
+    pub(crate) settings: Defaults,
 }
 
 impl Draft {

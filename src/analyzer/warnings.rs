@@ -17,7 +17,7 @@ use crate::suggest::closest;
 /// satisfy, a class defined with the name of a class tend sets itself, and
 /// a command with shell syntax but no `shell yes`. Duplicate ids, in one
 /// file or across files, are errors.
-pub fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
+pub(crate) fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
     let defined: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
     let defs: HashMap<&str, &Expr> = classes.iter().map(|c| (c.name.as_str(), &c.expr)).collect();
     let mut out = Vec::new();

@@ -22,7 +22,7 @@ struct Off<'a> {
     at: &'a str,
 }
 
-pub fn run(ctx: &Context) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context) -> Result<Exit> {
     let enforced = ctx.enforce_noting()?;
     let busy = ctx.busy();
     let classes = ctx.classes(&enforced, busy.as_ref());

@@ -6,7 +6,7 @@ use anyhow::Result;
 use crate::cli::Cli;
 use crate::exit::Exit;
 
-pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> Result<Exit> {
     // Into memory first: clap_complete panics on a failed write.
     let mut cmd = <Cli as clap::CommandFactory>::command();
     let mut script = Vec::new();
@@ -17,7 +17,7 @@ pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
 
 /// The man page: the command line's, and the policy's attributes from the
 /// language's own registry (so neither can drift from the code).
-pub fn man() -> Result<Exit> {
+pub(crate) fn man() -> Result<Exit> {
     let cmd = <Cli as clap::CommandFactory>::command().name("tend");
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd).section("8").render(&mut page)?;

@@ -13,7 +13,7 @@ use crate::exit::Exit;
 use crate::pass;
 use crate::state::Status;
 
-pub fn run(ctx: &Context) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context) -> Result<Exit> {
     let enforced = ctx.enforce()?;
     println!("{}", enforced.headline());
     if let Some(detail) = enforced.fallback_detail() {

@@ -12,7 +12,7 @@ use crate::exit::Exit;
 use crate::preview;
 use crate::suggest::closest;
 
-pub fn run(ctx: &Context, id: &str, name: Option<&str>, os: &OsArgs) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, id: &str, name: Option<&str>, os: &OsArgs) -> Result<Exit> {
     let policy = ctx.read_policy()?;
     let (host, busy) = match name {
         Some(name) => (

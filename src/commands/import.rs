@@ -15,7 +15,7 @@ use crate::import::{self, Import};
 /// An importer: its files to what they come to, or why they cannot be read.
 type Reader = fn(&[PathBuf]) -> Result<Import, String>;
 
-pub fn run(from: ImportFrom, files: &[PathBuf], output: Option<&Path>) -> Result<Exit> {
+pub(crate) fn run(from: ImportFrom, files: &[PathBuf], output: Option<&Path>) -> Result<Exit> {
     let (kind, read): (&str, Reader) = match from {
         ImportFrom::Cfengine => ("cfengine", import::cfengine::import),
         ImportFrom::Monit => ("monit", import::monit::import),

@@ -11,7 +11,7 @@ use crate::pause::{self, Pause, MAX_PAUSE};
 use crate::report::Reporter;
 
 /// Writes the pause file (of `by`, or the admin's).
-pub fn pause(
+pub(crate) fn pause(
     ctx: &Context,
     duration: u64,
     reason: Option<String>,
@@ -47,7 +47,7 @@ pub fn pause(
 
 /// Removes the pause file of `by` (or the admin's); says what pause, if
 /// any, still holds restarts.
-pub fn resume(ctx: &Context, by: Option<String>) -> Result<Exit> {
+pub(crate) fn resume(ctx: &Context, by: Option<String>) -> Result<Exit> {
     if let Some(by) = &by {
         pause::pause_owner(by)?;
     }

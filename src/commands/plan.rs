@@ -22,7 +22,7 @@ struct Doc<'a> {
     services: Vec<ServiceRow<'a>>,
 }
 
-pub fn run(ctx: &Context, name: &str, os: &OsArgs) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, name: &str, os: &OsArgs) -> Result<Exit> {
     let policy = ctx.read_policy()?;
     let host = Host::named(name, os.os.as_deref(), os.arch.as_deref());
     let classes = Classes::evaluate(Some(&policy), &host, None, &ctx.define);

@@ -7,7 +7,7 @@ use super::Context;
 use crate::exit::Exit;
 use crate::store::Locking;
 
-pub fn run(ctx: &Context, ids: &[String], all: bool) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, ids: &[String], all: bool) -> Result<Exit> {
     let enforced = ctx.enforce_noting()?;
     let policy = &enforced.policy;
     for id in ids {

@@ -20,7 +20,7 @@ use crate::report::Reporter;
 use crate::state::{PolicyError, State};
 use crate::store::Locking;
 
-pub fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result<Exit> {
     let host = ctx.host();
     splay(&host, splay_seconds);
     let started = Instant::now();

@@ -22,9 +22,9 @@ use crate::state::{PolicyError, State};
 use crate::store::{Lock, Locking, Store};
 
 pub(crate) struct Session {
-    pub enforced: Enforced,
-    pub classes: Classes,
-    pub busy: Option<Busy>,
+    pub(crate) enforced: Enforced,
+    pub(crate) classes: Classes,
+    pub(crate) busy: Option<Busy>,
     /// Handed to the plan.
     memory: std::cell::Cell<Option<Memory>>,
     /// Held until the session ends (None: a dry run, or no lock to be
@@ -35,7 +35,7 @@ pub(crate) struct Session {
 impl Session {
     /// A pass's session over `enforced`: Err(exit) when another pass holds
     /// the lock (this one then ends, said only if that one may be hung).
-    pub fn open(
+    pub(crate) fn open(
         ctx: &Context,
         enforced: Enforced,
         reporter: &mut Reporter,
@@ -73,7 +73,7 @@ impl Session {
 
     /// The plan of this pass at `now`: the memory is handed to it (one
     /// plan per session).
-    pub fn plan(&self, now: i64) -> Result<Plan<'_>> {
+    pub(crate) fn plan(&self, now: i64) -> Result<Plan<'_>> {
         let memory = self.memory.take().expect("one plan per session");
         pass::plan(
             &self.enforced,
@@ -86,7 +86,7 @@ impl Session {
 
     /// A dry run's: the same, peeked (damaged pause files printed), with
     /// nothing changed.
-    pub fn peek(ctx: &Context, enforced: Enforced) -> Session {
+    pub(crate) fn peek(ctx: &Context, enforced: Enforced) -> Session {
         for (_, damaged) in ctx.store.pauses() {
             if let Err(e) = damaged {
                 println!("tend: {e:#}");

@@ -59,7 +59,7 @@ struct Row<'a> {
     note: Option<&'a str>,
 }
 
-pub fn run(ctx: &Context) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context) -> Result<Exit> {
     let enforced = ctx.enforce()?;
     let busy = ctx.busy();
     let classes = ctx.classes(&enforced, busy.as_ref());

@@ -30,7 +30,7 @@ struct Doc {
     diagnostics: Vec<diagnostic::Row>,
 }
 
-pub fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit> {
     if accept_empty {
         return accept(ctx);
     }

@@ -7,8 +7,8 @@
 //! per check or process promise, a comment saying where each came from, and
 //! every statement left out as a `# tend import:` comment at its place.
 
-pub mod cfengine;
-pub mod monit;
+pub(crate) mod cfengine;
+pub(crate) mod monit;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,35 +17,35 @@ use crate::file;
 
 /// The largest input file read (a policy of thousands of services is far
 /// smaller).
-pub const INPUT_MAX: u64 = 4 << 20;
+pub(crate) const INPUT_MAX: u64 = 4 << 20;
 
 /// One service as the import writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Draft {
+pub(crate) struct Draft {
     /// The id: the name the user chose, made a valid tend id.
-    pub id: String,
+    pub(crate) id: String,
     /// A class expression, as tend writes it; None for every host.
-    pub guard: Option<String>,
+    pub(crate) guard: Option<String>,
     /// Where it came from: `FILE:LINE (what)`.
-    pub from: String,
+    pub(crate) from: String,
     /// The file it came from, to split the output by (`-o DIR`).
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Attributes in order: key and value as written (`pidfile`,
     /// `"/run/x.pid"`).
-    pub attrs: Vec<(String, String)>,
+    pub(crate) attrs: Vec<(String, String)>,
     /// Where each attribute came from (`line 4`), by key, when known.
-    pub origin: BTreeMap<String, String>,
+    pub(crate) origin: BTreeMap<String, String>,
     /// Where the statement being carried is: what `set` records.
-    pub at: Option<String>,
+    pub(crate) at: Option<String>,
     /// Statements of this service left out, said inside its block.
-    pub left: Vec<Left>,
+    pub(crate) left: Vec<Left>,
     /// What the reader wants the admin to check, said inside its block
     /// (`# note: ...`); nothing was left out for them.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Draft {
-    pub fn new(id: &str, from: String, file: &Path) -> Draft {
+    pub(crate) fn new(id: &str, from: String, file: &Path) -> Draft {
         Draft {
             id: id_of(id),
             guard: None,
@@ -59,7 +59,7 @@ impl Draft {
         }
     }
 
-    pub fn set(&mut self, key: &str, value: String) {
+    pub(crate) fn set(&mut self, key: &str, value: String) {
         if let Some(at) = &self.at {
             self.origin.insert(key.to_string(), at.clone());
         }
@@ -69,23 +69,23 @@ impl Draft {
         }
     }
 
-    pub fn has(&self, key: &str) -> bool {
+    pub(crate) fn has(&self, key: &str) -> bool {
         self.attrs.iter().any(|(k, _)| k == key)
     }
 }
 
 /// A statement that could not be carried over.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Left {
+pub(crate) struct Left {
     /// `FILE:LINE`
-    pub place: String,
+    pub(crate) place: String,
     /// The statement, as written (one line, shortened).
-    pub statement: String,
-    pub why: String,
+    pub(crate) statement: String,
+    pub(crate) why: String,
 }
 
 impl Left {
-    pub fn new(file: &Path, line: usize, statement: &str, why: impl Into<String>) -> Left {
+    pub(crate) fn new(file: &Path, line: usize, statement: &str, why: impl Into<String>) -> Left {
         let one_line = statement.split_whitespace().collect::<Vec<_>>().join(" ");
         Left {
             place: format!("{}:{line}", file.display()),
@@ -95,26 +95,26 @@ impl Left {
     }
 
     /// `FILE:LINE: `STATEMENT`: WHY`
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!("{}: `{}`: {}", self.place, self.statement, self.why)
     }
 }
 
 /// What an import made of its files.
 #[derive(Debug, Default)]
-pub struct Import {
+pub(crate) struct Import {
     /// Class definitions (`class web = www1 | www2`), by file.
-    pub classes: Vec<(PathBuf, String, String)>,
-    pub drafts: Vec<Draft>,
+    pub(crate) classes: Vec<(PathBuf, String, String)>,
+    pub(crate) drafts: Vec<Draft>,
     /// Statements left out that belong to no service.
-    pub left: Vec<Left>,
+    pub(crate) left: Vec<Left>,
     /// What the reader assumed, said at the top (`# note: ...`).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Import {
     /// Every statement left out, in the order they were met.
-    pub fn all_left(&self) -> Vec<&Left> {
+    pub(crate) fn all_left(&self) -> Vec<&Left> {
         let mut all: Vec<&Left> = self.left.iter().collect();
         all.extend(self.drafts.iter().flat_map(|d| &d.left));
         all
@@ -122,7 +122,7 @@ impl Import {
 
     /// Makes ids unique (`name`, `name-2`, ...): tend's must be, CFEngine's
     /// and Monit's need not be across files.
-    pub fn unique_ids(&mut self) {
+    pub(crate) fn unique_ids(&mut self) {
         let mut taken = HashSet::new();
         for d in &mut self.drafts {
             d.id = claim(&d.id, &mut taken);
@@ -132,7 +132,7 @@ impl Import {
 
 /// `base`, or `base-2`, `base-3` ... : the first not yet in `taken`, which
 /// then holds it.
-pub fn claim(base: &str, taken: &mut HashSet<String>) -> String {
+pub(crate) fn claim(base: &str, taken: &mut HashSet<String>) -> String {
     let mut name = base.to_string();
     let mut n = 1;
     while !taken.insert(name.clone()) {
@@ -144,7 +144,7 @@ pub fn claim(base: &str, taken: &mut HashSet<String>) -> String {
 
 /// A tend id from a name: letters, digits, `_` and `-`; anything else
 /// becomes `_`.
-pub fn id_of(name: &str) -> String {
+pub(crate) fn id_of(name: &str) -> String {
     let id: String = name
         .chars()
         .map(|c| {
@@ -164,7 +164,7 @@ pub fn id_of(name: &str) -> String {
 
 /// A tend string literal holding exactly `text`: single-quoted (taken as
 /// written) when it can be, else double-quoted with `\"` and `\\`.
-pub fn literal(text: &str) -> String {
+pub(crate) fn literal(text: &str) -> String {
     if !text.contains(['\'', '\n']) && text.contains(['\\', '"']) {
         return format!("'{text}'");
     }
@@ -177,7 +177,7 @@ pub fn literal(text: &str) -> String {
 
 /// The policy text of `import`, split by the file each part came from
 /// (for `-o DIR`), in the order the files were met. `header` opens each.
-pub fn render(import: &Import, header: &str) -> Vec<(PathBuf, String)> {
+pub(crate) fn render(import: &Import, header: &str) -> Vec<(PathBuf, String)> {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut note = |f: &PathBuf| {
         if !files.contains(f) {
@@ -245,14 +245,14 @@ fn service_text(d: &Draft) -> String {
 /// Reads one input file: refused if it is not a regular file or larger
 /// than [`INPUT_MAX`] (symlinks are followed: Debian's conf-enabled is
 /// links).
-pub fn read(path: &Path) -> Result<String, String> {
+pub(crate) fn read(path: &Path) -> Result<String, String> {
     let bytes = file::read(path, INPUT_MAX, file::Links::Follow)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
 }
 
 /// The line (1-based) of byte `at` in `text`.
-pub fn line_of(text: &str, at: usize) -> usize {
+pub(crate) fn line_of(text: &str, at: usize) -> usize {
     text[..at.min(text.len())]
         .bytes()
         .filter(|&b| b == b'\n')

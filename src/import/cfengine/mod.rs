@@ -19,7 +19,7 @@ use super::Import;
 
 /// Reads `paths` and converts them. Err: a file that cannot be read or
 /// parsed, with why.
-pub fn import(paths: &[PathBuf]) -> Result<Import, String> {
+pub(crate) fn import(paths: &[PathBuf]) -> Result<Import, String> {
     let read = read::files(paths)?;
     let mut import = Import::default();
     translate::convert(&read, &mut import);

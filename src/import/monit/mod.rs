@@ -15,7 +15,7 @@ use super::Import;
 
 /// Reads `paths` (and what they include) and converts them. Err: a file
 /// that cannot be read or parsed at all, with why.
-pub fn import(paths: &[PathBuf]) -> Result<Import, String> {
+pub(crate) fn import(paths: &[PathBuf]) -> Result<Import, String> {
     let mut items = Vec::new();
     let mut import = Import::default();
     let mut open = HashSet::new();
