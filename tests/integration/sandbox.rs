@@ -161,7 +161,60 @@ impl Sandbox {
     }
 }
 
+/// A run of tend in a sandbox, written the way a test reads it (in the
+/// manner of casey/just's `Test`): `sb.pass().at(T).args(&[..])`, then
+/// `.says(status, &[lines])` runs it and asserts what cron would mail
+/// (lines without the syslog notice) and the exit status.
+pub struct Pass<'a> {
+    sb: &'a Sandbox,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Pass<'_> {
+    /// With the clock at `t` (TEND_NOW, unix seconds).
+    pub fn at(mut self, t: i64) -> Self {
+        self.env.push(("TEND_NOW".into(), t.to_string()));
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn run(&self) -> Run {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.sb.tend_env(&args, &env)
+    }
+
+    /// Runs it: it must exit `code` having said exactly `said`.
+    pub fn says(&self, code: i32, said: &[&str]) -> Run {
+        let run = self.run();
+        assert_eq!(
+            (run.code, lines(&run)),
+            (code, said.iter().map(|l| l.to_string()).collect::<Vec<_>>()),
+            "{run:?}"
+        );
+        run
+    }
+}
+
 impl Sandbox {
+    /// A run of tend to write as a builder (see [`Pass`]).
+    pub fn pass(&self) -> Pass<'_> {
+        Pass {
+            sb: self,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
     /// tend as `tend_env` runs it, for a test that needs the process itself.
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::cargo_bin("tend").unwrap();
