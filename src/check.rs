@@ -59,23 +59,101 @@ pub(crate) struct CpuSample {
     pub(crate) runs_above: u32,
 }
 
-/// What one look found for one service.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What one look found for one service: whether it is up, and what its
+/// checks and its CPU sample found.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Verdict {
+    pub(crate) seen: Observed,
     /// The CPU sample of this look, for services with `cpu above`.
     pub(crate) cpu: Option<CpuSample>,
-    /// How the service runs (its main process), if it is up.
-    pub(crate) running: Option<Running>,
-    /// Why it is not up, beyond "no process matches".
-    pub(crate) problem: Option<Problem>,
-    /// Something to say that needs no action (more processes than `count`).
-    pub(crate) note: Option<String>,
-    /// Down, but not for tend to restart now (systemd is at work on the
-    /// unit, or an admin stopped it and the policy leaves it so).
-    pub(crate) held: Option<Held>,
     /// What each check that speaks to it found (`port`, `http`, ...), in
     /// order, up to the first that failed; none while it is not running.
     pub(crate) checks: Vec<probe::Checked>,
+}
+
+/// Whether a service is up, as one look found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Observed {
+    /// Up, as `running`, with maybe something to say that needs no action
+    /// (more processes than `count`, a certificate soon due).
+    Up {
+        running: Running,
+        note: Option<String>,
+    },
+    /// Down: no process, or why it is not up (a stale pidfile, a process
+    /// that fails a check).
+    Down(Option<Problem>),
+    /// Down, and not for tend to restart now (systemd is at work on the
+    /// unit, or an admin stopped it and the policy leaves it so).
+    Held(Held, Problem),
+}
+
+impl Default for Verdict {
+    fn default() -> Verdict {
+        Verdict {
+            seen: Observed::Down(None),
+            cpu: None,
+            checks: Vec::new(),
+        }
+    }
+}
+
+impl Verdict {
+    /// Up, as this.
+    pub(crate) fn up(running: Running) -> Verdict {
+        Verdict {
+            seen: Observed::Up {
+                running,
+                note: None,
+            },
+            ..Verdict::default()
+        }
+    }
+
+    /// How it runs, if it is up.
+    pub(crate) fn running(&self) -> Option<Running> {
+        match &self.seen {
+            Observed::Up { running, .. } => Some(*running),
+            _ => None,
+        }
+    }
+
+    /// Why it is not up, beyond "no process matches".
+    pub(crate) fn problem(&self) -> Option<&Problem> {
+        match &self.seen {
+            Observed::Up { .. } => None,
+            Observed::Down(problem) => problem.as_ref(),
+            Observed::Held(_, problem) => Some(problem),
+        }
+    }
+
+    /// Something to say that needs no action, while it is up.
+    pub(crate) fn note(&self) -> Option<&str> {
+        match &self.seen {
+            Observed::Up { note, .. } => note.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Why it is held, if it is.
+    pub(crate) fn held(&self) -> Option<&Held> {
+        match &self.seen {
+            Observed::Held(held, _) => Some(held),
+            _ => None,
+        }
+    }
+
+    /// Its process runs but fails a check: `why`.
+    fn fail(&mut self, why: String) {
+        self.seen = Observed::Down(Some(Problem::Failing(why)));
+    }
+
+    /// Says `note` (needing no action) while it is up.
+    fn say(&mut self, said: String) {
+        if let Observed::Up { note, .. } = &mut self.seen {
+            *note = Some(said);
+        }
+    }
 }
 
 /// Why a service that is down is not restarted in this pass.
@@ -159,21 +237,17 @@ pub(crate) fn judge(
             None => return Verdict::default(),
         },
     };
-    let mut verdict = Verdict {
-        running: Some(Running::Process(ProcessId {
-            pid: chosen.pid,
-            started: chosen.start_time,
-        })),
-        ..Verdict::default()
-    };
+    let mut verdict = Verdict::up(Running::Process(ProcessId {
+        pid: chosen.pid,
+        started: chosen.start_time,
+    }));
     if matches_anything || service.count != (1, None) {
         let (min, max) = service.count;
         let n = procs.len();
         if n < min {
-            verdict.running = None;
-            verdict.problem = Some(Problem::Failing(format!("{n} of at least {min} processes")));
+            verdict.fail(format!("{n} of at least {min} processes"));
         } else if let Some(max) = max.filter(|&m| n > m) {
-            verdict.note = Some(format!("{n} processes run, more than {max}"));
+            verdict.say(format!("{n} processes run, more than {max}"));
         }
     }
     verdict
@@ -210,7 +284,7 @@ pub(crate) fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wante
         .iter()
         .zip(verdicts.iter())
         .enumerate()
-        .filter(|(i, (s, v))| wanted[*i] && v.running.is_some() && probe::wanted(s))
+        .filter(|(i, (s, v))| wanted[*i] && v.running().is_some() && probe::wanted(s))
         .map(|(i, (s, _))| {
             let (tx, rx) = std::sync::mpsc::channel();
             let service = (*s).clone();
@@ -228,19 +302,14 @@ pub(crate) fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wante
         // a full backlog), well past the checks' own.
         let left = (limit + std::time::Duration::from_secs(2)).saturating_sub(start.elapsed());
         let Ok(checks) = rx.recv_timeout(left) else {
-            verdicts[i].running = None;
-            let why = format!("no answer within {} s", limit.as_secs());
-            verdicts[i].problem = Some(Problem::Failing(why));
+            verdicts[i].fail(format!("no answer within {} s", limit.as_secs()));
             continue;
         };
         for c in &checks {
             match c.status {
                 probe::Status::Passed => {}
-                probe::Status::Warned => verdicts[i].note = Some(c.sentence()),
-                probe::Status::Failed => {
-                    verdicts[i].running = None;
-                    verdicts[i].problem = Some(Problem::Failing(c.sentence()));
-                }
+                probe::Status::Warned => verdicts[i].say(c.sentence()),
+                probe::Status::Failed => verdicts[i].fail(c.sentence()),
             }
         }
         verdicts[i].checks = checks;
@@ -252,13 +321,13 @@ pub(crate) fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wante
 /// above`; `cpu above` needs the last pass's sample and is `cpu_load`.
 pub(crate) fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
     let measured =
-        |s: &Service, v: &Verdict| v.running.is_some() && (s.memory.is_some() || s.cpu.is_some());
+        |s: &Service, v: &Verdict| v.running().is_some() && (s.memory.is_some() || s.cpu.is_some());
     let pids: Vec<u32> = services
         .iter()
         .zip(verdicts.iter())
         .zip(wanted)
         .filter(|((s, v), &w)| w && measured(s, v))
-        .filter_map(|((_, v), _)| v.running.and_then(Running::pid))
+        .filter_map(|((_, v), _)| v.running().and_then(Running::pid))
         .collect();
     let usage = crate::scan::usage(&pids);
     let at_ms = crate::clock::real_ms();
@@ -268,7 +337,7 @@ pub(crate) fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted:
             pid,
             started: start_time,
         }) = v
-            .running
+            .running()
             .filter(|_| measured(s, v))
             .and_then(Running::process)
         else {
@@ -327,11 +396,8 @@ pub(crate) fn cpu_load(
 /// A resource over its limit: restart (failing) or only say so (a note).
 pub(crate) fn over(v: &mut Verdict, action: Action, why: String) {
     match action {
-        Action::Restart => {
-            v.running = None;
-            v.problem = Some(Problem::Failing(why));
-        }
-        Action::Report => v.note = Some(why),
+        Action::Restart => v.fail(why),
+        Action::Report => v.say(why),
     }
 }
 
@@ -347,7 +413,15 @@ fn size(bytes: u64) -> String {
 
 pub(crate) fn absent(why: String) -> Verdict {
     Verdict {
-        problem: Some(Problem::Absent(why)),
+        seen: Observed::Down(Some(Problem::Absent(why))),
+        ..Verdict::default()
+    }
+}
+
+/// Down, held (systemd at work; stopped and left so): `why`.
+pub(crate) fn held(why: String, held: Held) -> Verdict {
+    Verdict {
+        seen: Observed::Held(held, Problem::Absent(why)),
         ..Verdict::default()
     }
 }

@@ -135,10 +135,7 @@ impl<'p> Watch<'p> {
                     // is at work on (said only past `defer_limit`).
                     Named::Unit(Err(why)) => {
                         let why = format!("systemd could not be asked about {unit}: {why}");
-                        Verdict {
-                            held: Some(check::Held::Systemd(why.clone())),
-                            ..check::absent(why)
-                        }
+                        check::held(why.clone(), check::Held::Systemd(why))
                     }
                     Named::Unit(Ok(seen)) => unit_verdict(s, seen, |read| {
                         check::judge(s, owner, read, procs, &processes)
@@ -189,10 +186,10 @@ impl<'p> Watch<'p> {
                 let Some(v) = found.get_mut(i) else {
                     return (act::Sight::default(), Vec::new());
                 };
-                let up = v.running.filter(|r| {
+                let up = v.running().filter(|r| {
                     !upgrade[i] || r.pid().is_none_or(|pid| scan::replaced(pid).is_none())
                 });
-                let failing = match &v.problem {
+                let failing = match v.problem() {
                     Some(check::Problem::Failing(why)) if up.is_none() => Some(why.clone()),
                     _ => None,
                 };
@@ -222,7 +219,7 @@ impl<'p> Watch<'p> {
     pub(crate) fn replaced(found: &[Verdict]) -> Vec<Option<String>> {
         found
             .iter()
-            .map(|f| f.running.and_then(Running::pid).and_then(scan::replaced))
+            .map(|f| f.running().and_then(Running::pid).and_then(scan::replaced))
             .collect()
     }
 }
@@ -245,16 +242,12 @@ fn unit_verdict(
 ) -> Verdict {
     use crate::policy::WhenStopped;
     let unit = s.unit.as_deref().unwrap_or_default();
-    let held = |why: &str, held: check::Held| Verdict {
-        held: Some(held),
-        ..check::absent(why.to_string())
-    };
+    let held = |why: &str, held: check::Held| check::held(why.to_string(), held);
     match seen {
-        systemd::Seen::Active(0) if s.process.is_none() && s.exe.is_none() => Verdict {
-            // Active with no main process (a oneshot that remains).
-            running: Some(Running::NoProcess),
-            ..Verdict::default()
-        },
+        // Active with no main process (a oneshot that remains).
+        systemd::Seen::Active(0) if s.process.is_none() && s.exe.is_none() => {
+            Verdict::up(Running::NoProcess)
+        }
         systemd::Seen::Active(0) => judge(None),
         systemd::Seen::Active(pid) => judge(Some((&format!("{unit} main pid"), &Ok(*pid)))),
         systemd::Seen::Working(why) => held(why, check::Held::Systemd(why.clone())),

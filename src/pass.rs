@@ -99,13 +99,13 @@ impl Plan<'_> {
     fn up(&self) -> Vec<bool> {
         self.services
             .iter()
-            .map(|p| p.verdict.running.is_some())
+            .map(|p| p.verdict.running().is_some())
             .collect()
     }
 
     /// Whether every service that applies is up now.
     pub(crate) fn all_up(&self) -> bool {
-        self.services.iter().all(|p| p.verdict.running.is_some())
+        self.services.iter().all(|p| p.verdict.running().is_some())
     }
 }
 
@@ -119,7 +119,7 @@ fn left_behind(
     command: Option<Spawned>,
     now: i64,
 ) -> (Option<Spawned>, Option<Spawned>) {
-    let Some(command) = command.filter(|_| verdict.running.is_none()) else {
+    let Some(command) = command.filter(|_| verdict.running().is_none()) else {
         return (None, None);
     };
     if now - command.since > service.timeout.as_secs() as i64 {
@@ -166,15 +166,15 @@ fn input<'a>(
     Input {
         id: &service.id,
         name: &service.name,
-        running: verdict.running,
-        problem: verdict.problem.as_ref(),
-        note: verdict.note.as_deref(),
+        running: verdict.running(),
+        problem: verdict.problem(),
+        note: verdict.note(),
         replaced,
         prior: prior.services.get(&service.id),
         limits: service.limits,
         // What the unit says comes first: systemd at work, or stopped and
         // left so, is no restart whatever else holds.
-        hold: match &verdict.held {
+        hold: match verdict.held() {
             Some(Held::Systemd(why)) => Some(Hold::Waiting(why)),
             Some(Held::Stopped { why, say }) => Some(Hold::Left(why, *say)),
             None => hold,
@@ -192,7 +192,7 @@ fn input<'a>(
 /// upgrade): then `restart`, or `stop` and `start`; else `start` or
 /// `restart`.
 pub(crate) fn present(verdict: &Verdict, step: &Step) -> bool {
-    step.upgrade || matches!(verdict.problem, Some(Problem::Failing(_)))
+    step.upgrade || matches!(verdict.problem(), Some(Problem::Failing(_)))
 }
 
 /// Observes and decides: one read of the process table for the services
@@ -243,7 +243,7 @@ fn decided<'p>(
     let up: Vec<bool> = looked
         .verdicts
         .iter()
-        .map(|v| v.running.is_some())
+        .map(|v| v.running().is_some())
         .collect();
     let (pause, pause_ended, ended) = pause_of(memory.pause, memory.prior.pause_ended, now);
     let hold = hold(&pause, &busy);
@@ -347,7 +347,7 @@ fn interrupted(
             "its restart command (pid {}) from an interrupted pass is still running",
             c.pgid
         )),
-        None if verdict.running.is_none() && starting(service, prior, now) => Some(
+        None if verdict.running().is_none() && starting(service, prior, now) => Some(
             "a restart command an interrupted pass was starting may still be running".to_string(),
         ),
         None => None,

@@ -46,13 +46,13 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
             continue;
         };
         let (verdict, step) = (&p.verdict, &p.step);
-        let what = match (&verdict.running, &verdict.problem) {
+        let what = match (verdict.running(), verdict.problem()) {
             (Some(running), _) => {
                 let mut text = match running.pid() {
                     None => "running (active, no main process)".to_string(),
                     Some(pid) => format!("running (pid {pid})"),
                 };
-                if let Some(note) = &verdict.note {
+                if let Some(note) = verdict.note() {
                     text.push_str(&format!("; {note}"));
                 }
                 if let Some(path) = &p.replaced {
