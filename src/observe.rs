@@ -81,8 +81,13 @@ impl<'p> Watch<'p> {
     }
 
     /// One read of the process table: for each service, whether it is up.
-    pub(crate) fn look(&self) -> Result<Vec<Verdict>> {
-        self.look_at(&vec![true; self.services.len()])
+    /// Each service judged in one pipeline: its process (pidfile, unit,
+    /// matches), the checks that speak to it, its memory, and its CPU load
+    /// since the last pass (`prior`'s sample).
+    pub(crate) fn look(&self, prior: &State) -> Result<Vec<Verdict>> {
+        let mut found = self.look_at(&vec![true; self.services.len()])?;
+        self.cpu(&mut found, prior);
+        Ok(found)
     }
 
     /// The same, where only the services `wanted` get their connections and
@@ -200,7 +205,7 @@ impl<'p> Watch<'p> {
 
     /// `cpu above`: compares each CPU sample of this look with the last
     /// pass's, and acts on a load above the limit for enough passes.
-    pub(crate) fn cpu(&self, found: &mut [Verdict], prior: &State) {
+    fn cpu(&self, found: &mut [Verdict], prior: &State) {
         for (s, v) in self.services.iter().zip(found.iter_mut()) {
             let (Some(limit), Some(now)) = (&s.cpu, v.cpu) else {
                 continue;

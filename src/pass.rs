@@ -211,8 +211,7 @@ pub(crate) fn plan<'p>(
         selected,
         commands.iter().flatten().map(|c| c.pgid).collect(),
     )?;
-    let mut verdicts = watch.look()?;
-    watch.cpu(&mut verdicts, &memory.prior);
+    let verdicts = watch.look(&memory.prior)?;
     let replaced = Watch::replaced(&verdicts);
     let looked = Looked {
         verdicts,
