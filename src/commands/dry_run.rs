@@ -10,7 +10,8 @@ use super::Context;
 use crate::check::Problem;
 use crate::decide::Hold;
 use crate::exit::Exit;
-use crate::pass;
+use crate::pass::{self, Planned};
+use crate::policy::Service;
 use crate::state::Status;
 
 pub(crate) fn run(ctx: &Context) -> Result<Exit> {
@@ -45,40 +46,10 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
             }
             continue;
         };
-        let (verdict, step) = (&p.verdict, &p.step);
-        let what = match (verdict.running(), verdict.problem()) {
-            (Some(running), _) => {
-                let mut text = match running.pid() {
-                    None => "running (active, no main process)".to_string(),
-                    Some(pid) => format!("running (pid {pid})"),
-                };
-                if let Some(note) = verdict.note() {
-                    text.push_str(&format!("; {note}"));
-                }
-                if let Some(path) = &p.replaced {
-                    text.push_str(&format!("; runs a replaced binary ({path})"));
-                }
-                text
-            }
-            (None, None) => "not running".to_string(),
-            (None, Some(Problem::Absent(why))) => format!("not running ({why})"),
-            (None, Some(Problem::Failing(why))) => format!("fails a check ({why})"),
-        };
-        let commands = s.commands_text(pass::present(verdict, step));
-        let then = match (step.restart, step.state.status) {
-            (true, _) if !p.waits.is_empty() => {
-                let names: Vec<&str> = p.waits.iter().map(|&d| services[d].name.as_str()).collect();
-                format!("; would run once {} is up: {commands}", names.join(" and "))
-            }
-            (true, _) => format!("; would run: {commands}"),
-            (false, Status::Down) => "; restart deferred".to_string(),
-            (false, Status::GivenUp) => {
-                format!("; given up, would not restart (run 'tend reset {}')", s.id)
-            }
-            (false, _) => String::new(),
-        };
+        let what = seen(p);
+        let then = would(s, p, services);
         println!("{} ({}): {what}{then}", s.name, s.id);
-        for c in &verdict.checks {
+        for c in &p.verdict.checks {
             println!("  {}", c.line());
         }
     }
@@ -89,4 +60,47 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
         );
     }
     Ok(Exit::converged_if(plan.all_up()))
+}
+
+/// What the look found of a service: `running (pid 42)` and what to say
+/// of it, or why it is not up.
+fn seen(p: &Planned) -> String {
+    let verdict = &p.verdict;
+    match (verdict.running(), verdict.problem()) {
+        (Some(running), _) => {
+            let mut text = match running.pid() {
+                None => "running (active, no main process)".to_string(),
+                Some(pid) => format!("running (pid {pid})"),
+            };
+            if let Some(note) = verdict.note() {
+                text.push_str(&format!("; {note}"));
+            }
+            if let Some(path) = &p.replaced {
+                text.push_str(&format!("; runs a replaced binary ({path})"));
+            }
+            text
+        }
+        (None, None) => "not running".to_string(),
+        (None, Some(Problem::Absent(why))) => format!("not running ({why})"),
+        (None, Some(Problem::Failing(why))) => format!("fails a check ({why})"),
+    }
+}
+
+/// What a pass would do about it: the commands it would run (once its
+/// dependencies are up), or why it would not.
+fn would(s: &Service, p: &Planned, services: &[&Service]) -> String {
+    let step = &p.step;
+    let commands = s.commands_text(pass::present(&p.verdict, step));
+    match (step.restart, step.state.status) {
+        (true, _) if !p.waits.is_empty() => {
+            let names: Vec<&str> = p.waits.iter().map(|&d| services[d].name.as_str()).collect();
+            format!("; would run once {} is up: {commands}", names.join(" and "))
+        }
+        (true, _) => format!("; would run: {commands}"),
+        (false, Status::Down) => "; restart deferred".to_string(),
+        (false, Status::GivenUp) => {
+            format!("; given up, would not restart (run 'tend reset {}')", s.id)
+        }
+        (false, _) => String::new(),
+    }
 }

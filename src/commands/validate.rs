@@ -13,6 +13,7 @@ use crate::cli::Format;
 use crate::diagnostic::{self, Severity};
 use crate::exit::Exit;
 use crate::load;
+use crate::policy::Policy;
 use crate::snapshot;
 
 /// `tend validate --format json`.
@@ -58,27 +59,7 @@ pub(crate) fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Resul
         }
     };
     if ctx.format == Format::Text {
-        let policy = checked?;
-        let warnings = analyzer::warnings(&policy.classes, &policy.services);
-        for w in &warnings {
-            println!("{}", w.render(&policy.sources));
-        }
-        let said = match warnings.len() {
-            0 => String::new(),
-            1 => ", 1 warning".to_string(),
-            n => format!(", {n} warnings"),
-        };
-        if let Some(why) = refused {
-            println!("warning: {why}");
-        }
-        println!(
-            "{}: ok ({} services, {} classes{said}; sha256 {})",
-            policy.origin,
-            policy.services.len(),
-            policy.classes.len(),
-            policy.digest
-        );
-        return Ok(Exit::Converged);
+        return text(checked?, refused);
     }
     let (diagnostics, policy) = match checked {
         Ok(p) => (
@@ -147,6 +128,31 @@ fn accept(ctx: &Context) -> Result<Exit> {
         "{}: accepted as it is ({} services; sha256 {}); passes enforce it from now on",
         policy.origin,
         policy.services.len(),
+        policy.digest
+    );
+    Ok(Exit::Converged)
+}
+
+/// `validate` as text: the policy's warnings, a refused copy's warning,
+/// and the one line that says it is ok.
+fn text(policy: Policy, refused: Option<String>) -> Result<Exit> {
+    let warnings = analyzer::warnings(&policy.classes, &policy.services);
+    for w in &warnings {
+        println!("{}", w.render(&policy.sources));
+    }
+    let said = match warnings.len() {
+        0 => String::new(),
+        1 => ", 1 warning".to_string(),
+        n => format!(", {n} warnings"),
+    };
+    if let Some(why) = refused {
+        println!("warning: {why}");
+    }
+    println!(
+        "{}: ok ({} services, {} classes{said}; sha256 {})",
+        policy.origin,
+        policy.services.len(),
+        policy.classes.len(),
         policy.digest
     );
     Ok(Exit::Converged)
