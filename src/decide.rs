@@ -29,7 +29,7 @@ use crate::event::Event;
 use crate::policy::Limits;
 use crate::probe::Checked;
 use crate::scan::Running;
-use crate::state::{Checks, ServiceState, Spawned, Status};
+use crate::state::{Carried, Checks, ServiceState, Spawned, Status};
 
 /// Why restarts wait in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,36 +120,38 @@ pub(crate) fn decide(input: &Input) -> Step {
 /// run, the last that ran), the command left at work, and the restart
 /// counter (plus this pass's attempt).
 fn carry(input: &Input, state: &mut ServiceState, attempted: bool) {
-    state.cpu = input.cpu;
-    state.command = input.left.clone();
-    state.checks = if input.checks.is_empty() {
+    let checks = if input.checks.is_empty() {
         input
             .prior
             .filter(|_| input.running.is_none() && input.checked)
-            .and_then(|p| p.checks.clone())
+            .and_then(|p| p.carried.checks.clone())
     } else {
         Some(Checks {
             at: input.now,
             each: input.checks.to_vec(),
         })
     };
-    state.restarts_total = counted(input.prior, attempted);
+    state.carried = Carried {
+        cpu: input.cpu,
+        command: input.left.clone(),
+        checks,
+        restarts_total: counted(input.prior, attempted),
+    };
 }
 
 /// The restart counter of the metrics: carried over from the last pass,
 /// plus this pass's attempt.
 fn counted(prior: Option<&ServiceState>, attempted: bool) -> u64 {
-    prior.map_or(0, |p| p.restarts_total) + u64::from(attempted)
+    prior.map_or(0, |p| p.carried.restarts_total) + u64::from(attempted)
 }
 
 /// The memory of a service whose restart command has just started (Some)
 /// or is about to (None): remembered before anything else happens, so a
 /// pass killed meanwhile is known to the next.
 pub(crate) fn started(state: &ServiceState, command: Option<Spawned>) -> ServiceState {
-    ServiceState {
-        command,
-        ..state.clone()
-    }
+    let mut state = state.clone();
+    state.carried.command = command;
+    state
 }
 
 fn judge(input: &Input) -> Step {
@@ -375,9 +377,9 @@ pub(crate) fn conclude(
     checks: Vec<Checked>,
 ) -> (ServiceState, Option<Event>) {
     let (mut state, event) = concluded(input, step, outcome);
-    state.restarts_total = counted(input.prior, true);
+    state.carried.restarts_total = counted(input.prior, true);
     if !checks.is_empty() {
-        state.checks = Some(Checks {
+        state.carried.checks = Some(Checks {
             at: input.now,
             each: checks,
         });

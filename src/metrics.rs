@@ -140,7 +140,7 @@ pub(crate) fn render(pass: &Pass) -> String {
             "tend_service_restarts_total",
             "counter",
             "Restarts tend has attempted for the service (kept across passes; reset by tend reset).",
-            |s| s.restarts_total.to_string(),
+            |s| s.carried.restarts_total.to_string(),
         );
     }
     gauge(
@@ -228,10 +228,9 @@ mod tests {
     use super::*;
 
     fn state(status: Status, since: i64, restarts_total: u64) -> ServiceState {
-        ServiceState {
-            restarts_total,
-            ..ServiceState::new(status, since)
-        }
+        let mut state = ServiceState::new(status, since);
+        state.carried.restarts_total = restarts_total;
+        state
     }
 
     #[test]

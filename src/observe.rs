@@ -210,7 +210,10 @@ impl<'p> Watch<'p> {
             let (Some(limit), Some(now)) = (&s.cpu, v.cpu) else {
                 continue;
             };
-            let last = prior.services.get(&s.id).and_then(|p| p.cpu.as_ref());
+            let last = prior
+                .services
+                .get(&s.id)
+                .and_then(|p| p.carried.cpu.as_ref());
             let (sample, why) = check::cpu_load(limit, last, now);
             v.cpu = Some(sample);
             if let Some(why) = why {

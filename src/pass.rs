@@ -137,7 +137,7 @@ fn left_behind(
 fn starting(service: &Service, prior: Option<&ServiceState>, now: i64) -> bool {
     prior.is_some_and(|p| {
         p.status == Status::Restarting
-            && p.command.is_none()
+            && p.carried.command.is_none()
             && p.restarts
                 .last()
                 .is_some_and(|&t| t <= now && now - t <= service.timeout.as_secs() as i64)
@@ -304,7 +304,7 @@ fn commands_left(selected: &[&Service], prior: &State) -> Vec<Option<Spawned>> {
     selected
         .iter()
         .map(|s| {
-            let command = prior.services.get(&s.id)?.command.clone()?;
+            let command = prior.services.get(&s.id)?.carried.command.clone()?;
             let ours: Vec<&policy::Command> = [&s.restart, &s.start, &s.stop]
                 .into_iter()
                 .flatten()
@@ -753,7 +753,7 @@ mod tests {
                 .services
                 .iter()
                 .map(|(id, s)| {
-                    let command = if s.command.is_some() { "+" } else { "" };
+                    let command = if s.carried.command.is_some() { "+" } else { "" };
                     format!("{id}:{}{command}", s.status.label())
                 })
                 .collect();

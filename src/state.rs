@@ -76,6 +76,15 @@ pub(crate) struct ServiceState {
     /// Why the service was judged not up (a stale pidfile, a failed check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<String>,
+    /// What is carried over whatever the status.
+    #[serde(flatten)]
+    pub(crate) carried: Carried,
+}
+
+/// What a service's memory carries over whatever its status (in the file,
+/// beside the status's own fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Carried {
     /// The CPU time its process had used at the last pass (for `cpu above`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) cpu: Option<CpuSample>,
@@ -107,10 +116,7 @@ impl ServiceState {
             replaced: None,
             note: None,
             reason: None,
-            cpu: None,
-            command: None,
-            checks: None,
-            restarts_total: 0,
+            carried: Carried::default(),
         }
     }
 }
@@ -188,8 +194,8 @@ impl State {
             times.push(&mut s.since);
             times.extend(s.restarts.iter_mut());
             times.extend(s.reported.as_mut());
-            times.extend(s.checks.as_mut().map(|c| &mut c.at));
-            times.extend(s.command.as_mut().map(|c| &mut c.since));
+            times.extend(s.carried.checks.as_mut().map(|c| &mut c.at));
+            times.extend(s.carried.command.as_mut().map(|c| &mut c.since));
         }
         times.into_iter().for_each(fix);
         ahead

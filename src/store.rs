@@ -469,7 +469,10 @@ mod tests {
                 reported: Some(3),
                 failure: Some("exited 1".into()),
                 replaced: Some(9),
-                restarts_total: 7,
+                carried: crate::state::Carried {
+                    restarts_total: 7,
+                    ..Default::default()
+                },
                 ..ServiceState::new(Status::GivenUp, 3)
             },
         );
@@ -496,15 +499,15 @@ mod tests {
         assert_eq!(state.services.len(), 3);
         let up = &state.services["up"];
         assert_eq!(up.status, Status::Failing);
-        assert_eq!(up.restarts_total, 3);
-        assert_eq!(up.cpu.unwrap().runs_above, 1);
+        assert_eq!(up.carried.restarts_total, 3);
+        assert_eq!(up.carried.cpu.unwrap().runs_above, 1);
         assert_eq!(
-            up.checks.as_ref().unwrap().each[0].check,
+            up.carried.checks.as_ref().unwrap().each[0].check,
             "unix /nonexistent.sock"
         );
         let failing = &state.services["failing"];
         assert_eq!(failing.status, Status::GivenUp);
-        let command = failing.command.as_ref().unwrap();
+        let command = failing.carried.command.as_ref().unwrap();
         assert_eq!((command.pgid, command.boot.as_deref()), (4300, None));
         assert_eq!(state.services["web"].replaced, Some(4242));
         assert_eq!(state.policy_error.as_ref().unwrap().said, 1_789_500_000);

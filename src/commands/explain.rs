@@ -32,7 +32,12 @@ pub(crate) fn run(ctx: &Context, id: &str, name: Option<&str>, os: &OsArgs) -> R
     let mut about = preview::explain(s, &policy, &host, &classes);
     // What the last pass's checks found is this host's only.
     if name.is_none() && crate::probe::wanted(s) {
-        about.last_checks = ctx.store.peek().services.remove(id).and_then(|p| p.checks);
+        about.last_checks = ctx
+            .store
+            .peek()
+            .services
+            .remove(id)
+            .and_then(|p| p.carried.checks);
     }
     if ctx.format == Format::Json {
         print_json(&about)?;
