@@ -364,17 +364,24 @@ pub(crate) trait Host {
     /// Kills a restart command a killed pass left running past its
     /// timeout.
     fn kill(&mut self, command: &Spawned);
-    /// Runs `jobs` (for the services `go`, all at once), telling `spawned`
-    /// each command as it starts; for each, how it ended and what its
-    /// checks found at the last look.
+    /// Runs a wave's jobs, all at once, telling `spawned` each command as
+    /// it starts; for each, how it ended and what its checks found at the
+    /// last look.
     fn restart(
         &mut self,
-        watch: &Watch,
-        go: &[usize],
-        jobs: &[act::Job],
-        upgrade: &[bool],
+        wave: &Wave,
         spawned: &mut act::Spawn,
     ) -> Vec<(act::Outcome, Vec<Checked>)>;
+}
+
+/// The restarts of one wave: the services `go` (indices into `watch`),
+/// their jobs, and for each service whether its restart is to load an
+/// upgraded binary.
+pub(crate) struct Wave<'w> {
+    pub(crate) watch: &'w Watch<'w>,
+    pub(crate) go: &'w [usize],
+    pub(crate) jobs: &'w [act::Job<'w>],
+    pub(crate) upgrade: &'w [bool],
 }
 
 /// The real host: commands run and the process table read; `probe` asks
@@ -394,20 +401,18 @@ impl Host for Real<'_> {
 
     fn restart(
         &mut self,
-        watch: &Watch,
-        go: &[usize],
-        jobs: &[act::Job],
-        upgrade: &[bool],
+        wave: &Wave,
         spawned: &mut act::Spawn,
     ) -> Vec<(act::Outcome, Vec<Checked>)> {
         // What the checks found at the last look, for the state.
-        let mut checked: Vec<Vec<Checked>> = vec![Vec::new(); go.len()];
+        let mut checked: Vec<Vec<Checked>> = vec![Vec::new(); wave.go.len()];
         let mut verify = || {
-            let (seen, checks) = watch.verify(go, upgrade).into_iter().unzip();
+            let found = wave.watch.verify(wave.go, wave.upgrade);
+            let (seen, checks) = found.into_iter().unzip();
             checked = checks;
             seen
         };
-        let outcomes = act::restart_all(jobs, &mut verify, spawned);
+        let outcomes = act::restart_all(wave.jobs, &mut verify, spawned);
         outcomes.into_iter().zip(checked).collect()
     }
 }
@@ -594,9 +599,13 @@ impl Acting<'_, '_> {
             }
             save(keep, next, reporter, save_failed);
         };
-        let done = self
-            .host
-            .restart(&plan.watch, go, &jobs, &upgrade, &mut spawned);
+        let wave = Wave {
+            watch: &plan.watch,
+            go,
+            jobs: &jobs,
+            upgrade: &upgrade,
+        };
+        let done = self.host.restart(&wave, &mut spawned);
         for (&i, (outcome, checks)) in go.iter().zip(done) {
             let input = plan.input(i, plan.hold());
             let (state, event) = decide::conclude(&input, &self.steps[i], &outcome, checks.clone());
@@ -677,13 +686,11 @@ mod tests {
         fn kill(&mut self, _: &Spawned) {}
         fn restart(
             &mut self,
-            watch: &Watch,
-            go: &[usize],
-            _: &[act::Job],
-            _: &[bool],
+            wave: &Wave,
             spawned: &mut act::Spawn,
         ) -> Vec<(Outcome, Vec<Checked>)> {
-            let ids: Vec<String> = go.iter().map(|&i| watch.services[i].id.clone()).collect();
+            let services = &wave.watch.services;
+            let ids: Vec<String> = wave.go.iter().map(|&i| services[i].id.clone()).collect();
             self.waves.push(ids.clone());
             ids.iter()
                 .enumerate()
