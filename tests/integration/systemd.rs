@@ -144,7 +144,9 @@ impl Booted {
 
     /// The same, with syslog at `socket`.
     fn tend_logging(&self, args: &[&str], socket: &str) -> (i32, Vec<String>) {
-        let tend = assert_cmd::cargo::cargo_bin("tend");
+        // The binary as the sandbox holds it: the booted systemd has its own
+        // /tmp, where a checkout (and its target/) may be.
+        let tend = "/run/sb/tend";
         let out = Command::new("nsenter")
             .args(["-t", &self.pid.to_string(), "-p", "-m"])
             .args(IN_SB)
@@ -182,6 +184,12 @@ fn boot(policy: &str) -> Option<(Booted, Sandbox)> {
     }
     let sb = Sandbox::new();
     std::fs::create_dir_all(sb.path("no-pkgmgr")).unwrap();
+    let copied = Command::new("cp")
+        .arg(assert_cmd::cargo::cargo_bin("tend"))
+        .arg(sb.path("tend"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
     sb.policy(policy);
     let systemd = Booted::new(&sb);
     Some((systemd, sb))
