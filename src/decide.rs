@@ -29,7 +29,7 @@ use crate::event::Event;
 use crate::policy::Limits;
 use crate::probe::Checked;
 use crate::scan::Running;
-use crate::state::{Carried, Checks, ServiceState, Spawned, Status};
+use crate::state::{Carried, Checks, Kind, ServiceState, Spawned, Status, Why};
 
 /// Why restarts wait in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +155,7 @@ pub(crate) fn started(state: &ServiceState, command: Option<Spawned>) -> Service
 }
 
 fn judge(input: &Input) -> Step {
-    let prior_status = input.prior.map(|p| p.status);
+    let prior_kind = input.prior.map(|p| p.status.kind());
     let window_start = input.now - input.limits.within;
     let restarts: Vec<i64> = input
         .prior
@@ -167,39 +167,53 @@ fn judge(input: &Input) -> Step {
                 .collect()
         })
         .unwrap_or_default();
-    let mut step = match input.running {
-        Some(up) => return running(input, up, restarts),
-        None => {
-            let down_since = match (input.prior, prior_status) {
-                (Some(p), Some(s)) if s != Status::Running => p.since,
-                _ => input.now,
-            };
-            match (prior_status, input.hold) {
-                (Some(Status::GivenUp), _) => given_up(input, down_since, restarts),
-                (_, Some(hold)) => held(input, hold, down_since, restarts),
-                _ => down(input, down_since, restarts),
-            }
-        }
+    if let Some(up) = input.running {
+        return running(input, up, restarts);
+    }
+    let down_since = match input.prior {
+        Some(p) if !p.status.is_running() => p.since,
+        _ => input.now,
     };
-    step.state.reason = input.problem.map(ToString::to_string);
-    step
+    match (prior_kind, input.hold) {
+        (Some(Kind::GivenUp), _) => given_up(input, down_since, restarts),
+        (_, Some(hold)) => held(input, hold, down_since, restarts),
+        _ => down(input, down_since, restarts),
+    }
+}
+
+/// Why the service is not up: what this look found, and the failure of
+/// its last restart (`failure`).
+fn why(input: &Input, failure: Option<String>) -> Why {
+    Why {
+        reason: input.problem.map(ToString::to_string),
+        failure,
+    }
+}
+
+/// The last restart's failure, while the service has not been seen up or
+/// held since.
+fn last_failure(input: &Input) -> Option<String> {
+    input
+        .prior
+        .and_then(|p| p.status.restart_failure())
+        .map(str::to_string)
 }
 
 fn running(input: &Input, up: Running, mut restarts: Vec<i64>) -> Step {
     let pid = up.pid();
     let now = input.now;
-    let prior_status = input.prior.map(|p| p.status);
-    let since = match (prior_status, input.prior) {
-        (Some(Status::Running), Some(p)) => p.since,
+    let prior_kind = input.prior.map(|p| p.status.kind());
+    let since = match (prior_kind, input.prior) {
+        (Some(Kind::Running), Some(p)) => p.since,
         _ => now,
     };
     let mut events = Vec::new();
     // Back by itself; after a deferral only if the deferral was said.
     if let Some(p) = input.prior {
-        let said = match p.status {
-            Status::Failing | Status::GivenUp => true,
-            Status::Down => p.reported.is_some(),
-            Status::Running | Status::Restarting => false,
+        let said = match p.status.kind() {
+            Kind::Failing | Kind::GivenUp => true,
+            Kind::Down => p.reported.is_some(),
+            Kind::Running | Kind::Restarting => false,
         };
         if said {
             events.push(Event::RunningAgain {
@@ -208,47 +222,48 @@ fn running(input: &Input, up: Running, mut restarts: Vec<i64>) -> Step {
             });
         }
     }
-    if prior_status == Some(Status::GivenUp) {
+    if prior_kind == Some(Kind::GivenUp) {
         restarts.clear(); // re-armed
     }
     // A replaced binary is said once per pid, and not while an upgrade may
     // still be under way (the package manager restarts the daemon itself).
     let handled = input
         .prior
-        .and_then(|p| p.replaced)
+        .and_then(|p| p.status.replaced())
         .filter(|&old| Some(old) == pid);
-    let mut state = ServiceState {
-        pid,
-        start_time: up.process().map(|p| p.started),
-        restarts,
-        replaced: handled,
-        note: input.note.map(str::to_string),
-        ..ServiceState::new(Status::Running, since)
-    };
     if let Some(note) = input
         .note
-        .filter(|&n| input.prior.and_then(|p| p.note.as_deref()) != Some(n))
+        .filter(|&n| input.prior.and_then(|p| p.status.note()) != Some(n))
     {
         events.push(Event::Note {
             name: input.name.to_string(),
             text: note.to_string(),
         });
     }
+    let mut replaced = handled;
     let mut restart = false;
     if let (Some(path), None, None, Some(pid)) = (input.replaced, input.hold, handled, pid) {
-        state.replaced = Some(pid);
+        replaced = Some(pid);
         let name = input.name.to_string();
         let path = path.to_string();
         if input.restart_on_upgrade {
-            state.restarts.push(now);
+            restarts.push(now);
             events.push(Event::Upgrading { name, path });
             restart = true;
         } else {
             events.push(Event::Replaced { name, path });
         }
     }
+    let status = Status::Running {
+        process: up.process(),
+        replaced,
+        note: input.note.map(str::to_string),
+    };
     Step {
-        state,
+        state: ServiceState {
+            restarts,
+            ..ServiceState::new(status, since)
+        },
         events,
         restart,
         upgrade: restart,
@@ -259,11 +274,13 @@ fn given_up(input: &Input, down_since: i64, restarts: Vec<i64>) -> Step {
     let now = input.now;
     let prior = input.prior.expect("given up was remembered");
     let remind = due(prior.reported, input.limits.remind, now);
+    let status = Status::GivenUp {
+        why: why(input, last_failure(input)),
+    };
     let state = ServiceState {
         restarts,
         reported: if remind { Some(now) } else { prior.reported },
-        failure: prior.failure.clone(),
-        ..ServiceState::new(Status::GivenUp, down_since)
+        ..ServiceState::new(status, down_since)
     };
     let event = remind.then(|| Event::StillGivenUp {
         name: input.name.to_string(),
@@ -279,59 +296,63 @@ fn given_up(input: &Input, down_since: i64, restarts: Vec<i64>) -> Step {
 /// admin's own choice and is not said (its end is).
 fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step {
     let now = input.now;
-    if let Some(p) = input.prior.filter(|p| p.status == Status::Failing) {
-        return step(p.clone(), None, false);
+    if let Some(p) = input.prior.filter(|p| p.status.kind() == Kind::Failing) {
+        let mut state = p.clone();
+        state.status = Status::Failing {
+            why: why(input, last_failure(input)),
+        };
+        return step(state, None, false);
     }
     let prior_reported = input
         .prior
-        .filter(|p| p.status == Status::Down)
+        .filter(|p| p.status.kind() == Kind::Down)
         .and_then(|p| p.reported);
-    let (why, tell) = match hold {
+    let (waits, event) = match hold {
         Hold::Busy(why) | Hold::Waiting(why) => {
             let tell = now - down_since >= input.limits.defer
                 && match prior_reported {
                     None => true,
                     reported => due(reported, input.limits.remind, now),
                 };
-            (why.to_string(), tell)
+            let event = tell.then(|| Event::Deferred {
+                name: input.name.to_string(),
+                span: now - down_since,
+                why: why.to_string(),
+            });
+            (format!("restart deferred: {why}"), event)
         }
-        Hold::Paused(why) => (format!("tend is paused {why}"), false),
+        Hold::Paused(why) => (format!("restart deferred: tend is paused {why}"), None),
         Hold::Left(why, say) => {
-            let tell = say && prior_reported.is_none();
-            let state = ServiceState {
-                restarts,
-                reported: if tell { Some(now) } else { prior_reported },
-                failure: Some(format!("{why}; left so (when stopped)")),
-                ..ServiceState::new(Status::Down, down_since)
-            };
-            let event = tell.then(|| Event::Note {
+            let event = (say && prior_reported.is_none()).then(|| Event::Note {
                 name: input.name.to_string(),
                 text: format!("{why}; leaving it stopped"),
             });
-            return step(state, event, false);
+            (format!("{why}; left so (when stopped)"), event)
         }
+    };
+    let status = Status::Down {
+        waits,
+        reason: input.problem.map(ToString::to_string),
     };
     let state = ServiceState {
         restarts,
-        reported: if tell { Some(now) } else { prior_reported },
-        failure: Some(format!("restart deferred: {why}")),
-        ..ServiceState::new(Status::Down, down_since)
+        reported: if event.is_some() {
+            Some(now)
+        } else {
+            prior_reported
+        },
+        ..ServiceState::new(status, down_since)
     };
-    let event = tell.then(|| Event::Deferred {
-        name: input.name.to_string(),
-        span: now - down_since,
-        why,
-    });
     step(state, event, false)
 }
 
 fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
     let now = input.now;
-    let prior_status = input.prior.map(|p| p.status);
+    let prior_kind = input.prior.map(|p| p.status.kind());
     let (reported, failure) = input
         .prior
-        .filter(|p| p.status != Status::Down)
-        .map(|p| (p.reported, p.failure.clone()))
+        .filter(|p| p.status.kind() != Kind::Down)
+        .map(|p| (p.reported, last_failure(input)))
         .unwrap_or_default();
     if restarts.len() >= input.limits.restarts {
         let event = Event::GaveUp {
@@ -343,12 +364,16 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
         let state = ServiceState {
             restarts,
             reported: Some(now),
-            failure,
-            ..ServiceState::new(Status::GivenUp, down_since)
+            ..ServiceState::new(
+                Status::GivenUp {
+                    why: why(input, failure),
+                },
+                down_since,
+            )
         };
         return step(state, Some(event), false);
     }
-    let announce = prior_status != Some(Status::Failing);
+    let announce = prior_kind != Some(Kind::Failing);
     let times = restarts
         .first()
         .map(|first| (restarts.len() + 1, now - first));
@@ -361,8 +386,12 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
     let state = ServiceState {
         restarts,
         reported,
-        failure,
-        ..ServiceState::new(Status::Restarting, down_since)
+        ..ServiceState::new(
+            Status::Restarting {
+                why: why(input, failure),
+            },
+            down_since,
+        )
     };
     step(state, event, true)
 }
@@ -389,18 +418,21 @@ pub(crate) fn conclude(
 
 fn concluded(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Option<Event>) {
     let now = input.now;
-    let was_failing = input.prior.map(|p| p.status) == Some(Status::Failing);
+    let was_failing = input.prior.map(|p| p.status.kind()) == Some(Kind::Failing);
     let name = input.name.to_string();
     match outcome {
         Outcome::Restarted(running) => {
             // A unit active with no main process (a oneshot that remains):
             // restarted, with no pid to name.
             let pid = running.pid();
+            let status = Status::Running {
+                process: running.process(),
+                replaced: None,
+                note: None,
+            };
             let state = ServiceState {
-                pid,
-                start_time: running.process().map(|p| p.started),
                 restarts: step.state.restarts.clone(),
-                ..ServiceState::new(Status::Running, now)
+                ..ServiceState::new(status, now)
             };
             let event = if was_failing {
                 Event::Recovered { name, pid }
@@ -409,9 +441,9 @@ fn concluded(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Op
             };
             (state, Some(event))
         }
-        // The old process may well run on: it stays what is remembered (the
-        // failure is said once, for this pid); if it is gone, the next pass
-        // finds the service down and restarts it as usual.
+        // The old process may well run on: it stays what is remembered, as
+        // running (the failure is said once, for this pid); if it is gone,
+        // the next pass finds the service down and restarts it as usual.
         Outcome::Failed { command, failure } if step.upgrade => {
             let failure = match failure {
                 Failure::NeverAppeared(d) => format!(
@@ -420,23 +452,25 @@ fn concluded(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Op
                 ),
                 other => other.to_string(),
             };
-            let state = ServiceState {
-                failure: Some(format!("{command} {failure}")),
-                ..step.state.clone()
-            };
             let event = Event::UpgradeFailed {
                 name,
                 command: command.to_string(),
                 failure,
             };
-            (state, Some(event))
+            (step.state.clone(), Some(event))
         }
         Outcome::Failed { command, failure } => {
             let text = format!("{command} {failure}");
             let remind = !was_failing || due(step.state.reported, input.limits.remind, now);
+            let reason = step.state.status.reason().map(str::to_string);
+            let status = Status::Failing {
+                why: Why {
+                    reason,
+                    failure: Some(text.clone()),
+                },
+            };
             let state = ServiceState {
-                status: Status::Failing,
-                failure: Some(text.clone()),
+                status,
                 reported: if remind {
                     Some(now)
                 } else {
@@ -484,11 +518,11 @@ mod tests {
     };
     const NOW: i64 = 100_000;
 
-    fn prior(status: Status, since: i64, restarts: &[i64], reported: Option<i64>) -> ServiceState {
+    fn prior(status: Kind, since: i64, restarts: &[i64], reported: Option<i64>) -> ServiceState {
         ServiceState {
             restarts: restarts.to_vec(),
             reported,
-            ..ServiceState::new(status, since)
+            ..ServiceState::new(status.bare(), since)
         }
     }
 
@@ -525,38 +559,38 @@ mod tests {
     #[test]
     fn decide_table() {
         let t = NOW;
-        type Row = (bool, Option<ServiceState>, Status, bool, Option<String>);
+        type Row = (bool, Option<ServiceState>, Kind, bool, Option<String>);
         let rows: Vec<Row> = vec![
             // First sight.
-            (true, None, Status::Running, false, None),
-            (false, None, Status::Restarting, true, Some("OpenSSH is not running, restarting...".into())),
+            (true, None, Kind::Running, false, None),
+            (false, None, Kind::Restarting, true, Some("OpenSSH is not running, restarting...".into())),
             // Steady running is silent.
-            (true, Some(prior(Status::Running, t - 500, &[], None)), Status::Running, false, None),
+            (true, Some(prior(Kind::Running, t - 500, &[], None)), Kind::Running, false, None),
             // Came back by itself.
-            (true, Some(prior(Status::Failing, t - 600, &[t - 600], Some(t - 600))), Status::Running, false,
+            (true, Some(prior(Kind::Failing, t - 600, &[t - 600], Some(t - 600))), Kind::Running, false,
              Some("OpenSSH is running again (was down since @)".into())),
-            (true, Some(prior(Status::GivenUp, t - 600, &[t - 900, t - 600], Some(t - 600))), Status::Running, false,
+            (true, Some(prior(Kind::GivenUp, t - 600, &[t - 900, t - 600], Some(t - 600))), Kind::Running, false,
              Some("OpenSSH is running again (was down since @)".into())),
             // A pass killed mid-restart: service up, nothing said twice.
-            (true, Some(prior(Status::Restarting, t - 300, &[t - 300], None)), Status::Running, false, None),
+            (true, Some(prior(Kind::Restarting, t - 300, &[t - 300], None)), Kind::Running, false, None),
             // Flapping: restarted fine, down again.
-            (false, Some(prior(Status::Running, t - 300, &[t - 600], None)), Status::Restarting, true,
+            (false, Some(prior(Kind::Running, t - 300, &[t - 600], None)), Kind::Restarting, true,
              Some("OpenSSH is not running, restarting... (2nd time in 10 min)".into())),
-            (false, Some(prior(Status::Running, t - 300, &[t - 2400, t - 600], None)), Status::Restarting, true,
+            (false, Some(prior(Kind::Running, t - 300, &[t - 2400, t - 600], None)), Kind::Restarting, true,
              Some("OpenSSH is not running, restarting... (3rd time in 40 min)".into())),
             // Old restarts fall out of the window.
-            (false, Some(prior(Status::Running, t - 300, &[t - 7200, t - 5000], None)), Status::Restarting, true,
+            (false, Some(prior(Kind::Running, t - 300, &[t - 7200, t - 5000], None)), Kind::Restarting, true,
              Some("OpenSSH is not running, restarting...".into())),
             // Already failing: retry quietly.
-            (false, Some(prior(Status::Failing, t - 300, &[t - 300], Some(t - 300))), Status::Restarting, true, None),
+            (false, Some(prior(Kind::Failing, t - 300, &[t - 300], Some(t - 300))), Kind::Restarting, true, None),
             // Budget spent: give up, once.
-            (false, Some(prior(Status::Failing, t - 900, &[t - 900, t - 600, t - 300], Some(t - 900))), Status::GivenUp, false,
+            (false, Some(prior(Kind::Failing, t - 900, &[t - 900, t - 600, t - 300], Some(t - 900))), Kind::GivenUp, false,
              Some("OpenSSH: giving up after 3 restarts in 15 min; run 'tend reset ssh' to try again".into())),
-            (false, Some(prior(Status::Running, t - 100, &[t - 900, t - 600, t - 300], None)), Status::GivenUp, false,
+            (false, Some(prior(Kind::Running, t - 100, &[t - 900, t - 600, t - 300], None)), Kind::GivenUp, false,
              Some("OpenSSH: giving up after 3 restarts in 15 min; run 'tend reset ssh' to try again".into())),
             // Given up: silent, no restart, until the reminder is due.
-            (false, Some(prior(Status::GivenUp, t - 900, &[t - 900], Some(t - 600))), Status::GivenUp, false, None),
-            (false, Some(prior(Status::GivenUp, t - 30000, &[], Some(t - 6 * 3600))), Status::GivenUp, false,
+            (false, Some(prior(Kind::GivenUp, t - 900, &[t - 900], Some(t - 600))), Kind::GivenUp, false, None),
+            (false, Some(prior(Kind::GivenUp, t - 30000, &[], Some(t - 6 * 3600))), Kind::GivenUp, false,
              Some("OpenSSH is still down (since @); tend gave up restarting it; run 'tend reset ssh' to try again".into())),
         ];
         for (i, (running, prior, want_status, want_restart, want_event)) in
@@ -570,7 +604,7 @@ mod tests {
             let event = said(&step.events);
             let want_event = want_event.map(|e| e.replace('@', &since));
             assert_eq!(
-                (step.state.status, step.restart, event),
+                (step.state.status.kind(), step.restart, event),
                 (want_status, want_restart, want_event),
                 "row {i}"
             );
@@ -585,44 +619,47 @@ mod tests {
     fn held_restarts_table() {
         let t = NOW;
         let down = |since, reported| {
-            let mut p = prior(Status::Down, since, &[], reported);
-            p.failure = Some("restart deferred: x".into());
+            let mut p = prior(Kind::Down, since, &[], reported);
+            p.status = Status::Down {
+                waits: "restart deferred: x".into(),
+                reason: None,
+            };
             p
         };
         type Row = (
             bool,
             Option<Hold<'static>>,
             Option<ServiceState>,
-            Status,
+            Kind,
             bool,
             Option<&'static str>,
         );
         let rows: Vec<Row> = vec![
             // Just went down during an upgrade: wait, silently.
-            (false, Some(DPKG), Some(prior(Status::Running, t - 900, &[], None)), Status::Down, false, None),
-            (false, Some(DPKG), None, Status::Down, false, None),
+            (false, Some(DPKG), Some(prior(Kind::Running, t - 900, &[], None)), Kind::Down, false, None),
+            (false, Some(DPKG), None, Kind::Down, false, None),
             // Still held, not yet past defer_limit (30 min).
-            (false, Some(DPKG), Some(down(t - 1700, None)), Status::Down, false, None),
+            (false, Some(DPKG), Some(down(t - 1700, None)), Kind::Down, false, None),
             // Past defer_limit: said once ...
-            (false, Some(DPKG), Some(down(t - 2100, None)), Status::Down, false,
+            (false, Some(DPKG), Some(down(t - 2100, None)), Kind::Down, false,
              Some("OpenSSH is down; restart deferred for 35 min: dpkg (pid 812) holds /var/lib/dpkg/lock-frontend")),
             // ... then quiet until the reminder is due.
-            (false, Some(DPKG), Some(down(t - 2400, Some(t - 300))), Status::Down, false, None),
-            (false, Some(DPKG), Some(down(t - 30000, Some(t - 6 * 3600))), Status::Down, false,
+            (false, Some(DPKG), Some(down(t - 2400, Some(t - 300))), Kind::Down, false, None),
+            (false, Some(DPKG), Some(down(t - 30000, Some(t - 6 * 3600))), Kind::Down, false,
              Some("OpenSSH is down; restart deferred for 8 h: dpkg (pid 812) holds /var/lib/dpkg/lock-frontend")),
             // A pause is never said, however long.
-            (false, Some(PAUSE), Some(down(t - 30000, None)), Status::Down, false, None),
+            (false, Some(PAUSE), Some(down(t - 30000, None)), Kind::Down, false, None),
             // A failing service stays failing, no attempt, nothing said.
-            (false, Some(DPKG), Some(prior(Status::Failing, t - 900, &[t - 900], Some(t - 900))), Status::Failing, false, None),
+            (false, Some(DPKG), Some(prior(Kind::Failing, t - 900, &[t - 900], Some(t - 900))), Kind::Failing, false, None),
             // Given up stays given up.
-            (false, Some(DPKG), Some(prior(Status::GivenUp, t - 900, &[t - 900], Some(t - 600))), Status::GivenUp, false, None),
+            (false, Some(DPKG), Some(prior(Kind::GivenUp, t - 900, &[t - 900], Some(t - 600))), Kind::GivenUp, false, None),
             // Hold gone: restart what is still down, announced as usual.
-            (false, None, Some(down(t - 600, None)), Status::Restarting, true, Some("OpenSSH is not running, restarting...")),
-            (false, None, Some(down(t - 3000, Some(t - 1000))), Status::Restarting, true, Some("OpenSSH is not running, restarting...")),
+            (false, None, Some(down(t - 600, None)), Kind::Restarting, true, Some("OpenSSH is not running, restarting...")),
+            (false, None, Some(down(t - 3000, Some(t - 1000))), Kind::Restarting, true, Some("OpenSSH is not running, restarting...")),
             // Back by itself after the upgrade: silent, unless the deferral was said.
-            (true, None, Some(down(t - 600, None)), Status::Running, false, None),
-            (true, Some(DPKG), Some(down(t - 600, None)), Status::Running, false, None),
-            (true, None, Some(down(t - 3000, Some(t - 1000))), Status::Running, false,
+            (true, None, Some(down(t - 600, None)), Kind::Running, false, None),
+            (true, Some(DPKG), Some(down(t - 600, None)), Kind::Running, false, None),
+            (true, None, Some(down(t - 3000, Some(t - 1000))), Kind::Running, false,
              Some("OpenSSH is running again (was down since @)")),
         ];
         for (i, (running, hold, prior, want_status, want_restart, want_event)) in
@@ -634,7 +671,7 @@ mod tests {
             });
             let want_event = at_since(want_event, prior.as_ref());
             assert_eq!(
-                (step.state.status, step.restart, said(&step.events)),
+                (step.state.status.kind(), step.restart, said(&step.events)),
                 (want_status, want_restart, want_event),
                 "row {i}"
             );
@@ -643,7 +680,7 @@ mod tests {
 
     #[test]
     fn deferrals_do_not_spend_the_budget() {
-        let p = prior(Status::Running, 1, &[NOW - 60], None);
+        let p = prior(Kind::Running, 1, &[NOW - 60], None);
         let step = decide(&Input {
             hold: Some(DPKG),
             ..input(false, Some(&p))
@@ -679,8 +716,12 @@ mod tests {
         ];
         for (i, (hold, upgrade, handled, want_restart, want_event)) in rows.into_iter().enumerate()
         {
-            let mut p = prior(Status::Running, NOW - 600, &[], None);
-            p.replaced = handled;
+            let mut p = prior(Kind::Running, NOW - 600, &[], None);
+            p.status = Status::Running {
+                process: None,
+                replaced: handled,
+                note: None,
+            };
             let step = decide(&Input {
                 replaced: Some("/usr/sbin/sshd"),
                 hold,
@@ -692,20 +733,20 @@ mod tests {
                 (want_restart, want_restart, want_event),
                 "row {i}"
             );
-            assert_eq!(step.state.status, Status::Running, "row {i}");
+            assert_eq!(step.state.status.kind(), Kind::Running, "row {i}");
             // Remembered so it is said once; forgotten while a hold is on.
             let want_remembered = if hold.is_some() {
                 handled.filter(|&h| h == 42)
             } else {
                 Some(42)
             };
-            assert_eq!(step.state.replaced, want_remembered, "row {i}");
+            assert_eq!(step.state.status.replaced(), want_remembered, "row {i}");
         }
     }
 
     #[test]
     fn a_failed_upgrade_restart_is_said_once_and_keeps_the_process() {
-        let p = prior(Status::Running, NOW - 600, &[], None);
+        let p = prior(Kind::Running, NOW - 600, &[], None);
         let inp = Input {
             replaced: Some("/usr/sbin/sshd"),
             restart_on_upgrade: true,
@@ -722,8 +763,12 @@ mod tests {
             "OpenSSH failed to restart onto the upgrade! rc exited 0 but it still runs the replaced binary after 10 s"
         );
         assert_eq!(
-            (state.status, state.pid, state.replaced),
-            (Status::Running, Some(42), Some(42))
+            (
+                state.status.kind(),
+                state.status.process().map(|p| p.pid),
+                state.status.replaced()
+            ),
+            (Kind::Running, Some(42), Some(42))
         );
         // The next pass, same old process: silent.
         let next = decide(&Input {
@@ -736,7 +781,7 @@ mod tests {
 
     #[test]
     fn every_attempt_is_remembered_before_acting() {
-        let p = prior(Status::Running, 1, &[NOW - 60], None);
+        let p = prior(Kind::Running, 1, &[NOW - 60], None);
         let step = decide(&input(false, Some(&p)));
         assert_eq!(step.state.restarts, vec![NOW - 60, NOW]);
         assert_eq!(step.state.since, NOW);
@@ -744,7 +789,7 @@ mod tests {
 
     #[test]
     fn given_up_re_arms_when_seen_running() {
-        let p = prior(Status::GivenUp, 1, &[NOW - 60, NOW - 30], Some(NOW));
+        let p = prior(Kind::GivenUp, 1, &[NOW - 60, NOW - 30], Some(NOW));
         assert!(decide(&input(true, Some(&p))).state.restarts.is_empty());
     }
 
@@ -762,50 +807,40 @@ mod tests {
             pid: 77,
             started: 5,
         }));
-        let rows: Vec<(Option<ServiceState>, &Outcome, Status, Option<&str>)> = vec![
-            (
-                None,
-                &ok,
-                Status::Running,
-                Some("OpenSSH restarted (pid 77)"),
-            ),
+        let rows: Vec<(Option<ServiceState>, &Outcome, Kind, Option<&str>)> = vec![
+            (None, &ok, Kind::Running, Some("OpenSSH restarted (pid 77)")),
             (
                 None,
                 &failed,
-                Status::Failing,
+                Kind::Failing,
                 Some("OpenSSH failed to start! rc exited 1: no config"),
             ),
             (
                 Some(prior(
-                    Status::Failing,
+                    Kind::Failing,
                     NOW - 300,
                     &[NOW - 300],
                     Some(NOW - 300),
                 )),
                 &ok,
-                Status::Running,
+                Kind::Running,
                 Some("OpenSSH is running again (restarted, pid 77)"),
             ),
             (
                 Some(prior(
-                    Status::Failing,
+                    Kind::Failing,
                     NOW - 300,
                     &[NOW - 300],
                     Some(NOW - 300),
                 )),
                 &failed,
-                Status::Failing,
+                Kind::Failing,
                 None,
             ),
             (
-                Some(prior(
-                    Status::Failing,
-                    NOW - 30000,
-                    &[],
-                    Some(NOW - 6 * 3600),
-                )),
+                Some(prior(Kind::Failing, NOW - 30000, &[], Some(NOW - 6 * 3600))),
                 &failed,
-                Status::Failing,
+                Kind::Failing,
                 Some("OpenSSH is still failing (down since @): rc exited 1: no config"),
             ),
         ];
@@ -815,7 +850,7 @@ mod tests {
             let (state, event) = conclude(&inp, &step, outcome, Vec::new());
             let want_event = at_since(want_event, prior.as_ref());
             assert_eq!(
-                (state.status, event.map(|e| e.to_string())),
+                (state.status.kind(), event.map(|e| e.to_string())),
                 (want_status, want_event),
                 "row {i}"
             );

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use crate::state::{ServiceState, Status};
+use crate::state::{Kind, ServiceState};
 
 /// One service that applies, as the pass left it.
 pub(crate) struct Row<'a> {
@@ -61,13 +61,13 @@ pub(crate) const STATUSES: [&str; 6] = [
 /// A service's status as the metrics name it: `down` while a pause holds
 /// its restart is `paused`.
 pub(crate) fn status(state: &ServiceState, paused: bool) -> &'static str {
-    match state.status {
-        Status::Running => "running",
-        Status::Down if paused => "paused",
-        Status::Down => "down",
-        Status::Restarting => "restarting",
-        Status::Failing => "failing",
-        Status::GivenUp => "given_up",
+    match state.status.kind() {
+        Kind::Running => "running",
+        Kind::Down if paused => "paused",
+        Kind::Down => "down",
+        Kind::Restarting => "restarting",
+        Kind::Failing => "failing",
+        Kind::GivenUp => "given_up",
     }
 }
 
@@ -107,7 +107,7 @@ pub(crate) fn render(pass: &Pass) -> String {
         "tend_service_up",
         "gauge",
         "Whether the service was running when tend's last pass ended.",
-        |s| u8::from(s.status == Status::Running).to_string(),
+        |s| u8::from(s.status.is_running()).to_string(),
     );
     head(
         o,
@@ -227,8 +227,8 @@ fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display
 mod tests {
     use super::*;
 
-    fn state(status: Status, since: i64, restarts_total: u64) -> ServiceState {
-        let mut state = ServiceState::new(status, since);
+    fn state(status: Kind, since: i64, restarts_total: u64) -> ServiceState {
+        let mut state = ServiceState::new(status.bare(), since);
         state.carried.restarts_total = restarts_total;
         state
     }
@@ -252,13 +252,13 @@ mod tests {
     #[test]
     fn status_table() {
         for (was, paused, label) in [
-            (Status::Running, false, "running"),
-            (Status::Running, true, "running"),
-            (Status::Down, false, "down"),
-            (Status::Down, true, "paused"),
-            (Status::Restarting, false, "restarting"),
-            (Status::Failing, true, "failing"),
-            (Status::GivenUp, false, "given_up"),
+            (Kind::Running, false, "running"),
+            (Kind::Running, true, "running"),
+            (Kind::Down, false, "down"),
+            (Kind::Down, true, "paused"),
+            (Kind::Restarting, false, "restarting"),
+            (Kind::Failing, true, "failing"),
+            (Kind::GivenUp, false, "given_up"),
         ] {
             assert_eq!(status(&state(was, 0, 0), paused), label);
         }
@@ -266,8 +266,8 @@ mod tests {
 
     #[test]
     fn renders_every_family_once_with_its_samples() {
-        let up = state(Status::Running, 1_700_000_000, 3);
-        let down = state(Status::GivenUp, 1_700_000_100, 5);
+        let up = state(Kind::Running, 1_700_000_000, 3);
+        let down = state(Kind::GivenUp, 1_700_000_100, 5);
         let pass = Pass {
             services: vec![
                 Row {

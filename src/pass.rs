@@ -136,7 +136,7 @@ fn left_behind(
 /// out rather than start a second daemon beside it.
 fn starting(service: &Service, prior: Option<&ServiceState>, now: i64) -> bool {
     prior.is_some_and(|p| {
-        p.status == Status::Restarting
+        matches!(p.status, Status::Restarting { .. })
             && p.carried.command.is_none()
             && p.restarts
                 .last()
@@ -463,7 +463,7 @@ pub(crate) fn execute(
     }
     acting.save();
     let next = acting.next;
-    let exit = Exit::converged_if(next.services.values().all(|s| s.status == Status::Running));
+    let exit = Exit::converged_if(next.services.values().all(|s| s.status.is_running()));
     (exit, next)
 }
 
@@ -612,7 +612,7 @@ impl Acting<'_, '_> {
             if let Some(event) = event {
                 self.reporter.emit(&services[i].id, &event, &checks);
             }
-            self.up[i] = state.status == Status::Running;
+            self.up[i] = state.status.is_running();
             self.next.services.insert(services[i].id.clone(), state);
         }
     }
@@ -836,7 +836,7 @@ mod tests {
             assert_eq!(lines, said, "row {i}");
             assert_eq!(got, exit, "row {i}");
             if exit == Exit::Down {
-                assert_eq!(state.services["web"].status, Status::Down, "row {i}");
+                assert_eq!(state.services["web"].status.label(), "down", "row {i}");
             }
         }
     }

@@ -19,9 +19,11 @@ use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// One process, told from a later one that reuses its pid: the pid and
 /// when it started (seconds since the epoch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In the state file, `pid` and `start_time`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ProcessId {
     pub(crate) pid: u32,
+    #[serde(rename = "start_time")]
     pub(crate) started: u64,
 }
 

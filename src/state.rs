@@ -13,32 +13,181 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CpuSample;
 use crate::probe::Checked;
+use crate::scan::ProcessId;
 
-/// The status of a service as the last pass left it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Status {
-    /// Seen running.
+/// Which status a service is in, without what it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
     Running,
-    /// Seen down; the restart waits (a package manager at work, or a pause).
     Down,
-    /// A restart was started and the pass did not finish (written before
-    /// acting, so a pass killed mid-way is known to the next one).
     Restarting,
-    /// The last restart failed.
     Failing,
-    /// The restart budget is spent; no more restarts until it re-arms.
     GivenUp,
 }
 
-impl Status {
+impl Kind {
+    /// A status of this kind that knows nothing more.
+    #[cfg(test)]
+    pub(crate) fn bare(self) -> Status {
+        let why = Why::default();
+        match self {
+            Kind::Running => Status::Running {
+                process: None,
+                replaced: None,
+                note: None,
+            },
+            Kind::Down => Status::Down {
+                waits: String::new(),
+                reason: None,
+            },
+            Kind::Restarting => Status::Restarting { why },
+            Kind::Failing => Status::Failing { why },
+            Kind::GivenUp => Status::GivenUp { why },
+        }
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
-            Status::Running => "running",
-            Status::Down => "down",
-            Status::Restarting => "restarting",
-            Status::Failing => "failing",
-            Status::GivenUp => "given up",
+            Kind::Running => "running",
+            Kind::Down => "down",
+            Kind::Restarting => "restarting",
+            Kind::Failing => "failing",
+            Kind::GivenUp => "given up",
+        }
+    }
+}
+
+/// The status of a service as the last pass left it, with what each
+/// status knows. In the file, `status` names it and its fields sit beside
+/// the record's own (the names of format 2, so its files read unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub(crate) enum Status {
+    /// Seen running.
+    Running {
+        /// Its main process (none: a unit active without one).
+        #[serde(flatten, default)]
+        process: Option<ProcessId>,
+        /// The pid whose replaced binary was reported (or restarted), so
+        /// it is said once per process.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaced: Option<u32>,
+        /// What was last said that needs no action (too many processes),
+        /// so it is said once while it lasts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Seen down while its restart waits (a package manager at work, a
+    /// pause, a dependency, `when stopped`).
+    Down {
+        /// Why the restart waits, as `status` shows it (format 2 called it
+        /// `failure`).
+        #[serde(default, alias = "failure")]
+        waits: String,
+        /// What the look found (a stale pidfile, a failed check).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A restart was started and the pass did not finish (written before
+    /// acting, so a pass killed mid-way is known to the next one).
+    Restarting {
+        #[serde(flatten)]
+        why: Why,
+    },
+    /// The last restart failed.
+    Failing {
+        #[serde(flatten)]
+        why: Why,
+    },
+    /// The restart budget is spent; no more restarts until it re-arms.
+    GivenUp {
+        #[serde(flatten)]
+        why: Why,
+    },
+}
+
+/// Why a service is not up: what the look found (a stale pidfile, a failed
+/// check), and what its last restart failed with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Why {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) failure: Option<String>,
+}
+
+impl Status {
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Status::Running { .. } => Kind::Running,
+            Status::Down { .. } => Kind::Down,
+            Status::Restarting { .. } => Kind::Restarting,
+            Status::Failing { .. } => Kind::Failing,
+            Status::GivenUp { .. } => Kind::GivenUp,
+        }
+    }
+
+    pub(crate) fn label(&self) -> &'static str {
+        self.kind().label()
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.kind() == Kind::Running
+    }
+
+    /// Why it is not up, with what its last restart failed with (None
+    /// when running or held).
+    fn why(&self) -> Option<&Why> {
+        match self {
+            Status::Running { .. } | Status::Down { .. } => None,
+            Status::Restarting { why } | Status::Failing { why } | Status::GivenUp { why } => {
+                Some(why)
+            }
+        }
+    }
+
+    /// What its last restart failed with.
+    pub(crate) fn restart_failure(&self) -> Option<&str> {
+        self.why().and_then(|w| w.failure.as_deref())
+    }
+
+    /// What `status` shows as its last failure: the restart's failure, or
+    /// why the restart waits.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        match self {
+            Status::Down { waits, .. } => Some(waits.as_str()).filter(|w| !w.is_empty()),
+            _ => self.restart_failure(),
+        }
+    }
+
+    /// What the look found that made it not up.
+    pub(crate) fn reason(&self) -> Option<&str> {
+        match self {
+            Status::Down { reason, .. } => reason.as_deref(),
+            _ => self.why().and_then(|w| w.reason.as_deref()),
+        }
+    }
+
+    /// The main process last seen running.
+    pub(crate) fn process(&self) -> Option<ProcessId> {
+        match self {
+            Status::Running { process, .. } => *process,
+            _ => None,
+        }
+    }
+
+    /// The pid whose replaced binary was said.
+    pub(crate) fn replaced(&self) -> Option<u32> {
+        match self {
+            Status::Running { replaced, .. } => *replaced,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn note(&self) -> Option<&str> {
+        match self {
+            Status::Running { note, .. } => note.as_deref(),
+            _ => None,
         }
     }
 }
@@ -46,15 +195,10 @@ impl Status {
 /// What is remembered of one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ServiceState {
+    #[serde(flatten)]
     pub(crate) status: Status,
     /// When the service entered this status (unix seconds).
     pub(crate) since: i64,
-    /// The pid last seen running, and its start time (seconds since boot
-    /// epoch as sysinfo reports it), to tell a new process from the old.
-    #[serde(default)]
-    pub(crate) pid: Option<u32>,
-    #[serde(default)]
-    pub(crate) start_time: Option<u64>,
     /// When restarts were attempted, oldest first; only those inside the
     /// budget's window are kept.
     #[serde(default)]
@@ -62,20 +206,6 @@ pub(crate) struct ServiceState {
     /// When the current problem was last reported (for reminders).
     #[serde(default)]
     pub(crate) reported: Option<i64>,
-    /// The last failure, as reported (or why a restart is deferred).
-    #[serde(default)]
-    pub(crate) failure: Option<String>,
-    /// The pid whose replaced binary was reported (or restarted), so it is
-    /// said once per process.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) replaced: Option<u32>,
-    /// What was last said that needs no action (too many processes), so it
-    /// is said once while it lasts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) note: Option<String>,
-    /// Why the service was judged not up (a stale pidfile, a failed check).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) reason: Option<String>,
     /// What is carried over whatever the status.
     #[serde(flatten)]
     pub(crate) carried: Carried,
@@ -108,14 +238,8 @@ impl ServiceState {
         ServiceState {
             status,
             since,
-            pid: None,
-            start_time: None,
             restarts: Vec::new(),
             reported: None,
-            failure: None,
-            replaced: None,
-            note: None,
-            reason: None,
             carried: Carried::default(),
         }
     }

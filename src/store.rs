@@ -4,6 +4,7 @@
 //! whole pass keeps overlapping cron runs from both acting. The directory
 //! is checked like sshd's StrictModes before anything in it is believed.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -22,9 +23,12 @@ pub(crate) const STATE_FILE: &str = "state.json";
 
 /// The state file's format: its own type, versioned. 2 added `version`
 /// (and a command's `boot`); a file without one is version 1 and reads
-/// the same. Fields a version does not know are ignored, so a file of a
-/// newer tend still loads after a downgrade.
-const FORMAT: u32 = 2;
+/// the same. 3 gives each status its own fields (a held service's `waits`
+/// was its `failure`, read as such). Fields a version does not know are
+/// ignored, and a service whose record cannot be read (a status of a newer
+/// tend) starts afresh alone, so a file of a newer tend still loads after
+/// a downgrade.
+const FORMAT: u32 = 3;
 
 #[derive(Serialize)]
 struct Written<'a> {
@@ -37,15 +41,41 @@ struct Written<'a> {
 struct Stored {
     #[serde(default)]
     version: u32,
+    /// Each record on its own, so one that cannot be read loses only itself.
+    #[serde(default)]
+    services: BTreeMap<String, serde_json::Value>,
     #[serde(flatten)]
     state: State,
 }
 
-/// The state in a state file's text, and its format (1 for a file from
-/// before formats were numbered).
-fn decode(text: &str) -> serde_json::Result<(State, u32)> {
-    serde_json::from_str::<Stored>(text).map(|r| (r.state, r.version.max(1)))
+/// What a state file's text holds: the state, its format (1 for a file
+/// from before formats were numbered), and the services whose records
+/// could not be read, with why.
+struct Decoded {
+    state: State,
+    version: u32,
+    unread: Vec<(String, String)>,
 }
+
+fn decode(text: &str) -> serde_json::Result<Decoded> {
+    let stored = serde_json::from_str::<Stored>(text)?;
+    let mut state = stored.state;
+    let mut unread = Vec::new();
+    for (id, record) in stored.services {
+        match serde_json::from_value(record) {
+            Ok(record) => {
+                state.services.insert(id, record);
+            }
+            Err(e) => unread.push((id, e.to_string())),
+        }
+    }
+    Ok(Decoded {
+        state,
+        version: stored.version.max(1),
+        unread,
+    })
+}
+
 pub(crate) const LOCK_FILE: &str = "lock";
 
 /// Where state and lock live.
@@ -194,7 +224,7 @@ impl Store {
             .ok()
             .flatten()
             .and_then(|text| decode(&text).ok())
-            .map(|(state, _)| state)
+            .map(|decoded| decoded.state)
             .unwrap_or_default()
     }
 
@@ -217,7 +247,11 @@ impl Store {
                 }
             }
             Ok(Some(text)) => match decode(&text) {
-                Ok((mut state, version)) => {
+                Ok(Decoded {
+                    mut state,
+                    version,
+                    unread,
+                }) => {
                     let ahead = state.clamp(now);
                     let newer = (version > FORMAT).then(|| {
                         format!(
@@ -232,9 +266,17 @@ impl Store {
                             clock::span(ahead)
                         )
                     });
+                    let lost = unread.first().map(|(id, why)| {
+                        format!(
+                            "tend: state file {}: what was remembered of {} could not be read ({why}); {} afresh",
+                            path.display(),
+                            unread.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", "),
+                            if unread.len() == 1 { format!("{id} starts") } else { "they start".to_string() }
+                        )
+                    });
                     return Loaded {
                         state,
-                        notice: newer.or(future),
+                        notice: lost.or(newer).or(future),
                     };
                 }
                 Err(e) if text.trim().is_empty() => format!("empty ({e})"),
@@ -450,7 +492,8 @@ fn lock(dir: &Path, now: i64) -> Result<Locking> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{ServiceState, Status};
+    use crate::scan::ProcessId;
+    use crate::state::{Kind, ServiceState, Status, Why};
 
     #[test]
     fn save_then_load_round_trips() {
@@ -460,63 +503,145 @@ mod tests {
             last_run: Some(5),
             ..State::default()
         };
-        state.services.insert(
-            "ssh".into(),
-            ServiceState {
-                pid: Some(9),
-                start_time: Some(100),
+        let carried = crate::state::Carried {
+            restarts_total: 7,
+            ..Default::default()
+        };
+        let why = |reason: &str, failure: &str| Why {
+            reason: Some(reason.into()),
+            failure: Some(failure.into()),
+        };
+        let statuses = [
+            Status::Running {
+                process: Some(ProcessId {
+                    pid: 9,
+                    started: 100,
+                }),
+                replaced: Some(9),
+                note: Some("3 processes run, more than 2".into()),
+            },
+            Status::Running {
+                process: None,
+                replaced: None,
+                note: None,
+            },
+            Status::Down {
+                waits: "restart deferred: dpkg holds the lock".into(),
+                reason: Some("pidfile stale".into()),
+            },
+            Status::Restarting {
+                why: Why::default(),
+            },
+            Status::Failing {
+                why: why("fails a check", "true exited 1"),
+            },
+            Status::GivenUp {
+                why: why("not in the process table", "exited 1"),
+            },
+        ];
+        for (i, status) in statuses.into_iter().enumerate() {
+            let record = ServiceState {
                 restarts: vec![1, 2],
                 reported: Some(3),
-                failure: Some("exited 1".into()),
-                replaced: Some(9),
-                carried: crate::state::Carried {
-                    restarts_total: 7,
-                    ..Default::default()
-                },
-                ..ServiceState::new(Status::GivenUp, 3)
-            },
-        );
+                carried: carried.clone(),
+                ..ServiceState::new(status, 3)
+            };
+            state.services.insert(format!("s{i}"), record);
+        }
         store.save(&state).unwrap();
         let loaded = store.load(10);
         assert_eq!(loaded.state, state);
         assert!(loaded.notice.is_none());
     }
 
-    /// A state file of the version before formats were numbered (saved
-    /// from a real pass, with a CPU sample, a command, checks, a pause's
-    /// end and the policy's and metrics' errors added) loads unchanged,
-    /// and is written back as the current format.
+    /// State files of earlier formats (1: before formats were numbered,
+    /// saved from a real pass with a CPU sample, a command, checks, a
+    /// pause's end and the policy's and metrics' errors added; 2: the same
+    /// with a command's boot and a held service) load unchanged, and are
+    /// written back as the current format.
     #[test]
-    fn a_state_file_of_the_previous_version_loads() {
+    fn state_files_of_earlier_formats_load() {
+        for (format, text) in [
+            (1, include_str!("../tests/state/v1.json")),
+            (2, include_str!("../tests/state/v2.json")),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(STATE_FILE), text).unwrap();
+            let store = Store::new(dir.path());
+            let loaded = store.load(1_790_000_900);
+            assert!(loaded.notice.is_none(), "{format}: {:?}", loaded.notice);
+            let state = loaded.state;
+            assert_eq!(state.last_run, Some(1_790_000_600));
+            let up = &state.services["up"];
+            assert_eq!(up.status.kind(), Kind::Failing);
+            assert_eq!(
+                up.status.failure().unwrap(),
+                "true started, but still fails a check after 10 s: unix /nonexistent.sock: no such file or directory"
+            );
+            assert_eq!(
+                up.status.reason().unwrap(),
+                "fails a check (unix /nonexistent.sock: no such file or directory)"
+            );
+            assert_eq!(up.carried.restarts_total, 3);
+            assert_eq!(up.carried.cpu.unwrap().runs_above, 1);
+            assert_eq!(
+                up.carried.checks.as_ref().unwrap().each[0].check,
+                "unix /nonexistent.sock"
+            );
+            let failing = &state.services["failing"];
+            assert_eq!(failing.status.kind(), Kind::GivenUp);
+            assert_eq!(failing.status.failure(), Some("false exited 1"));
+            let command = failing.carried.command.as_ref().unwrap();
+            let boot = (format > 1).then_some("6f1c0b1e-8d1a-4d43-9f64-1f3b0e5d2a77");
+            assert_eq!((command.pgid, command.boot.as_deref()), (4300, boot));
+            let web = &state.services["web"].status;
+            assert_eq!(web.replaced(), Some(4242));
+            assert_eq!(web.note(), Some("3 processes run, more than 2"));
+            let process = web.process().unwrap();
+            assert_eq!((process.pid, process.started), (4242, 1_789_990_000));
+            if format == 2 {
+                let held = &state.services["held"].status;
+                assert_eq!(
+                    held.failure(),
+                    Some("restart deferred: dpkg (pid 812) holds /var/lib/dpkg/lock-frontend")
+                );
+                assert_eq!(
+                    held.reason(),
+                    Some("pidfile /run/held.pid: pid 99 is not running")
+                );
+            }
+            assert_eq!(state.policy_error.as_ref().unwrap().said, 1_789_500_000);
+            assert!(state.metrics_error.is_some());
+            store.save(&state).unwrap();
+            let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["version"], FORMAT);
+            assert_eq!(store.load(1_790_000_900).state, state);
+        }
+    }
+
+    /// A record this tend cannot read (a status of a newer one) is
+    /// forgotten alone, and said; the others keep their memory.
+    #[test]
+    fn a_record_that_cannot_be_read_starts_afresh_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let v1 = include_str!("../tests/state/v1.json");
-        std::fs::write(dir.path().join(STATE_FILE), v1).unwrap();
-        let store = Store::new(dir.path());
-        let loaded = store.load(1_790_000_900);
-        assert!(loaded.notice.is_none(), "{:?}", loaded.notice);
-        let state = loaded.state;
-        assert_eq!(state.last_run, Some(1_790_000_600));
-        assert_eq!(state.services.len(), 3);
-        let up = &state.services["up"];
-        assert_eq!(up.status, Status::Failing);
-        assert_eq!(up.carried.restarts_total, 3);
-        assert_eq!(up.carried.cpu.unwrap().runs_above, 1);
-        assert_eq!(
-            up.carried.checks.as_ref().unwrap().each[0].check,
-            "unix /nonexistent.sock"
+        let text = r#"{"version": 4, "services": {
+            "web": {"status": "failing", "since": 5, "failure": "x exited 1"},
+            "db": {"status": "backing_off", "since": 5, "next_try": 900}
+        }}"#;
+        std::fs::write(dir.path().join(STATE_FILE), text).unwrap();
+        let loaded = Store::new(dir.path()).load(1000);
+        let web = &loaded.state.services["web"];
+        assert_eq!(web.status.failure(), Some("x exited 1"));
+        assert!(!loaded.state.services.contains_key("db"));
+        let notice = loaded.notice.unwrap();
+        assert!(
+            notice.contains(
+                "what was remembered of db could not be read (unknown variant `backing_off`"
+            ),
+            "{notice}"
         );
-        let failing = &state.services["failing"];
-        assert_eq!(failing.status, Status::GivenUp);
-        let command = failing.carried.command.as_ref().unwrap();
-        assert_eq!((command.pgid, command.boot.as_deref()), (4300, None));
-        assert_eq!(state.services["web"].replaced, Some(4242));
-        assert_eq!(state.policy_error.as_ref().unwrap().said, 1_789_500_000);
-        assert!(state.metrics_error.is_some());
-        store.save(&state).unwrap();
-        let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
-        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(json["version"], FORMAT);
-        assert_eq!(store.load(1_790_000_900).state, state);
+        assert!(notice.ends_with("db starts afresh"), "{notice}");
     }
 
     #[test]

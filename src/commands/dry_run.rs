@@ -12,7 +12,7 @@ use crate::decide::Hold;
 use crate::exit::Exit;
 use crate::pass::{self, Planned};
 use crate::policy::Service;
-use crate::state::Status;
+use crate::state::Kind;
 
 pub(crate) fn run(ctx: &Context) -> Result<Exit> {
     let enforced = ctx.enforce()?;
@@ -91,14 +91,14 @@ fn seen(p: &Planned) -> String {
 fn would(s: &Service, p: &Planned, services: &[&Service]) -> String {
     let step = &p.step;
     let commands = s.commands_text(pass::present(&p.verdict, step));
-    match (step.restart, step.state.status) {
+    match (step.restart, step.state.status.kind()) {
         (true, _) if !p.waits.is_empty() => {
             let names: Vec<&str> = p.waits.iter().map(|&d| services[d].name.as_str()).collect();
             format!("; would run once {} is up: {commands}", names.join(" and "))
         }
         (true, _) => format!("; would run: {commands}"),
-        (false, Status::Down) => "; restart deferred".to_string(),
-        (false, Status::GivenUp) => {
+        (false, Kind::Down) => "; restart deferred".to_string(),
+        (false, Kind::GivenUp) => {
             format!("; given up, would not restart (run 'tend reset {}')", s.id)
         }
         (false, _) => String::new(),

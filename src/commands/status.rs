@@ -12,7 +12,7 @@ use crate::exit::Exit;
 use crate::load::Enforced;
 use crate::pause::Pause;
 use crate::pkgmgr;
-use crate::state::{ServiceState, Status};
+use crate::state::{Kind, ServiceState};
 
 /// `tend status --format json`.
 #[derive(Serialize)]
@@ -84,10 +84,10 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
                 }),
                 restart_limit: s.limits.restarts,
                 window_seconds: s.limits.within,
-                pid: st.and_then(|st| st.pid),
-                failure: st.and_then(|st| st.failure.as_deref()),
-                reason: st.and_then(|st| st.reason.as_deref()),
-                note: st.and_then(|st| st.note.as_deref()),
+                pid: st.and_then(|st| st.status.process()).map(|p| p.pid),
+                failure: st.and_then(|st| st.status.failure()),
+                reason: st.and_then(|st| st.status.reason()),
+                note: st.and_then(|st| st.status.note()),
             }
         })
         .collect();
@@ -95,7 +95,7 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
         state
             .services
             .get(r.id)
-            .is_some_and(|st: &ServiceState| st.status == Status::Running)
+            .is_some_and(|st: &ServiceState| st.status.is_running())
     });
     let busy = busy.map(|b| b.to_string());
     if ctx.format == Format::Json {
@@ -172,7 +172,7 @@ fn print_text(
         for why in [r.reason, r.note].into_iter().flatten() {
             println!("    {why}");
         }
-        if r.status != Status::Running.label() {
+        if r.status != Kind::Running.label() {
             if let Some(failure) = r.failure {
                 println!("    {failure}");
             }
