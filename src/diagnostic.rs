@@ -190,7 +190,7 @@ impl Diagnostic {
 /// A line with the password of every `scheme://user:password@` in it
 /// starred out, byte for byte (so carets still line up): a policy line
 /// quoted in an error reaches cron mail and syslog.
-fn hide_passwords(line: &str) -> String {
+pub(crate) fn hide_passwords(line: &str) -> String {
     let mut bytes = line.as_bytes().to_vec();
     let mut from = 0;
     while let Some(at) = line[from..].find("://").map(|i| from + i + 3) {

@@ -63,6 +63,8 @@ fn literal(pattern: &str) -> Option<String> {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Spec<'a> {
     pub(crate) process: Option<&'a str>,
+    /// The pattern may match inside a word.
+    pub(crate) anywhere: bool,
     pub(crate) exe: Option<&'a str>,
 }
 
@@ -71,6 +73,8 @@ pub(crate) struct Matcher {
     services: usize,
     /// Per service: whether it has a pattern, and whether it has an `exe`.
     needs: Vec<(bool, bool)>,
+    /// Per service: whether its pattern may match inside a word.
+    anywhere: Vec<bool>,
     /// Services by their `exe` path.
     exact_exe: HashMap<String, Vec<usize>>,
     /// Automata of at most [`CHUNK`] literal patterns each, and the service
@@ -105,6 +109,10 @@ impl Matcher {
                     literal_texts.push(text);
                     literal_service.push(i);
                 }
+                None if spec.anywhere => {
+                    regexes.push(p.to_string());
+                    regex_service.push(i);
+                }
                 None => {
                     regexes.push(whole_words(p));
                     regex_service.push(i);
@@ -136,6 +144,7 @@ impl Matcher {
                 .iter()
                 .map(|s| (s.process.is_some(), s.exe.is_some()))
                 .collect(),
+            anywhere: specs.iter().map(|s| s.anywhere).collect(),
             exact_exe,
             literals,
             set,
@@ -149,10 +158,13 @@ impl Matcher {
         let mut hits: Vec<usize> = Vec::new();
         for (automaton, service) in &self.literals {
             for m in automaton.find_overlapping_iter(text) {
+                let i = service[m.pattern().as_usize()];
                 let before = m.start().checked_sub(1).map(|i| text[i]);
                 let after = text.get(m.end()).copied();
-                if !before.is_some_and(is_word_byte) && !after.is_some_and(is_word_byte) {
-                    hits.push(service[m.pattern().as_usize()]);
+                if self.anywhere[i]
+                    || (!before.is_some_and(is_word_byte) && !after.is_some_and(is_word_byte))
+                {
+                    hits.push(i);
                 }
             }
         }
@@ -205,6 +217,7 @@ mod tests {
     fn spec(pattern: &str) -> Spec<'_> {
         Spec {
             process: Some(pattern),
+            anywhere: false,
             exe: None,
         }
     }
@@ -273,6 +286,43 @@ mod tests {
                 assert_eq!(
                     got, want,
                     "{pattern:?} against {cmdline:?} (literals: {use_literals})"
+                );
+            }
+        }
+    }
+
+    /// `anywhere`: inside words too, as CFEngine and Monit match.
+    #[test]
+    fn anywhere_table() {
+        for (pattern, cmdline, want) in [
+            ("mysql", "/usr/sbin/mysqld --daemonize", true),
+            ("mysql", "/usr/bin/mysqld_safe", true),
+            ("redis", "/usr/bin/redis-server 127.0.0.1:6379", true),
+            ("jar$", "java -jar /srv/app.jar", true),
+            ("jar$", "java -jar /srv/app.jar --x", false),
+            (
+                "php-fpm8.2",
+                "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)",
+                false,
+            ),
+            (
+                "php-fpm",
+                "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)",
+                true,
+            ),
+            ("apache", "/usr/sbin/apache2 -k start", true),
+            ("nginx", "/usr/sbin/sshd -D", false),
+        ] {
+            for use_literals in [true, false] {
+                let spec = Spec {
+                    anywhere: true,
+                    ..spec(pattern)
+                };
+                let m = Matcher::build(vec![spec], use_literals).unwrap();
+                let got = !m.services_of(&process(cmdline, None)).is_empty();
+                assert_eq!(
+                    got, want,
+                    "{pattern:?} anywhere in {cmdline:?} ({use_literals})"
                 );
             }
         }
@@ -354,6 +404,7 @@ mod tests {
         for (i, (pattern, exe, (cmdline, proc_exe), want)) in rows.into_iter().enumerate() {
             let m = Matcher::new([Spec {
                 process: pattern,
+                anywhere: false,
                 exe,
             }])
             .unwrap();

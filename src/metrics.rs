@@ -143,6 +143,12 @@ pub(crate) fn render(pass: &Pass) -> String {
             |s| s.carried.restarts_total.to_string(),
         );
     }
+    host(o, pass);
+    out
+}
+
+/// The families of the host and the pass.
+fn host(o: &mut String, pass: &Pass) {
     gauge(
         o,
         "tend_last_pass_timestamp_seconds",
@@ -164,31 +170,14 @@ pub(crate) fn render(pass: &Pass) -> String {
             "tend_policy_info{{digest=\"{digest}\",origin=\"{origin}\",enforced=\"{enforced}\"}} 1"
         );
     }
-    gauge(
-        o,
-        "tend_policy_broken",
-        "Whether the configured policy is broken (its last good copy, or nothing, is enforced).",
-        u8::from(pass.broken),
-    );
-    gauge(
-        o,
-        "tend_package_manager_busy",
-        "Whether a package manager was at work when the pass started (restarts wait).",
-        u8::from(pass.busy),
-    );
-    gauge(
-        o,
-        "tend_state_available",
-        "Whether tend could use its state directory (0: nothing is remembered between passes; restarts are not counted).",
-        u8::from(pass.state_kept),
-    );
-    gauge(
-        o,
-        "tend_paused",
-        "Whether a pause (tend pause) held restarts during the pass.",
-        u8::from(pass.paused),
-    );
-    out
+    for (name, help, on) in [
+        ("tend_policy_broken", "Whether the configured policy is broken (its last good copy, or nothing, is enforced).", pass.broken),
+        ("tend_package_manager_busy", "Whether a package manager was at work when the pass started (restarts wait).", pass.busy),
+        ("tend_state_available", "Whether tend could use its state directory (0: nothing is remembered between passes; restarts are not counted).", pass.state_kept),
+        ("tend_paused", "Whether a pause (tend pause) held restarts during the pass.", pass.paused),
+    ] {
+        gauge(o, name, help, u8::from(on));
+    }
 }
 
 /// A family's HELP and TYPE lines.

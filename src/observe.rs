@@ -39,6 +39,7 @@ impl<'p> Watch<'p> {
     pub(crate) fn new(services: Vec<&'p Service>, commands: Vec<u32>) -> Result<Watch<'p>> {
         let matcher = Matcher::new(services.iter().map(|s| Spec {
             process: s.process.as_deref(),
+            anywhere: s.anywhere,
             exe: s.exe.as_deref(),
         }))?;
         let owners = services.iter().map(|s| Owner::of(s)).collect();

@@ -50,6 +50,9 @@ pub(crate) struct Service {
     pub(crate) name: String,
     /// The `process` pattern.
     pub(crate) process: Option<String>,
+    /// `process ... anywhere`: the pattern may match inside a word (as
+    /// CFEngine's and Monit's do), not only whole words.
+    pub(crate) anywhere: bool,
     /// `exe`: the exact executable path.
     pub(crate) exe: Option<String>,
     /// `pidfile`: the service is the live process whose pid it holds.

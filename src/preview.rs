@@ -13,6 +13,7 @@ use crate::classes::{Classes, Host};
 use crate::clock;
 use crate::parser::Expr;
 use crate::policy::{Policy, Service};
+use crate::probe;
 use crate::state::Checks;
 
 /// A class or hostname() call a guard names, and whether it holds here.
@@ -206,7 +207,8 @@ pub(crate) fn explain<'a>(
 ) -> Explanation<'a> {
     let mut found_by = Vec::new();
     if let Some(p) = &s.process {
-        found_by.push(format!("process {p:?}"));
+        let anywhere = if s.anywhere { " anywhere" } else { "" };
+        found_by.push(format!("process {p:?}{anywhere}"));
     }
     if let Some(e) = &s.exe {
         found_by.push(format!("exe {e}"));
@@ -226,44 +228,7 @@ pub(crate) fn explain<'a>(
         (min, Some(max)) if min == max => found_by.push(format!("count {min}")),
         (min, Some(max)) => found_by.push(format!("count {min}..{max}")),
     }
-    let mut checks = Vec::new();
-    if let Some(addr) = s.connect.tcp {
-        let mut check = format!("port {addr} accepts");
-        if let Some(send) = &s.connect.send {
-            check.push_str(&format!(
-                ", is sent \"{}\"",
-                String::from_utf8_lossy(send).escape_debug()
-            ));
-        }
-        if let Some(expect) = &s.connect.expect {
-            check.push_str(&format!(", answers matching `{expect}`"));
-        }
-        checks.push(check);
-    }
-    if let Some(h) = &s.http {
-        let mut check = format!("GET {}", h.url);
-        match h.status {
-            Some(status) => check.push_str(&format!(" answers {status}")),
-            None => check.push_str(" answers below 400"),
-        }
-        if let Some(content) = &h.content {
-            check.push_str(&format!(" with a body matching `{content}`"));
-        }
-        check.push_str(&format!(" within {} s", h.timeout.as_secs()));
-        if h.insecure {
-            check.push_str(" (any certificate)");
-        }
-        checks.push(check);
-    }
-    if let Some(c) = &s.certificate {
-        checks.push(format!(
-            "certificate {}:{} valid for {} days then {}",
-            c.host, c.port, c.days, c.action
-        ));
-    }
-    if let Some(path) = &s.connect.unix {
-        checks.push(format!("unix {} accepts", path.display()));
-    }
+    let mut checks = probe::explained(s);
     if let Some(m) = s.memory {
         checks.push(format!(
             "memory above {} MiB then {}",

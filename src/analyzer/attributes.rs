@@ -305,6 +305,25 @@ pub(super) fn yes_no(a: &Attribute) -> Result<bool, Diagnostic> {
     }
 }
 
+/// `process "RE" [anywhere]`: the pattern, checked, and whether it may
+/// match inside a word.
+pub(super) fn pattern(a: &Attribute) -> Result<(String, bool), Diagnostic> {
+    let anywhere = matches!(a.values.as_slice(),
+        [_, w] if w.kind == ValueKind::Word && w.text == "anywhere");
+    let first = match anywhere {
+        true => &a.values[0],
+        false => one_value(a, "a quoted string")?,
+    };
+    if first.kind != ValueKind::Quoted {
+        return Err(Diagnostic::error(
+            first.span,
+            "`process` needs a quoted string",
+        ));
+    }
+    check_regex(&first.text, a)?;
+    Ok((first.text.clone(), anywhere))
+}
+
 /// Parsing is enough to know a pattern is valid; compiling every pattern
 /// here would cost more than the pass that uses them.
 pub(super) fn check_regex(pattern: &str, a: &Attribute) -> Result<(), Diagnostic> {

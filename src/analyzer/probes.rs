@@ -42,20 +42,8 @@ pub(super) fn port(a: &Attribute) -> Result<PortCheck, Diagnostic> {
     Ok((number, send, expect))
 }
 
-/// `http "URL" [status N] [content RE] [timeout D] [host NAME] [insecure]`
-pub(super) fn http(a: &Attribute, connect_timeout: Duration) -> Result<Http, Diagnostic> {
-    const USAGE: &str =
-        "http \"URL\" [status N] [content \"RE\"] [timeout DURATION] [host \"NAME\"] [insecure]";
-    let (url, rest) = a
-        .values
-        .split_first()
-        .filter(|(u, _)| u.kind == ValueKind::Quoted)
-        .ok_or_else(|| {
-            Diagnostic::error(
-                values_span(a),
-                format!("`http` is written `{USAGE}`, e.g. `http \"http://127.0.0.1:8080/health\" status 200`"),
-            )
-        })?;
+/// Where an `http` check's URL points, with no option yet applied.
+fn target(url: &Value, connect_timeout: Duration) -> Result<Http, Diagnostic> {
     let bad_url = |why: &str| Diagnostic::error(url.span, format!("bad URL: {why}"));
     let uri: http::Uri = url
         .text
@@ -115,12 +103,36 @@ pub(super) fn http(a: &Attribute, connect_timeout: Duration) -> Result<Http, Dia
     if check.path.is_empty() {
         check.path = "/".into();
     }
+    Ok(check)
+}
+
+/// `http "URL" [status N] [content RE] [timeout D] [host NAME] [insecure]`
+pub(super) fn http(a: &Attribute, connect_timeout: Duration) -> Result<Http, Diagnostic> {
+    const USAGE: &str =
+        "http \"URL\" [status N] [content \"RE\"] [timeout DURATION] [host \"NAME\"] [insecure]";
+    let (url, rest) = a
+        .values
+        .split_first()
+        .filter(|(u, _)| u.kind == ValueKind::Quoted)
+        .ok_or_else(|| {
+            Diagnostic::error(
+                values_span(a),
+                format!("`http` is written `{USAGE}`, e.g. `http \"http://127.0.0.1:8080/health\" status 200`"),
+            )
+        })?;
+    let mut check = target(url, connect_timeout)?;
+    options(&mut check, rest, USAGE)?;
+    Ok(check)
+}
+
+/// An `http` check's options after its URL.
+fn options(check: &mut Http, rest: &[Value], usage_text: &str) -> Result<(), Diagnostic> {
     let mut words = rest.iter();
     while let Some(option) = words.next() {
         match option.text.as_str() {
             "insecure" if option.kind == ValueKind::Word => check.insecure = true,
             "status" if option.kind == ValueKind::Word => {
-                let n = words.next().ok_or_else(|| usage(option, USAGE))?;
+                let n = words.next().ok_or_else(|| usage(option, usage_text))?;
                 check.status = Some(
                     n.text
                         .parse()
@@ -132,16 +144,19 @@ pub(super) fn http(a: &Attribute, connect_timeout: Duration) -> Result<Http, Dia
                 );
             }
             "content" if option.kind == ValueKind::Word => {
-                let re = quoted_after(option, words.next(), USAGE)?;
+                let re = quoted_after(option, words.next(), usage_text)?;
                 regex(&re.text, re)?;
                 check.content = Some(re.text.clone());
             }
             "host" if option.kind == ValueKind::Word => {
-                let name = quoted_after(option, words.next(), USAGE)?;
+                let name = quoted_after(option, words.next(), usage_text)?;
                 check.host_header = name.text.clone();
             }
             "timeout" if option.kind == ValueKind::Word => {
-                let mut taken = vec![words.next().ok_or_else(|| usage(option, USAGE))?.clone()];
+                let mut taken = vec![words
+                    .next()
+                    .ok_or_else(|| usage(option, usage_text))?
+                    .clone()];
                 // `timeout 5 s` as well as `timeout 5s`.
                 if words_duration(&taken).is_none() {
                     if let Some(unit) = words.next() {
@@ -154,10 +169,10 @@ pub(super) fn http(a: &Attribute, connect_timeout: Duration) -> Result<Http, Dia
                         Diagnostic::error(taken[0].span, "`timeout` needs a duration of 1s to 1d")
                     })?;
             }
-            _ => return Err(usage(option, USAGE)),
+            _ => return Err(usage(option, usage_text)),
         }
     }
-    Ok(check)
+    Ok(())
 }
 
 /// `certificate ["HOST:PORT"] valid for N days [then restart|report]`:

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use super::attributes::{
-    absolute_path, at_least_one_second, check_regex, count_range, cpu_limit, depends_on, duration,
-    ip_address, memory_limit, one_string, unit_name, user_name, yes_no,
+    absolute_path, at_least_one_second, count_range, cpu_limit, depends_on, duration, ip_address,
+    memory_limit, one_string, pattern, unit_name, user_name, yes_no,
 };
 use super::probes;
 use super::service::Draft;
@@ -80,11 +80,16 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
     Attr {
         key: "process",
         written: "process",
-        value: "string (regular expression)",
+        value: "string (regular expression) [`anywhere`]",
         default: "one of `process`, `exe`, `pidfile`, `unit`",
-        meaning: "how to recognise the service's processes by command line (below)",
+        meaning: "how to recognise the service's processes by command line: whole words, or `anywhere` in it (below)",
         scope: Scope::Service,
-        read: |a, d| one_string(a).and_then(|s| check_regex(&s, a).map(|()| d.process = Some(s))),
+        read: |a, d| {
+            let (pattern, anywhere) = pattern(a)?;
+            d.process = Some(pattern);
+            d.anywhere = anywhere;
+            Ok(())
+        },
     },
     Attr {
         key: "exe",

@@ -22,6 +22,7 @@ use crate::suggest::closest;
 pub(crate) struct Draft {
     pub(crate) name: Option<String>,
     pub(crate) process: Option<String>,
+    pub(crate) anywhere: bool,
     pub(crate) exe: Option<String>,
     pub(crate) pidfile: Option<PathBuf>,
     pub(crate) user: Option<String>,
@@ -48,6 +49,7 @@ impl Draft {
         Draft {
             name: None,
             process: None,
+            anywhere: false,
             exe: None,
             pidfile: None,
             user: None,
@@ -104,20 +106,7 @@ pub(super) fn service(
         systemd.is_some(),
         errors,
     );
-    let [restart, start, stop] =
-        [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
-            match d.commands[i]
-                .take()
-                .map(|text| command(key, text, d.shell, attributes))
-            {
-                Some(Ok(c)) => Some(c),
-                Some(Err(e)) => {
-                    errors.push(e);
-                    None
-                }
-                None => None,
-            }
-        });
+    let [restart, start, stop] = commands(&mut d, attributes, errors);
     if errors.len() > before {
         return None;
     }
@@ -130,6 +119,7 @@ pub(super) fn service(
         id: id.to_string(),
         name: d.name.unwrap_or_else(|| id.to_string()),
         process: d.process,
+        anywhere: d.anywhere,
         exe: d.exe,
         pidfile: d.pidfile,
         unit: d.unit.map(|(u, _)| u),
@@ -321,6 +311,24 @@ fn systemd_commands(unit: &str, at: Span) -> SystemdCommands {
         restart: systemctl("restart"),
         stop: systemctl("stop"),
     }
+}
+
+/// The `restart`, `start` and `stop` commands, each parsed (an error
+/// said and None if it cannot be).
+fn commands(d: &mut Draft, attributes: &[Attribute], errors: &mut Errors) -> [Option<Command>; 3] {
+    [("restart", 0), ("start", 1), ("stop", 2)].map(|(key, i)| {
+        match d.commands[i]
+            .take()
+            .map(|text| command(key, text, d.shell, attributes))
+        {
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                errors.push(e);
+                None
+            }
+            None => None,
+        }
+    })
 }
 
 fn command(

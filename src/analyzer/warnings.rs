@@ -18,7 +18,6 @@ use crate::suggest::closest;
 /// a command with shell syntax but no `shell yes`. Duplicate ids, in one
 /// file or across files, are errors.
 pub(crate) fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagnostic> {
-    let defined: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
     let defs: HashMap<&str, &Expr> = classes.iter().map(|c| (c.name.as_str(), &c.expr)).collect();
     let mut out = Vec::new();
     for c in classes.iter().filter(|c| hard_name(&c.name)) {
@@ -30,37 +29,73 @@ pub(crate) fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagno
             ),
         ));
     }
+    out.extend(services.iter().flat_map(shell_warnings));
+    unknown_classes(classes, services, &defs, &mut out);
+    // Services under one guard share it: judge each guard once.
+    let mut judged: HashMap<String, bool> = HashMap::new();
     for s in services {
-        for (key, command) in [
-            ("restart", &s.restart),
-            ("start", &s.start),
-            ("stop", &s.stop),
-        ] {
-            let Some(command) = command.as_ref().filter(|c| !c.shell) else {
-                continue;
+        let Some(guard) = &s.guard else { continue };
+        let ok = *judged
+            .entry(guard.to_string())
+            .or_insert_with(|| satisfiable(guard, &defs));
+        if !ok {
+            out.push(Diagnostic::warning(
+                s.span,
+                format!(
+                    "service `{}` can never apply: no host's classes satisfy its guard `{guard}::`",
+                    s.id
+                ),
+            ));
+        }
+    }
+    out.sort_by_key(|d| (d.span.file, d.span.start));
+    out
+}
+
+/// A command with shell syntax but no `shell yes`.
+fn shell_warnings(s: &Service) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (key, command) in [
+        ("restart", &s.restart),
+        ("start", &s.start),
+        ("stop", &s.stop),
+    ] {
+        let Some(command) = command.as_ref().filter(|c| !c.shell) else {
+            continue;
+        };
+        if let Some((at, syntax)) = shell_syntax(&command.text) {
+            // The caret goes under the syntax itself when the quoted
+            // text is the command as it reads (no escapes in it).
+            let span = command.span;
+            let span = match span.end - span.start == command.text.len() + 2 {
+                true => Span::new(
+                    span.file,
+                    span.start + 1 + at,
+                    span.start + 1 + at + syntax.len(),
+                ),
+                false => span,
             };
-            if let Some((at, syntax)) = shell_syntax(&command.text) {
-                // The caret goes under the syntax itself when the quoted
-                // text is the command as it reads (no escapes in it).
-                let span = command.span;
-                let span = match span.end - span.start == command.text.len() + 2 {
-                    true => Span::new(
-                        span.file,
-                        span.start + 1 + at,
-                        span.start + 1 + at + syntax.len(),
-                    ),
-                    false => span,
-                };
-                out.push(Diagnostic::warning(
+            out.push(Diagnostic::warning(
                     span,
                     format!(
                         "`{key}` runs `{}` directly, not through a shell: `{syntax}` is passed to it as an argument; write `shell yes` in the service to run the command with /bin/sh",
                         command.argv[0]
                     ),
                 ));
-            }
         }
     }
+    out
+}
+
+/// A guard or definition naming a class nothing defines and that is not
+/// built in.
+fn unknown_classes(
+    classes: &[ClassDef],
+    services: &[Service],
+    defs: &HashMap<&str, &Expr>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let defined: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
     let mut seen = HashSet::new();
     let guards = services.iter().filter_map(|s| s.guard.as_ref());
     let definitions = classes.iter().map(|c| &c.expr);
@@ -96,25 +131,6 @@ pub(crate) fn warnings(classes: &[ClassDef], services: &[Service]) -> Vec<Diagno
             ));
         }
     }
-    // Services under one guard share it: judge each guard once.
-    let mut judged: HashMap<String, bool> = HashMap::new();
-    for s in services {
-        let Some(guard) = &s.guard else { continue };
-        let ok = *judged
-            .entry(guard.to_string())
-            .or_insert_with(|| satisfiable(guard, &defs));
-        if !ok {
-            out.push(Diagnostic::warning(
-                s.span,
-                format!(
-                    "service `{}` can never apply: no host's classes satisfy its guard `{guard}::`",
-                    s.id
-                ),
-            ));
-        }
-    }
-    out.sort_by_key(|d| (d.span.file, d.span.start));
-    out
 }
 
 /// The first piece of shell syntax outside quotes in a command (`|`, `||`,

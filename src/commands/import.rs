@@ -20,7 +20,7 @@ pub(crate) fn run(from: ImportFrom, files: &[PathBuf], output: Option<&Path>) ->
         ImportFrom::Cfengine => ("cfengine", import::cfengine::import),
         ImportFrom::Monit => ("monit", import::monit::import),
     };
-    let imported = match read(files) {
+    let mut imported = match read(files) {
         Ok(i) => i,
         Err(why) => {
             eprintln!("tend import: {why}");
@@ -29,20 +29,15 @@ pub(crate) fn run(from: ImportFrom, files: &[PathBuf], output: Option<&Path>) ->
     };
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let header = format!("tend import {kind} {}", names.join(" "));
-    let parts = import::render(&imported, &header);
-    // What is written must be a policy tend reads: a reader's mistake is
-    // said, not left for the first pass to find.
-    let snapshot = crate::snapshot::Snapshot {
-        origin: files.to_vec(),
-        files: parts
-            .iter()
-            .map(|(f, text)| (f.clone(), text.clone().into_bytes()))
-            .collect(),
+    // What is written must be a policy tend reads: a service tend refuses
+    // is left out and said; anything else is a reader's mistake.
+    let parts = match import::checked(&mut imported, &header, files) {
+        Ok(parts) => parts,
+        Err(e) => {
+            eprintln!("tend import: the policy written is not valid (a fault of tend import's; please report it with its input):\n{e:#}");
+            return Ok(Exit::Broken);
+        }
     };
-    if let Err(e) = crate::load::check(&snapshot) {
-        eprintln!("tend import: the policy written is not valid (a fault of tend import's; please report it with its input):\n{e:#}");
-        return Ok(Exit::Broken);
-    }
     match output {
         Some(dir) => write_files(dir, &parts)?,
         None => {

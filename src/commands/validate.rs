@@ -61,7 +61,35 @@ pub(crate) fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Resul
     if ctx.format == Format::Text {
         return text(checked?, refused);
     }
-    let (diagnostics, policy) = match checked {
+    let (diagnostics, policy) = rows(checked);
+    let count = |severity: Severity| {
+        diagnostics
+            .iter()
+            .filter(|d: &&diagnostic::Row| d.severity == severity)
+            .count()
+    };
+    let errors = count(Severity::Error);
+    print_json(&Doc {
+        ok: errors == 0,
+        paths: paths.iter().map(|p| p.display().to_string()).collect(),
+        digest: policy.as_ref().map(|p| p.digest.clone()),
+        refused,
+        services: policy.as_ref().map(|p| p.services.len()),
+        classes: policy.as_ref().map(|p| p.classes.len()),
+        errors,
+        warnings: count(Severity::Warning),
+        diagnostics,
+    })?;
+    Ok(if errors == 0 {
+        Exit::Converged
+    } else {
+        Exit::Broken
+    })
+}
+
+/// The diagnostics of a check as JSON rows, and the policy if it checked.
+fn rows(checked: Result<Policy, load::Unusable>) -> (Vec<diagnostic::Row>, Option<Policy>) {
+    match checked {
         Ok(p) => (
             analyzer::warnings(&p.classes, &p.services)
                 .iter()
@@ -90,30 +118,7 @@ pub(crate) fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Resul
                 None,
             ),
         },
-    };
-    let count = |severity: Severity| {
-        diagnostics
-            .iter()
-            .filter(|d: &&diagnostic::Row| d.severity == severity)
-            .count()
-    };
-    let errors = count(Severity::Error);
-    print_json(&Doc {
-        ok: errors == 0,
-        paths: paths.iter().map(|p| p.display().to_string()).collect(),
-        digest: policy.as_ref().map(|p| p.digest.clone()),
-        refused,
-        services: policy.as_ref().map(|p| p.services.len()),
-        classes: policy.as_ref().map(|p| p.classes.len()),
-        errors,
-        warnings: count(Severity::Warning),
-        diagnostics,
-    })?;
-    Ok(if errors == 0 {
-        Exit::Converged
-    } else {
-        Exit::Broken
-    })
+    }
 }
 
 /// `tend validate --accept-empty`: the policy of -f, if it checks, becomes

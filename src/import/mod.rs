@@ -69,6 +69,14 @@ impl Draft {
         }
     }
 
+    /// The value set for `key`, as written.
+    pub(crate) fn value(&self, key: &str) -> Option<String> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
     pub(crate) fn has(&self, key: &str) -> bool {
         self.attrs.iter().any(|(k, _)| k == key)
     }
@@ -86,7 +94,7 @@ pub(crate) struct Left {
 
 impl Left {
     pub(crate) fn new(file: &Path, line: usize, statement: &str, why: impl Into<String>) -> Left {
-        let one_line = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+        let one_line = redact(&statement.split_whitespace().collect::<Vec<_>>().join(" "));
         Left {
             place: format!("{}:{line}", file.display()),
             statement: file::quote(&one_line, 100),
@@ -175,6 +183,86 @@ pub(crate) fn literal(text: &str) -> String {
     format!("\"{escaped}\"")
 }
 
+/// A statement with its secrets starred: a URL's password
+/// (`https://user:****@host`), the word after `password`, `passwd`,
+/// `secret` or `token`, and the password of Monit's `allow user:password`.
+/// What an import says is mailed and committed; a secret is not.
+pub(crate) fn redact(statement: &str) -> String {
+    let hidden = crate::diagnostic::hide_passwords(statement);
+    let mut out: Vec<String> = Vec::new();
+    let mut after = "";
+    // The quote a starred secret opened and has not closed yet.
+    let mut open: Option<char> = None;
+    for word in hidden.split(' ') {
+        if let Some(q) = open {
+            if word.ends_with(q) {
+                open = None;
+            }
+            continue;
+        }
+        let starred = match after {
+            "password" => {
+                open = word.chars().next().filter(|&q| {
+                    (q == '"' || q == '\'') && (word.len() == 1 || !word.ends_with(q))
+                });
+                stars(word)
+            }
+            "allow" => match word.split_once(':') {
+                Some((user, _))
+                    if !user.is_empty()
+                        && user
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '@')) =>
+                {
+                    format!("{user}:****")
+                }
+                _ => word.to_string(),
+            },
+            _ => word.to_string(),
+        };
+        out.push(starred);
+        after = match word.to_ascii_lowercase().trim_matches('"') {
+            "password" | "passwd" | "secret" | "token" => "password",
+            "allow" => "allow",
+            _ => "",
+        };
+    }
+    out.join(" ")
+}
+
+/// `****`, in the quotes the word had.
+fn stars(word: &str) -> String {
+    match word.chars().next() {
+        Some(q @ ('"' | '\'')) => format!("{q}****{q}"),
+        _ => "****".to_string(),
+    }
+}
+
+/// A `process` value that finds what a pattern matched anywhere in a
+/// command line (CFEngine's promisers, Monit's `matching`), with what the
+/// admin should know of it. A pattern that is an absolute path names an
+/// executable: tend's whole words keep that meaning and drop the matches
+/// inside a longer word (`/usr/sbin/mysqld` no longer finds
+/// `/usr/sbin/mysqld_safe` or `vi /usr/sbin/mysqld.cnf`); anything else
+/// (`mysql`, `redis`, `jar$`) is written `anywhere`, so it finds what the
+/// source found.
+pub(crate) fn process_value(pattern: &str, source: &str) -> (String, String) {
+    let trimmed = pattern.trim();
+    let path = trimmed.starts_with('/')
+        && trimmed.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !trimmed.contains(['|', '(', '[', '*', '+', '?', '{', '^', '$']);
+    match path {
+        true => (
+            literal(trimmed),
+            format!("{source} matched this anywhere in a command line; tend matches whole words, the executable itself (not `{trimmed}_safe`, not `vi {trimmed}.conf`): check with `tend --dry-run`"),
+        ),
+        false => (
+            format!("{} anywhere", literal(pattern)),
+            format!("{source} matched this anywhere in a command line, and so does `anywhere`; drop it for whole words once `tend --dry-run` shows what it finds"),
+        ),
+    }
+}
+
 /// The policy text of `import`, split by the file each part came from
 /// (for `-o DIR`), in the order the files were met. `header` opens each.
 pub(crate) fn render(import: &Import, header: &str) -> Vec<(PathBuf, String)> {
@@ -221,6 +309,71 @@ pub(crate) fn render(import: &Import, header: &str) -> Vec<(PathBuf, String)> {
         out.push((PathBuf::from("imported"), text));
     }
     out
+}
+
+/// The policy text of `import` checked as a pass would read it (`origin`:
+/// the input files). A service whose text tend refuses (a pattern Rust's
+/// regex rejects, a dependency left out, ...) is left out and said, with
+/// tend's error, and the rest checked again: one statement never costs the
+/// file. Err only for an error outside every service (a fault of import's).
+pub(crate) fn checked(
+    import: &mut Import,
+    header: &str,
+    origin: &[PathBuf],
+) -> Result<Vec<(PathBuf, String)>, crate::diagnostic::PolicyErrors> {
+    loop {
+        let parts = render(import, header);
+        let snapshot = crate::snapshot::Snapshot {
+            origin: origin.to_vec(),
+            files: parts
+                .iter()
+                .map(|(f, text)| (f.clone(), text.clone().into_bytes()))
+                .collect(),
+        };
+        let errors = match crate::load::check(&snapshot) {
+            Ok(_) => return Ok(parts),
+            Err(e) => e,
+        };
+        let mut refused: BTreeMap<String, String> = BTreeMap::new();
+        for d in &errors.diagnostics {
+            let text = &parts.get(d.span.file).map_or("", |(_, t)| t.as_str());
+            match service_at(text, d.span.start) {
+                Some(id) => {
+                    refused
+                        .entry(id.to_string())
+                        .or_insert_with(|| d.message.clone());
+                }
+                None => return Err(errors),
+            }
+        }
+        let drafts = std::mem::take(&mut import.drafts);
+        let before = drafts.len();
+        for d in drafts {
+            match refused.remove(&d.id) {
+                Some(why) => {
+                    import.left.push(Left {
+                        place: d.from.clone(),
+                        statement: format!("service {}", d.id),
+                        why: format!(
+                            "not carried over: tend refuses the service written from it: {why}"
+                        ),
+                    });
+                    import.left.extend(d.left);
+                }
+                None => import.drafts.push(d),
+            }
+        }
+        if import.drafts.len() == before {
+            return Err(errors);
+        }
+    }
+}
+
+/// The id of the service whose block holds byte `at` of a rendered file.
+fn service_at(text: &str, at: usize) -> Option<&str> {
+    let head = text.get(..at.min(text.len()))?;
+    let start = head.rfind("\n  service ")? + "\n  service ".len();
+    text[start..].split(' ').next()
 }
 
 fn service_text(d: &Draft) -> String {
@@ -274,6 +427,26 @@ mod tests {
             ("it's", "\"it's\""),
         ] {
             assert_eq!(literal(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn redact_table() {
+        for (statement, want) in [
+            (
+                "set mailserver smtp.example.org port 587 username \"alerts\" password \"s3cret\" using tls",
+                "set mailserver smtp.example.org port 587 username \"alerts\" password \"****\" using tls",
+            ),
+            ("set httpd port 2812 allow admin:monit", "set httpd port 2812 allow admin:****"),
+            ("allow 127.0.0.1 allow ::1 allow @monit", "allow 127.0.0.1 allow ::1 allow @monit"),
+            (
+                "set mmonit https://monit:hunter2@mmonit.example.org:8443/collector",
+                "set mmonit https://monit:*******@mmonit.example.org:8443/collector",
+            ),
+            ("set eventqueue basedir /var/monit", "set eventqueue basedir /var/monit"),
+            ("token abc123 secret 'x y z' done", "token **** secret '****' done"),
+        ] {
+            assert_eq!(redact(statement), want, "{statement}");
         }
     }
 

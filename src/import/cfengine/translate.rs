@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::expand::{bindings, expand, variables, walked, Var};
 use super::read::{Promise, Read, Value};
-use crate::import::{literal, Draft, Import};
+use crate::import::{literal, process_value, Draft, Import};
 
 /// A tend guard from CFEngine class expressions (all must hold).
 pub(super) fn guard_of(parts: &[String]) -> Option<String> {
@@ -210,7 +210,9 @@ pub(super) fn processes(
             )));
             continue;
         }
-        d.set("process", literal(&pattern));
+        let (value, note) = process_value(&pattern, "CFEngine");
+        d.set("process", value);
+        d.notes.push(note);
         select(p, read, &b, vars, &mut d);
         d.set("restart", literal(&command.command));
         if command.shell {

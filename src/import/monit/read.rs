@@ -53,6 +53,8 @@ pub(super) struct Test {
     pub(super) content: Option<String>,
     pub(super) hostheader: Option<String>,
     pub(super) timeout: Option<u64>,
+    /// `retry N`: tries within one cycle.
+    pub(super) retry: Option<u64>,
     pub(super) tolerance: Option<String>,
     pub(super) action: Action,
 }
@@ -113,11 +115,15 @@ pub(super) fn collect(
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     open.insert(key.clone());
     let file = parsed.into_iter().next().expect("file");
+    // Lines counted on from the last statement's: linear in the file.
+    let (mut counted, mut line) = (0, 1);
     for pair in file.into_inner() {
         if pair.as_rule() == Rule::EOI {
             continue;
         }
-        let line = line_of(&text, pair.as_span().start());
+        let start = pair.as_span().start();
+        line += line_of(&text[counted..start], start - counted) - 1;
+        counted = start;
         let whole = whole_lines(&text, pair.as_span().start(), pair.as_span().end());
         if pair.as_rule() == Rule::include {
             let pattern = value(pair.into_inner().next().expect("value"));
@@ -140,6 +146,10 @@ pub(super) fn collect(
                     ));
                     continue;
                 }
+                if let Some(why) = secret(&f) {
+                    left.push(Left::new(path, line, whole, why));
+                    continue;
+                }
                 if let Err(why) = collect(&f, depth + 1, open, items, left) {
                     left.push(Left::new(path, line, whole, why));
                 }
@@ -155,6 +165,20 @@ pub(super) fn collect(
     }
     open.remove(&key);
     Ok(())
+}
+
+/// Why an included file is not read: one its group may read but others
+/// may not is how secrets are kept (`/etc/shadow`, TLS keys); a monitrc is
+/// its owner's alone, or everyone's.
+fn secret(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = std::fs::metadata(path).ok()?.mode();
+    (mode & 0o044 == 0o040).then(|| {
+        format!(
+            "{} is not read: its group may read it and others may not, as a secret's file is; a monitrc is its owner's alone or everyone's",
+            path.display()
+        )
+    })
 }
 
 /// The files an `include` names: a path, or a glob in its last part
@@ -341,6 +365,7 @@ pub(super) fn clause(pair: Pair) -> Clause {
                     Rule::content => t.content = sub.last().map(value),
                     Rule::hostheader => t.hostheader = sub.next().map(value),
                     Rule::timeout => t.timeout = Some(number(sub.next())),
+                    Rule::retry => t.retry = Some(number(sub.next())),
                     Rule::tolerance => t.tolerance = Some(tolerance_text(tolerance(p))),
                     Rule::action => t.action = action(p),
                     _ => {}
@@ -352,7 +377,12 @@ pub(super) fn clause(pair: Pair) -> Clause {
             Clause::Failed(t)
         }
         Rule::resource => {
+            // `total memory` is `totalmemory`.
             let measure = inner.next().expect("measure").as_str().to_ascii_lowercase();
+            let measure = match measure.strip_prefix("total") {
+                Some(rest) => format!("total{}", rest.trim_start()),
+                None => measure,
+            };
             let operator = inner
                 .next()
                 .expect("operator")

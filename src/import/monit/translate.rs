@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::read::{tolerance_text, Clause, Item, Test};
-use crate::import::{claim, id_of, literal, Draft, Import, Left};
+use crate::import::{claim, id_of, literal, process_value, Draft, Import, Left};
 
 /// Monit's own default cycle when no `set daemon` says (Debian's monitrc
 /// says 120).
@@ -39,23 +39,7 @@ pub(super) fn convert(items: Vec<Item>, import: &mut Import) {
         )),
         _ => {}
     }
-    // Every check's name, and what kind it is, for `depends on`.
-    let mut kinds: HashMap<String, String> = HashMap::new();
-    let mut ids: HashMap<String, String> = HashMap::new();
-    let mut taken: HashSet<String> = HashSet::new();
-    for i in &items {
-        match &i.clause {
-            Clause::CheckProcess { name, .. } => {
-                kinds.insert(name.clone(), "process".into());
-                let id = claim(&id_of(name), &mut taken);
-                ids.entry(name.clone()).or_insert(id);
-            }
-            Clause::CheckOther { kind, name } => {
-                kinds.insert(name.clone(), kind.clone());
-            }
-            _ => {}
-        }
-    }
+    let (kinds, ids) = names(&items);
     let mut open = Open::Nothing;
     for item in items {
         let left = |why: &str| Left::new(&item.file, item.line, &item.text, why);
@@ -83,10 +67,9 @@ pub(super) fn convert(items: Vec<Item>, import: &mut Import) {
                 match (pidfile, matching) {
                     (Some(p), _) => d.set("pidfile", literal(p)),
                     (None, Some(m)) => {
-                        // tend's patterns match whole words, so the
-                        // boundary a space gave is kept without it.
-                        d.set("process", literal(m.trim()));
-                        d.notes.push("Monit's `matching` finds its pattern anywhere in a command line; tend's `process` matches whole words (`apache` does not find `apache2`): see what it finds with `tend --dry-run`".into());
+                        let (value, note) = process_value(m, "Monit's `matching`");
+                        d.set("process", value);
+                        d.notes.push(note);
                     }
                     (None, None) => {
                         d.set("process", literal(name));
@@ -134,7 +117,65 @@ pub(super) fn convert(items: Vec<Item>, import: &mut Import) {
     for d in &mut import.drafts {
         finish(d);
     }
-    // A service with no way to be brought back is not one tend can keep.
+    keep_startable(import);
+}
+
+/// `limit N restarts within W` for Monit's `N restarts within C cycles`,
+/// in a window tend's passes can fill: at one restart a pass (cron's 5
+/// minutes) N restarts fall within W only if W is over N passes, else tend
+/// would restart a crash-looping service forever. A window widened so is
+/// said.
+fn limit(d: &mut Draft, n: u64, cycles: u64, cycle: u64, left: &dyn Fn(&str) -> Left) {
+    let within = cycles.max(1).saturating_mul(cycle);
+    let reachable = (n + 1).saturating_mul(PASS);
+    if within > n.saturating_mul(PASS) {
+        d.set("limit", format!("{n} restarts within {}", span(within)));
+        return;
+    }
+    d.set("limit", format!("{n} restarts within {}", span(reachable)));
+    d.left.push(left(&format!(
+        "carried as `limit {n} restarts within {}`: at one restart a pass (cron's 5 minutes) {n} restarts never fall within {} ({cycles} cycles of {cycle} s), and tend would restart a crash-looping service forever; it gives up after {n} failed restarts, about {} (Monit: about {})",
+        span(reachable),
+        span(within),
+        span(n * PASS),
+        span(n.min(cycles.max(1)) * cycle)
+    )));
+}
+
+/// Whether a kept `limit N restarts within W` gives up no later than one
+/// of `n` restarts.
+fn fewer(kept: &str, n: u64) -> bool {
+    kept.split_whitespace()
+        .next()
+        .and_then(|k| k.parse::<u64>().ok())
+        .is_some_and(|k| k <= n)
+}
+
+/// Every check's name, and what kind it is, for `depends on`; the id of
+/// each `check process`.
+fn names(items: &[Item]) -> (HashMap<String, String>, HashMap<String, String>) {
+    let mut kinds: HashMap<String, String> = HashMap::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut taken: HashSet<String> = HashSet::new();
+    for i in items {
+        match &i.clause {
+            Clause::CheckProcess { name, .. } => {
+                kinds.insert(name.clone(), "process".into());
+                let id = claim(&id_of(name), &mut taken);
+                ids.entry(name.clone()).or_insert(id);
+            }
+            Clause::CheckOther { kind, name } => {
+                kinds.insert(name.clone(), kind.clone());
+            }
+            _ => {}
+        }
+    }
+    (kinds, ids)
+}
+
+/// A service with no way to be brought back is not one tend can keep:
+/// left out, and said.
+fn keep_startable(import: &mut Import) {
     let (kept, dropped): (Vec<Draft>, Vec<Draft>) = std::mem::take(&mut import.drafts)
         .into_iter()
         .partition(|d| d.has("restart") || d.has("start"));
@@ -179,8 +220,13 @@ pub(super) fn carry_clause(
                 let within = cycles.max(&1).saturating_mul(cycle);
                 if *n == 0 || *n > 10_000 || within > 30 * 86_400 {
                     d.left.push(left("a restart limit tend cannot keep (at most 10,000 restarts within 30 days)"));
+                } else if let Some(kept) = d.value("limit").filter(|l| fewer(l, *n)) {
+                    d.left.push(left(&format!("a second restart limit: tend keeps one, the one that gives up sooner (`limit {kept}`)")));
                 } else {
-                    d.set("limit", format!("{n} restarts within {}", span(within)));
+                    if let Some(earlier) = d.value("limit") {
+                        d.left.push(left(&format!("a second restart limit: tend keeps one, the one that gives up sooner, this one (the earlier `limit {earlier}` is dropped)")));
+                    }
+                    limit(d, *n, *cycles, cycle, &left);
                 }
             }
             _ => d.left.push(left(&format!(
@@ -189,81 +235,7 @@ pub(super) fn carry_clause(
             ))),
         },
         Clause::Failed(t) => failed(d, t, &left),
-        Clause::Resource {
-            measure,
-            operator,
-            number,
-            unit,
-            tolerance,
-            action,
-        } => {
-            let then = match action.what.as_str() {
-                "restart" => "restart",
-                "alert" => "report",
-                other => {
-                    d.left.push(left(&format!("then {other}: tend restarts or reports")));
-                    return;
-                }
-            };
-            if !matches!(operator.as_str(), ">" | ">=" | "gt" | "greater") {
-                d.left.push(left("tend's limits are upper bounds (`above`)"));
-                return;
-            }
-            let percent = unit.as_deref() == Some("%");
-            let key = if measure.contains("cpu") { "cpu" } else { "memory" };
-            if d.has(key) && (key == "cpu" || measure.contains("mem")) {
-                d.left.push(left(&format!("a second `{key}` limit: tend takes one per service")));
-                return;
-            }
-            match measure.split_whitespace().next().unwrap_or("") {
-                m if m.starts_with("totalmem") || m.starts_with("mem") => {
-                    if percent {
-                        d.left.push(left("a share of the host's memory: tend's `memory above` takes a size"));
-                        return;
-                    }
-                    let (unit, bytes) = match unit.as_deref() {
-                        Some("kb" | "kilobytes") => ("KB", 1u64 << 10),
-                        Some("gb" | "gigabytes") => ("GB", 1 << 30),
-                        Some("tb") => ("TB", 1 << 40),
-                        Some("b" | "byte" | "bytes") => ("B", 1),
-                        _ => ("MB", 1 << 20),
-                    };
-                    let n = number.split('.').next().unwrap_or("0");
-                    let fits = n.parse::<u64>().ok().and_then(|n| n.checked_mul(bytes));
-                    if unit == "TB" || fits.is_none_or(|b| b == 0) {
-                        d.left.push(left("a memory limit tend cannot keep (up to gigabytes)"));
-                        return;
-                    }
-                    d.set("memory", format!("above {n}{unit} then {then}"));
-                    if m.starts_with("total") {
-                        d.left.push(left("carried as `memory above` of the service's process; Monit's `totalmem` counts its children too"));
-                    }
-                    if let Some(t) = tolerance {
-                        d.left.push(left(&format!("`{}`: tend acts on the first pass above the limit", tolerance_text(*t))));
-                    }
-                }
-                m if m.ends_with("cpu") && percent => {
-                    // Cycles become passes (cron's five minutes): at least one.
-                    let cycles = match tolerance {
-                        Some((n, Some(_))) | Some((n, None)) => *n,
-                        None => 1,
-                    };
-                    let runs = cycles.saturating_mul(cycle).div_ceil(PASS).clamp(1, 1000);
-                    let runs = match runs {
-                        1 => String::new(),
-                        n => format!(" for {n} runs"),
-                    };
-                    d.set("cpu", format!("above {number}%{runs} then {then}"));
-                    if let Some((n, Some(m))) = tolerance {
-                        d.left.push(left(&format!("`for {n} times within {m} cycles`: tend counts passes in a row")));
-                    }
-                    if m == "totalcpu" {
-                        d.left.push(left("carried as `cpu above` of the service's process; Monit's `totalcpu` counts its children too"));
-                    }
-                }
-                m => d.left.push(left(&format!("tend has no `{m}` test"))),
-            }
-        }
+        Clause::Resource { .. } => resource(d, clause, cycle, &left),
         Clause::NotExist(action) => {
             if action.what != "restart" {
                 d.left.push(left(&format!(
@@ -306,6 +278,104 @@ pub(super) fn carry_clause(
     }
 }
 
+/// `if totalmem|cpu > N ... then restart|alert`: tend's `memory above` or
+/// `cpu above`.
+fn resource(d: &mut Draft, clause: &Clause, cycle: u64, left: &dyn Fn(&str) -> Left) {
+    let Clause::Resource {
+        measure,
+        operator,
+        number,
+        unit,
+        tolerance,
+        action,
+    } = clause
+    else {
+        return;
+    };
+    let then = match action.what.as_str() {
+        "restart" => "restart",
+        "alert" => "report",
+        other => {
+            d.left
+                .push(left(&format!("then {other}: tend restarts or reports")));
+            return;
+        }
+    };
+    if !matches!(operator.as_str(), ">" | ">=" | "gt" | "greater") {
+        d.left
+            .push(left("tend's limits are upper bounds (`above`)"));
+        return;
+    }
+    let percent = unit.as_deref() == Some("%");
+    let key = if measure.contains("cpu") {
+        "cpu"
+    } else {
+        "memory"
+    };
+    if d.has(key) && (key == "cpu" || measure.contains("mem")) {
+        d.left.push(left(&format!(
+            "a second `{key}` limit: tend takes one per service"
+        )));
+        return;
+    }
+    match measure.split_whitespace().next().unwrap_or("") {
+        m if m.starts_with("totalmem") || m.starts_with("mem") => {
+            if percent {
+                d.left.push(left(
+                    "a share of the host's memory: tend's `memory above` takes a size",
+                ));
+                return;
+            }
+            let (unit, bytes) = match unit.as_deref() {
+                Some("kb" | "kilobytes") => ("KB", 1u64 << 10),
+                Some("gb" | "gigabytes") => ("GB", 1 << 30),
+                Some("tb") => ("TB", 1 << 40),
+                Some("b" | "byte" | "bytes") => ("B", 1),
+                _ => ("MB", 1 << 20),
+            };
+            let n = number.split('.').next().unwrap_or("0");
+            let fits = n.parse::<u64>().ok().and_then(|n| n.checked_mul(bytes));
+            if unit == "TB" || fits.is_none_or(|b| b == 0) {
+                d.left
+                    .push(left("a memory limit tend cannot keep (up to gigabytes)"));
+                return;
+            }
+            d.set("memory", format!("above {n}{unit} then {then}"));
+            if m.starts_with("total") {
+                d.left.push(left("carried as `memory above` of the service's process; Monit's `totalmem` counts its children too"));
+            }
+            if let Some(t) = tolerance {
+                d.left.push(left(&format!(
+                    "`{}`: tend acts on the first pass above the limit",
+                    tolerance_text(*t)
+                )));
+            }
+        }
+        m if m.ends_with("cpu") && percent => {
+            // Cycles become passes (cron's five minutes): at least one.
+            let cycles = match tolerance {
+                Some((n, Some(_))) | Some((n, None)) => *n,
+                None => 1,
+            };
+            let runs = cycles.saturating_mul(cycle).div_ceil(PASS).clamp(1, 1000);
+            let runs = match runs {
+                1 => String::new(),
+                n => format!(" for {n} runs"),
+            };
+            d.set("cpu", format!("above {number}%{runs} then {then}"));
+            if let Some((n, Some(m))) = tolerance {
+                d.left.push(left(&format!(
+                    "`for {n} times within {m} cycles`: tend counts passes in a row"
+                )));
+            }
+            if m == "totalcpu" {
+                d.left.push(left("carried as `cpu above` of the service's process; Monit's `totalcpu` counts its children too"));
+            }
+        }
+        m => d.left.push(left(&format!("tend has no `{m}` test"))),
+    }
+}
+
 /// `if failed [host H] port N ...` or `if failed unixsocket PATH ...`.
 pub(super) fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
     if t.action.what != "restart" {
@@ -320,26 +390,21 @@ pub(super) fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
             "`{tol}`: tend restarts at the first failed check"
         )));
     }
+    if let Some(n) = t.retry {
+        d.left.push(left(&format!(
+            "`retry {n}`: tend tries a check once a pass and restarts at its first failure"
+        )));
+    }
     if t.action.otherwise {
         d.left.push(left(
             "`else if succeeded`: tend says when a service is back by itself",
         ));
     }
     if let Some(path) = &t.socket {
-        if d.has("unix") {
-            d.left
-                .push(left("a second socket: tend checks one per service"));
-            return;
-        }
-        d.set("unix", literal(path));
-        if let Some(p) = &t.protocol {
-            d.left.push(left(&format!(
-                "protocol {p}: tend checks that the socket accepts connections"
-            )));
-        }
-        return;
+        return unix(d, t, path, left);
     }
-    if matches!(t.kind.as_deref(), Some(k) if k.eq_ignore_ascii_case("udp")) {
+    let kind = t.kind.as_deref().unwrap_or("tcp").to_ascii_lowercase();
+    if kind == "udp" {
         d.left.push(left("a UDP port: tend's port check is TCP"));
         return;
     }
@@ -358,6 +423,7 @@ pub(super) fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
         d.left.push(left(&format!("{port} is not a TCP port")));
         return;
     }
+    let tls = matches!(kind.as_str(), "tcpssl" | "ssl" | "tls");
     let web = matches!(t.protocol.as_deref(), Some("http" | "https"));
     if (web && d.has("http")) || (!web && d.has("port")) {
         d.left.push(left(
@@ -366,47 +432,15 @@ pub(super) fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
         return;
     }
     if web {
-        let scheme = t.protocol.as_deref().unwrap_or("http");
-        let bracketed = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.clone()
-        };
-        let path = t.request.clone().unwrap_or_else(|| "/".into());
-        let path = if path.starts_with('/') {
-            path
-        } else {
-            format!("/{path}")
-        };
-        let mut http = literal(&format!("{scheme}://{bracketed}:{port}{path}"));
-        match &t.status {
-            Some((op, n)) if op == "=" || op == "==" || op.starts_with("eq") => {
-                http.push_str(&format!(" status {n}"));
-            }
-            Some((op, n)) => d.left.push(left(&format!(
-                "status {op} {n}: tend checks one status, or any below 400"
-            ))),
-            None => {}
-        }
-        if let Some(c) = &t.content {
-            http.push_str(&format!(" content {}", literal(c)));
-        }
-        if let Some(s) = t.timeout {
-            http.push_str(&format!(" timeout {s}s"));
-        }
-        if let Some(h) = &t.hostheader {
-            http.push_str(&format!(" host {}", literal(h)));
-        }
-        if scheme == "https" {
-            d.left.push(left("https: checked against this host's trusted authorities (add `insecure` for a self-signed certificate)"));
-        }
-        d.set("http", http);
-        return;
+        return http(d, t, &host, &port, tls, left);
+    }
+    if tls {
+        d.left.push(left("carried as `port`: tend checks that the port accepts connections, not the TLS handshake on it"));
     }
     let mut check = port.clone();
     match t.protocol.as_deref() {
         None | Some("default" | "generic") => {}
-        Some(p) => match speaks(p) {
+        Some(p) => match speaks(p).filter(|_| !tls) {
             Some(talk) => check.push_str(talk),
             None => d.left.push(left(&format!(
                 "protocol {p}: tend checks that the port accepts connections"
@@ -420,6 +454,66 @@ pub(super) fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
     if let Some(s) = t.timeout {
         d.set("connect_timeout", format!("{s}s"));
     }
+}
+
+/// `if failed unixsocket PATH`: tend's `unix`.
+fn unix(d: &mut Draft, t: &Test, path: &str, left: &dyn Fn(&str) -> Left) {
+    if d.has("unix") {
+        d.left
+            .push(left("a second socket: tend checks one per service"));
+        return;
+    }
+    d.set("unix", literal(path));
+    if let Some(p) = &t.protocol {
+        d.left.push(left(&format!(
+            "protocol {p}: tend checks that the socket accepts connections"
+        )));
+    }
+}
+
+/// `if failed port N protocol http(s)`: tend's `http`, over TLS when the
+/// protocol is https or the port's type is `tcpssl` (whose certificate
+/// Monit does not verify unless told, nor does `insecure`).
+fn http(d: &mut Draft, t: &Test, host: &str, port: &str, tls: bool, left: &dyn Fn(&str) -> Left) {
+    let https = tls || t.protocol.as_deref() == Some("https");
+    let scheme = if https { "https" } else { "http" };
+    let bracketed = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let path = t.request.clone().unwrap_or_else(|| "/".into());
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    };
+    let mut check = literal(&format!("{scheme}://{bracketed}:{port}{path}"));
+    match &t.status {
+        Some((op, n)) if op == "=" || op == "==" || op.starts_with("eq") => {
+            check.push_str(&format!(" status {n}"));
+        }
+        Some((op, n)) => d.left.push(left(&format!(
+            "status {op} {n}: tend checks one status, or any below 400"
+        ))),
+        None => {}
+    }
+    if let Some(c) = &t.content {
+        check.push_str(&format!(" content {}", literal(c)));
+    }
+    if let Some(s) = t.timeout {
+        check.push_str(&format!(" timeout {s}s"));
+    }
+    if let Some(h) = &t.hostheader {
+        check.push_str(&format!(" host {}", literal(h)));
+    }
+    if tls {
+        check.push_str(" insecure");
+        d.notes.push("`type tcpssl`: HTTPS with any certificate (`insecure`), as Monit checks it unless its `ssl` options say to verify; drop `insecure` to verify against this host's trusted authorities".into());
+    } else if https {
+        d.left.push(left("https: checked against this host's trusted authorities (add `insecure` for a self-signed certificate)"));
+    }
+    d.set("http", check);
 }
 
 /// What a line protocol's server says first, or answers to a word: the
