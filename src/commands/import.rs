@@ -55,12 +55,18 @@ pub(crate) fn run(from: ImportFrom, files: &[PathBuf], output: Option<&Path>) ->
         eprintln!("tend import: {}", l.line());
     }
     let services = imported.drafts.len();
-    eprintln!(
-        "tend import: {services} service{} carried over, {} statement{} left out",
-        if services == 1 { "" } else { "s" },
-        left.len(),
-        if left.len() == 1 { "" } else { "s" }
+    let changed = left.iter().filter(|l| l.changed()).count();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let out = left.len() - changed;
+    let mut summary = format!(
+        "tend import: {services} service{} carried over, {out} statement{} left out",
+        plural(services),
+        plural(out)
     );
+    if changed > 0 {
+        summary.push_str(&format!(", {changed} carried with a changed meaning"));
+    }
+    eprintln!("{summary}");
     Ok(Exit::converged_if(left.is_empty()))
 }
 

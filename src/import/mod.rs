@@ -77,6 +77,16 @@ impl Draft {
             .map(|(_, v)| v.clone())
     }
 
+    /// What is set next was carried from `line` of `file`: `# line N` by
+    /// it, or `# FILE:N` when the service's block began in another file.
+    pub(crate) fn carried_from(&mut self, file: &Path, line: usize) {
+        self.at = Some(if file == self.file {
+            format!("line {line}")
+        } else {
+            format!("{}:{line}", file.display())
+        });
+    }
+
     pub(crate) fn has(&self, key: &str) -> bool {
         self.attrs.iter().any(|(k, _)| k == key)
     }
@@ -100,6 +110,12 @@ impl Left {
             statement: file::quote(&one_line, 100),
             why: why.into(),
         }
+    }
+
+    /// Whether the statement was carried with a changed meaning (said
+    /// `carried as ...`) rather than left out.
+    pub(crate) fn changed(&self) -> bool {
+        self.why.starts_with("carried as")
     }
 
     /// `FILE:LINE: `STATEMENT`: WHY`
@@ -397,20 +413,65 @@ fn service_text(d: &Draft) -> String {
 
 /// Reads one input file: refused if it is not a regular file or larger
 /// than [`INPUT_MAX`] (symlinks are followed: Debian's conf-enabled is
-/// links).
-pub(crate) fn read(path: &Path) -> Result<String, String> {
+/// links). Bytes that are not UTF-8 (a Latin-1 name in a comment) do not
+/// refuse the file: they are read as U+FFFD, and the first is said with
+/// its line and column, as the statement it stands in may have changed.
+pub(crate) fn read(path: &Path) -> Result<(String, Option<Left>), String> {
     let bytes = file::read(path, INPUT_MAX, file::Links::Follow)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((text, None)),
+        Err(e) => {
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            // A comment means nothing: a byte there changes nothing.
+            let said = text
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.contains('\u{FFFD}') && !l.trim_start().starts_with('#'));
+            let left = said.map(|(i, l)| {
+                let column = l.chars().take_while(|&c| c != '\u{FFFD}').count() + 1;
+                Left::new(path, i + 1, l, format!(
+                    "not UTF-8 from column {column}: such bytes are read as U+FFFD, so what holds one may not mean what it did; convert the file (`iconv -f latin1 -t utf-8`)"
+                ))
+            });
+            Ok((text, left))
+        }
+    }
 }
 
-/// The line (1-based) of byte `at` in `text`.
-pub(crate) fn line_of(text: &str, at: usize) -> usize {
-    text[..at.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+/// The newlines in `bytes`.
+fn count_lines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Line numbers of byte offsets met in order, counted on from the last
+/// one asked: linear in the text however many statements it holds.
+pub(crate) struct Lines<'a> {
+    text: &'a str,
+    at: usize,
+    line: usize,
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn new(text: &'a str) -> Lines<'a> {
+        Lines {
+            text,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line (1-based) of byte `at`; an offset before the last one
+    /// asked is counted from the start.
+    pub(crate) fn of(&mut self, at: usize) -> usize {
+        let at = at.min(self.text.len());
+        if at < self.at {
+            (self.at, self.line) = (0, 1);
+        }
+        self.line += count_lines(&self.text.as_bytes()[self.at..at]);
+        self.at = at;
+        self.line
+    }
 }
 
 #[cfg(test)]

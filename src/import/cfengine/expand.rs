@@ -130,11 +130,9 @@ pub(super) fn walked<'a>(
     p: &Promise,
     vars: &'a HashMap<String, Var>,
 ) -> Vec<(&'a str, &'a [String], &'a str)> {
-    let mut texts = vec![p.promiser.as_str()];
+    let mut texts = vec![p.promiser.as_str(), p.guard.as_str()];
     for (_, v) in &p.constraints {
-        if let Some(t) = v.text() {
-            texts.push(t);
-        }
+        strings(v, &mut texts);
     }
     let mut out: Vec<(&str, &[String], &str)> = Vec::new();
     for (name, var) in vars {
@@ -167,4 +165,46 @@ pub(super) fn bindings(lists: &[(&str, &[String], &str)]) -> Vec<HashMap<String,
         all = next;
     }
     all
+}
+
+/// Every string in `v`, in lists and calls' arguments too.
+fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Str(s) | Value::Name(s) => out.push(s),
+        Value::List(items) | Value::Call(_, items) => items.iter().for_each(|i| strings(i, out)),
+    }
+}
+
+/// CFEngine's `canonify()`: every character but letters, digits and `_`
+/// made `_`, as CFEngine does to the classes a promise sets.
+pub(super) fn canonify(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A class a constraint names, expanded: a string, or `canonify(STRING)`
+/// (CFEngine's own example: `restart_class => canonify("start_$(c)")`).
+/// None: another function, or a variable the files do not define.
+pub(super) fn class_of(
+    v: &Value,
+    bound: &HashMap<String, String>,
+    vars: &HashMap<String, Var>,
+    guards: &mut Vec<String>,
+) -> Option<String> {
+    match v {
+        Value::Str(s) | Value::Name(s) => expand(s, bound, vars, guards).ok(),
+        Value::Call(f, args) if f == "canonify" || f == "default:canonify" => match args.as_slice()
+        {
+            [arg] => class_of(arg, bound, vars, guards).map(|c| canonify(&c)),
+            _ => None,
+        },
+        _ => None,
+    }
 }

@@ -94,7 +94,7 @@ body process_count one { match_range => irange("1", "1"); }"#,
                         "ntpd",
                         Some("linux"),
                         vec![
-                            ("process", "\"ntpd -g\""),
+                            ("process", "\"^(?:ntpd -g)$\""),
                             ("user", "\"ntp\""),
                             ("count", "1"),
                             ("restart", "\"/usr/sbin/service ntp restart\""),
@@ -128,6 +128,35 @@ body process_count one { match_range => irange("1", "1"); }"#,
                     ],
                 )],
                 4,
+            ),
+            (
+                // CFEngine's own example, a namespaced bundle call and
+                // services walked from a list.
+                r#"bundle agent main {
+  methods: "eu" usebundle => default:eu("x");
+  vars:
+    "component" slist => { "cf-serverd" };
+    "svcs" slist => { "ssh", "cron" };
+  processes:
+    "$(component)" restart_class => canonify("start_$(component)");
+  commands:
+    "/var/cfengine/bin/$(component)" ifvarclass => canonify("start_$(component)");
+  services:
+    linux:: "$(svcs)" service_policy => "start";
+}"#,
+                vec![
+                    (
+                        "cf-serverd",
+                        None,
+                        vec![
+                            ("process", "\"cf-serverd\" anywhere"),
+                            ("restart", "\"/var/cfengine/bin/cf-serverd\""),
+                        ],
+                    ),
+                    ("ssh", Some("linux"), vec![("unit", "\"ssh\"")]),
+                    ("cron", Some("linux"), vec![("unit", "\"cron\"")]),
+                ],
+                1,
             ),
         ];
         for (text, want, left) in rows {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use pest::Parser as _;
 use pest_derive::Parser;
 
-use crate::import::{line_of, Left};
+use crate::import::{Left, Lines};
 
 #[derive(Parser)]
 #[grammar = "../grammar/cfengine.pest"]
@@ -57,6 +57,8 @@ pub(super) struct Promise {
     pub(super) guard: String,
     pub(super) promiser: String,
     pub(super) constraints: Vec<(String, Value)>,
+    /// The line of each constraint, in their order.
+    pub(super) lines: Vec<usize>,
     pub(super) place: Place,
 }
 
@@ -71,6 +73,15 @@ impl Promise {
     pub(super) fn string(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(Value::text)
     }
+
+    /// The line `key` is written on (the promise's own when not there).
+    pub(super) fn line(&self, key: &str) -> usize {
+        self.constraints
+            .iter()
+            .position(|(k, _)| k == key)
+            .and_then(|i| self.lines.get(i).copied())
+            .unwrap_or(self.place.line)
+    }
 }
 
 /// A body: `body process_select NAME(PARAMS) { KEY => VALUE; }`.
@@ -78,6 +89,9 @@ impl Promise {
 pub(super) struct Body {
     pub(super) params: Vec<String>,
     pub(super) settings: Vec<(String, Value)>,
+    /// The file it is in and the line of each setting, in their order.
+    pub(super) file: PathBuf,
+    pub(super) lines: Vec<usize>,
 }
 
 /// Everything read from the files.
@@ -85,6 +99,8 @@ pub(super) struct Body {
 pub(super) struct Read {
     pub(super) promises: Vec<Promise>,
     pub(super) bodies: HashMap<(String, String), Body>,
+    /// What reading said of the files themselves (bytes not UTF-8).
+    pub(super) left: Vec<Left>,
 }
 
 pub(super) fn string(pair: Pair) -> String {
@@ -109,7 +125,7 @@ pub(super) fn value(pair: Pair) -> Value {
     }
 }
 
-pub(super) fn bundle(pair: Pair, path: &Path, text: &str, read: &mut Read) {
+pub(super) fn bundle(pair: Pair, path: &Path, lines: &mut Lines, read: &mut Read) {
     let mut inner = pair.into_inner();
     let _kind = inner.next();
     let _name = inner.next();
@@ -130,24 +146,25 @@ pub(super) fn bundle(pair: Pair, path: &Path, text: &str, read: &mut Read) {
             }
             Rule::promise => {
                 let span = item.as_span();
+                let line = lines.of(span.start());
                 let mut parts = item.into_inner();
                 let promiser = string(parts.next().expect("promiser"));
-                let constraints = parts
-                    .filter(|p| p.as_rule() == Rule::constraint)
-                    .map(|c| {
-                        let mut kv = c.into_inner();
-                        let key = kv.next().expect("key").as_str().to_string();
-                        (key, value(kv.next().expect("value")))
-                    })
-                    .collect();
+                let (mut constraints, mut at) = (Vec::new(), Vec::new());
+                for c in parts.filter(|p| p.as_rule() == Rule::constraint) {
+                    at.push(lines.of(c.as_span().start()));
+                    let mut kv = c.into_inner();
+                    let key = kv.next().expect("key").as_str().to_string();
+                    constraints.push((key, value(kv.next().expect("value"))));
+                }
                 read.promises.push(Promise {
                     kind: section.clone(),
                     guard: guard.clone(),
                     promiser,
                     constraints,
+                    lines: at,
                     place: Place {
                         file: path.to_path_buf(),
-                        line: line_of(text, span.start()),
+                        line,
                         text: span.as_str().to_string(),
                     },
                 });
@@ -157,24 +174,31 @@ pub(super) fn bundle(pair: Pair, path: &Path, text: &str, read: &mut Read) {
     }
 }
 
-pub(super) fn body(pair: Pair, read: &mut Read) {
+pub(super) fn body(pair: Pair, path: &Path, lines: &mut Lines, read: &mut Read) {
     let mut inner = pair.into_inner();
     let kind = inner.next().expect("kind").as_str().to_string();
     let name = inner.next().expect("name").as_str().to_string();
-    let mut params = Vec::new();
-    let mut settings = Vec::new();
+    let mut body = Body {
+        params: Vec::new(),
+        settings: Vec::new(),
+        file: path.to_path_buf(),
+        lines: Vec::new(),
+    };
     for item in inner {
         match item.as_rule() {
-            Rule::params => params = item.into_inner().map(|p| p.as_str().to_string()).collect(),
+            Rule::params => {
+                body.params = item.into_inner().map(|p| p.as_str().to_string()).collect()
+            }
             Rule::setting => {
+                body.lines.push(lines.of(item.as_span().start()));
                 let mut kv = item.into_inner();
                 let key = kv.next().expect("key").as_str().to_string();
-                settings.push((key, value(kv.next().expect("value"))));
+                body.settings.push((key, value(kv.next().expect("value"))));
             }
             _ => {}
         }
     }
-    read.bodies.insert((kind, name), Body { params, settings });
+    read.bodies.insert((kind, name), body);
 }
 
 /// Every promise and body of `paths`. Err: a file that cannot be read or
@@ -182,7 +206,9 @@ pub(super) fn body(pair: Pair, read: &mut Read) {
 pub(super) fn files(paths: &[PathBuf]) -> Result<Read, String> {
     let mut read = Read::default();
     for path in paths {
-        let text = crate::import::read(path)?;
+        let (text, bad) = crate::import::read(path)?;
+        read.left.extend(bad);
+        let mut lines = Lines::new(&text);
         let parsed = CfParser::parse(Rule::file, &text).map_err(|e| {
             let e = e.with_path(&path.display().to_string());
             format!("cannot parse: {e}")
@@ -190,8 +216,8 @@ pub(super) fn files(paths: &[PathBuf]) -> Result<Read, String> {
         let file = parsed.into_iter().next().expect("file");
         for block in file.into_inner() {
             match block.as_rule() {
-                Rule::bundle => bundle(block, path, &text, &mut read),
-                Rule::body => body(block, &mut read),
+                Rule::bundle => bundle(block, path, &mut lines, &mut read),
+                Rule::body => body(block, path, &mut lines, &mut read),
                 _ => {}
             }
         }

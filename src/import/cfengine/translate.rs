@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::expand::{bindings, expand, variables, walked, Var};
+use super::expand::{bindings, canonify, class_of, expand, variables, walked, Var};
 use super::read::{Promise, Read, Value};
 use crate::import::{literal, process_value, Draft, Import};
 
@@ -51,6 +51,7 @@ pub(super) struct Command {
 }
 
 pub(super) fn convert(read: &Read, import: &mut Import) {
+    import.left.extend(read.left.iter().cloned());
     let (vars, _) = variables(read, &mut import.left);
     let mut commands: Vec<Command> = Vec::new();
     for (i, p) in read.promises.iter().enumerate() {
@@ -64,11 +65,10 @@ pub(super) fn convert(read: &Read, import: &mut Import) {
                 Ok(c) => c,
                 Err(_) => continue,
             };
-            let when = p
-                .string("ifvarclass")
-                .or_else(|| p.string("if"))
-                .map(|c| expand(c, &b, &vars, &mut guards).unwrap_or_default())
-                .unwrap_or_else(|| p.guard.clone());
+            let when = match p.get("ifvarclass").or_else(|| p.get("if")) {
+                Some(c) => class_of(c, &b, &vars, &mut guards).unwrap_or_default(),
+                None => expand(&p.guard, &b, &vars, &mut guards).unwrap_or_default(),
+            };
             let shell = match p.get("contain") {
                 Some(Value::Name(n)) => n.contains("shell"),
                 Some(Value::Call(n, _)) => n.contains("shell"),
@@ -92,13 +92,17 @@ pub(super) fn convert(read: &Read, import: &mut Import) {
             });
         }
     }
+    let runs = by_class(&commands);
     let mut used: HashSet<usize> = HashSet::new();
     let mut quiet: HashSet<String> = HashSet::new();
     for p in &read.promises {
         match p.kind.as_str() {
             "vars" | "commands" | "reports" => {}
-            "processes" => processes(p, read, &vars, &commands, &mut used, &mut quiet, import),
-            "services" => services(p, import),
+            "processes" => processes(p, read, &vars, &runs, &mut used, &mut quiet, import),
+            "services" => services(p, &vars, import),
+            "methods" => import.left.push(p.place.left(
+                "a bundle call: tend import reads the promises of every bundle in these files once, as written; a bundle's parameters are not passed (expand them by hand)",
+            )),
             "classes" => classes(p, import),
             "meta" => {}
             kind => import.left.push(p.place.left(format!(
@@ -136,20 +140,36 @@ pub(super) fn convert(read: &Read, import: &mut Import) {
     }
 }
 
+/// The commands by the class they run under: their guard as written, and
+/// canonified when it is one class (a guard `"start_$(c)"::` names the
+/// class `canonify("start_$(c)")` sets). One lookup a process promise.
+pub(super) fn by_class(commands: &[Command]) -> HashMap<String, Vec<&Command>> {
+    let mut by: HashMap<String, Vec<&Command>> = HashMap::new();
+    for c in commands {
+        by.entry(c.when.clone()).or_default().push(c);
+        let canonical = canonify(&c.when);
+        if canonical != c.when && !c.when.contains(['|', '&', '!', '.', '(']) {
+            by.entry(canonical).or_default().push(c);
+        }
+    }
+    by
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn processes(
     p: &Promise,
     read: &Read,
     vars: &HashMap<String, Var>,
-    commands: &[Command],
+    runs: &HashMap<String, Vec<&Command>>,
     used: &mut HashSet<usize>,
     quiet: &mut HashSet<String>,
     import: &mut Import,
 ) {
     let lists = walked(p, vars);
     for b in bindings(&lists) {
-        let mut guards: Vec<String> = vec![p.guard.clone()];
-        guards.extend(lists.iter().map(|(_, _, g)| g.to_string()));
+        let mut guards: Vec<String> = lists.iter().map(|(_, _, g)| g.to_string()).collect();
+        guards
+            .push(expand(&p.guard, &b, vars, &mut Vec::new()).unwrap_or_else(|_| p.guard.clone()));
         let pattern = match expand(&p.promiser, &b, vars, &mut guards) {
             Ok(s) => s,
             Err(name) => {
@@ -159,15 +179,20 @@ pub(super) fn processes(
                 continue;
             }
         };
-        let Some(class) = p.string("restart_class") else {
+        let Some(named) = p.get("restart_class") else {
             import.left.push(p.place.left(
                 "no `restart_class`: the promise restarts nothing (tend's services are what must run)",
             ));
             continue;
         };
-        let class = expand(class, &b, vars, &mut Vec::new()).unwrap_or_default();
+        let Some(class) = class_of(named, &b, vars, &mut Vec::new()) else {
+            import.left.push(p.place.left(
+                "its `restart_class` is a function or variable CFEngine evaluates (tend import reads strings and `canonify()`)",
+            ));
+            continue;
+        };
         quiet.insert(class.clone());
-        let restart: Vec<&Command> = commands.iter().filter(|c| c.when == class).collect();
+        let restart: &[&Command] = runs.get(&class).map_or(&[], Vec::as_slice);
         let Some(command) = restart.first() else {
             import.left.push(p.place.left(format!(
                 "no `commands:` promise runs under `{class}`: nothing restarts it"
@@ -197,6 +222,7 @@ pub(super) fn processes(
         };
         let from = format!("{}:{} (processes)", p.place.file.display(), p.place.line);
         let mut d = Draft::new(&id, from, &p.place.file);
+        d.carried_from(&p.place.file, p.place.line);
         if let Some((array, key)) = &idiom {
             if let Some(Var::Scalar(name, g)) = vars.get(&format!("{array}[{key}][name]")) {
                 d.set("name", literal(name));
@@ -211,9 +237,13 @@ pub(super) fn processes(
             continue;
         }
         let (value, note) = process_value(&pattern, "CFEngine");
-        d.set("process", value);
-        d.notes.push(note);
+        d.set("process", value.clone());
         select(p, read, &b, vars, &mut d);
+        if d.value("process") == Some(value) {
+            d.notes.push(note);
+        }
+        let run = &read.promises[command.index].place;
+        d.carried_from(&run.file, run.line);
         d.set("restart", literal(&command.command));
         if command.shell {
             d.set("shell", "yes".into());
@@ -256,6 +286,7 @@ pub(super) fn select(
             && !read.bodies.contains_key(&(kind.into(), name.into()))
         {
             if let Some(user) = args.first() {
+                d.carried_from(&p.place.file, p.line(kind));
                 d.set("user", literal(user));
             }
             continue;
@@ -277,7 +308,8 @@ pub(super) fn select(
             };
             t.and_then(|t| expand(t, &bound, vars, &mut Vec::new()).ok())
         };
-        for (key, v) in &body.settings {
+        for (i, (key, v)) in body.settings.iter().enumerate() {
+            d.carried_from(&body.file, body.lines[i]);
             match (kind, key.as_str()) {
                 ("process_select", "process_owner") => match text(v) {
                     Some(user) => d.set("user", literal(&user)),
@@ -287,7 +319,10 @@ pub(super) fn select(
                     ),
                 },
                 ("process_select", "command") => match text(v) {
-                    Some(re) => d.set("process", literal(&re)),
+                    Some(re) => {
+                        d.set("process", literal(&format!("^(?:{re})$")));
+                        d.notes.push("CFEngine's process_select `command` matches the whole command line, and so does `^(?:...)$`".into());
+                    }
                     None => d
                         .left
                         .push(p.place.left("`command` in body {name}: not one string")),
@@ -341,30 +376,49 @@ pub(super) fn id_from_pattern(pattern: &str) -> String {
     }
 }
 
-/// `services: "ssh" service_policy => "start";` -> a service with that unit.
-pub(super) fn services(p: &Promise, import: &mut Import) {
-    match p.string("service_policy") {
-        Some("start") | None => {
-            let from = format!("{}:{} (services)", p.place.file.display(), p.place.line);
-            let mut d = Draft::new(&p.promiser, from, &p.place.file);
-            d.guard = guard_of(std::slice::from_ref(&p.guard));
-            if d.guard.as_deref().is_some_and(|g| !plain(g)) {
-                import.left.push(p.place.left(
-                    "its classes are CFEngine's to evaluate (variables, functions); write the guard by hand",
-                ));
-                return;
-            }
-            d.set("unit", literal(&p.promiser));
-            for (key, _) in &p.constraints {
-                if !matches!(key.as_str(), "service_policy" | "comment" | "handle") {
-                    d.left.push(p.place.left(format!("`{key}` is not carried over")));
-                }
-            }
-            import.drafts.push(d);
-        }
-        Some(policy) => import.left.push(p.place.left(format!(
+/// `services: "ssh" service_policy => "start";` -> a service with that
+/// unit; `"$(s)"` walks the list `s` as CFEngine does.
+pub(super) fn services(p: &Promise, vars: &HashMap<String, Var>, import: &mut Import) {
+    if let Some(policy) = p.string("service_policy").filter(|&s| s != "start") {
+        import.left.push(p.place.left(format!(
             "service_policy `{policy}`: tend keeps services running; it starts, it never stops or disables"
-        ))),
+        )));
+        return;
+    }
+    let lists = walked(p, vars);
+    for b in bindings(&lists) {
+        let mut guards: Vec<String> = lists.iter().map(|(_, _, g)| g.to_string()).collect();
+        let (unit, guard) = match (
+            expand(&p.promiser, &b, vars, &mut guards),
+            expand(&p.guard, &b, vars, &mut Vec::new()),
+        ) {
+            (Ok(unit), Ok(guard)) => (unit, guard),
+            (Err(name), _) | (_, Err(name)) => {
+                import.left.push(p.place.left(format!(
+                    "`$({name})` is not defined in these files; expand it by hand"
+                )));
+                continue;
+            }
+        };
+        guards.push(guard);
+        let from = format!("{}:{} (services)", p.place.file.display(), p.place.line);
+        let mut d = Draft::new(&unit, from, &p.place.file);
+        d.guard = guard_of(&guards);
+        if d.guard.as_deref().is_some_and(|g| !plain(g)) {
+            import.left.push(p.place.left(
+                "its classes are CFEngine's to evaluate (variables, functions); write the guard by hand",
+            ));
+            continue;
+        }
+        d.carried_from(&p.place.file, p.place.line);
+        d.set("unit", literal(&unit));
+        for (key, _) in &p.constraints {
+            if !matches!(key.as_str(), "service_policy" | "comment" | "handle") {
+                d.left
+                    .push(p.place.left(format!("`{key}` is not carried over")));
+            }
+        }
+        import.drafts.push(d);
     }
 }
 

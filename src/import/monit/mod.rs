@@ -72,6 +72,12 @@ mod tests {
                 ],
                 5,
             ),
+            (
+                // A `{ ... }` over several lines is one statement each.
+                "set mail-format {\n  from: monit@example.org\n  subject: $SERVICE $EVENT\n}\nset alert ops@example.org but not on { instance,\n  action }\ncheck process s with pidfile /run/s.pid\n  alert root@example.org not on {\n    pid }\n  start program \"/bin/s\"",
+                vec![("pidfile", "\"/run/s.pid\""), ("start", "\"/bin/s\"")],
+                3,
+            ),
         ] {
             let path = dir.path().join("monitrc");
             std::fs::write(&path, text).unwrap();

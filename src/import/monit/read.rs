@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use pest::Parser as _;
 use pest_derive::Parser;
 
-use crate::import::{line_of, Left};
+use crate::import::{Left, Lines};
 
 #[derive(Parser)]
 #[grammar = "../grammar/monit.pest"]
@@ -107,7 +107,8 @@ pub(super) fn collect(
     items: &mut Vec<Item>,
     left: &mut Vec<Left>,
 ) -> Result<(), String> {
-    let text = crate::import::read(path)?;
+    let (text, bad) = crate::import::read(path)?;
+    left.extend(bad);
     let parsed = MonitParser::parse(Rule::file, &text).map_err(|e| {
         let e = e.with_path(&path.display().to_string());
         format!("cannot parse: {e}")
@@ -115,15 +116,12 @@ pub(super) fn collect(
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     open.insert(key.clone());
     let file = parsed.into_iter().next().expect("file");
-    // Lines counted on from the last statement's: linear in the file.
-    let (mut counted, mut line) = (0, 1);
+    let mut lines = Lines::new(&text);
     for pair in file.into_inner() {
         if pair.as_rule() == Rule::EOI {
             continue;
         }
-        let start = pair.as_span().start();
-        line += line_of(&text[counted..start], start - counted) - 1;
-        counted = start;
+        let line = lines.of(pair.as_span().start());
         let whole = whole_lines(&text, pair.as_span().start(), pair.as_span().end());
         if pair.as_rule() == Rule::include {
             let pattern = value(pair.into_inner().next().expect("value"));

@@ -105,11 +105,7 @@ pub(super) fn convert(items: Vec<Item>, import: &mut Import) {
             _ if draft.is_none() => import.left.push(left("outside any `check process`")),
             clause => {
                 let d = &mut import.drafts[draft.expect("open service")];
-                d.at = Some(if item.file == d.file {
-                    format!("line {}", item.line)
-                } else {
-                    format!("{}:{}", item.file.display(), item.line)
-                });
+                d.carried_from(&item.file, item.line);
                 carry_clause(d, clause, &item, cycle, &kinds, &ids);
             }
         }
@@ -274,6 +270,9 @@ pub(super) fn carry_clause(
             "mode {mode}: tend restarts what is down (a service it should only watch does not belong in its policy)"
         ))),
         Clause::Every => d.left.push(left("tend checks at every pass; cron sets how often")),
+        _ if item.text.to_ascii_lowercase().starts_with("alert") => d.left.push(left(
+            "a check's own alert recipient: tend says what happened on its output, which cron mails, and to syslog",
+        )),
         _ => d.left.push(left("not a test tend import knows")),
     }
 }
