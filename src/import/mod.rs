@@ -341,9 +341,14 @@ pub(crate) fn checked(
         let parts = render(import, header);
         let snapshot = crate::snapshot::Snapshot {
             origin: origin.to_vec(),
+            // Named as what they are: a position in tend's error is one
+            // in the policy written, not in the input.
             files: parts
                 .iter()
-                .map(|(f, text)| (f.clone(), text.clone().into_bytes()))
+                .map(|(f, text)| {
+                    let written = PathBuf::from(format!("{} as imported", f.display()));
+                    (written, text.clone().into_bytes())
+                })
                 .collect(),
         };
         let errors = match crate::load::check(&snapshot) {

@@ -3,12 +3,63 @@
 //! import and validate with each statement carried or reported, and an
 //! imported policy keeps a real process running.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::sandbox::{Run, Sandbox};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The services Monit itself reads in `file` (`monit -t -v`, its own
+/// parser as the oracle), as `(kind, name)`: `("Process", "sshd")`. None
+/// when monit is not installed (CI installs it) or refuses the file on
+/// this host. Its id and state files are the sandbox's, not root's.
+fn monit_reads(sb: &Sandbox, file: &Path) -> Option<Vec<(String, String)>> {
+    if !Path::new("/usr/bin/monit").exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs monit");
+        return None;
+    }
+    let rc = sb.write(
+        "oracle.monitrc",
+        &format!(
+            "set idfile {0}/monit.id\nset statefile {0}/monit.state\ninclude {1}\n",
+            sb.dir().display(),
+            file.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = std::process::Command::new("monit")
+        .arg("-c")
+        .arg(&rc)
+        .args(["-t", "-v"])
+        .env("HOME", sb.dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // What it names is not on this host (Debian's cron check wants a
+        // `crontab` group): no oracle for that file here.
+        eprintln!("monit refuses {} on this host: {out:?}", file.display());
+        return None;
+    }
+    // Monit adds a `check system HOSTNAME` of its own when none is written.
+    let own = !std::fs::read_to_string(file)
+        .unwrap()
+        .to_lowercase()
+        .contains("check system");
+    Some(
+        text.lines()
+            .filter_map(|l| {
+                let (kind, name) = l.split_once(" Name")?;
+                let name = name.trim_start().strip_prefix("= ")?;
+                (!(kind.starts_with(' ') || own && kind == "System"))
+                    .then(|| (kind.to_string(), name.trim().to_string()))
+            })
+            .collect(),
+    )
 }
 
 fn json(run: &Run) -> serde_json::Value {
@@ -141,14 +192,15 @@ fn every_configuration_debian_ships_imports() {
         .collect();
     files.sort();
     assert!(files.len() >= 10, "{files:?}");
+    let mut written = Vec::new();
+    let mut oracles = 0;
     for file in &files {
         let f = file.to_str().unwrap();
         let run = sb.tend(&["import", "monit", f]);
         assert!(run.code == 0 || run.code == 1, "{f}: {run:?}");
         let name = format!("{}.tend", file.file_name().unwrap().to_string_lossy());
         sb.write(&name, &run.stdout);
-        let validated = sb.tend(&["validate", &name]);
-        assert_eq!(validated.code, 0, "{f}: {validated:?}\n{}", run.stdout);
+        written.push((name, run.stdout.clone()));
         let text = std::fs::read_to_string(file).unwrap();
         let mut skipped = false;
         for (i, line) in text.lines().enumerate() {
@@ -172,6 +224,36 @@ fn every_configuration_debian_ships_imports() {
                 run.stderr
             );
         }
+        // Each service Monit reads there is a tend service, or said.
+        let oracle = monit_reads(&sb, file);
+        oracles += usize::from(oracle.is_some());
+        for (kind, name) in oracle.unwrap_or_default() {
+            let check = format!("check {} {name}", kind.to_lowercase());
+            let carried = run.stdout.contains(&format!("(check process {name})"));
+            assert!(
+                carried || run.stderr.contains(&format!("`{check}")),
+                "{f}: Monit's `{check}` neither carried nor said\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
+    validates(&sb, &written);
+    if Path::new("/usr/bin/monit").exists() {
+        assert!(
+            oracles * 2 >= files.len(),
+            "Monit read {oracles} of {files:?}"
+        );
+    }
+}
+
+/// Each policy written validates. Checked after all are written: a file
+/// changed in the last moment is read again after a pause, as a copy that
+/// may be in progress.
+fn validates(sb: &Sandbox, written: &[(String, String)]) {
+    for (name, text) in written {
+        let validated = sb.tend(&["validate", name]);
+        assert_eq!(validated.code, 0, "{name}: {validated:?}\n{text}");
     }
 }
 
@@ -249,10 +331,21 @@ fn a_monitrc_keeps_its_meaning_or_says_where_it_changed() {
          \x20 if total memory > 1 GB then restart\n\
          \x20 if not exist then restart\n\
          \x20 if 5 restarts within 5 cycles then timeout\n\
-         \x20 if 3 restarts within 20 cycles then timeout\n",
+         \x20 if 3 restarts within 20 cycles then timeout\n\
+         \x20 alert ops@example.org not on { instance,\n\
+         \x20    action }\n\
+         set mail-format {\n\
+         \x20 from: monit@example.org\n\
+         \x20 subject: $SERVICE $EVENT\n\
+         }\n",
     );
     let run = sb.tend(&["import", "monit", "monitrc"]);
     assert_eq!(run.code, 1, "{run:?}");
+    // It is Monit's own: Monit reads the one service in it.
+    if Path::new("/usr/bin/monit").exists() {
+        let services = monit_reads(&sb, &sb.path("monitrc")).unwrap();
+        assert_eq!(services, [("Process".to_string(), "web".to_string())]);
+    }
     for secret in ["Tr0ub4dor", "Hunter2", "Sw0rdfish"] {
         assert!(
             !run.stdout.contains(secret) && !run.stderr.contains(secret),
@@ -274,11 +367,14 @@ fn a_monitrc_keeps_its_meaning_or_says_where_it_changed() {
         "monitrc:15: `if 3 restarts within 20 cycles then timeout`: a second restart limit: tend keeps one, the one that gives up sooner, this one",
         "monitrc:2: `set mailserver smtp.example.org port 587 username \"alerts\" password \"****\" using tls`",
         "monitrc:3: `set httpd port 2812 allow admin:****`",
+        // A `{ ... }` over several lines is one statement, as Monit reads it.
+        "monitrc:16: `alert ops@example.org not on { instance, action }`: a check's own alert recipient",
+        "monitrc:18: `set mail-format { from: monit@example.org subject: $SERVICE $EVENT }`",
     ] {
         assert!(run.stderr.contains(said), "{said}\n{}", run.stderr);
     }
     // Nothing else is said of lines 6 to 13: each was carried.
-    for n in [6, 7, 8, 9, 10, 11, 13] {
+    for n in [6, 7, 8, 9, 10, 11, 13, 17, 19, 20, 21] {
         assert!(
             !run.stderr.contains(&format!("monitrc:{n}:")),
             "line {n}\n{}",
@@ -348,4 +444,110 @@ fn an_imported_monit_restart_limit_gives_up_on_a_crash_loop() {
         .unwrap_or_else(|| panic!("never gave up: {said:?}"));
     assert_eq!(gave_up, 5, "{said:?}");
     assert!(said[6..].iter().all(Vec::is_empty), "{said:?}");
+}
+
+/// Every `.cf` file of CFEngine's own masterfiles (Debian's cfengine3,
+/// GPL-3, Northern.tech: 79 real policy files using namespaces, `@if`
+/// macros, `canonify()`, bundles called by variable) imports, and each
+/// promise cf-promises itself reads in it (its JSON output is the oracle:
+/// promise type, promiser and line) is carried into the policy or said
+/// with its file and line; what is written validates.
+#[test]
+fn every_cfengine_masterfile_imports_each_promise_carried_or_said() {
+    let root = Path::new("/usr/share/cfengine3/masterfiles");
+    if !root.is_dir() || !Path::new("/usr/bin/cf-promises").exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs cfengine3");
+        eprintln!("skipped: cfengine3 is not installed");
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "cf") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 50, "{files:?}");
+    let work = sb.path("cfengine-work");
+    let mut services = 0;
+    let mut written = Vec::new();
+    for file in &files {
+        let f = file.to_str().unwrap();
+        let oracle = std::process::Command::new("cf-promises")
+            .args(["-w", work.to_str().unwrap(), "-p", "json", "-f", f])
+            .output()
+            .unwrap();
+        assert!(
+            oracle.status.success(),
+            "cf-promises refuses {f}: {oracle:?}"
+        );
+        // Its JSON, after any lines it printed on evaluating functions.
+        let out = String::from_utf8_lossy(&oracle.stdout);
+        let at = if out.starts_with('{') {
+            0
+        } else {
+            out.find("\n{").unwrap() + 1
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&out[at..]).unwrap();
+        let run = sb.tend(&["import", "cfengine", f]);
+        assert!(run.code == 0 || run.code == 1, "{f}: {run:?}");
+        let name = format!("{}.tend", file.file_name().unwrap().to_string_lossy());
+        sb.write(&name, &run.stdout);
+        written.push((name, run.stdout.clone()));
+        services += run.stdout.matches("\n  service ").count();
+        // The lines said (`FILE:N: ` on stderr) and carried (`# from
+        // FILE:N (` or `# line N` in the policy).
+        let numbers = |text: &str, before: &str, after: &str| -> HashSet<u64> {
+            text.split(before)
+                .skip(1)
+                .filter_map(|rest| {
+                    let (n, tail) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit())?);
+                    tail.starts_with(after).then(|| n.parse().ok()).flatten()
+                })
+                .collect()
+        };
+        let said = numbers(&run.stderr, &format!("{f}:"), ": ");
+        let mut carried = numbers(&run.stdout, &format!("# from {f}:"), " (");
+        carried.extend(numbers(&run.stdout, "# line ", "\n"));
+        let bundles = parsed["bundles"].as_array().cloned().unwrap_or_default();
+        for bundle in &bundles {
+            for kind in bundle["promiseTypes"].as_array().unwrap() {
+                let type_name = kind["name"].as_str().unwrap();
+                // Definitions, read into what they define; reports tend
+                // makes itself are dropped silently (unit tested).
+                if matches!(type_name, "vars" | "meta" | "reports") {
+                    continue;
+                }
+                for context in kind["contexts"].as_array().unwrap() {
+                    for promise in context["promises"].as_array().unwrap() {
+                        let line = promise["line"].as_u64().unwrap();
+                        let promiser = promise["promiser"].as_str().unwrap();
+                        // cf-promises gives the line a promiser ends on;
+                        // tend, the line it starts on.
+                        let first = line - promiser.matches('\n').count() as u64;
+                        let said = (first..=line).any(|l| said.contains(&l));
+                        let carried = (first..=line).any(|l| carried.contains(&l))
+                            || type_name == "classes"
+                                && run.stdout.contains(&format!("\nclass {promiser} = "));
+                        assert!(
+                            said || carried,
+                            "{f}:{line}: `{type_name}: \"{promiser}\"` neither carried nor said\n{}\n{}",
+                            run.stdout,
+                            run.stderr
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Its own daemons' process promises are carried as services.
+    assert!(services >= 3, "{services} services from the masterfiles");
+    validates(&sb, &written);
 }

@@ -208,6 +208,7 @@ pub(super) fn files(paths: &[PathBuf]) -> Result<Read, String> {
     for path in paths {
         let (text, bad) = crate::import::read(path)?;
         read.left.extend(bad);
+        let text = macros(&text);
         let mut lines = Lines::new(&text);
         let parsed = CfParser::parse(Rule::file, &text).map_err(|e| {
             let e = e.with_path(&path.display().to_string());
@@ -223,4 +224,71 @@ pub(super) fn files(paths: &[PathBuf]) -> Result<Read, String> {
         }
     }
     Ok(read)
+}
+
+/// The CFEngine version whose reading of `@if` macros the import follows:
+/// the one in Debian 12, its oracle (`cf-promises`).
+pub(super) const VERSION: (u32, u32, u32) = (3, 21, 0);
+
+/// `text` with CFEngine's parser macros applied as cf-promises [`VERSION`]
+/// applies them: the lines of a branch not taken (`@if
+/// minimum_version(3.22)`, or the `@else` of a taken one) and the macro
+/// lines themselves blanked, so line numbers stay those of the file.
+/// `@if feature(X)` is taken (a policy's authors expect a whole agent).
+pub(super) fn macros(text: &str) -> String {
+    if !text.contains("\n@") && !text.starts_with('@') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut keep = true;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        let blank = if let Some(cond) = t.strip_prefix("@if ") {
+            keep = taken(cond.trim());
+            true
+        } else if t == "@else" {
+            keep = !keep;
+            true
+        } else if t == "@endif" {
+            keep = true;
+            true
+        } else {
+            !keep
+        };
+        match blank {
+            true => out.push_str(if line.ends_with('\n') { "\n" } else { "" }),
+            false => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Whether `@if COND` holds for [`VERSION`].
+fn taken(cond: &str) -> bool {
+    let Some((name, args)) = cond.strip_suffix(')').and_then(|c| c.split_once('(')) else {
+        return true;
+    };
+    let versions: Vec<(u32, u32, u32)> = args.split(',').map(|v| version(v.trim())).collect();
+    match (name.trim(), versions.as_slice()) {
+        ("minimum_version", [v]) => VERSION >= *v,
+        ("maximum_version", [v]) => VERSION <= *v,
+        ("before_version", [v]) => VERSION < *v,
+        ("at_version", [v]) => VERSION == *v,
+        ("after_version", [v]) => VERSION > *v,
+        ("between_versions", [a, b]) => *a <= VERSION && VERSION <= *b,
+        _ => true,
+    }
+}
+
+/// `3.12.2` -> (3, 12, 2); missing parts are 0.
+fn version(text: &str) -> (u32, u32, u32) {
+    let mut parts = text
+        .trim_matches('"')
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0));
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
 }

@@ -4,6 +4,7 @@
 //! equivalent reported with its place and why.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use super::expand::{bindings, canonify, class_of, expand, variables, walked, Var};
 use super::read::{Promise, Read, Value};
@@ -110,6 +111,7 @@ pub(super) fn convert(read: &Read, import: &mut Import) {
             ))),
         }
     }
+    merge_classes(&mut import.classes);
     for c in &commands {
         if used.contains(&c.index) {
             quiet.extend(c.sets.iter().cloned());
@@ -442,7 +444,16 @@ pub(super) fn classes(p: &Promise, import: &mut Import) {
         .or_else(|| joined("or"))
         .or_else(|| joined("and"))
         .or_else(|| p.string("not").map(|n| format!("!({n})")));
+    let named = p
+        .promiser
+        .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && p.promiser
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
     match expr {
+        _ if !named => import.left.push(p.place.left(
+            "a class named by a variable or a name tend's classes cannot have: CFEngine's to evaluate; write it by hand",
+        )),
         _ if p.guard != "any" => import.left.push(p.place.left(
             "a class defined under a guard: write it as `class NAME = ...` with the guard in the expression",
         )),
@@ -451,6 +462,27 @@ pub(super) fn classes(p: &Promise, import: &mut Import) {
             "only classes from `expression`, `or`, `and` or `not` of class names carry over",
         )),
     }
+}
+
+/// One definition a class: a class several promises define is set when
+/// any of them holds, as in CFEngine (`class c = (a) | (b)`, where the
+/// first stood).
+pub(super) fn merge_classes(classes: &mut Vec<(PathBuf, String, String)>) {
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut merged: Vec<(PathBuf, String, String)> = Vec::with_capacity(classes.len());
+    for (file, name, expr) in classes.drain(..) {
+        match at.get(&name) {
+            Some(&i) => {
+                let before = &mut merged[i].2;
+                *before = format!("({before}) | ({expr})");
+            }
+            None => {
+                at.insert(name.clone(), merged.len());
+                merged.push((file, name, expr));
+            }
+        }
+    }
+    *classes = merged;
 }
 
 /// A class expression tend reads as it is: names, `! & | . ( )`, no

@@ -93,6 +93,39 @@ mod tests {
         }
     }
 
+    /// The classes of input that once made import give up on the whole
+    /// file (exit 2): each is now a service left out, or a statement said,
+    /// and the rest is written and checked.
+    #[test]
+    fn hostile_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = "check process ok with pidfile /run/ok.pid\n start program = \"/bin/ok\"\n";
+        for (text, carried, left) in [
+            // depends on a check that is not there
+            ("check process a with pidfile /run/a.pid\n start program = \"/bin/a\"\n depends on gone\n", vec!["ok", "a"], 1),
+            // an apostrophe that leaves a quote open in the command
+            ("check process b with pidfile /run/b.pid\n start program = \"/bin/sh -c 'it's'\"\n", vec!["ok"], 1),
+            // a POSIX interval Rust's regex refuses, and a look-ahead
+            ("check process c matching \"ab{,3}\"\n start program = \"/bin/c\"\ncheck process c2 matching \"a(?=b)\"\n start program = \"/bin/c\"\n", vec!["ok"], 2),
+            // a relative pidfile
+            ("check process d with pidfile run/d.pid\n start program = \"/bin/d\"\n", vec!["ok"], 1),
+            // the same name twice (across included files, say): Monit
+            // refuses the file; the first is carried
+            ("check process e with pidfile /run/e.pid\n start program = \"/bin/e\"\ncheck process e with pidfile /run/e2.pid\n start program = \"/bin/e2\"\n", vec!["ok", "e"], 1),
+            // a depends on a check that was itself left out
+            ("check process f matching \"a{,3}\"\n start program = \"/bin/f\"\ncheck process g with pidfile /run/g.pid\n start program = \"/bin/g\"\n depends on f\n", vec!["ok"], 2),
+        ] {
+            let path = dir.path().join("monitrc");
+            std::fs::write(&path, format!("{ok}{text}")).unwrap();
+            let mut import = import(std::slice::from_ref(&path)).unwrap();
+            let checked = crate::import::checked(&mut import, "test", &[path]);
+            assert!(checked.is_ok(), "{text}: {:?}", checked.err());
+            let ids: Vec<&str> = import.drafts.iter().map(|d| d.id.as_str()).collect();
+            assert_eq!(ids, carried, "{text}");
+            assert_eq!(import.all_left().len(), left, "{text}: {:#?}", import.all_left());
+        }
+    }
+
     #[test]
     fn span_table() {
         for (s, want) in [(600, "10m"), (7200, "2h"), (90, "90s")] {

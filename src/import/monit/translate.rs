@@ -41,6 +41,7 @@ pub(super) fn convert(items: Vec<Item>, import: &mut Import) {
     }
     let (kinds, ids) = names(&items);
     let mut open = Open::Nothing;
+    let mut seen: HashSet<String> = HashSet::new();
     for item in items {
         let left = |why: &str| Left::new(&item.file, item.line, &item.text, why);
         let draft = match open {
@@ -48,6 +49,14 @@ pub(super) fn convert(items: Vec<Item>, import: &mut Import) {
             _ => None,
         };
         match &item.clause {
+            Clause::CheckProcess { name, .. } | Clause::CheckOther { name, .. }
+                if !seen.insert(name.clone()) =>
+            {
+                import.left.push(left(&format!(
+                    "a second check named `{name}`: Monit refuses the file (`Service name conflict`); tend import carries the first"
+                )));
+                open = Open::Skipped;
+            }
             Clause::CheckProcess {
                 name,
                 pidfile,
