@@ -80,10 +80,19 @@ fn write_files(dir: &Path, parts: &[(PathBuf, String)]) -> Result<()> {
             .map(|s| import::id_of(&s.to_string_lossy()))
             .unwrap_or_else(|| "imported".into());
         let path = dir.join(format!("{}.tend", import::claim(&stem, &mut taken)));
+        // A command carried as written may hold a secret (`--password X`):
+        // such a file is its owner's alone.
+        let secret = import::redact(text) != *text;
+        if secret {
+            eprintln!(
+                "tend import: {} holds what looks like a secret (a password, token or URL credential in a command); written readable by its owner only",
+                path.display()
+            );
+        }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(if secret { 0o600 } else { 0o644 })
             .open(&path)
             .with_context(|| {
                 format!(

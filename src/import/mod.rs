@@ -234,22 +234,39 @@ pub(crate) fn redact(statement: &str) -> String {
                 }
                 _ => word.to_string(),
             },
-            _ => word.to_string(),
+            // `--password=X`, `token=X`
+            _ => match word.split_once('=') {
+                Some((key, value)) if secret_word(key) && !value.is_empty() => {
+                    format!("{key}={}", stars(value))
+                }
+                _ => word.to_string(),
+            },
         };
         out.push(starred);
         after = match word.to_ascii_lowercase().trim_matches('"') {
-            "password" | "passwd" | "secret" | "token" => "password",
             "allow" => "allow",
+            w if secret_word(w) => "password",
             _ => "",
         };
     }
     out.join(" ")
 }
 
-/// `****`, in the quotes the word had.
+/// Whether `word` names a secret that follows it: `password`, `passwd`,
+/// `secret`, `token`, also as an option (`--password`).
+fn secret_word(word: &str) -> bool {
+    let word = word.trim_matches(['"', '\'']).trim_start_matches('-');
+    ["password", "passwd", "secret", "token"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// `****`, in the quotes the word had (a quote that closes a longer
+/// string stays: `--password X"` -> `--password ****"`).
 fn stars(word: &str) -> String {
-    match word.chars().next() {
-        Some(q @ ('"' | '\'')) => format!("{q}****{q}"),
+    match (word.chars().next(), word.chars().last()) {
+        (Some(q @ ('"' | '\'')), _) => format!("{q}****{q}"),
+        (_, Some(q @ ('"' | '\''))) if word.len() > 1 => format!("****{q}"),
         _ => "****".to_string(),
     }
 }
@@ -511,6 +528,11 @@ mod tests {
             ),
             ("set eventqueue basedir /var/monit", "set eventqueue basedir /var/monit"),
             ("token abc123 secret 'x y z' done", "token **** secret '****' done"),
+            (
+                "start \"/usr/sbin/b --password Sw0rd\"",
+                "start \"/usr/sbin/b --password ****\"",
+            ),
+            ("/usr/bin/x --token=abc -v PASSWORD=\"y\"", "/usr/bin/x --token=**** -v PASSWORD=\"****\""),
         ] {
             assert_eq!(redact(statement), want, "{statement}");
         }

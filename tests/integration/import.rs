@@ -551,3 +551,33 @@ fn every_cfengine_masterfile_imports_each_promise_carried_or_said() {
     assert!(services >= 3, "{services} services from the masterfiles");
     validates(&sb, &written);
 }
+
+/// A policy written with `-o DIR` is 0644, unless a command carried as
+/// written holds what looks like a secret: then it is its owner's alone,
+/// and that is said.
+#[test]
+fn an_imported_policy_holding_a_secret_is_not_world_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    sb.write(
+        "plain",
+        "check process a with pidfile /run/a.pid\n  start program = \"/usr/sbin/a\"\n",
+    );
+    sb.write(
+        "secret",
+        "check process b with pidfile /run/b.pid\n  start program = \"/usr/sbin/b --password Sw0rdf1sh\"\n",
+    );
+    for (input, mode) in [("plain", 0o644), ("secret", 0o600)] {
+        let out = format!("out-{input}");
+        let run = sb.tend(&["import", "monit", input, "-o", &out]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let written = sb.path(&format!("{out}/{input}.tend"));
+        let meta = std::fs::metadata(&written).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{input}: {run:?}");
+        assert_eq!(
+            run.stderr.contains("looks like a secret"),
+            mode == 0o600,
+            "{run:?}"
+        );
+    }
+}
