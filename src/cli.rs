@@ -157,6 +157,12 @@ pub enum Command {
         #[command(flatten)]
         os: OsArgs,
     },
+    /// Send a test event through the policy's channels now, and say what
+    /// each receiver answered. Exit status 1 when one was not delivered.
+    Notify {
+        #[command(subcommand)]
+        what: NotifyCommand,
+    },
     /// Turn a CFEngine policy or a Monit configuration into a tend policy,
     /// on standard output (or files in -o DIR). Every statement that could
     /// not be carried over is said on standard error and as a comment in
@@ -173,6 +179,17 @@ pub enum Command {
         /// be; existing files are not overwritten).
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         output: Option<PathBuf>,
+    },
+}
+
+/// What `tend notify` does.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum NotifyCommand {
+    /// A test event through each channel that applies to this host, or
+    /// the one named.
+    Test {
+        /// A channel id.
+        channel: Option<String>,
     },
 }
 

@@ -51,9 +51,57 @@ pub(crate) enum Kind {
     Paused,
     Resumed,
     SyslogUnavailable,
+    // About the channels.
+    /// `tend notify test`: what a receiver answered.
+    Notified,
+    /// A channel's receiver refused or could not be reached (said once).
+    NotifyFailed,
+    /// Events dropped from a full outbox (said once).
+    NotifyDropped,
 }
 
 impl Kind {
+    /// Every kind, in the order docs/reports.md lists them.
+    pub(crate) const ALL: [Kind; 32] = [
+        Kind::Restarting,
+        Kind::Restarted,
+        Kind::Failed,
+        Kind::StillFailing,
+        Kind::Recovered,
+        Kind::RunningAgain,
+        Kind::GaveUp,
+        Kind::StillGivenUp,
+        Kind::Deferred,
+        Kind::Replaced,
+        Kind::Upgrading,
+        Kind::Note,
+        Kind::UpgradeFailed,
+        Kind::PolicyBroken,
+        Kind::PolicyFixed,
+        Kind::Policy,
+        Kind::PolicyUnkept,
+        Kind::LockHeld,
+        Kind::LockFailed,
+        Kind::StateDamaged,
+        Kind::StateUnsaved,
+        Kind::StateRefused,
+        Kind::PauseDamaged,
+        Kind::PauseCut,
+        Kind::PauseEnded,
+        Kind::MetricsUnwritten,
+        Kind::Paused,
+        Kind::Resumed,
+        Kind::SyslogUnavailable,
+        Kind::Notified,
+        Kind::NotifyFailed,
+        Kind::NotifyDropped,
+    ];
+
+    /// The kind a JSON name names.
+    pub(crate) fn named(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The name in JSON reports.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -86,6 +134,9 @@ impl Kind {
             Kind::Paused => "paused",
             Kind::Resumed => "resumed",
             Kind::SyslogUnavailable => "syslog_unavailable",
+            Kind::Notified => "notified",
+            Kind::NotifyFailed => "notify_failed",
+            Kind::NotifyDropped => "notify_dropped",
         }
     }
 }

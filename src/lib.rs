@@ -27,6 +27,7 @@ mod import;
 mod load;
 mod matcher;
 mod metrics;
+mod notify;
 mod observe;
 mod parser;
 mod pass;
@@ -45,7 +46,7 @@ mod systemd;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, NotifyCommand};
 use crate::commands::{self as cmd, Context};
 use crate::exit::Exit;
 
@@ -82,6 +83,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Man => cmd::completions::man(),
         Command::Plan { host, os } => cmd::plan::run(&ctx, &host, &os),
         Command::Explain { id, host, os } => cmd::explain::run(&ctx, &id, host.as_deref(), &os),
+        Command::Notify {
+            what: NotifyCommand::Test { channel },
+        } => cmd::notify::test(&ctx, channel.as_deref()),
         Command::Import {
             from,
             files,

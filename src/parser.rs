@@ -111,6 +111,11 @@ pub(crate) enum Item {
         span: Span,
         attributes: Vec<Attribute>,
     },
+    /// `channel ID { ... }`: where events are sent beyond tend's output.
+    Channel {
+        id: Spanned,
+        attributes: Vec<Attribute>,
+    },
 }
 
 /// Parses one file. Returns the items that parsed and every syntax error.
@@ -137,12 +142,12 @@ fn parse_at(file: FileId, text: &str, offset: usize) -> Result<Vec<Item>, Diagno
 fn is_statement(pair: &Pair) -> bool {
     matches!(
         pair.as_rule(),
-        Rule::class_def | Rule::guard | Rule::service | Rule::defaults
+        Rule::class_def | Rule::guard | Rule::service | Rule::defaults | Rule::channel
     )
 }
 
 /// After a syntax error, parse each statement on its own: a statement starts
-/// on a line that begins with `class`, `service` or `defaults` (indented or
+/// on a line that begins with `class`, `service`, `defaults` or `channel` (indented or
 /// not: services are often indented under their guard), or with a guard
 /// ending in `::` in its first column. Items from statements that parse are
 /// kept so their meaning can be checked too: a broken guard does not hide
@@ -180,7 +185,10 @@ fn statement_starts(text: &str) -> Vec<usize> {
             .trim_start()
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .next();
-        let keyword = matches!(first_word, Some("class" | "service" | "defaults"));
+        let keyword = matches!(
+            first_word,
+            Some("class" | "service" | "defaults" | "channel")
+        );
         if keyword || (code.ends_with("::") && !indented) {
             starts.push(offset);
         }
@@ -259,6 +267,7 @@ fn label(rule: Rule) -> Option<&'static str> {
         Rule::class_def | Rule::kw_class => "`class`",
         Rule::service | Rule::kw_service => "`service`",
         Rule::defaults | Rule::kw_defaults => "`defaults`",
+        Rule::channel | Rule::kw_channel => "`channel`",
         Rule::guard => "a guard (`CLASS::`)",
         Rule::class_name => "a class name",
         Rule::service_id => "a service id",
@@ -282,6 +291,7 @@ fn is_punctuation(pair: &Pair) -> bool {
             | Rule::kw_class
             | Rule::kw_service
             | Rule::kw_defaults
+            | Rule::kw_channel
     )
 }
 
@@ -327,6 +337,11 @@ impl Builder {
                 Item::ClassDef { name, expr }
             }
             Rule::guard => Item::Guard(self.expr(next(), 0)?),
+            Rule::channel => {
+                let id = self.spanned(&next());
+                let attributes = inner.map(|a| self.attribute(a)).collect();
+                Item::Channel { id, attributes }
+            }
             _ => {
                 let id = self.spanned(&next());
                 let attributes = inner.map(|a| self.attribute(a)).collect();

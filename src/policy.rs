@@ -32,6 +32,42 @@ pub(crate) struct Policy {
     pub(crate) sources: Sources,
     pub(crate) classes: Vec<ClassDef>,
     pub(crate) services: Vec<Service>,
+    pub(crate) channels: Vec<Channel>,
+}
+
+/// `channel ID { ... }`: where the events of a pass are sent, beyond
+/// tend's output and syslog.
+#[derive(Debug, Clone)]
+pub(crate) struct Channel {
+    /// The id after `channel`, unique in the policy.
+    pub(crate) id: String,
+    pub(crate) kind: ChannelKind,
+    /// The JSON names of the events it wants (`failed`, `recovered`...).
+    pub(crate) events: Vec<String>,
+    /// How long one delivery may take.
+    pub(crate) timeout: Duration,
+    /// The guard in force where it was written; None is `any`.
+    pub(crate) guard: Option<Expr>,
+}
+
+/// How a channel sends.
+#[derive(Debug, Clone)]
+pub(crate) enum ChannelKind {
+    /// `exec "CMD"`: run with Monit's and tend's variables, the event as
+    /// JSON on its standard input.
+    Exec(Command),
+    /// `webhook URL`: the event as JSON, POSTed.
+    Webhook(Url),
+    /// `slack URL`: `{"text": ...}` POSTed (Slack, Mattermost, Rocket.Chat).
+    Slack(Url),
+}
+
+/// A channel's URL: written in the policy, or read from a file only root
+/// may read and change (a secret kept out of the policy repository).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Url {
+    Written(String),
+    File(PathBuf),
 }
 
 /// `class NAME = EXPR`

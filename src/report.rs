@@ -13,8 +13,19 @@ use crate::cli::Format;
 use crate::event::{Event, Kind};
 use crate::probe::Checked;
 
+/// An event as a channel may send it: its kind, its line, and its JSON
+/// report (the `--format json` object).
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub(crate) kind: Kind,
+    pub(crate) text: String,
+    pub(crate) event: serde_json::Map<String, serde_json::Value>,
+}
+
 /// Where events go.
 pub(crate) struct Reporter {
+    /// What was printed, for the policy's channels.
+    sent: Vec<Outgoing>,
     syslog: Syslog,
     format: Format,
     /// The digest of the policy enforced, for JSON reports.
@@ -43,6 +54,7 @@ pub(crate) struct Line<'a> {
 impl Reporter {
     pub(crate) fn new(format: Format) -> Reporter {
         Reporter {
+            sent: Vec::new(),
             syslog: Syslog::Untried,
             format,
             policy: None,
@@ -63,6 +75,11 @@ impl Reporter {
     #[cfg(test)]
     pub(crate) fn kept(&self) -> &[String] {
         self.kept.as_deref().unwrap_or_default()
+    }
+
+    /// The events printed so far, handed over once (to the channels).
+    pub(crate) fn take_sent(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.sent)
     }
 
     /// JSON reports carry the digest of the policy enforced from now on.
@@ -116,26 +133,38 @@ impl Reporter {
         mut fields: serde_json::Map<String, serde_json::Value>,
         print: bool,
     ) {
+        let mut object = serde_json::Map::new();
+        object.insert("time".into(), crate::clock::now().into());
+        object.insert("host".into(), host().into());
+        object.insert("event".into(), kind.name().into());
+        let level = if error { "error" } else { "notice" };
+        object.insert("level".into(), level.into());
+        object.insert("message".into(), text.into());
+        if let Some(detail) = detail {
+            object.insert("detail".into(), detail.into());
+        }
+        if let Some(policy) = &self.policy {
+            object.insert("policy".into(), policy.clone().into());
+        }
+        object.append(&mut fields);
         let message = match self.format {
             Format::Text => text.to_string(),
-            Format::Json => {
-                let mut object = serde_json::Map::new();
-                object.insert("time".into(), crate::clock::now().into());
-                object.insert("host".into(), host().into());
-                object.insert("event".into(), kind.name().into());
-                let level = if error { "error" } else { "notice" };
-                object.insert("level".into(), level.into());
-                object.insert("message".into(), text.into());
-                if let Some(detail) = detail {
-                    object.insert("detail".into(), detail.into());
-                }
-                if let Some(policy) = &self.policy {
-                    object.insert("policy".into(), policy.clone().into());
-                }
-                object.append(&mut fields);
-                serde_json::Value::Object(object).to_string()
-            }
+            Format::Json => serde_json::Value::Object(object.clone()).to_string(),
         };
+        // What is printed may be sent on, by the policy's channels; what
+        // they say of themselves is not sent through them.
+        if print
+            && !matches!(
+                kind,
+                Kind::Notified | Kind::NotifyFailed | Kind::NotifyDropped
+            )
+        {
+            self.sent.push(Outgoing {
+                kind,
+                text: text.to_string(),
+                event: object,
+            });
+        }
         if let Some(kept) = &mut self.kept {
             if print {
                 kept.push(message);
@@ -188,7 +217,7 @@ impl Reporter {
 }
 
 /// The short host name, for JSON reports.
-fn host() -> String {
+pub(crate) fn host() -> String {
     hostname::get()
         .map(|h| {
             h.to_string_lossy()

@@ -8,6 +8,7 @@
 //! problem is collected, not only the first.
 
 mod attributes;
+pub(crate) mod channel;
 mod probes;
 mod registry;
 mod service;
@@ -20,7 +21,7 @@ use crate::diagnostic::{Diagnostic, FileId, Sources, Span};
 use crate::graph;
 use crate::parser::{Attribute, Expr, Item, Spanned};
 use crate::policy::{
-    ClassDef, Limits, Service, WhenStopped, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE,
+    Channel, ClassDef, Limits, Service, WhenStopped, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE,
     DEFAULT_TIMEOUT,
 };
 use attributes::{at_least_one_second, duration, limit, remind, when_stopped, yes_no};
@@ -71,10 +72,16 @@ pub(crate) const FUNCTIONS: &[&str] = &["hostname"];
 
 type Errors = Vec<Diagnostic>;
 
-pub(crate) fn analyze(
-    sources: &Sources,
-    files: &[(FileId, Vec<Item>)],
-) -> (Vec<ClassDef>, Vec<Service>, Errors) {
+/// What a policy comes to: its classes, services and channels.
+pub(crate) struct Analyzed {
+    pub(crate) classes: Vec<ClassDef>,
+    pub(crate) services: Vec<Service>,
+    pub(crate) channels: Vec<Channel>,
+}
+
+pub(crate) fn analyze(sources: &Sources, files: &[(FileId, Vec<Item>)]) -> (Analyzed, Errors) {
+    let mut channels: Vec<Channel> = Vec::new();
+    let mut channel_at: HashMap<String, Span> = HashMap::new();
     let mut errors = Vec::new();
     let mut classes: Vec<ClassDef> = Vec::new();
     let mut services: Vec<Service> = Vec::new();
@@ -107,6 +114,13 @@ pub(crate) fn analyze(
                     };
                 }
                 Item::Defaults { .. } => {}
+                Item::Channel { id, attributes } => {
+                    let channel =
+                        channel::channel(&id.text, id.span, attributes, &guard, &mut errors);
+                    if first_definition(&mut channel_at, id, "channel", sources, &mut errors) {
+                        channels.extend(channel);
+                    }
+                }
                 Item::Service { id, attributes } => {
                     let service = service::service(
                         &id.text,
@@ -131,7 +145,12 @@ pub(crate) fn analyze(
     }
     let classes = settle_classes(classes, &mut errors);
     check_dependencies(&services, &service_at, &mut errors);
-    (classes, services, errors)
+    let analyzed = Analyzed {
+        classes,
+        services,
+        channels,
+    };
+    (analyzed, errors)
 }
 
 /// Remembers where `name` is defined; a second definition (in any file)
@@ -432,8 +451,11 @@ mod tests {
         sources.add(std::path::Path::new("p.tend"), policy.to_string());
         let (items, syntax) = crate::parser::parse(0, policy);
         assert!(syntax.is_empty(), "{policy}: {syntax:?}");
-        let (_, services, errors) = analyze(&sources, &[(0, items)]);
-        (services, errors.into_iter().map(|e| e.message).collect())
+        let (analyzed, errors) = analyze(&sources, &[(0, items)]);
+        (
+            analyzed.services,
+            errors.into_iter().map(|e| e.message).collect(),
+        )
     }
 
     #[test]
@@ -669,7 +691,7 @@ mod tests {
             sources.add(std::path::Path::new("p.tend"), policy.to_string());
             let (items, syntax) = crate::parser::parse(0, policy);
             assert!(syntax.is_empty(), "{policy}: {syntax:?}");
-            let (_, _, errors) = analyze(&sources, &[(0, items)]);
+            let (_, errors) = analyze(&sources, &[(0, items)]);
             let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
             assert_eq!(messages, [want], "{policy}");
         }

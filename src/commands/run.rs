@@ -15,7 +15,9 @@ use crate::exit::Exit;
 use crate::file;
 use crate::load;
 use crate::metrics;
+use crate::notify;
 use crate::pass;
+use crate::policy::Channel;
 use crate::report::Reporter;
 use crate::state::{PolicyError, State};
 use crate::store::Locking;
@@ -70,6 +72,14 @@ pub(crate) fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result
         )
     });
     write_metrics(ctx, text, &mut state, &mut reporter);
+    // Last: no receiver, however slow, delays a restart.
+    let channels: Vec<&Channel> = (policy.channels.iter())
+        .filter(|c| c.guard.as_ref().is_none_or(|g| session.classes.eval(g)))
+        .collect();
+    if let Some(dir) = store.usable() {
+        let sent = reporter.take_sent();
+        notify::deliver(dir, &channels, &sent, ctx.now, &mut reporter);
+    }
     Ok(exit)
 }
 

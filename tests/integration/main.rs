@@ -1,6 +1,7 @@
 //! Integration tests: the built `tend` binary against real processes, real
 //! files and real commands. No fake process table here.
 
+mod alerts;
 mod checks;
 mod debian;
 mod errors;
