@@ -60,6 +60,9 @@ pub(crate) enum ChannelKind {
     Webhook(Url),
     /// `slack URL`: `{"text": ...}` POSTed (Slack, Mattermost, Rocket.Chat).
     Slack(Url),
+    /// `heartbeat URL`: pinged every pass, `URL/fail` when something is
+    /// down (healthchecks.io's convention), the pass's lines as the body.
+    Heartbeat(Url),
 }
 
 /// A channel's URL: written in the policy, or read from a file only root

@@ -17,7 +17,14 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The attributes a channel may have.
 pub(crate) const KEYS: &[&str] = &[
-    "exec", "webhook", "slack", "url_file", "events", "timeout", "shell",
+    "exec",
+    "webhook",
+    "slack",
+    "heartbeat",
+    "url_file",
+    "events",
+    "timeout",
+    "shell",
 ];
 
 /// Named groups of events: what a channel wants unless `events` says.
@@ -65,7 +72,7 @@ pub(super) fn channel(
     for a in attributes {
         let key = a.key.text.as_str();
         let read = match key {
-            "exec" | "webhook" | "slack" => {
+            "exec" | "webhook" | "slack" | "heartbeat" => {
                 if let Some((first, _)) = &kind {
                     errors.push(Diagnostic::error(
                         a.key.span,
@@ -95,12 +102,17 @@ pub(super) fn channel(
         }
         errors.push(Diagnostic::error(
             span,
-            format!("channel `{id}` says neither `exec`, `webhook` nor `slack`: how to send"),
+            format!(
+                "channel `{id}` says none of `exec`, `webhook`, `slack`, `heartbeat`: how to send"
+            ),
         ));
         return None;
     };
     match (&mut kind, url_file) {
-        (ChannelKind::Webhook(url) | ChannelKind::Slack(url), Some((_, path))) => {
+        (
+            ChannelKind::Webhook(url) | ChannelKind::Slack(url) | ChannelKind::Heartbeat(url),
+            Some((_, path)),
+        ) => {
             if *url != Url::File(path.clone().into()) && *url != Url::Written(String::new()) {
                 errors.push(Diagnostic::error(
                     at.span,
@@ -109,9 +121,12 @@ pub(super) fn channel(
             }
             *url = Url::File(path.into());
         }
-        (ChannelKind::Webhook(Url::Written(u)) | ChannelKind::Slack(Url::Written(u)), None)
-            if u.is_empty() =>
-        {
+        (
+            ChannelKind::Webhook(Url::Written(u))
+            | ChannelKind::Slack(Url::Written(u))
+            | ChannelKind::Heartbeat(Url::Written(u)),
+            None,
+        ) if u.is_empty() => {
             errors.push(Diagnostic::error(
                 at.span,
                 format!(
@@ -122,7 +137,7 @@ pub(super) fn channel(
         }
         (ChannelKind::Exec(_), Some((a, _))) => errors.push(Diagnostic::error(
             a.key.span,
-            "`url_file` is for `webhook` and `slack`",
+            "`url_file` is for `webhook`, `slack` and `heartbeat`",
         )),
         _ => {}
     }
@@ -197,6 +212,7 @@ fn sender(a: &Attribute) -> Result<ChannelKind, Diagnostic> {
     };
     Ok(match a.key.text.as_str() {
         "webhook" => ChannelKind::Webhook(url),
+        "heartbeat" => ChannelKind::Heartbeat(url),
         _ => ChannelKind::Slack(url),
     })
 }

@@ -48,6 +48,7 @@ pub(crate) fn test(ctx: &Context, only: Option<&str>) -> Result<Exit> {
             ChannelKind::Exec(c) => format!("exec {}", c.argv[0]),
             ChannelKind::Webhook(url) => format!("webhook {}", send::shown(url)),
             ChannelKind::Slack(url) => format!("slack {}", send::shown(url)),
+            ChannelKind::Heartbeat(url) => format!("heartbeat {}", send::shown(url)),
         };
         let said = match send::send(channel, &text, &event, deadline) {
             Answer::Delivered(answer) => format!("delivered ({answer})"),

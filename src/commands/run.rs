@@ -78,7 +78,8 @@ pub(crate) fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result
         .collect();
     if let Some(dir) = store.usable() {
         let sent = reporter.take_sent();
-        notify::deliver(dir, &channels, &sent, ctx.now, &mut reporter);
+        let down = exit != Exit::Converged;
+        notify::deliver(dir, &channels, &sent, (ctx.now, down), &mut reporter);
     }
     Ok(exit)
 }

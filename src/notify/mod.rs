@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Kind;
 use crate::file;
-use crate::policy::Channel;
+use crate::policy::{Channel, ChannelKind};
 use crate::report::{Outgoing, Reporter};
 
 /// The time a pass spends delivering, all channels together.
@@ -128,10 +128,11 @@ pub(crate) fn save(dir: &Path, outbox: &Outbox) -> std::io::Result<()> {
 pub(crate) fn enqueue(outbox: &mut Outbox, channels: &[&Channel], events: &[Outgoing], now: i64) {
     let host = crate::report::host();
     for event in events {
-        for channel in channels
-            .iter()
-            .filter(|c| c.events.iter().any(|e| e == event.kind.name()))
-        {
+        let wants = |c: &&&Channel| {
+            !matches!(c.kind, ChannelKind::Heartbeat(_))
+                && c.events.iter().any(|e| e == event.kind.name())
+        };
+        for channel in channels.iter().filter(wants) {
             outbox.seq += 1;
             let id = format!("{host}-{now}-{}", outbox.seq);
             let mut object = event.event.clone();
@@ -168,7 +169,7 @@ pub(crate) fn deliver(
     dir: &Path,
     channels: &[&Channel],
     events: &[Outgoing],
-    now: i64,
+    (now, down): (i64, bool),
     reporter: &mut Reporter,
 ) {
     let (mut outbox, damaged) = load(dir);
@@ -208,7 +209,8 @@ pub(crate) fn deliver(
         );
         return;
     }
-    let results = send_all(&outbox, channels, now, Instant::now() + BUDGET);
+    let beat = heartbeat(events, down);
+    let results = send_all(&outbox, channels, &beat, now, Instant::now() + BUDGET);
     settle(&mut outbox, channels, results, now, reporter);
     if outbox.entries.is_empty() {
         outbox.dropped = 0;
@@ -225,6 +227,28 @@ pub(crate) fn deliver(
     }
 }
 
+/// This pass's heartbeat: what it printed (or that all is well), and
+/// whether something is down.
+fn heartbeat(events: &[Outgoing], down: bool) -> Entry {
+    let text = match events.is_empty() {
+        true => "all is well".to_string(),
+        false => events
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    let mut event = serde_json::Map::new();
+    event.insert("down".into(), down.into());
+    Entry {
+        id: String::new(),
+        channel: String::new(),
+        text,
+        event,
+        tries: 0,
+    }
+}
+
 /// One thread a channel whose turn it is, each sending its events oldest
 /// first until one is not delivered or the deadline; the answers that came
 /// back by the deadline, by event id. A thread still sending then is left:
@@ -232,6 +256,7 @@ pub(crate) fn deliver(
 fn send_all(
     outbox: &Outbox,
     channels: &[&Channel],
+    beat: &Entry,
     now: i64,
     deadline: Instant,
 ) -> Vec<(String, String, Answer)> {
@@ -242,13 +267,18 @@ fn send_all(
             .channels
             .get(&channel.id)
             .is_none_or(|m| m.next_try <= now);
-        let entries: Vec<Entry> = outbox
-            .entries
-            .iter()
-            .filter(|e| e.channel == channel.id)
-            .cloned()
-            .collect();
-        if !due || entries.is_empty() {
+        // A heartbeat is this pass's alone: pinged every pass, never kept.
+        let heartbeat = matches!(channel.kind, ChannelKind::Heartbeat(_));
+        let entries: Vec<Entry> = match heartbeat {
+            true => vec![beat.clone()],
+            false => outbox
+                .entries
+                .iter()
+                .filter(|e| e.channel == channel.id)
+                .cloned()
+                .collect(),
+        };
+        if !(due || heartbeat) || entries.is_empty() {
             continue;
         }
         let channel = (*channel).clone();
@@ -325,7 +355,12 @@ fn settle(
                     .filter(|e| e.channel == channel)
                     .count();
                 let key = format!("later: {why}");
-                (key, format!("channel {channel}: cannot deliver ({why}); {kept} event(s) kept, tried again by later passes"))
+                let problem = match kept {
+                    // A heartbeat: nothing is kept, the next pass pings.
+                    0 => format!("channel {channel}: cannot deliver ({why})"),
+                    _ => format!("channel {channel}: cannot deliver ({why}); {kept} event(s) kept, tried again by later passes"),
+                };
+                (key, problem)
             }
         };
         if let Some(e) = outbox.entries.iter_mut().find(|e| e.id == id) {

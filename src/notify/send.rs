@@ -33,6 +33,19 @@ pub(crate) fn send(channel: &Channel, text: &str, event: &Event, deadline: Insta
             Ok(url) => post(&url, &serde_json::json!({ "text": text }), timeout),
             Err(why) => Answer::Later(why),
         },
+        // healthchecks.io's convention: the URL when all is well, URL/fail
+        // when something is down; the pass's lines as the body.
+        ChannelKind::Heartbeat(url) => match target(url) {
+            Ok(url) => {
+                let down = event.get("down").and_then(serde_json::Value::as_bool) == Some(true);
+                let url = match down {
+                    true => format!("{}/fail", url.trim_end_matches('/')),
+                    false => url,
+                };
+                request(&url, text.to_string(), "text/plain; charset=utf-8", timeout)
+            }
+            Err(why) => Answer::Later(why),
+        },
     }
 }
 
@@ -99,6 +112,11 @@ fn hidden(text: &str, url: &str) -> String {
 
 /// POSTs `body` as JSON; the answer's status decides.
 fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Answer {
+    request(url, body.to_string(), "application/json", timeout)
+}
+
+/// POSTs `body`; the answer's status decides.
+fn request(url: &str, body: String, content_type: &str, timeout: Duration) -> Answer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -109,8 +127,8 @@ fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Answer {
         .into();
     let sent = agent
         .post(url)
-        .header("Content-Type", "application/json")
-        .send(body.to_string());
+        .header("Content-Type", content_type)
+        .send(body);
     match sent {
         Ok(mut answer) => {
             let status = answer.status();

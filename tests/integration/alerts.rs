@@ -20,7 +20,7 @@ const T0: i64 = 1_790_000_000;
 /// never answers).
 struct Receiver {
     port: u16,
-    got: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    got: Arc<Mutex<Vec<(String, String)>>>,
     status: Arc<AtomicU16>,
 }
 
@@ -52,8 +52,8 @@ impl Receiver {
                     }
                     let mut body = vec![0; length];
                     let _ = reader.read_exact(&mut body);
-                    let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                    g.lock().unwrap().push((path, value));
+                    let body = String::from_utf8_lossy(&body).into_owned();
+                    g.lock().unwrap().push((path, body));
                     let code = s.load(Ordering::SeqCst);
                     if code == 0 {
                         std::thread::sleep(Duration::from_secs(60));
@@ -83,6 +83,14 @@ impl Receiver {
     }
 
     fn bodies(&self, path: &str) -> Vec<serde_json::Value> {
+        self.texts(path)
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
+
+    /// The bodies received at `path`, as text.
+    fn texts(&self, path: &str) -> Vec<String> {
         self.got
             .lock()
             .unwrap()
@@ -478,12 +486,58 @@ fn a_channel_written_wrong_is_an_error_at_its_place() {
     for said in [
         "policy.tend:2:11: error: not an http:// or https:// URL with a host",
         "policy.tend:5:18: error: `recoverd` is not an event; did you mean `recovered`?",
-        "policy.tend:8:9: error: channel `c` says neither `exec`, `webhook` nor `slack`: how to send",
+        "policy.tend:8:9: error: channel `c` says none of `exec`, `webhook`, `slack`, `heartbeat`: how to send",
         "policy.tend:13:3: error: a channel sends one way: `slack` is already given",
         "policy.tend:14:3: error: unknown channel attribute `colour`",
     ] {
         assert!(run.stderr.contains(said), "{said}\n{run:?}");
     }
     // A channel whose way of sending is written wrong has that one error.
-    assert!(!run.stderr.contains("channel `a` says neither"), "{run:?}");
+    assert!(!run.stderr.contains("channel `a` says none"), "{run:?}");
+}
+
+/// A heartbeat is pinged every pass: its URL when all is well, URL/fail
+/// when something is down, with what the pass said; never kept for later.
+#[test]
+fn a_heartbeat_is_pinged_every_pass_and_fails_when_something_is_down() {
+    let mut sb = Sandbox::new();
+    let rx = Receiver::start();
+    sb.daemon("d");
+    sb.policy(&format!(
+        "channel hc {{\n  heartbeat \"{}\"\n}}\nservice d {{\n  process \"@DIR@/d\"\n  restart \"sh -c 'test ! -e @DIR@/broken && setsid -f @DIR@/d 1000'\"\n  grace 5s\n  settle 1s\n}}\n",
+        rx.url("/ping/abc")
+    ));
+    let up = sb.at(T0, &[]);
+    assert_eq!(up.code, 0, "{up:?}");
+    let quiet = sb.at(T0 + 300, &[]);
+    assert_eq!(quiet.stdout, "", "{quiet:?}");
+    let pings = rx.texts("/ping/abc");
+    assert_eq!(pings.len(), 2, "{pings:?}");
+    assert!(
+        pings[0].starts_with("d is not running, restarting..."),
+        "{pings:?}"
+    );
+    assert_eq!(pings[1], "all is well");
+    // Down, and the restart fails: the fail URL, with the lines.
+    sb.write("broken", "");
+    kill_d(&mut sb);
+    let down = sb.at(T0 + 600, &[]);
+    assert_eq!(down.code, 1, "{down:?}");
+    let fails = rx.texts("/ping/abc/fail");
+    assert_eq!(fails.len(), 1, "{:?}", rx.got.lock().unwrap());
+    assert!(fails[0].contains("d failed to start!"), "{fails:?}");
+    // A receiver that is down is said once; nothing is kept for later.
+    rx.answer(503);
+    let k1 = sb.at(T0 + 900, &[]);
+    let k2 = sb.at(T0 + 1200, &[]);
+    assert!(
+        k1.stdout
+            .contains("tend: channel hc: cannot deliver (HTTP 503 Service Unavailable)\n"),
+        "{k1:?}"
+    );
+    assert!(!k2.stdout.contains("channel hc"), "{k2:?}");
+    let outbox = std::fs::read_to_string(sb.path("state/outbox.json")).unwrap();
+    let outbox: serde_json::Value = serde_json::from_str(&outbox).unwrap();
+    assert_eq!(outbox["entries"].as_array().unwrap().len(), 0);
+    kill_d(&mut sb);
 }
