@@ -63,6 +63,9 @@ pub(crate) enum ChannelKind {
     /// `heartbeat URL`: pinged every pass, `URL/fail` when something is
     /// down (healthchecks.io's convention), the pass's lines as the body.
     Heartbeat(Url),
+    /// `alertmanager URL`: Prometheus Alertmanager's v2 API: an alert per
+    /// service down, refreshed every pass, resolved when it is back.
+    Alertmanager(Url),
 }
 
 /// A channel's URL: written in the policy, or read from a file only root

@@ -21,6 +21,7 @@ pub(crate) const KEYS: &[&str] = &[
     "webhook",
     "slack",
     "heartbeat",
+    "alertmanager",
     "url_file",
     "events",
     "timeout",
@@ -72,7 +73,7 @@ pub(super) fn channel(
     for a in attributes {
         let key = a.key.text.as_str();
         let read = match key {
-            "exec" | "webhook" | "slack" | "heartbeat" => {
+            "exec" | "webhook" | "slack" | "heartbeat" | "alertmanager" => {
                 if let Some((first, _)) = &kind {
                     errors.push(Diagnostic::error(
                         a.key.span,
@@ -103,14 +104,17 @@ pub(super) fn channel(
         errors.push(Diagnostic::error(
             span,
             format!(
-                "channel `{id}` says none of `exec`, `webhook`, `slack`, `heartbeat`: how to send"
+                "channel `{id}` says none of `exec`, `webhook`, `slack`, `heartbeat`, `alertmanager`: how to send"
             ),
         ));
         return None;
     };
     match (&mut kind, url_file) {
         (
-            ChannelKind::Webhook(url) | ChannelKind::Slack(url) | ChannelKind::Heartbeat(url),
+            ChannelKind::Webhook(url)
+            | ChannelKind::Slack(url)
+            | ChannelKind::Heartbeat(url)
+            | ChannelKind::Alertmanager(url),
             Some((_, path)),
         ) => {
             if *url != Url::File(path.clone().into()) && *url != Url::Written(String::new()) {
@@ -124,7 +128,8 @@ pub(super) fn channel(
         (
             ChannelKind::Webhook(Url::Written(u))
             | ChannelKind::Slack(Url::Written(u))
-            | ChannelKind::Heartbeat(Url::Written(u)),
+            | ChannelKind::Heartbeat(Url::Written(u))
+            | ChannelKind::Alertmanager(Url::Written(u)),
             None,
         ) if u.is_empty() => {
             errors.push(Diagnostic::error(
@@ -137,7 +142,7 @@ pub(super) fn channel(
         }
         (ChannelKind::Exec(_), Some((a, _))) => errors.push(Diagnostic::error(
             a.key.span,
-            "`url_file` is for `webhook`, `slack` and `heartbeat`",
+            "`url_file` is for the channels that send to a URL",
         )),
         _ => {}
     }
@@ -213,6 +218,7 @@ fn sender(a: &Attribute) -> Result<ChannelKind, Diagnostic> {
     Ok(match a.key.text.as_str() {
         "webhook" => ChannelKind::Webhook(url),
         "heartbeat" => ChannelKind::Heartbeat(url),
+        "alertmanager" => ChannelKind::Alertmanager(url),
         _ => ChannelKind::Slack(url),
     })
 }

@@ -49,6 +49,7 @@ pub(crate) fn test(ctx: &Context, only: Option<&str>) -> Result<Exit> {
             ChannelKind::Webhook(url) => format!("webhook {}", send::shown(url)),
             ChannelKind::Slack(url) => format!("slack {}", send::shown(url)),
             ChannelKind::Heartbeat(url) => format!("heartbeat {}", send::shown(url)),
+            ChannelKind::Alertmanager(url) => format!("alertmanager {}", send::shown(url)),
         };
         let said = match send::send(channel, &text, &event, deadline) {
             Answer::Delivered(answer) => format!("delivered ({answer})"),

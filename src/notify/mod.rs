@@ -81,6 +81,24 @@ pub(crate) struct Memory {
     /// The last problem said, so it is said once.
     #[serde(default)]
     pub(crate) said: Option<String>,
+    /// An `alertmanager` channel's alerts firing, by service (`policy` for
+    /// a broken policy).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) firing: BTreeMap<String, Alert>,
+    /// Its alerts resolved and not yet delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) resolved: Vec<Alert>,
+}
+
+/// One alert as Alertmanager takes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Alert {
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
+    #[serde(rename = "startsAt")]
+    pub(crate) starts_at: String,
+    #[serde(rename = "endsAt", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ends_at: Option<String>,
 }
 
 /// What one try of one event came to.
@@ -129,8 +147,10 @@ pub(crate) fn enqueue(outbox: &mut Outbox, channels: &[&Channel], events: &[Outg
     let host = crate::report::host();
     for event in events {
         let wants = |c: &&&Channel| {
-            !matches!(c.kind, ChannelKind::Heartbeat(_))
-                && c.events.iter().any(|e| e == event.kind.name())
+            !matches!(
+                c.kind,
+                ChannelKind::Heartbeat(_) | ChannelKind::Alertmanager(_)
+            ) && c.events.iter().any(|e| e == event.kind.name())
         };
         for channel in channels.iter().filter(wants) {
             outbox.seq += 1;
@@ -210,7 +230,23 @@ pub(crate) fn deliver(
         return;
     }
     let beat = heartbeat(events, down);
-    let results = send_all(&outbox, channels, &beat, now, Instant::now() + BUDGET);
+    let mut own: BTreeMap<String, Entry> = BTreeMap::new();
+    for channel in channels {
+        match channel.kind {
+            ChannelKind::Heartbeat(_) => {
+                own.insert(channel.id.clone(), beat.clone());
+            }
+            ChannelKind::Alertmanager(_) => {
+                let memory = outbox.channels.entry(channel.id.clone()).or_default();
+                track(memory, events, chrono::Utc::now());
+                if let Some(entry) = alerts(memory, chrono::Utc::now()) {
+                    own.insert(channel.id.clone(), entry);
+                }
+            }
+            _ => {}
+        }
+    }
+    let results = send_all(&outbox, channels, &own, now, Instant::now() + BUDGET);
     settle(&mut outbox, channels, results, now, reporter);
     if outbox.entries.is_empty() {
         outbox.dropped = 0;
@@ -225,6 +261,114 @@ pub(crate) fn deliver(
             true,
         );
     }
+}
+
+/// How an event changes an Alertmanager channel's alerts: the key it is
+/// about, and whether it fires (with its severity) or resolves.
+fn alerting(event: &Outgoing) -> Option<(String, Option<&'static str>)> {
+    let service = || event.event.get("service")?.as_str().map(str::to_string);
+    Some(match event.kind {
+        Kind::Restarting => (service()?, Some("warning")),
+        Kind::Failed
+        | Kind::StillFailing
+        | Kind::GaveUp
+        | Kind::StillGivenUp
+        | Kind::Deferred
+        | Kind::UpgradeFailed => (service()?, Some("critical")),
+        Kind::Restarted | Kind::Recovered | Kind::RunningAgain => (service()?, None),
+        Kind::PolicyBroken => ("policy".into(), Some("critical")),
+        Kind::PolicyFixed => ("policy".into(), None),
+        _ => return None,
+    })
+}
+
+/// The alerts after this pass's events: one firing per service down
+/// (started when first seen, its summary the latest line), moved to the
+/// resolved when it is back. One that fired and was resolved in this same
+/// pass (a daemon restarted at once) is not sent at all.
+fn track(memory: &mut Memory, events: &[Outgoing], now: chrono::DateTime<chrono::Utc>) {
+    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let before: std::collections::HashSet<String> = memory.firing.keys().cloned().collect();
+    let host = crate::report::host();
+    for event in events {
+        let Some((key, fires)) = alerting(event) else {
+            continue;
+        };
+        match fires {
+            Some(severity) => {
+                let field = |k: &str| event.event.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                let alert = memory.firing.entry(key.clone()).or_insert_with(|| Alert {
+                    labels: BTreeMap::new(),
+                    annotations: BTreeMap::new(),
+                    starts_at: stamp.clone(),
+                    ends_at: None,
+                });
+                let name = match key.as_str() {
+                    "policy" => "TendPolicyBroken",
+                    _ => "TendServiceDown",
+                };
+                alert.labels = BTreeMap::from([
+                    ("alertname".into(), name.into()),
+                    ("host".into(), host.clone()),
+                    ("severity".into(), severity.into()),
+                ]);
+                if key != "policy" {
+                    alert.labels.insert("service".into(), key.clone());
+                    alert
+                        .annotations
+                        .insert("name".into(), field("name").into());
+                }
+                alert
+                    .annotations
+                    .insert("summary".into(), event.text.clone());
+            }
+            None => {
+                if let Some(mut alert) = memory.firing.remove(&key) {
+                    if before.contains(&key) {
+                        alert.ends_at = Some(stamp.clone());
+                        alert
+                            .annotations
+                            .insert("resolved".into(), event.text.clone());
+                        memory.resolved.push(alert);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What an Alertmanager channel sends this pass: every alert firing,
+/// refreshed (it ends in 15 minutes unless the next pass says it still
+/// fires: a host that stops reporting lets its alerts end), and those
+/// resolved. None when there is nothing.
+fn alerts(memory: &Memory, now: chrono::DateTime<chrono::Utc>) -> Option<Entry> {
+    if memory.firing.is_empty() && memory.resolved.is_empty() {
+        return None;
+    }
+    let until =
+        (now + chrono::Duration::minutes(15)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut all: Vec<Alert> = memory
+        .firing
+        .values()
+        .cloned()
+        .map(|mut a| {
+            a.ends_at = Some(until.clone());
+            a
+        })
+        .collect();
+    all.extend(memory.resolved.iter().cloned());
+    let mut event = serde_json::Map::new();
+    event.insert(
+        "alerts".into(),
+        serde_json::to_value(all).unwrap_or_default(),
+    );
+    Some(Entry {
+        id: String::new(),
+        channel: String::new(),
+        text: String::new(),
+        event,
+        tries: 0,
+    })
 }
 
 /// This pass's heartbeat: what it printed (or that all is well), and
@@ -256,7 +400,7 @@ fn heartbeat(events: &[Outgoing], down: bool) -> Entry {
 fn send_all(
     outbox: &Outbox,
     channels: &[&Channel],
-    beat: &Entry,
+    own: &BTreeMap<String, Entry>,
     now: i64,
     deadline: Instant,
 ) -> Vec<(String, String, Answer)> {
@@ -267,10 +411,14 @@ fn send_all(
             .channels
             .get(&channel.id)
             .is_none_or(|m| m.next_try <= now);
-        // A heartbeat is this pass's alone: pinged every pass, never kept.
-        let heartbeat = matches!(channel.kind, ChannelKind::Heartbeat(_));
+        // A heartbeat's ping and Alertmanager's alerts are this pass's:
+        // sent every pass, never kept as events.
+        let heartbeat = matches!(
+            channel.kind,
+            ChannelKind::Heartbeat(_) | ChannelKind::Alertmanager(_)
+        );
         let entries: Vec<Entry> = match heartbeat {
-            true => vec![beat.clone()],
+            true => own.get(&channel.id).cloned().into_iter().collect(),
             false => outbox
                 .entries
                 .iter()
@@ -338,7 +486,10 @@ fn settle(
         let (key, problem) = match answer {
             Answer::Delivered(_) => {
                 done.insert(id);
-                *memory = Memory::default();
+                memory.failures = 0;
+                memory.next_try = 0;
+                memory.said = None;
+                memory.resolved.clear();
                 continue;
             }
             Answer::Refused(why) => {

@@ -33,6 +33,16 @@ pub(crate) fn send(channel: &Channel, text: &str, event: &Event, deadline: Insta
             Ok(url) => post(&url, &serde_json::json!({ "text": text }), timeout),
             Err(why) => Answer::Later(why),
         },
+        // The alerts of the channel's memory, as Alertmanager's v2 API
+        // takes them (an array).
+        ChannelKind::Alertmanager(url) => match target(url) {
+            Ok(url) => {
+                let alerts = event.get("alerts").cloned().unwrap_or_default();
+                let url = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+                post(&url, &alerts, timeout)
+            }
+            Err(why) => Answer::Later(why),
+        },
         // healthchecks.io's convention: the URL when all is well, URL/fail
         // when something is down; the pass's lines as the body.
         ChannelKind::Heartbeat(url) => match target(url) {

@@ -541,3 +541,108 @@ fn a_heartbeat_is_pinged_every_pass_and_fails_when_something_is_down() {
     assert_eq!(outbox["entries"].as_array().unwrap().len(), 0);
     kill_d(&mut sb);
 }
+
+/// Debian's Alertmanager on a loopback port, with a configuration the test
+/// writes; killed with the test.
+struct Alertmanager {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Alertmanager {
+    fn start(sb: &Sandbox) -> Option<Alertmanager> {
+        let binary = std::path::Path::new("/usr/bin/prometheus-alertmanager");
+        if !binary.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI installs prometheus-alertmanager"
+            );
+            eprintln!("skipped: prometheus-alertmanager is not installed");
+            return None;
+        }
+        let config = sb.write(
+            "alertmanager.yml",
+            "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+        );
+        let port = crate::sandbox::free_port();
+        let child = std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", sb.path("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let am = Alertmanager {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for(|| am.query().is_some());
+        Some(am)
+    }
+
+    /// The active alerts, as `amtool alert query` lists them.
+    fn query(&self) -> Option<Vec<serde_json::Value>> {
+        let out = std::process::Command::new("amtool")
+            .arg(format!("--alertmanager.url={}", self.url))
+            .args(["alert", "query", "-o", "json"])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn alertmanager_shows_a_service_down_while_it_lasts_and_resolves_it() {
+    let mut sb = Sandbox::new();
+    let Some(am) = Alertmanager::start(&sb) else {
+        return;
+    };
+    sb.daemon("d");
+    sb.policy(&format!(
+        "channel am {{\n  alertmanager \"{}\"\n}}\nservice d {{\n  name \"Daemon\"\n  process \"@DIR@/d\"\n  restart \"sh -c 'test ! -e @DIR@/broken && setsid -f @DIR@/d 1000'\"\n  grace 5s\n  settle 1s\n}}\n",
+        am.url
+    ));
+    // Down, and its restart fails: a firing alert.
+    sb.write("broken", "");
+    let down = sb.at(T0, &[]);
+    assert_eq!(down.code, 1, "{down:?}");
+    let alerts = am.query().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let labels = &alerts[0]["labels"];
+    assert_eq!(labels["alertname"], "TendServiceDown");
+    assert_eq!(labels["service"], "d");
+    assert_eq!(labels["severity"], "critical");
+    assert!(labels["host"].as_str().is_some_and(|h| !h.is_empty()));
+    assert_eq!(alerts[0]["annotations"]["name"], "Daemon");
+    assert!(
+        alerts[0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Daemon failed to start!"),
+        "{alerts:?}"
+    );
+    // Still down, a pass later: still the one alert, refreshed.
+    let still = sb.at(T0 + 300, &[]);
+    assert_eq!(still.code, 1, "{still:?}");
+    assert_eq!(am.query().unwrap().len(), 1);
+    // Fixed: the next pass brings it back, and the alert is resolved.
+    std::fs::remove_file(sb.path("broken")).unwrap();
+    let back = sb.at(T0 + 600, &[]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(am.query().unwrap(), Vec::<serde_json::Value>::new());
+    // A daemon killed and restarted within one pass was never an alert.
+    kill_d(&mut sb);
+    let quick = sb.at(T0 + 900, &[]);
+    assert_eq!(quick.code, 0, "{quick:?}");
+    assert_eq!(am.query().unwrap(), Vec::<serde_json::Value>::new());
+    kill_d(&mut sb);
+}
