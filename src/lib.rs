@@ -43,6 +43,7 @@ mod state;
 mod store;
 mod suggest;
 mod systemd;
+mod words;
 
 use anyhow::Result;
 

@@ -99,6 +99,9 @@ pub(crate) struct Service {
     pub(crate) exe: Option<String>,
     /// `pidfile`: the service is the live process whose pid it holds.
     pub(crate) pidfile: Option<PathBuf>,
+    /// `log`: the service's own log, whose last lines go with a report
+    /// that it died or failed to start.
+    pub(crate) log: Option<PathBuf>,
     /// `unit`: the systemd unit that is the service (its main process is
     /// the service's process).
     pub(crate) unit: Option<String>,

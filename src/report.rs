@@ -12,13 +12,16 @@ use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 use crate::cli::Format;
 use crate::event::{Event, Kind};
 use crate::probe::Checked;
+use crate::words::Words;
 
 /// An event as a channel may send it: its kind, its line, and its JSON
 /// report (the `--format json` object).
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
     pub(crate) kind: Kind,
+    /// Its line, and what is shown under it (a daemon's last words).
     pub(crate) text: String,
+    pub(crate) detail: Option<String>,
     pub(crate) event: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -91,6 +94,18 @@ impl Reporter {
     /// (`checks`: the look that decided it, or the one that verified a
     /// restart), when they ran.
     pub(crate) fn emit(&mut self, service: &str, event: &Event, checks: &[Checked]) {
+        self.emit_words(service, event, checks, None);
+    }
+
+    /// The same, with the daemon's own last words (its log's last lines),
+    /// shown under the line and in JSON as `last_words`.
+    pub(crate) fn emit_words(
+        &mut self,
+        service: &str,
+        event: &Event,
+        checks: &[Checked],
+        words: Option<&Words>,
+    ) {
         let text = event.to_string();
         let mut fields = event.fields();
         fields.insert("service".into(), service.into());
@@ -99,7 +114,20 @@ impl Reporter {
                 fields.insert("checks".into(), value);
             }
         }
-        self.out(event.kind(), &text, None, event.is_error(), fields, true);
+        if let Some(words) = words {
+            if let Ok(value) = serde_json::to_value(words) {
+                fields.insert("last_words".into(), value);
+            }
+        }
+        let detail = words.map(Words::detail);
+        self.out(
+            event.kind(),
+            &text,
+            detail.as_deref(),
+            event.is_error(),
+            fields,
+            true,
+        );
     }
 
     /// A line that is not a service event (a damaged state file, a hung
@@ -162,6 +190,7 @@ impl Reporter {
             self.sent.push(Outgoing {
                 kind,
                 text: text.to_string(),
+                detail: detail.map(str::to_string),
                 event: object,
             });
         }

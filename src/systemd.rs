@@ -85,18 +85,16 @@ pub(crate) fn show_each(units: &[&str]) -> Vec<Result<Seen, Unasked>> {
     }
 }
 
-/// Each of `units`, judged, in order; Err when systemd cannot be asked.
-fn show(units: &[&str]) -> Result<Vec<Seen>, Unasked> {
-    let mut child = Command::new("systemctl")
-        .args(["show", "--no-pager", "-p", PROPERTIES, "--"])
-        .args(units)
+/// Runs `program args`, its output capped at 4 MiB, killed at [`TIMEOUT`];
+/// Err when it cannot run or does not answer in time.
+fn output(program: &str, args: &[&str]) -> Result<(std::process::ExitStatus, Vec<u8>), String> {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| {
-            Unasked::NoAnswer(format!("cannot run systemctl: {}", crate::probe::plain(&e)))
-        })?;
+        .map_err(|e| format!("cannot run {program}: {}", crate::probe::plain(&e)))?;
     let mut out = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut text = Vec::new();
@@ -111,14 +109,61 @@ fn show(units: &[&str]) -> Result<Vec<Seen>, Unasked> {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(Unasked::NoAnswer(format!(
-                    "systemctl show did not answer within {} s",
+                return Err(format!(
+                    "{program} {} did not answer within {} s",
+                    args.first().unwrap_or(&""),
                     TIMEOUT.as_secs()
-                )));
+                ));
             }
         }
     };
-    let text = reader.join().unwrap_or_default();
+    Ok((status, reader.join().unwrap_or_default()))
+}
+
+/// The last lines the unit's last invocation wrote to the journal (the
+/// one that failed): its invocation id from `systemctl show`, its lines
+/// from `journalctl _SYSTEMD_INVOCATION_ID=`. None when there are none or
+/// systemd or the journal cannot be asked.
+pub(crate) fn last_words(unit: &str) -> Option<crate::words::Words> {
+    let (_, id) = output(
+        "systemctl",
+        &[
+            "show",
+            "--no-pager",
+            "-p",
+            "InvocationID",
+            "--value",
+            "--",
+            unit,
+        ],
+    )
+    .ok()?;
+    let id = String::from_utf8_lossy(&id).trim().to_string();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let filter = format!("_SYSTEMD_INVOCATION_ID={id}");
+    let (status, text) = output(
+        "journalctl",
+        &[&filter, "-n", "5", "-o", "cat", "--no-pager", "-q"],
+    )
+    .ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<String> = (text.lines())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| crate::file::quote(l.trim_end(), 200))
+        .collect();
+    (status.success() && !lines.is_empty()).then(|| crate::words::Words {
+        from: format!("the journal of {unit}"),
+        lines,
+    })
+}
+
+/// Each of `units`, judged, in order; Err when systemd cannot be asked.
+fn show(units: &[&str]) -> Result<Vec<Seen>, Unasked> {
+    let mut args = vec!["show", "--no-pager", "-p", PROPERTIES, "--"];
+    args.extend(units);
+    let (status, text) = output("systemctl", &args).map_err(Unasked::NoAnswer)?;
     if !status.success() {
         return Err(Unasked::Failed(format!("systemctl show failed ({status})")));
     }

@@ -110,6 +110,15 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         read: |a, d| absolute_path(a).map(|p| d.pidfile = Some(PathBuf::from(p))),
     },
     Attr {
+        key: "log",
+        written: "log",
+        value: "string (absolute path)",
+        default: "a `unit`'s journal",
+        meaning: "the service's own log: its last lines go with a report that it died or failed to start",
+        scope: Scope::Service,
+        read: |a, d| absolute_path(a).map(|p| d.log = Some(PathBuf::from(p))),
+    },
+    Attr {
         key: "unit",
         written: "unit",
         value: "systemd unit name",

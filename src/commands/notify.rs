@@ -51,7 +51,7 @@ pub(crate) fn test(ctx: &Context, only: Option<&str>) -> Result<Exit> {
             ChannelKind::Heartbeat(url) => format!("heartbeat {}", send::shown(url)),
             ChannelKind::Alertmanager(url) => format!("alertmanager {}", send::shown(url)),
         };
-        let said = match send::send(channel, &text, &event, deadline) {
+        let said = match send::send(channel, (&text, None), &event, deadline) {
             Answer::Delivered(answer) => format!("delivered ({answer})"),
             Answer::Refused(why) => {
                 all = false;

@@ -60,8 +60,11 @@ pub(crate) struct Entry {
     /// Stable across retries: receivers drop repeats by it.
     pub(crate) id: String,
     pub(crate) channel: String,
-    /// Its line, as cron mails it.
+    /// Its line, as cron mails it, and what is mailed under it (a
+    /// daemon's last words).
     pub(crate) text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) detail: Option<String>,
     /// Its JSON report, with `id`.
     pub(crate) event: serde_json::Map<String, serde_json::Value>,
     /// Attempts so far.
@@ -162,6 +165,7 @@ pub(crate) fn enqueue(outbox: &mut Outbox, channels: &[&Channel], events: &[Outg
                 id,
                 channel: channel.id.clone(),
                 text: event.text.clone(),
+                detail: event.detail.clone(),
                 event: object,
                 tries: 0,
             });
@@ -366,6 +370,7 @@ fn alerts(memory: &Memory, now: chrono::DateTime<chrono::Utc>) -> Option<Entry> 
         id: String::new(),
         channel: String::new(),
         text: String::new(),
+        detail: None,
         event,
         tries: 0,
     })
@@ -378,7 +383,10 @@ fn heartbeat(events: &[Outgoing], down: bool) -> Entry {
         true => "all is well".to_string(),
         false => events
             .iter()
-            .map(|e| e.text.as_str())
+            .map(|e| match &e.detail {
+                Some(d) => format!("{}\n{d}", e.text),
+                None => e.text.clone(),
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     };
@@ -388,6 +396,7 @@ fn heartbeat(events: &[Outgoing], down: bool) -> Entry {
         id: String::new(),
         channel: String::new(),
         text,
+        detail: None,
         event,
         tries: 0,
     }
@@ -437,7 +446,8 @@ fn send_all(
                 if Instant::now() >= deadline {
                     break;
                 }
-                let answer = send::send(&channel, &entry.text, &entry.event, deadline);
+                let said = (entry.text.as_str(), entry.detail.as_deref());
+                let answer = send::send(&channel, said, &entry.event, deadline);
                 let later = matches!(answer, Answer::Later(_));
                 let _ = tx.send((channel.id.clone(), Some((entry.id, answer))));
                 if later {
@@ -547,6 +557,7 @@ mod tests {
         Outgoing {
             kind,
             text: kind.name().into(),
+            detail: None,
             event: serde_json::Map::new(),
         }
     }

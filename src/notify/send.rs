@@ -18,7 +18,12 @@ type Event = serde_json::Map<String, serde_json::Value>;
 
 /// Sends `event` (`text` its line) through `channel`, by `deadline` at the
 /// latest.
-pub(crate) fn send(channel: &Channel, text: &str, event: &Event, deadline: Instant) -> Answer {
+pub(crate) fn send(
+    channel: &Channel,
+    (text, detail): (&str, Option<&str>),
+    event: &Event,
+    deadline: Instant,
+) -> Answer {
     let left = deadline.saturating_duration_since(Instant::now());
     let timeout = channel.timeout.min(left).max(Duration::from_millis(100));
     match &channel.kind {
@@ -30,7 +35,13 @@ pub(crate) fn send(channel: &Channel, text: &str, event: &Event, deadline: Insta
             Err(why) => Answer::Later(why),
         },
         ChannelKind::Slack(url) => match target(url) {
-            Ok(url) => post(&url, &serde_json::json!({ "text": text }), timeout),
+            Ok(url) => {
+                let text = match detail {
+                    Some(d) => format!("{text}\n{d}"),
+                    None => text.to_string(),
+                };
+                post(&url, &serde_json::json!({ "text": text }), timeout)
+            }
             Err(why) => Answer::Later(why),
         },
         // The alerts of the channel's memory, as Alertmanager's v2 API

@@ -18,6 +18,7 @@ use crate::probe::Checked;
 use crate::report::Reporter;
 use crate::state::{Spawned, State};
 use crate::store::Store;
+use crate::words::Words;
 
 /// What the pass knows before it looks: the state the last pass left and
 use super::{present, Plan};
@@ -41,6 +42,9 @@ pub(crate) trait Host {
         wave: &Wave,
         spawned: &mut act::Spawn,
     ) -> Vec<(act::Outcome, Vec<Checked>)>;
+    /// The service's own last words (its `log`'s last lines), for a report
+    /// that it died or failed to start.
+    fn words(&mut self, service: &Service) -> Option<Words>;
 }
 
 /// The restarts of one wave: the services `go` (indices into `watch`),
@@ -60,6 +64,14 @@ pub(crate) struct Real<'a> {
 }
 
 impl Host for Real<'_> {
+    fn words(&mut self, service: &Service) -> Option<Words> {
+        match (&service.log, &service.unit) {
+            (Some(log), _) => Some(crate::words::log_tail(log)),
+            (None, Some(unit)) => crate::systemd::last_words(unit),
+            _ => None,
+        }
+    }
+
     fn busy(&mut self) -> Option<String> {
         (self.probe)().map(|b| b.to_string())
     }
@@ -242,7 +254,15 @@ impl Acting<'_, '_> {
             self.steps[i] = step;
         }
         for &i in &go {
-            say(plan, self.reporter, i, &self.steps[i].events);
+            // Its restart is announced with why it died, in its own words.
+            let (id, checks) = (&plan.watch.services[i].id, &plan.services[i].verdict.checks);
+            for e in &self.steps[i].events {
+                let words = match e {
+                    Event::Restarting { .. } => self.host.words(plan.watch.services[i]),
+                    _ => None,
+                };
+                self.reporter.emit_words(id, e, checks, words.as_ref());
+            }
         }
         go
     }
@@ -279,7 +299,12 @@ impl Acting<'_, '_> {
             let input = plan.input(i, plan.hold());
             let (state, event) = decide::conclude(&input, &self.steps[i], &outcome, checks.clone());
             if let Some(event) = event {
-                self.reporter.emit(&services[i].id, &event, &checks);
+                let words = match &event {
+                    Event::Failed { .. } => self.host.words(services[i]),
+                    _ => None,
+                };
+                self.reporter
+                    .emit_words(&services[i].id, &event, &checks, words.as_ref());
             }
             self.up[i] = state.status.is_running();
             self.next.services.insert(services[i].id.clone(), state);

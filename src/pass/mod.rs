@@ -380,6 +380,9 @@ mod tests {
                 .flatten()
         }
         fn kill(&mut self, _: &Spawned) {}
+        fn words(&mut self, _: &crate::policy::Service) -> Option<crate::words::Words> {
+            None
+        }
         fn restart(
             &mut self,
             wave: &Wave,

@@ -486,7 +486,7 @@ fn a_channel_written_wrong_is_an_error_at_its_place() {
     for said in [
         "policy.tend:2:11: error: not an http:// or https:// URL with a host",
         "policy.tend:5:18: error: `recoverd` is not an event; did you mean `recovered`?",
-        "policy.tend:8:9: error: channel `c` says none of `exec`, `webhook`, `slack`, `heartbeat`: how to send",
+        "policy.tend:8:9: error: channel `c` says none of `exec`, `webhook`, `slack`, `heartbeat`, `alertmanager`: how to send",
         "policy.tend:13:3: error: a channel sends one way: `slack` is already given",
         "policy.tend:14:3: error: unknown channel attribute `colour`",
     ] {
@@ -645,4 +645,56 @@ fn alertmanager_shows_a_service_down_while_it_lasts_and_resolves_it() {
     assert_eq!(quick.code, 0, "{quick:?}");
     assert_eq!(am.query().unwrap(), Vec::<serde_json::Value>::new());
     kill_d(&mut sb);
+}
+
+/// A service that names its `log`: the report that it died, and that its
+/// restart failed, carries the log's last lines: in the mail, in the JSON
+/// event a webhook gets, in a Slack text.
+#[test]
+fn a_daemon_that_died_is_reported_with_its_own_last_words() {
+    let sb = Sandbox::new();
+    let rx = Receiver::start();
+    sb.daemon("d");
+    sb.write(
+        "d.log",
+        "starting\nlistening on 127.0.0.1:8080\npanic: cannot allocate \u{1b}[31m4 GB\u{1b}[0m\n",
+    );
+    sb.write("broken", "");
+    sb.policy(&format!(
+        "channel hook {{\n  webhook \"{}\"\n}}\nchannel chat {{\n  slack \"{}\"\n}}\nservice d {{\n  process \"@DIR@/d\"\n  log \"@DIR@/d.log\"\n  restart \"sh -c 'test ! -e @DIR@/broken && setsid -f @DIR@/d 1000'\"\n  grace 5s\n}}\n",
+        rx.url("/hook"),
+        rx.url("/chat")
+    ));
+    let run = sb.at(T0, &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let log = sb.path("d.log");
+    let words = [
+        format!("  last lines of {}:", log.display()),
+        "  | starting".to_string(),
+        "  | listening on 127.0.0.1:8080".to_string(),
+        "  | panic: cannot allocate \\x1b[31m4 GB\\x1b[0m".to_string(),
+    ];
+    let said = lines(&run);
+    assert_eq!(said[0], "d is not running, restarting...");
+    assert_eq!(said[1..5], words[..], "{run:?}");
+    assert!(said[5].starts_with("d failed to start! sh -c"), "{run:?}");
+    assert_eq!(said[6..10], words[..], "{run:?}");
+    let events = rx.bodies("/hook");
+    assert_eq!(rx.events("/hook"), ["restarting", "failed"]);
+    for e in &events {
+        assert_eq!(e["last_words"]["from"], log.to_str().unwrap());
+        assert_eq!(
+            e["last_words"]["lines"],
+            serde_json::json!([
+                "starting",
+                "listening on 127.0.0.1:8080",
+                "panic: cannot allocate \\x1b[31m4 GB\\x1b[0m"
+            ])
+        );
+    }
+    let chat = rx.bodies("/chat");
+    assert_eq!(
+        chat[0]["text"].as_str().unwrap(),
+        format!("d is not running, restarting...\n{}", words.join("\n"))
+    );
 }

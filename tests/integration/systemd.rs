@@ -29,6 +29,11 @@ const UNITS: &[(&str, &str)] = &[
         "once.service",
         "[Unit]\nDefaultDependencies=no\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
     ),
+    // Says what it reads and why it cannot go on, and exits 3.
+    (
+        "crashy.service",
+        "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sh -c 'echo reading /etc/crashy.conf; echo \"fatal: no key port\" >&2; exit 3'\n",
+    ),
     (
         "masked.service",
         "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep 10000\n",
@@ -444,4 +449,50 @@ fn oneshot_masked_and_a_systemd_that_does_not_answer() {
         before,
         "the booted systemd changed the host's /dev"
     );
+}
+
+/// A unit that exits with an error: the report that it died, and that
+/// tend's restart failed, carries systemd's result and the failed
+/// invocation's own journal lines.
+#[test]
+fn a_failed_unit_is_reported_with_its_journal_lines() {
+    let Some((systemd, _sb)) = boot("service crashy { unit \"crashy.service\"; grace 2s }\n")
+    else {
+        return;
+    };
+    systemd.run(&["systemctl", "start", "systemd-journald.service"]);
+    wait_for(|| systemd.show("systemd-journald.service", "ActiveState") == "active");
+    systemd.run(&["systemctl", "start", "crashy.service"]);
+    wait_for(|| systemd.show("crashy.service", "ActiveState") == "failed");
+    // Its lines are in the journal before tend looks.
+    wait_for(|| {
+        systemd
+            .run(&[
+                "journalctl",
+                "-u",
+                "crashy.service",
+                "-o",
+                "cat",
+                "--no-pager",
+            ])
+            .contains("fatal: no key port")
+    });
+    let (code, said) = systemd.tend(&[]);
+    assert_eq!(code, 1, "{said:?}");
+    let words = [
+        "  last lines of the journal of crashy.service:",
+        "  | reading /etc/crashy.conf",
+        "  | fatal: no key port",
+    ];
+    assert_eq!(
+        said[0],
+        "crashy is not running (crashy.service failed (exit code 3)), restarting..."
+    );
+    assert_eq!(said[1..3], words[..2], "{said:?}");
+    assert!(said[3..].iter().any(|l| l == words[2]), "{said:?}");
+    let failed = said
+        .iter()
+        .position(|l| l.starts_with("crashy failed to start!"))
+        .unwrap_or_else(|| panic!("{said:?}"));
+    assert!(said[failed + 1..].iter().any(|l| l == words[0]), "{said:?}");
 }
