@@ -421,7 +421,7 @@ pub(crate) fn kill_left_behind(command: &Spawned) {
 }
 
 /// Kills the command and everything in its process group, and reaps it.
-fn kill_group(child: &mut Child) {
+pub(crate) fn kill_group(child: &mut Child) {
     if let Ok(pgid) = i32::try_from(child.id()) {
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
@@ -430,7 +430,7 @@ fn kill_group(child: &mut Child) {
 }
 
 /// The last non-empty line the command printed, shortened for a report.
-fn last_line(output: &mut File) -> Option<String> {
+pub(crate) fn last_line(output: &mut File) -> Option<String> {
     let len = output.seek(SeekFrom::End(0)).ok()?;
     output
         .seek(SeekFrom::Start(len.saturating_sub(4096)))

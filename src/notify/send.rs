@@ -4,7 +4,7 @@
 //! refused unless only tend's user may read and change it; no URL is ever
 //! said (what is said of a channel names its host at most).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
@@ -303,7 +303,8 @@ fn exec(argv: &[String], text: &str, event: &Event, timeout: Duration) -> Answer
             _ => break None,
         }
     };
-    let said = last_line(output);
+    let mut output = output;
+    let said = crate::act::last_line(&mut output);
     match status {
         Some(s) if s.success() => Answer::Delivered(said.unwrap_or_else(|| "exit 0".into())),
         Some(s) => Answer::Later(format!(
@@ -313,14 +314,7 @@ fn exec(argv: &[String], text: &str, event: &Event, timeout: Duration) -> Answer
             said.map(|l| format!(": {l}")).unwrap_or_default()
         )),
         None => {
-            if let Ok(pgid) = i32::try_from(child.id()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pgid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::act::kill_group(&mut child);
             Answer::Later(format!(
                 "{} did not finish within {}s",
                 argv[0],
@@ -328,18 +322,4 @@ fn exec(argv: &[String], text: &str, event: &Event, timeout: Duration) -> Answer
             ))
         }
     }
-}
-
-/// The last line a command printed, shortened.
-fn last_line(mut output: std::fs::File) -> Option<String> {
-    use std::io::{Seek, SeekFrom};
-    let len = output.seek(SeekFrom::End(0)).ok()?;
-    output
-        .seek(SeekFrom::Start(len.saturating_sub(4096)))
-        .ok()?;
-    let mut tail = Vec::new();
-    output.read_to_end(&mut tail).ok()?;
-    let text = String::from_utf8_lossy(&tail);
-    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
-    Some(file::quote(line.trim(), 200))
 }
