@@ -123,6 +123,10 @@ pub(crate) struct Service {
     /// `certificate [HOST:PORT] valid for N days`: the TLS certificate a
     /// port presents must not expire sooner.
     pub(crate) certificate: Option<Certificate>,
+    /// `retry N [every D]`: tries a failing check gets within a pass
+    /// before it counts, and the wait between them (Kubernetes'
+    /// failureThreshold and periodSeconds).
+    pub(crate) retry: (u32, Duration),
     /// At least one of `restart` and `start` is given.
     pub(crate) restart: Option<Command>,
     pub(crate) start: Option<Command>,

@@ -90,6 +90,33 @@ pub(super) fn limit(a: &Attribute) -> Result<(usize, i64), Diagnostic> {
     Ok((n, within.as_secs() as i64))
 }
 
+/// `retry N [every DURATION]`: how many tries a failing check gets within
+/// a pass (1 to 10), and the wait between them (default 1s, at most 60s).
+pub(super) fn retry(a: &Attribute) -> Result<(u32, Duration), Diagnostic> {
+    let bad = || {
+        Diagnostic::error(
+            values_span(a),
+            "`retry` is written `retry N [every DURATION]`, N from 1 to 10, e.g. `retry 3 every 2s`",
+        )
+    };
+    if a.values.is_empty() || a.values.iter().any(|v| v.kind == ValueKind::Quoted) {
+        return Err(bad());
+    }
+    let n: u32 = a.values[0].text.parse().map_err(|_| bad())?;
+    if !(1..=10).contains(&n) {
+        return Err(bad());
+    }
+    let every = match a.values.get(1).map(|v| v.text.as_str()) {
+        None => Duration::from_secs(1),
+        Some("every") => words_duration(&a.values[2..]).ok_or_else(bad)?,
+        Some(_) => return Err(bad()),
+    };
+    if every > Duration::from_secs(60) {
+        return Err(bad());
+    }
+    Ok((n, every))
+}
+
 /// `remind DURATION` or `remind never`
 pub(super) fn remind(a: &Attribute) -> Result<Option<i64>, Diagnostic> {
     if a.values.len() == 1 && a.values[0].text == "never" && a.values[0].kind == ValueKind::Word {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::attributes::{
     absolute_path, at_least_one_second, count_range, cpu_limit, depends_on, duration, ip_address,
-    memory_limit, one_string, pattern, unit_name, user_name, yes_no,
+    memory_limit, one_string, pattern, retry, unit_name, user_name, yes_no,
 };
 use super::probes;
 use super::service::Draft;
@@ -176,6 +176,15 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         meaning: "a UNIX socket that must accept connections",
         scope: Scope::Service,
         read: |a, d| absolute_path(a).map(|p| d.unix = Some(PathBuf::from(p))),
+    },
+    Attr {
+        key: "retry",
+        written: "retry",
+        value: "`N [every DURATION]`",
+        default: "`1`",
+        meaning: "how many tries a failing `port`, `unix`, `http` or `certificate` check gets within a pass before it counts, `every` apart (default 1s)",
+        scope: Scope::Service,
+        read: |a, d| retry(a).map(|r| d.retry = r),
     },
     Attr {
         key: "connect_timeout",

@@ -38,6 +38,7 @@ pub(crate) struct Draft {
     pub(crate) host: Option<std::net::IpAddr>,
     pub(crate) unix: Option<PathBuf>,
     pub(crate) connect_timeout: std::time::Duration,
+    pub(crate) retry: (u32, std::time::Duration),
     /// `restart`, `start`, `stop`, as written.
     pub(crate) commands: [Option<String>; 3],
     pub(crate) shell: bool,
@@ -66,6 +67,7 @@ impl Draft {
             host: None,
             unix: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retry: (1, std::time::Duration::from_secs(1)),
             commands: [None, None, None],
             shell: false,
             settings: *defaults,
@@ -141,6 +143,7 @@ pub(super) fn service(
         },
         http,
         certificate,
+        retry: d.retry,
         restart,
         start,
         stop,

@@ -212,14 +212,25 @@ fn checks(service: &Service) -> Vec<Box<dyn Check + '_>> {
 }
 
 /// The longest the checks of `service` may take together: each has its
-/// own timeout, from when it starts.
+/// own timeout, from when it starts, for each of its tries, and the waits
+/// between tries.
 pub(crate) fn budget(service: &Service) -> Duration {
-    checks(service).iter().map(|c| c.timeout()).sum()
+    let (tries, every) = service.retry;
+    let once: Duration = checks(service).iter().map(|c| c.timeout()).sum();
+    let waits = every * (tries - 1) * checks(service).len() as u32;
+    once * tries + waits
 }
 
 /// What the checks of `service` ask, in words, in the order they run.
 pub(crate) fn explained(service: &Service) -> Vec<String> {
-    checks(service).iter().map(|c| c.explain()).collect()
+    let mut said: Vec<String> = checks(service).iter().map(|c| c.explain()).collect();
+    if let (tries @ 2.., every) = service.retry {
+        said.push(format!(
+            "a check that fails is tried again, up to {tries} tries {} apart, before it counts",
+            crate::clock::span(every.as_secs() as i64)
+        ));
+    }
+    said
 }
 
 /// Whether `service` has a check to run while it runs.
@@ -228,14 +239,32 @@ pub(crate) fn wanted(service: &Service) -> bool {
 }
 
 /// Runs the checks of `service` in order, each within its own timeout from
-/// when it starts, the first failure ending them: what each that ran found.
+/// when it starts, a failing one tried again as `retry` says, the first
+/// failure that counts ending them: what each that ran found (a pass on a
+/// later try says so, with what the first try found).
 pub(crate) fn run(service: &Service) -> Vec<Checked> {
+    let (tries, every) = service.retry;
     let mut done = Vec::new();
     for check in checks(service) {
-        let deadline = Instant::now() + check.timeout();
-        let (status, result) = check
-            .judge(deadline)
-            .unwrap_or_else(|why| (Status::Failed, why));
+        let mut first: Option<String> = None;
+        let mut attempt = 1;
+        let (status, result) = loop {
+            let deadline = Instant::now() + check.timeout();
+            let (status, result) = check
+                .judge(deadline)
+                .unwrap_or_else(|why| (Status::Failed, why));
+            if status != Status::Failed || attempt >= tries {
+                break (status, result);
+            }
+            first.get_or_insert(result);
+            attempt += 1;
+            std::thread::sleep(every);
+        };
+        let result = match (first, status) {
+            (None, _) => result,
+            (Some(_), Status::Failed) => format!("{result}; {tries} tries"),
+            (Some(f), _) => format!("{result}; on try {attempt} of {tries}, the first: {f}"),
+        };
         done.push(Checked {
             check: check.label(),
             status,

@@ -42,9 +42,14 @@ if kind == "line":
             pass
         c.close()
 
+served = [0]
+
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        code = 500 if kind == "error" else 200
+        # flaky: the first answer of every three is 500.
+        served[0] += 1
+        flaky = kind == "flaky" and served[0] % 3 == 1
+        code = 500 if kind == "error" or flaky else 200
         body = b"maintenance\n" if kind == "wrong" else b"ok\n"
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
@@ -481,5 +486,47 @@ fn a_restart_that_still_fails_its_check_says_why() {
             " started, but still fails a check after 2 s: http {url}: status 500 Internal Server Error, not 200"
         )),
         "{run:?}"
+    );
+}
+
+/// A server that fails one answer in three: with `retry 3` a pass tries
+/// again and never restarts it (and `explain` shows the try it passed
+/// on); without, the failing answer restarts it, as before.
+#[test]
+fn a_check_that_passes_on_a_retry_restarts_nothing() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let sb = sandbox(
+        port,
+        &format!("http \"{url}\" status 200\n  retry 3 every 1s"),
+    );
+    let _flaky = serve(&sb, port, &["flaky", &port.to_string()]);
+    for _ in 0..5 {
+        let run = sb.tend(&[]);
+        assert_eq!((run.code, lines(&run)), (0, vec![]), "{run:?}");
+    }
+    let explain = sb.tend(&["explain", "web"]);
+    assert!(
+        explain.stdout.contains(
+            "a check that fails is tried again, up to 3 tries 1 s apart, before it counts"
+        ),
+        "{explain:?}"
+    );
+    // The fifth pass's look was its 7th answer, a 500, then the 8th, a 200.
+    assert!(
+        explain.stdout.contains(&format!(
+            "http {url}: passed (status 200 OK; on try 2 of 3, the first: status 500 Internal Server Error, not 200)"
+        )),
+        "{explain:?}"
+    );
+
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let sb = sandbox(port, &format!("http \"{url}\" status 200"));
+    let _flaky = serve(&sb, port, &["flaky", &port.to_string()]);
+    let run = sb.tend(&[]);
+    assert_eq!(
+        lines(&run)[0],
+        format!("Web fails a check (http {url}: status 500 Internal Server Error, not 200), restarting...")
     );
 }

@@ -73,6 +73,18 @@ mod tests {
                 5,
             ),
             (
+                // Monit's `retry N`: N tries within the cycle, as tend's.
+                "check process r with pidfile /run/r.pid\n start program = \"/bin/r\"\n restart program = \"/bin/r -r\"\n if failed port 6379\n    retry 3\n    then restart",
+                vec![
+                    ("pidfile", "\"/run/r.pid\""),
+                    ("start", "\"/bin/r\""),
+                    ("restart", "\"/bin/r -r\""),
+                    ("retry", "3"),
+                    ("port", "6379"),
+                ],
+                0,
+            ),
+            (
                 // A `{ ... }` over several lines is one statement each.
                 "set mail-format {\n  from: monit@example.org\n  subject: $SERVICE $EVENT\n}\nset alert ops@example.org but not on { instance,\n  action }\ncheck process s with pidfile /run/s.pid\n  alert root@example.org not on {\n    pid }\n  start program \"/bin/s\"",
                 vec![("pidfile", "\"/run/s.pid\""), ("start", "\"/bin/s\"")],

@@ -398,10 +398,24 @@ pub(super) fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
             "`{tol}`: tend restarts at the first failed check"
         )));
     }
-    if let Some(n) = t.retry {
-        d.left.push(left(&format!(
-            "`retry {n}`: tend tries a check once a pass and restarts at its first failure"
-        )));
+    // Monit's `retry N`: N tries within the cycle; tend's, within a pass
+    // (for each check of the service, 1 s apart).
+    if let Some(n) = t.retry.filter(|&n| n > 1) {
+        let kept = d
+            .value("retry")
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(1);
+        let tries = n.clamp(kept, 10);
+        d.set("retry", tries.to_string());
+        if n > 10 {
+            d.left.push(left(&format!(
+                "carried as `retry 10`: tend gives a check at most 10 tries a pass (Monit: {n})"
+            )));
+        } else if kept == 1 {
+            d.notes.push(
+                "tend's `retry` gives each check of the service its tries, 1 s apart, within a pass".into(),
+            );
+        }
     }
     if t.action.otherwise {
         d.left.push(left(
