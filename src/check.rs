@@ -66,6 +66,9 @@ pub(crate) struct Verdict {
     pub(crate) seen: Observed,
     /// The CPU sample of this look, for services with `cpu above`.
     pub(crate) cpu: Option<CpuSample>,
+    /// Passes in a row its checks have failed, this one included (0 when
+    /// they passed or did not run), for `tolerate`.
+    pub(crate) failed_passes: u32,
     /// What each check that speaks to it found (`port`, `http`, ...), in
     /// order, up to the first that failed; none while it is not running.
     pub(crate) checks: Vec<probe::Checked>,
@@ -93,6 +96,7 @@ impl Default for Verdict {
         Verdict {
             seen: Observed::Down(None),
             cpu: None,
+            failed_passes: 0,
             checks: Vec::new(),
         }
     }
@@ -279,7 +283,17 @@ pub(crate) fn main_process<'a>(procs: &[&'a Process]) -> Option<&'a Process> {
 /// run on a thread of their own so that even a connect the kernel keeps
 /// waiting (a full UNIX socket backlog) cannot hold the pass past the
 /// timeout.
-pub(crate) fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
+///
+/// `failed`: for each service, the passes in a row its checks had failed
+/// before this look (None while a restart is verified: no tolerance
+/// then). A failure within the service's `tolerate` is counted and shown
+/// with the checks, and the service stays up.
+pub(crate) fn connect_all(
+    services: &[&Service],
+    verdicts: &mut [Verdict],
+    wanted: &[bool],
+    failed: Option<&[u32]>,
+) {
     let pending: Vec<(usize, std::sync::mpsc::Receiver<Vec<probe::Checked>>)> = services
         .iter()
         .zip(verdicts.iter())
@@ -305,11 +319,23 @@ pub(crate) fn connect_all(services: &[&Service], verdicts: &mut [Verdict], wante
             verdicts[i].fail(format!("no answer within {} s", limit.as_secs()));
             continue;
         };
+        let before = failed.and_then(|f| f.get(i).copied());
         for c in &checks {
             match c.status {
                 probe::Status::Passed => {}
                 probe::Status::Warned => verdicts[i].say(c.sentence()),
-                probe::Status::Failed => verdicts[i].fail(c.sentence()),
+                probe::Status::Failed => {
+                    let tolerate = services[i].tolerate;
+                    let count = before.unwrap_or(0) + 1;
+                    verdicts[i].failed_passes = count;
+                    match (before, tolerate) {
+                        (Some(_), 2..) if count < tolerate => {}
+                        (Some(_), 2..) => {
+                            verdicts[i].fail(format!("{}; {count} passes in a row", c.sentence()))
+                        }
+                        _ => verdicts[i].fail(c.sentence()),
+                    }
+                }
             }
         }
         verdicts[i].checks = checks;

@@ -73,6 +73,8 @@ pub(crate) struct Input<'a> {
     /// checks that speak to the service found, whether it has such checks,
     /// and a restart command a killed pass left at work for it.
     pub(crate) cpu: Option<CpuSample>,
+    /// Passes in a row its checks have failed, this one included.
+    pub(crate) failed_passes: u32,
     pub(crate) checks: &'a [Checked],
     pub(crate) checked: bool,
     pub(crate) left: Option<Spawned>,
@@ -136,6 +138,7 @@ fn carry(input: &Input, state: &mut ServiceState, attempted: bool) {
         command: input.left.clone(),
         checks,
         restarts_total: counted(input.prior, attempted),
+        failed_passes: input.failed_passes,
     };
 }
 
@@ -543,6 +546,7 @@ mod tests {
             restart_on_upgrade: false,
             now: NOW,
             cpu: None,
+            failed_passes: 0,
             checks: &[],
             checked: false,
             left: None,

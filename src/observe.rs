@@ -86,7 +86,15 @@ impl<'p> Watch<'p> {
     /// matches), the checks that speak to it, its memory, and its CPU load
     /// since the last pass (`prior`'s sample).
     pub(crate) fn look(&self, prior: &State) -> Result<Vec<Verdict>> {
-        let mut found = self.look_at(&vec![true; self.services.len()])?;
+        let failed: Vec<u32> = (self.services.iter())
+            .map(|s| {
+                prior
+                    .services
+                    .get(&s.id)
+                    .map_or(0, |p| p.carried.failed_passes)
+            })
+            .collect();
+        let mut found = self.look_at(&vec![true; self.services.len()], Some(&failed))?;
         self.cpu(&mut found, prior);
         Ok(found)
     }
@@ -94,7 +102,7 @@ impl<'p> Watch<'p> {
     /// The same, where only the services `wanted` get their connections and
     /// resource reads (while restarts are verified, every 200 ms, only the
     /// restarted services need them).
-    fn look_at(&self, wanted: &[bool]) -> Result<Vec<Verdict>> {
+    fn look_at(&self, wanted: &[bool], failed: Option<&[u32]>) -> Result<Vec<Verdict>> {
         if self.services.is_empty() {
             return Ok(Vec::new());
         }
@@ -149,7 +157,7 @@ impl<'p> Watch<'p> {
                 }
             })
             .collect();
-        check::connect_all(&self.services, &mut verdicts, wanted);
+        check::connect_all(&self.services, &mut verdicts, wanted, failed);
         check::resources(&self.services, &mut verdicts, wanted);
         Ok(verdicts)
     }
@@ -185,7 +193,7 @@ impl<'p> Watch<'p> {
     ) -> Vec<(act::Sight, Vec<Checked>)> {
         let mut wanted = vec![false; self.services.len()];
         restarted.iter().for_each(|&i| wanted[i] = true);
-        let mut found = self.look_at(&wanted).unwrap_or_default();
+        let mut found = self.look_at(&wanted, None).unwrap_or_default();
         restarted
             .iter()
             .map(|&i| {

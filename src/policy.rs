@@ -127,6 +127,9 @@ pub(crate) struct Service {
     /// before it counts, and the wait between them (Kubernetes'
     /// failureThreshold and periodSeconds).
     pub(crate) retry: (u32, Duration),
+    /// `tolerate N passes`: passes in a row a check may fail before the
+    /// service is restarted (Monit's `for N cycles`).
+    pub(crate) tolerate: u32,
     /// At least one of `restart` and `start` is given.
     pub(crate) restart: Option<Command>,
     pub(crate) start: Option<Command>,

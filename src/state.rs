@@ -230,6 +230,13 @@ pub(crate) struct Carried {
     /// which keeps the budget's window): the metrics' counter.
     #[serde(default)]
     pub(crate) restarts_total: u64,
+    /// Passes in a row its checks have failed (for `tolerate`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) failed_passes: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ServiceState {

@@ -143,17 +143,25 @@ pub(crate) fn last_words(unit: &str) -> Option<crate::words::Words> {
         return None;
     }
     let filter = format!("_SYSTEMD_INVOCATION_ID={id}");
-    let (status, text) = output(
-        "journalctl",
-        &[&filter, "-n", "5", "-o", "cat", "--no-pager", "-q"],
-    )
-    .ok()?;
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<String> = (text.lines())
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| crate::file::quote(l.trim_end(), 200))
-        .collect();
-    (status.success() && !lines.is_empty()).then(|| crate::words::Words {
+    let read = || -> Option<Vec<String>> {
+        let (status, text) = output(
+            "journalctl",
+            &[&filter, "-n", "5", "-o", "cat", "--no-pager", "-q"],
+        )
+        .ok()?;
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<String> = (text.lines())
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| crate::file::quote(l.trim_end(), 200))
+            .collect();
+        (status.success() && !lines.is_empty()).then_some(lines)
+    };
+    // journald may lag a unit that just ended: one more look, a moment on.
+    let lines = read().or_else(|| {
+        std::thread::sleep(Duration::from_millis(300));
+        read()
+    })?;
+    Some(crate::words::Words {
         from: format!("the journal of {unit}"),
         lines,
     })

@@ -117,6 +117,28 @@ pub(super) fn retry(a: &Attribute) -> Result<(u32, Duration), Diagnostic> {
     Ok((n, every))
 }
 
+/// `tolerate N passes`: how many passes in a row a check may fail before
+/// the service is restarted (1 to 100).
+pub(super) fn tolerate(a: &Attribute) -> Result<u32, Diagnostic> {
+    let bad = || {
+        Diagnostic::error(
+            values_span(a),
+            "`tolerate` is written `tolerate N passes`, N from 1 to 100, e.g. `tolerate 3 passes`",
+        )
+    };
+    let words: Vec<&str> = a.values.iter().map(|v| v.text.as_str()).collect();
+    let n: u32 = match words.as_slice() {
+        [n, "passes" | "pass"] if a.values.iter().all(|v| v.kind == ValueKind::Word) => {
+            n.parse().map_err(|_| bad())?
+        }
+        _ => return Err(bad()),
+    };
+    match n {
+        1..=100 => Ok(n),
+        _ => Err(bad()),
+    }
+}
+
 /// `remind DURATION` or `remind never`
 pub(super) fn remind(a: &Attribute) -> Result<Option<i64>, Diagnostic> {
     if a.values.len() == 1 && a.values[0].text == "never" && a.values[0].kind == ValueKind::Word {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::attributes::{
     absolute_path, at_least_one_second, count_range, cpu_limit, depends_on, duration, ip_address,
-    memory_limit, one_string, pattern, retry, unit_name, user_name, yes_no,
+    memory_limit, one_string, pattern, retry, tolerate, unit_name, user_name, yes_no,
 };
 use super::probes;
 use super::service::Draft;
@@ -185,6 +185,15 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         meaning: "how many tries a failing `port`, `unix`, `http` or `certificate` check gets within a pass before it counts, `every` apart (default 1s)",
         scope: Scope::Service,
         read: |a, d| retry(a).map(|r| d.retry = r),
+    },
+    Attr {
+        key: "tolerate",
+        written: "tolerate",
+        value: "`N passes`",
+        default: "`1 pass`",
+        meaning: "how many passes in a row a `port`, `unix`, `http` or `certificate` check may fail before the service is restarted (Monit's `for N cycles`)",
+        scope: Scope::Service,
+        read: |a, d| tolerate(a).map(|n| d.tolerate = n),
     },
     Attr {
         key: "connect_timeout",

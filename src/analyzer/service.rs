@@ -39,6 +39,7 @@ pub(crate) struct Draft {
     pub(crate) unix: Option<PathBuf>,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) retry: (u32, std::time::Duration),
+    pub(crate) tolerate: u32,
     /// `restart`, `start`, `stop`, as written.
     pub(crate) commands: [Option<String>; 3],
     pub(crate) shell: bool,
@@ -68,6 +69,7 @@ impl Draft {
             unix: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: (1, std::time::Duration::from_secs(1)),
+            tolerate: 1,
             commands: [None, None, None],
             shell: false,
             settings: *defaults,
@@ -144,6 +146,7 @@ pub(super) fn service(
         http,
         certificate,
         retry: d.retry,
+        tolerate: d.tolerate,
         restart,
         start,
         stop,

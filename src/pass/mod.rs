@@ -181,6 +181,7 @@ fn input<'a>(
         restart_on_upgrade: service.restart_on_upgrade,
         now,
         cpu: verdict.cpu,
+        failed_passes: verdict.failed_passes,
         checks: &verdict.checks,
         checked: crate::probe::wanted(service),
         left,

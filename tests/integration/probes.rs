@@ -530,3 +530,48 @@ fn a_check_that_passes_on_a_retry_restarts_nothing() {
         format!("Web fails a check (http {url}: status 500 Internal Server Error, not 200), restarting...")
     );
 }
+
+/// `tolerate 3 passes`: a check that keeps failing restarts the service on
+/// the third failing pass in a row, not before; one that fails now and
+/// then (one answer in three) never does, the count starting over at each
+/// success; and the state keeps the count between passes.
+#[test]
+fn a_failing_check_is_tolerated_for_its_passes_and_the_count_resets() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let sb = sandbox(
+        port,
+        &format!("http \"{url}\" status 200\n  tolerate 3 passes"),
+    );
+    let error = serve(&sb, port, &["error", &port.to_string()]);
+    for pass in 1..=2 {
+        let run = sb.tend(&[]);
+        assert_eq!((run.code, lines(&run)), (0, vec![]), "pass {pass}: {run:?}");
+        let state = std::fs::read_to_string(sb.path("state/state.json")).unwrap();
+        assert!(
+            state.contains(&format!("\"failed_passes\": {pass}")),
+            "{state}"
+        );
+    }
+    let third = sb.tend(&[]);
+    assert_eq!(third.code, 0, "{third:?}");
+    assert_eq!(
+        lines(&third)[0],
+        format!("Web fails a check (http {url}: status 500 Internal Server Error, not 200; 3 passes in a row), restarting...")
+    );
+    assert!(crate::sandbox::cmdline(error.pid()).is_none());
+    drop(error);
+
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let sb = sandbox(
+        port,
+        &format!("http \"{url}\" status 200\n  tolerate 2 passes"),
+    );
+    let _flaky = serve(&sb, port, &["flaky", &port.to_string()]);
+    // Answers 500, 200, 200, 500, 200, 200: never two failing passes.
+    for pass in 1..=6 {
+        let run = sb.tend(&[]);
+        assert_eq!((run.code, lines(&run)), (0, vec![]), "pass {pass}: {run:?}");
+    }
+}

@@ -85,6 +85,19 @@ mod tests {
                 0,
             ),
             (
+                // `for N cycles`: failing cycles in a row, as passes (3 of
+                // 120 s come to 2 passes, said as a change).
+                "check process t with pidfile /run/t.pid\n start program = \"/bin/t\"\n restart program = \"/bin/t -r\"\n if failed port 80 for 3 cycles then restart",
+                vec![
+                    ("pidfile", "\"/run/t.pid\""),
+                    ("start", "\"/bin/t\""),
+                    ("restart", "\"/bin/t -r\""),
+                    ("tolerate", "2 passes"),
+                    ("port", "80"),
+                ],
+                1,
+            ),
+            (
                 // A `{ ... }` over several lines is one statement each.
                 "set mail-format {\n  from: monit@example.org\n  subject: $SERVICE $EVENT\n}\nset alert ops@example.org but not on { instance,\n  action }\ncheck process s with pidfile /run/s.pid\n  alert root@example.org not on {\n    pid }\n  start program \"/bin/s\"",
                 vec![("pidfile", "\"/run/s.pid\""), ("start", "\"/bin/s\"")],

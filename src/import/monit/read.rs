@@ -55,7 +55,7 @@ pub(super) struct Test {
     pub(super) timeout: Option<u64>,
     /// `retry N`: tries within one cycle.
     pub(super) retry: Option<u64>,
-    pub(super) tolerance: Option<String>,
+    pub(super) tolerance: Option<(u64, Option<u64>)>,
     pub(super) action: Action,
 }
 
@@ -364,7 +364,7 @@ pub(super) fn clause(pair: Pair) -> Clause {
                     Rule::hostheader => t.hostheader = sub.next().map(value),
                     Rule::timeout => t.timeout = Some(number(sub.next())),
                     Rule::retry => t.retry = Some(number(sub.next())),
-                    Rule::tolerance => t.tolerance = Some(tolerance_text(tolerance(p))),
+                    Rule::tolerance => t.tolerance = Some(tolerance(p)),
                     Rule::action => t.action = action(p),
                     _ => {}
                 }

@@ -239,7 +239,7 @@ pub(super) fn carry_clause(
                 action.what
             ))),
         },
-        Clause::Failed(t) => failed(d, t, &left),
+        Clause::Failed(t) => failed(d, t, cycle, &left),
         Clause::Resource { .. } => resource(d, clause, cycle, &left),
         Clause::NotExist(action) => {
             if action.what != "restart" {
@@ -385,7 +385,7 @@ fn resource(d: &mut Draft, clause: &Clause, cycle: u64, left: &dyn Fn(&str) -> L
 }
 
 /// `if failed [host H] port N ...` or `if failed unixsocket PATH ...`.
-pub(super) fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
+pub(super) fn failed(d: &mut Draft, t: &Test, cycle: u64, left: &dyn Fn(&str) -> Left) {
     if t.action.what != "restart" {
         d.left.push(left(&format!(
             "then {}: a failed check makes tend restart the service; not carried over",
@@ -393,10 +393,27 @@ pub(super) fn failed(d: &mut Draft, t: &Test, left: &dyn Fn(&str) -> Left) {
         )));
         return;
     }
-    if let Some(tol) = &t.tolerance {
-        d.left.push(left(&format!(
-            "`{tol}`: tend restarts at the first failed check"
-        )));
+    // `for N cycles`: N failing cycles in a row, as passes (cron's five
+    // minutes; at least one); `for N times within M cycles` has no
+    // counterpart.
+    match t.tolerance {
+        Some((n, None)) => {
+            let passes = n.saturating_mul(cycle).div_ceil(PASS).clamp(1, 100);
+            if passes > 1 {
+                d.set("tolerate", format!("{passes} passes"));
+            }
+            if n.saturating_mul(cycle) != passes * PASS {
+                d.left.push(left(&format!(
+                    "carried as `tolerate {passes} pass{}`: {n} cycles of {cycle} s in a row, counted in tend's five-minute passes",
+                    if passes == 1 { "" } else { "es" }
+                )));
+            }
+        }
+        Some(tol) => d.left.push(left(&format!(
+            "`{}`: tend counts failing passes in a row (`tolerate N passes`), not N of M",
+            tolerance_text(tol)
+        ))),
+        None => {}
     }
     // Monit's `retry N`: N tries within the cycle; tend's, within a pass
     // (for each check of the service, 1 s apart).
