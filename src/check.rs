@@ -122,6 +122,17 @@ impl Verdict {
         }
     }
 
+    /// Whether it is ready for the services that depend on it: up, and
+    /// none of its checks failing (one failing within `tolerate` keeps it
+    /// up, not ready).
+    pub(crate) fn ready(&self) -> bool {
+        self.running().is_some()
+            && !self
+                .checks
+                .iter()
+                .any(|c| c.status == probe::Status::Failed)
+    }
+
     /// Why it is not up, beyond "no process matches".
     pub(crate) fn problem(&self) -> Option<&Problem> {
         match &self.seen {

@@ -95,11 +95,10 @@ impl Plan<'_> {
     }
 
     /// For each service, whether it is up now.
+    /// Whether each service is ready for its dependents: up, its checks
+    /// passing.
     fn up(&self) -> Vec<bool> {
-        self.services
-            .iter()
-            .map(|p| p.verdict.running().is_some())
-            .collect()
+        self.services.iter().map(|p| p.verdict.ready()).collect()
     }
 
     /// Whether every service that applies is up now.
@@ -239,11 +238,7 @@ fn decided<'p>(
     digest: &str,
     now: i64,
 ) -> Plan<'p> {
-    let up: Vec<bool> = looked
-        .verdicts
-        .iter()
-        .map(|v| v.running().is_some())
-        .collect();
+    let up: Vec<bool> = looked.verdicts.iter().map(Verdict::ready).collect();
     let (pause, pause_ended, ended) = pause_of(memory.pause, memory.prior.pause_ended, now);
     let hold = hold(&pause, &busy);
     let mut services = Vec::with_capacity(up.len());

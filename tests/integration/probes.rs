@@ -575,3 +575,31 @@ fn a_failing_check_is_tolerated_for_its_passes_and_the_count_resets() {
         assert_eq!((run.code, lines(&run)), (0, vec![]), "pass {pass}: {run:?}");
     }
 }
+
+/// A service others depend on is ready for them when its checks pass, not
+/// merely when its process runs: a dependent of a server whose check
+/// fails (tolerated, so not restarted yet) waits for it.
+#[test]
+fn a_dependent_waits_for_a_service_whose_check_fails() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let sb = sandbox(
+        port,
+        &format!("http \"{url}\" status 200\n  tolerate 3 passes"),
+    );
+    let policy = std::fs::read_to_string(sb.path("policy.tend")).unwrap();
+    sb.daemon("app");
+    sb.policy(&format!(
+        "{policy}service app {{\n  process \"@DIR@/app\"\n  restart \"setsid -f @DIR@/app 1000\"\n  depends on web\n  grace 5s\n}}\n"
+    ));
+    let _error = serve(&sb, port, &["error", &port.to_string()]);
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout
+            .contains("app (app): not running; would run once Web is up"),
+        "{dry:?}"
+    );
+    let run = sb.tend(&[]);
+    assert!(sb.pids_of("app").is_empty(), "{run:?}");
+    assert_eq!(run.code, 1, "{run:?}");
+}

@@ -500,7 +500,12 @@ fn passes_killed_at_random_never_leave_two_daemons() {
         let daemon = sb.path("daemon").display().to_string();
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let n = crate::sandbox::all_pids_matching(&format!("{daemon} 2")).len();
+                // The daemon itself: not `setsid -f DAEMON 2` (the
+                // wrapper, and its child for the moment before its exec).
+                let n = crate::sandbox::all_pids_matching(&format!("{daemon} 2"))
+                    .into_iter()
+                    .filter(|&p| crate::sandbox::cmdline(p).is_some_and(|c| c.starts_with(&daemon)))
+                    .count();
                 most.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
