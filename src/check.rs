@@ -331,10 +331,21 @@ pub(crate) fn connect_all(
             continue;
         };
         let before = failed.and_then(|f| f.get(i).copied());
+        // A process that started within its start period is not judged by
+        // its checks yet (they are shown, and it is not ready).
+        let young = verdicts[i]
+            .running()
+            .and_then(Running::process)
+            .is_some_and(|p| {
+                // Start times are the kernel's, on the real clock.
+                let age = (crate::clock::real_ms() / 1000).saturating_sub(p.started);
+                failed.is_some() && u128::from(age) * 1000 < services[i].start_period.as_millis()
+            });
         for c in &checks {
             match c.status {
                 probe::Status::Passed => {}
                 probe::Status::Warned => verdicts[i].say(c.sentence()),
+                probe::Status::Failed if young => {}
                 probe::Status::Failed => {
                     let tolerate = services[i].tolerate;
                     let count = before.unwrap_or(0) + 1;

@@ -130,6 +130,9 @@ pub(crate) struct Service {
     /// `tolerate N passes`: passes in a row a check may fail before the
     /// service is restarted (Monit's `for N cycles`).
     pub(crate) tolerate: u32,
+    /// `start_period`: how long a process that just started may fail its
+    /// checks before a failure counts (Kubernetes' startupProbe).
+    pub(crate) start_period: Duration,
     /// At least one of `restart` and `start` is given.
     pub(crate) restart: Option<Command>,
     pub(crate) start: Option<Command>,

@@ -196,6 +196,15 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         read: |a, d| tolerate(a).map(|n| d.tolerate = n),
     },
     Attr {
+        key: "start_period",
+        written: "start_period",
+        value: "duration",
+        default: "`0`",
+        meaning: "how long a process that just started (restarted by tend, or seen new) may fail its checks before a failure counts; a restart waits this long (at least `grace`) for them to pass",
+        scope: Scope::Service,
+        read: |a, d| duration(a).map(|t| d.start_period = t),
+    },
+    Attr {
         key: "connect_timeout",
         written: "connect_timeout",
         value: "duration",

@@ -40,6 +40,7 @@ pub(crate) struct Draft {
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) retry: (u32, std::time::Duration),
     pub(crate) tolerate: u32,
+    pub(crate) start_period: std::time::Duration,
     /// `restart`, `start`, `stop`, as written.
     pub(crate) commands: [Option<String>; 3],
     pub(crate) shell: bool,
@@ -70,6 +71,7 @@ impl Draft {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: (1, std::time::Duration::from_secs(1)),
             tolerate: 1,
+            start_period: std::time::Duration::ZERO,
             commands: [None, None, None],
             shell: false,
             settings: *defaults,
@@ -147,6 +149,7 @@ pub(super) fn service(
         certificate,
         retry: d.retry,
         tolerate: d.tolerate,
+        start_period: d.start_period,
         restart,
         start,
         stop,

@@ -318,7 +318,8 @@ fn job<'a>(service: &'a Service, verdict: &Verdict, step: &Step) -> act::Job<'a>
     act::Job {
         commands: service.commands(present(verdict, step)),
         timeout: service.timeout,
-        grace: service.grace,
+        // Checks get their start period to pass after a restart.
+        grace: service.grace.max(service.start_period),
         settle: service.settle,
     }
 }

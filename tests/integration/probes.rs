@@ -603,3 +603,51 @@ fn a_dependent_waits_for_a_service_whose_check_fails() {
     assert!(sb.pids_of("app").is_empty(), "{run:?}");
     assert_eq!(run.code, 1, "{run:?}");
 }
+
+/// A server that opens its port 4 s after it starts.
+const SLOW: &str = "import socket, sys, time\ntime.sleep(4)\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', int(sys.argv[1])))\ns.listen(16)\nwhile True:\n    c, _ = s.accept()\n    c.close()\n";
+
+/// `start_period`: a slow starter gets it after a restart (reported
+/// restarted, once, not killed in a loop), and when it is seen new; with
+/// none, the same restart failed to start.
+#[test]
+fn a_slow_starter_gets_its_start_period() {
+    for (period, restarted) in [("10s", true), ("0", false)] {
+        let port = free_port();
+        let sb = Sandbox::new();
+        sb.write("slow.py", SLOW);
+        sb.policy(&format!(
+            "service web {{\n  name \"Web\"\n  process \"@DIR@/slow\\\\.py\"\n  port {port}\n  start_period {period}\n  restart \"setsid -f /usr/bin/python3 @DIR@/slow.py {port}\"\n  grace 2s\n}}\n"
+        ));
+        let run = sb.tend(&[]);
+        let said = lines(&run);
+        assert_eq!(said[0], "Web is not running, restarting...", "{run:?}");
+        if restarted {
+            assert_eq!(run.code, 0, "{run:?}");
+            assert!(said[1].starts_with("Web restarted (pid "), "{run:?}");
+            let again = sb.tend(&[]);
+            assert_eq!((again.code, lines(&again)), (0, vec![]), "{again:?}");
+        } else {
+            assert!(said[1].starts_with("Web failed to start!"), "{run:?}");
+            assert!(said[1].contains("connection refused"), "{run:?}");
+        }
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", &format!("{}/slow", sb.dir().display())])
+            .status();
+    }
+    // Seen new, started by someone else a moment ago: not judged yet.
+    let port = free_port();
+    let sb = Sandbox::new();
+    sb.write("slow.py", SLOW);
+    sb.policy(&format!(
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/slow\\\\.py\"\n  port {port}\n  start_period 10s\n  restart \"setsid -f /usr/bin/python3 @DIR@/slow.py {port}\"\n}}\n"
+    ));
+    let _slow = Started::spawn(
+        Command::new("/usr/bin/python3")
+            .arg(sb.path("slow.py"))
+            .arg(port.to_string()),
+        "/usr/bin/python3",
+    );
+    let quiet = sb.tend(&[]);
+    assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
+}
