@@ -68,16 +68,23 @@ fn tail(path: &Path) -> Result<Vec<String>, String> {
         .read_to_end(&mut bytes)
         .map_err(|e| crate::probe::plain(&e))?;
     let text = String::from_utf8_lossy(&bytes);
-    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    // A tail that starts mid-line: its first, partial line is not shown.
+    let mut lines: Vec<String> = (text.lines())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| crate::file::quote(l.trim_end(), 200))
+        .collect();
+    // A tail that starts mid-line: its first, partial line is not shown,
+    // unless it is all there is (one line longer than the tail): then its
+    // end is, marked as cut.
     if start > 0 && !lines.is_empty() {
         lines.remove(0);
+        if lines.is_empty() {
+            let chars: Vec<char> = text.trim_end().chars().collect();
+            let end: String = chars[chars.len().saturating_sub(200)..].iter().collect();
+            lines.push(format!("…{}", crate::file::quote(&end, 200)));
+        }
     }
     let from = lines.len().saturating_sub(LINES);
-    Ok(lines[from..]
-        .iter()
-        .map(|l| crate::file::quote(l.trim_end(), 200))
-        .collect())
+    Ok(lines.split_off(from))
 }
 
 #[cfg(test)]
@@ -89,6 +96,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let long = format!("{}\nlast\n", "x".repeat(20_000));
         let many: String = (1..=9).map(|i| format!("line {i}\n")).collect();
+        let one_line = format!("{}end\n", "y".repeat(10_000_000));
+        let cut = format!("…{}end", "y".repeat(197));
         for (name, text, want) in [
             ("empty", "", vec!["(empty)"]),
             ("few", "a\n\nb\n", vec!["a", "b"]),
@@ -98,6 +107,7 @@ mod tests {
                 vec!["line 5", "line 6", "line 7", "line 8", "line 9"],
             ),
             ("long", long.as_str(), vec!["last"]),
+            ("one long line", one_line.as_str(), vec![cut.as_str()]),
             ("escape", "boom \u{1b}[31m\n", vec!["boom \\x1b[31m"]),
         ] {
             let path = dir.path().join(name);
