@@ -293,15 +293,9 @@ fn start(job: &Job, step: usize, index: usize, spawned: &mut Spawn) -> Phase {
             failure: Failure::CannotRun(why),
         })
     };
-    let output = match tempfile::tempfile() {
-        Ok(f) => f,
-        Err(e) => return failed(format!("cannot create a file for its output: {e}")),
-    };
-    let (out, err) = match (output.try_clone(), output.try_clone()) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => {
-            return failed(format!("cannot create a file for its output: {e}"))
-        }
+    let (output, out, err) = match output_file() {
+        Ok(files) => files,
+        Err(why) => return failed(why),
     };
     let argv = &command.argv;
     let child = std::process::Command::new(&argv[0])
@@ -333,6 +327,16 @@ fn start(job: &Job, step: usize, index: usize, spawned: &mut Spawn) -> Phase {
         }
         Err(e) => failed(format!("{}: {e}", argv[0])),
     }
+}
+
+/// An unnamed file for a command's output, and two handles on it for its
+/// standard output and error (read afterwards with [`last_line`]).
+pub(crate) fn output_file() -> Result<(File, File, File), String> {
+    let why = |e: std::io::Error| format!("cannot create a file for its output: {e}");
+    let output = tempfile::tempfile().map_err(why)?;
+    let out = output.try_clone().map_err(why)?;
+    let err = output.try_clone().map_err(why)?;
+    Ok((output, out, err))
 }
 
 /// Variables a restart command (and so the daemon it starts) is given:

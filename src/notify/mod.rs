@@ -251,7 +251,7 @@ pub(crate) fn deliver(
         }
     }
     let results = send_all(&outbox, channels, &own, now, Instant::now() + BUDGET);
-    settle(&mut outbox, channels, results, now, reporter);
+    settle(&mut outbox, results, now, reporter);
     if outbox.entries.is_empty() {
         outbox.dropped = 0;
     }
@@ -484,7 +484,6 @@ fn send_all(
 /// channel that failed waits, each new problem said once.
 fn settle(
     outbox: &mut Outbox,
-    channels: &[&Channel],
     results: Vec<(String, String, Answer)>,
     now: i64,
     reporter: &mut Reporter,
@@ -517,7 +516,8 @@ fn settle(
                     .count();
                 let key = format!("later: {why}");
                 let problem = match kept {
-                    // A heartbeat: nothing is kept, the next pass pings.
+                    // A heartbeat's ping or Alertmanager's alerts: nothing
+                    // is kept, the next pass sends anew.
                     0 => format!("channel {channel}: cannot deliver ({why})"),
                     _ => format!("channel {channel}: cannot deliver ({why}); {kept} event(s) kept, tried again by later passes"),
                 };
@@ -534,7 +534,6 @@ fn settle(
         }
     }
     outbox.entries.retain(|e| !done.contains(&e.id));
-    let _ = channels;
 }
 
 #[cfg(test)]

@@ -263,15 +263,9 @@ pub(crate) fn environment(text: &str, event: &Event) -> Vec<(String, String)> {
 /// Runs the channel's command, the event as JSON on its standard input,
 /// killed with its process group at `timeout`. Exit 0 is delivered.
 fn exec(argv: &[String], text: &str, event: &Event, timeout: Duration) -> Answer {
-    let output = match tempfile::tempfile() {
-        Ok(f) => f,
-        Err(e) => return Answer::Later(format!("cannot create a file for its output: {e}")),
-    };
-    let (out, err) = match (output.try_clone(), output.try_clone()) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => {
-            return Answer::Later(format!("cannot create a file for its output: {e}"))
-        }
+    let (mut output, out, err) = match crate::act::output_file() {
+        Ok(files) => files,
+        Err(why) => return Answer::Later(why),
     };
     let child = std::process::Command::new(&argv[0])
         .args(&argv[1..])
@@ -303,7 +297,6 @@ fn exec(argv: &[String], text: &str, event: &Event, timeout: Duration) -> Answer
             _ => break None,
         }
     };
-    let mut output = output;
     let said = crate::act::last_line(&mut output);
     match status {
         Some(s) if s.success() => Answer::Delivered(said.unwrap_or_else(|| "exit 0".into())),

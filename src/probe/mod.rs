@@ -216,9 +216,9 @@ fn checks(service: &Service) -> Vec<Box<dyn Check + '_>> {
 /// between tries.
 pub(crate) fn budget(service: &Service) -> Duration {
     let (tries, every) = service.retry;
-    let once: Duration = checks(service).iter().map(|c| c.timeout()).sum();
-    let waits = every * (tries - 1) * checks(service).len() as u32;
-    once * tries + waits
+    let all = checks(service);
+    let once: Duration = all.iter().map(|c| c.timeout()).sum();
+    once * tries + every * (tries - 1) * all.len() as u32
 }
 
 /// What the checks of `service` ask, in words, in the order they run.
