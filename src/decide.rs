@@ -12,10 +12,15 @@
 //! - a restart that works is reported; a failure is reported once;
 //! - a service found running after being down is reported once;
 //! - every attempt counts against the budget (`limit N restarts within W`),
-//!   also when the restart worked but the service died again (flapping);
-//!   when it is spent tend gives up, says so once, and reminds every
-//!   `remind`; it re-arms when the service is seen running by itself or on
-//!   `tend reset`;
+//!   also when the restart worked but the service died again; down a third
+//!   time within the window it is flapping, said once, its restarts quiet;
+//! - when the budget is spent it is crash-looping, said once: tend backs
+//!   off, trying at growing intervals (`backoff`), quietly but for a
+//!   reminder every `remind`; a service that has stayed up the first wait
+//!   is forgiven, said once, its budget whole again (`Episode`);
+//! - with `then give up` tend gives up instead, says so once, and reminds
+//!   every `remind`; it re-arms when the service is seen running by itself
+//!   or on `tend reset`;
 //! - while a package manager is busy or tend is paused, restarts wait
 //!   (status `down`), silently unless a package manager holds them past
 //!   `defer_limit`; the next pass without a hold restarts what is still down;
@@ -29,7 +34,7 @@ use crate::event::Event;
 use crate::policy::Limits;
 use crate::probe::Checked;
 use crate::scan::Running;
-use crate::state::{Carried, Checks, Kind, ServiceState, Spawned, Status, Why};
+use crate::state::{Carried, Checks, Episode, Kind, ServiceState, Spawned, Status, Trouble, Why};
 
 /// Why restarts wait in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +144,7 @@ fn carry(input: &Input, state: &mut ServiceState, attempted: bool) {
         checks,
         restarts_total: counted(input.prior, attempted),
         failed_passes: input.failed_passes,
+        episode: state.carried.episode,
     };
 }
 
@@ -177,11 +183,21 @@ fn judge(input: &Input) -> Step {
         Some(p) if !p.status.is_running() => p.since,
         _ => input.now,
     };
-    match (prior_kind, input.hold) {
-        (Some(Kind::GivenUp), _) => given_up(input, down_since, restarts),
+    let mut step = match (prior_kind, input.hold) {
+        (Some(Kind::GivenUp), _) if input.limits.give_up => given_up(input, down_since, restarts),
         (_, Some(hold)) => held(input, hold, down_since, restarts),
         _ => down(input, down_since, restarts),
+    };
+    // A run of trouble lasts while the service is down, whatever holds it.
+    if step.state.carried.episode.is_none() && step.state.status.kind() != Kind::GivenUp {
+        step.state.carried.episode = episode(input);
     }
+    step
+}
+
+/// The run of trouble the last pass remembered.
+fn episode(input: &Input) -> Option<Episode> {
+    input.prior.and_then(|p| p.carried.episode)
 }
 
 /// Why the service is not up: what this look found, and the failure of
@@ -211,10 +227,25 @@ fn running(input: &Input, up: Running, mut restarts: Vec<i64>) -> Step {
         _ => now,
     };
     let mut events = Vec::new();
-    // Back by itself; after a deferral only if the deferral was said.
-    if let Some(p) = input.prior {
+    // A run of trouble ends when the service has stayed up the first wait
+    // of its backoff: said once, its budget whole again. Until then its
+    // coming back is not said (it may well go down again).
+    let mut trouble = episode(input);
+    if let Some(ep) = trouble {
+        if now - since >= input.limits.backoff {
+            events.push(Event::Steady {
+                name: input.name.to_string(),
+                trouble: ep.kind.label(),
+                since: ep.since,
+                up: now - since,
+            });
+            restarts.clear();
+            trouble = None;
+        }
+    } else if let Some(p) = input.prior {
+        // Back by itself; after a deferral only if the deferral was said.
         let said = match p.status.kind() {
-            Kind::Failing | Kind::GivenUp => true,
+            Kind::Failing | Kind::BackingOff | Kind::GivenUp => true,
             Kind::Down => p.reported.is_some(),
             Kind::Running | Kind::Restarting => false,
         };
@@ -262,11 +293,13 @@ fn running(input: &Input, up: Running, mut restarts: Vec<i64>) -> Step {
         replaced,
         note: input.note.map(str::to_string),
     };
+    let mut state = ServiceState {
+        restarts,
+        ..ServiceState::new(status, since)
+    };
+    state.carried.episode = trouble;
     Step {
-        state: ServiceState {
-            restarts,
-            ..ServiceState::new(status, since)
-        },
+        state,
         events,
         restart,
         upgrade: restart,
@@ -299,10 +332,15 @@ fn given_up(input: &Input, down_since: i64, restarts: Vec<i64>) -> Step {
 /// admin's own choice and is not said (its end is).
 fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step {
     let now = input.now;
-    if let Some(p) = input.prior.filter(|p| p.status.kind() == Kind::Failing) {
+    if let Some(p) = input
+        .prior
+        .filter(|p| matches!(p.status.kind(), Kind::Failing | Kind::BackingOff))
+    {
         let mut state = p.clone();
-        state.status = Status::Failing {
-            why: why(input, last_failure(input)),
+        let why = why(input, last_failure(input));
+        state.status = match p.status.kind() {
+            Kind::Failing => Status::Failing { why },
+            _ => Status::BackingOff { why },
         };
         return step(state, None, false);
     }
@@ -351,44 +389,84 @@ fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step 
 
 fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
     let now = input.now;
+    let limits = &input.limits;
     let prior_kind = input.prior.map(|p| p.status.kind());
     let (reported, failure) = input
         .prior
         .filter(|p| p.status.kind() != Kind::Down)
         .map(|p| (p.reported, last_failure(input)))
         .unwrap_or_default();
-    if restarts.len() >= input.limits.restarts {
-        let event = Event::GaveUp {
-            name: input.name.to_string(),
-            id: input.id.to_string(),
+    let trouble = episode(input);
+    if let Some(ep) = trouble.filter(|e| e.kind == Trouble::CrashLooping) {
+        return backing_off(input, ep, down_since, restarts);
+    }
+    if restarts.len() >= limits.restarts {
+        let span = restarts.first().map_or(0, |first| now - first);
+        let name = input.name.to_string();
+        let id = input.id.to_string();
+        let why = why(input, failure);
+        if limits.give_up {
+            let event = Event::GaveUp {
+                name,
+                id,
+                restarts: restarts.len(),
+                span,
+            };
+            let state = ServiceState {
+                restarts,
+                reported: Some(now),
+                ..ServiceState::new(Status::GivenUp { why }, down_since)
+            };
+            return step(state, Some(event), false);
+        }
+        let next = now + limits.wait(0);
+        let event = Event::CrashLooping {
+            name,
+            id,
             restarts: restarts.len(),
-            span: restarts.first().map_or(0, |first| now - first),
+            span,
+            next,
+            cap: limits.backoff_cap,
         };
-        let state = ServiceState {
+        let mut state = ServiceState {
             restarts,
             reported: Some(now),
-            ..ServiceState::new(
-                Status::GivenUp {
-                    why: why(input, failure),
-                },
-                down_since,
-            )
+            ..ServiceState::new(Status::BackingOff { why }, down_since)
         };
+        state.carried.episode = Some(Episode {
+            since: trouble.map_or(down_since, |t| t.since),
+            kind: Trouble::CrashLooping,
+            tries: 0,
+            next,
+        });
         return step(state, Some(event), false);
     }
-    let announce = prior_kind != Some(Kind::Failing);
+    // Down a third time within the budget's window, after restarts that
+    // worked: flapping, said once; its restarts are quiet until it stays
+    // up. (Twice can be chance.)
+    let flapping = trouble.is_none() && prior_kind == Some(Kind::Running) && restarts.len() >= 2;
+    let announce = prior_kind != Some(Kind::Failing) && trouble.is_none();
     let times = restarts
         .first()
         .map(|first| (restarts.len() + 1, now - first));
+    let event = if flapping {
+        Some(Event::Flapping {
+            name: input.name.to_string(),
+            restarts: restarts.len(),
+            span: now - restarts[0],
+            quiet: limits.backoff,
+        })
+    } else {
+        announce.then(|| Event::Restarting {
+            name: input.name.to_string(),
+            times,
+            problem: input.problem.cloned(),
+        })
+    };
     restarts.push(now);
-    let event = announce.then(|| Event::Restarting {
-        name: input.name.to_string(),
-        times,
-        problem: input.problem.cloned(),
-    });
-    let state = ServiceState {
+    let mut state = ServiceState {
         restarts,
-        reported,
+        reported: if flapping { Some(now) } else { reported },
         ..ServiceState::new(
             Status::Restarting {
                 why: why(input, failure),
@@ -396,7 +474,54 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
             down_since,
         )
     };
+    state.carried.episode = if flapping {
+        Some(Episode {
+            since: now,
+            kind: Trouble::Flapping,
+            tries: 0,
+            next: 0,
+        })
+    } else {
+        trouble
+    };
     step(state, event, true)
+}
+
+/// Crash-looping: quiet until the next try is due (but for a reminder
+/// every `remind`); then one restart, and the wait after it doubled.
+fn backing_off(input: &Input, ep: Episode, down_since: i64, mut restarts: Vec<i64>) -> Step {
+    let now = input.now;
+    let prior = input.prior.expect("an episode was remembered");
+    let why = why(input, last_failure(input));
+    if now < ep.next {
+        let remind = due(prior.reported, input.limits.remind, now);
+        let event = remind.then(|| Event::StillCrashLooping {
+            name: input.name.to_string(),
+            id: input.id.to_string(),
+            since: down_since,
+            next: ep.next,
+        });
+        let mut state = ServiceState {
+            restarts,
+            reported: if remind { Some(now) } else { prior.reported },
+            ..ServiceState::new(Status::BackingOff { why }, down_since)
+        };
+        state.carried.episode = Some(ep);
+        return step(state, event, false);
+    }
+    let tries = ep.tries + 1;
+    restarts.push(now);
+    let mut state = ServiceState {
+        restarts,
+        reported: prior.reported,
+        ..ServiceState::new(Status::Restarting { why }, down_since)
+    };
+    state.carried.episode = Some(Episode {
+        tries,
+        next: now + input.limits.wait(tries),
+        ..ep
+    });
+    step(state, None, true)
 }
 
 /// After a restart: what to remember and what to say. `step` is what
@@ -423,6 +548,7 @@ fn concluded(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Op
     let now = input.now;
     let was_failing = input.prior.map(|p| p.status.kind()) == Some(Kind::Failing);
     let name = input.name.to_string();
+    let trouble = step.state.carried.episode;
     match outcome {
         Outcome::Restarted(running) => {
             // A unit active with no main process (a oneshot that remains):
@@ -433,16 +559,20 @@ fn concluded(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Op
                 replaced: None,
                 note: None,
             };
-            let state = ServiceState {
+            let mut state = ServiceState {
                 restarts: step.state.restarts.clone(),
                 ..ServiceState::new(status, now)
             };
-            let event = if was_failing {
-                Event::Recovered { name, pid }
+            // In a run of trouble it is said once it has stayed up.
+            state.carried.episode = trouble;
+            let event = if trouble.is_some() {
+                None
+            } else if was_failing {
+                Some(Event::Recovered { name, pid })
             } else {
-                Event::Restarted { name, pid }
+                Some(Event::Restarted { name, pid })
             };
-            (state, Some(event))
+            (state, event)
         }
         // The old process may well run on: it stays what is remembered, as
         // running (the failure is said once, for this pid); if it is gone,
@@ -461,6 +591,26 @@ fn concluded(input: &Input, step: &Step, outcome: &Outcome) -> (ServiceState, Op
                 failure,
             };
             (step.state.clone(), Some(event))
+        }
+        // A try of a crash-looping service that failed: back to waiting,
+        // quietly (crash-looping was said; reminders go on).
+        Outcome::Failed { command, failure }
+            if trouble.is_some_and(|t| t.kind == Trouble::CrashLooping) =>
+        {
+            let reason = step.state.status.reason().map(str::to_string);
+            let status = Status::BackingOff {
+                why: Why {
+                    reason,
+                    failure: Some(format!("{command} {failure}")),
+                },
+            };
+            (
+                ServiceState {
+                    status,
+                    ..step.state.clone()
+                },
+                None,
+            )
         }
         Outcome::Failed { command, failure } => {
             let text = format!("{command} {failure}");
@@ -518,6 +668,13 @@ mod tests {
         within: 3600,
         remind: Some(6 * 3600),
         defer: 1800,
+        give_up: false,
+        backoff: 600,
+        backoff_cap: 3 * 3600,
+    };
+    const GIVE_UP: Limits = Limits {
+        give_up: true,
+        ..LIMITS
     };
     const NOW: i64 = 100_000;
 
@@ -527,6 +684,18 @@ mod tests {
             reported,
             ..ServiceState::new(status.bare(), since)
         }
+    }
+
+    /// `state` in a run of trouble since its `since`; crash-looping with
+    /// its next try 1 s from now (`due` 1) or 1 s ago (-1).
+    fn in_episode(mut state: ServiceState, kind: Trouble, due: i64) -> ServiceState {
+        state.carried.episode = Some(Episode {
+            since: state.since,
+            kind,
+            tries: 1,
+            next: NOW + due,
+        });
+        state
     }
 
     fn input<'a>(running: bool, prior: Option<&'a ServiceState>) -> Input<'a> {
@@ -577,25 +746,36 @@ mod tests {
              Some("OpenSSH is running again (was down since @)".into())),
             // A pass killed mid-restart: service up, nothing said twice.
             (true, Some(prior(Kind::Restarting, t - 300, &[t - 300], None)), Kind::Running, false, None),
-            // Flapping: restarted fine, down again.
+            // Flapping: restarted fine, down again, a third time: said
+            // once, then quiet.
             (false, Some(prior(Kind::Running, t - 300, &[t - 600], None)), Kind::Restarting, true,
              Some("OpenSSH is not running, restarting... (2nd time in 10 min)".into())),
             (false, Some(prior(Kind::Running, t - 300, &[t - 2400, t - 600], None)), Kind::Restarting, true,
-             Some("OpenSSH is not running, restarting... (3rd time in 40 min)".into())),
+             Some("OpenSSH is flapping (down again, 3rd restart in 40 min), restarting...; its restarts are not mailed until it stays up 10 min".into())),
+            (false, Some(in_episode(prior(Kind::Running, t - 300, &[t - 600], None), Trouble::Flapping, 0)), Kind::Restarting, true, None),
             // Old restarts fall out of the window.
             (false, Some(prior(Kind::Running, t - 300, &[t - 7200, t - 5000], None)), Kind::Restarting, true,
              Some("OpenSSH is not running, restarting...".into())),
             // Already failing: retry quietly.
             (false, Some(prior(Kind::Failing, t - 300, &[t - 300], Some(t - 300))), Kind::Restarting, true, None),
-            // Budget spent: give up, once.
-            (false, Some(prior(Kind::Failing, t - 900, &[t - 900, t - 600, t - 300], Some(t - 900))), Kind::GivenUp, false,
-             Some("OpenSSH: giving up after 3 restarts in 15 min; run 'tend reset ssh' to try again".into())),
-            (false, Some(prior(Kind::Running, t - 100, &[t - 900, t - 600, t - 300], None)), Kind::GivenUp, false,
-             Some("OpenSSH: giving up after 3 restarts in 15 min; run 'tend reset ssh' to try again".into())),
-            // Given up: silent, no restart, until the reminder is due.
-            (false, Some(prior(Kind::GivenUp, t - 900, &[t - 900], Some(t - 600))), Kind::GivenUp, false, None),
-            (false, Some(prior(Kind::GivenUp, t - 30000, &[], Some(t - 6 * 3600))), Kind::GivenUp, false,
-             Some("OpenSSH is still down (since @); tend gave up restarting it; run 'tend reset ssh' to try again".into())),
+            // Budget spent: crash-looping, said once, the first try in 10 min.
+            (false, Some(prior(Kind::Failing, t - 900, &[t - 900, t - 600, t - 300], Some(t - 900))), Kind::BackingOff, false,
+             Some(format!("OpenSSH is crash-looping (3 restarts in 15 min); tend tries again at {}, then at doubling intervals up to 3 h; run 'tend reset ssh' to try now", crate::clock::local_time(t + 600)))),
+            (false, Some(in_episode(prior(Kind::Running, t - 100, &[t - 900, t - 600, t - 300], None), Trouble::Flapping, 0)), Kind::BackingOff, false,
+             Some(format!("OpenSSH is crash-looping (3 restarts in 15 min); tend tries again at {}, then at doubling intervals up to 3 h; run 'tend reset ssh' to try now", crate::clock::local_time(t + 600)))),
+            // Backing off: quiet until the try is due, or a reminder.
+            (false, Some(in_episode(prior(Kind::BackingOff, t - 900, &[t - 900], Some(t - 600)), Trouble::CrashLooping, 1)), Kind::BackingOff, false, None),
+            (false, Some(in_episode(prior(Kind::BackingOff, t - 30000, &[], Some(t - 6 * 3600)), Trouble::CrashLooping, 1)), Kind::BackingOff, false,
+             Some(format!("OpenSSH is still crash-looping (down since @); tend tries again at {}; run 'tend reset ssh' to try now", crate::clock::local_time(t + 1)))),
+            // The try is due: one restart, quietly.
+            (false, Some(in_episode(prior(Kind::BackingOff, t - 900, &[t - 900], Some(t - 900)), Trouble::CrashLooping, -1)), Kind::Restarting, true, None),
+            // Up again after trouble: quiet until it has stayed up 10 min.
+            (true, Some(in_episode(prior(Kind::BackingOff, t - 900, &[t - 900], Some(t - 900)), Trouble::CrashLooping, 1)), Kind::Running, false, None),
+            (true, Some(in_episode(prior(Kind::Running, t - 599, &[t - 900], None), Trouble::CrashLooping, 1)), Kind::Running, false, None),
+            (true, Some(in_episode(prior(Kind::Running, t - 600, &[t - 900], None), Trouble::CrashLooping, 1)), Kind::Running, false,
+             Some("OpenSSH has stayed up for 10 min: no longer crash-looping (since @)".into())),
+            (true, Some(in_episode(prior(Kind::Running, t - 700, &[t - 900], None), Trouble::Flapping, 0)), Kind::Running, false,
+             Some("OpenSSH has stayed up for 11 min: no longer flapping (since @)".into())),
         ];
         for (i, (running, prior, want_status, want_restart, want_event)) in
             rows.into_iter().enumerate()
@@ -613,6 +793,126 @@ mod tests {
                 "row {i}"
             );
         }
+    }
+
+    /// `limit ... then give up`: the budget spent, no restart until the
+    /// service is seen running or `tend reset`.
+    #[test]
+    fn give_up_table() {
+        let t = NOW;
+        type Row = (bool, ServiceState, Kind, bool, Option<&'static str>);
+        let rows: Vec<Row> = vec![
+            (false, prior(Kind::Failing, t - 900, &[t - 900, t - 600, t - 300], Some(t - 900)), Kind::GivenUp, false,
+             Some("OpenSSH: giving up after 3 restarts in 15 min; run 'tend reset ssh' to try again")),
+            (false, prior(Kind::Running, t - 100, &[t - 900, t - 600, t - 300], None), Kind::GivenUp, false,
+             Some("OpenSSH: giving up after 3 restarts in 15 min; run 'tend reset ssh' to try again")),
+            // Given up: silent, no restart, until the reminder is due.
+            (false, prior(Kind::GivenUp, t - 900, &[t - 900], Some(t - 600)), Kind::GivenUp, false, None),
+            (false, prior(Kind::GivenUp, t - 30000, &[], Some(t - 6 * 3600)), Kind::GivenUp, false,
+             Some("OpenSSH is still down (since @); tend gave up restarting it; run 'tend reset ssh' to try again")),
+            (true, prior(Kind::GivenUp, t - 600, &[t - 900, t - 600], Some(t - 600)), Kind::Running, false,
+             Some("OpenSSH is running again (was down since @)")),
+        ];
+        for (i, (running, prior, want_status, want_restart, want_event)) in
+            rows.into_iter().enumerate()
+        {
+            let step = decide(&Input {
+                limits: GIVE_UP,
+                ..input(running, Some(&prior))
+            });
+            let want_event = at_since(want_event, Some(&prior));
+            assert_eq!(
+                (step.state.status.kind(), step.restart, said(&step.events)),
+                (want_status, want_restart, want_event),
+                "row {i}"
+            );
+        }
+    }
+
+    /// A daemon that always dies, one pass every 5 minutes for a day:
+    /// restarted until the budget is spent, then tried at 10, 20, 40 ...
+    /// minutes up to the cap; said once, reminded every 6 h. Then it
+    /// stays up: said once after 10 min, its budget whole again.
+    #[test]
+    fn a_crash_loop_backs_off_and_is_forgiven() {
+        let failed = Outcome::Failed {
+            command: "rc".into(),
+            failure: Failure::Exited {
+                status: "exited 1".into(),
+                last_line: None,
+            },
+        };
+        let mut memory: Option<ServiceState> = None;
+        let mut tries = Vec::new();
+        let mut said_at = Vec::new();
+        let start = NOW;
+        for pass in 0..(24 * 12) {
+            let now = start + pass * 300;
+            let inp = Input {
+                now,
+                ..input(false, memory.as_ref())
+            };
+            let step = decide(&inp);
+            let mut events = step.events.clone();
+            let mut state = step.state.clone();
+            if step.restart {
+                tries.push((now - start) / 60);
+                let (s, e) = conclude(&inp, &step, &failed, Vec::new());
+                state = s;
+                events.extend(e);
+            }
+            for e in events {
+                said_at.push(((now - start) / 60, e.kind().name()));
+            }
+            memory = Some(state);
+        }
+        // 3 restarts (the budget), then tries 10, 20, 40, 80, 160 min
+        // apart, then every 3 h (the cap).
+        assert_eq!(
+            tries,
+            [0, 5, 10, 25, 45, 85, 165, 325, 505, 685, 865, 1045, 1225, 1405]
+        );
+        assert_eq!(
+            said_at,
+            [
+                (0, "restarting"),
+                (0, "failed"),
+                (15, "crash_looping"),
+                (375, "still_crash_looping"),
+                (735, "still_crash_looping"),
+                (1095, "still_crash_looping"),
+            ]
+        );
+        // Its try is due, it comes up and stays up: quiet, then said once.
+        let mut due = memory.unwrap();
+        let now = start + 1500 * 60;
+        due.carried.episode.as_mut().unwrap().next = now;
+        let inp = Input {
+            now,
+            ..input(false, Some(&due))
+        };
+        let step = decide(&inp);
+        assert!(step.restart && step.events.is_empty());
+        let up = Running::Process(ProcessId { pid: 9, started: 1 });
+        let (state, event) = conclude(&inp, &step, &Outcome::Restarted(up), Vec::new());
+        assert_eq!(event, None);
+        let quiet = decide(&Input {
+            now: now + 300,
+            ..input(true, Some(&state))
+        });
+        assert!(quiet.events.is_empty());
+        let steady = decide(&Input {
+            now: now + 600,
+            ..input(true, Some(&quiet.state))
+        });
+        assert_eq!(
+            said(&steady.events).unwrap(),
+            format!(
+                "OpenSSH has stayed up for 10 min: no longer crash-looping (since {})",
+                crate::clock::local_time(start)
+            )
+        );
+        assert!(steady.state.restarts.is_empty() && steady.state.carried.episode.is_none());
     }
 
     const DPKG: Hold = Hold::Busy("dpkg (pid 812) holds /var/lib/dpkg/lock-frontend");
@@ -655,8 +955,10 @@ mod tests {
             (false, Some(PAUSE), Some(down(t - 30000, None)), Kind::Down, false, None),
             // A failing service stays failing, no attempt, nothing said.
             (false, Some(DPKG), Some(prior(Kind::Failing, t - 900, &[t - 900], Some(t - 900))), Kind::Failing, false, None),
-            // Given up stays given up.
-            (false, Some(DPKG), Some(prior(Kind::GivenUp, t - 900, &[t - 900], Some(t - 600))), Kind::GivenUp, false, None),
+            // Backing off stays so; given up (of an older tend, now that
+            // the policy backs off) waits as any other.
+            (false, Some(DPKG), Some(prior(Kind::GivenUp, t - 900, &[t - 900], Some(t - 600))), Kind::Down, false, None),
+            (false, Some(DPKG), Some(prior(Kind::BackingOff, t - 900, &[t - 900], Some(t - 600))), Kind::BackingOff, false, None),
             // Hold gone: restart what is still down, announced as usual.
             (false, None, Some(down(t - 600, None)), Kind::Restarting, true, Some("OpenSSH is not running, restarting...")),
             (false, None, Some(down(t - 3000, Some(t - 1000))), Kind::Restarting, true, Some("OpenSSH is not running, restarting...")),

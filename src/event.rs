@@ -25,6 +25,10 @@ pub(crate) enum Kind {
     StillFailing,
     Recovered,
     RunningAgain,
+    Flapping,
+    CrashLooping,
+    StillCrashLooping,
+    Steady,
     GaveUp,
     StillGivenUp,
     Deferred,
@@ -62,13 +66,17 @@ pub(crate) enum Kind {
 
 impl Kind {
     /// Every kind, in the order docs/reports.md lists them.
-    pub(crate) const ALL: [Kind; 32] = [
+    pub(crate) const ALL: [Kind; 36] = [
         Kind::Restarting,
         Kind::Restarted,
         Kind::Failed,
         Kind::StillFailing,
         Kind::Recovered,
         Kind::RunningAgain,
+        Kind::Flapping,
+        Kind::CrashLooping,
+        Kind::StillCrashLooping,
+        Kind::Steady,
         Kind::GaveUp,
         Kind::StillGivenUp,
         Kind::Deferred,
@@ -111,6 +119,10 @@ impl Kind {
             Kind::StillFailing => "still_failing",
             Kind::Recovered => "recovered",
             Kind::RunningAgain => "running_again",
+            Kind::Flapping => "flapping",
+            Kind::CrashLooping => "crash_looping",
+            Kind::StillCrashLooping => "still_crash_looping",
+            Kind::Steady => "steady",
             Kind::GaveUp => "gave_up",
             Kind::StillGivenUp => "still_given_up",
             Kind::Deferred => "deferred",
@@ -168,6 +180,39 @@ pub(crate) enum Event {
     Recovered { name: String, pid: Option<u32> },
     /// Back by itself.
     RunningAgain { name: String, since: i64 },
+    /// Down again after restarts that worked: said once, its restarts
+    /// quiet until it has stayed up `quiet` seconds.
+    Flapping {
+        name: String,
+        restarts: usize,
+        span: i64,
+        quiet: i64,
+    },
+    /// The budget is spent: tried again at `next`, then at growing
+    /// intervals up to `cap` seconds.
+    CrashLooping {
+        name: String,
+        id: String,
+        restarts: usize,
+        span: i64,
+        next: i64,
+        cap: i64,
+    },
+    /// A reminder: still down and backing off.
+    StillCrashLooping {
+        name: String,
+        id: String,
+        since: i64,
+        next: i64,
+    },
+    /// Up for `up` seconds after flapping or crash-looping since `since`:
+    /// forgiven.
+    Steady {
+        name: String,
+        trouble: &'static str,
+        since: i64,
+        up: i64,
+    },
     GaveUp {
         name: String,
         id: String,
@@ -210,6 +255,10 @@ impl Event {
             Event::StillFailing { .. } => Kind::StillFailing,
             Event::Recovered { .. } => Kind::Recovered,
             Event::RunningAgain { .. } => Kind::RunningAgain,
+            Event::Flapping { .. } => Kind::Flapping,
+            Event::CrashLooping { .. } => Kind::CrashLooping,
+            Event::StillCrashLooping { .. } => Kind::StillCrashLooping,
+            Event::Steady { .. } => Kind::Steady,
             Event::GaveUp { .. } => Kind::GaveUp,
             Event::StillGivenUp { .. } => Kind::StillGivenUp,
             Event::Deferred { .. } => Kind::Deferred,
@@ -269,7 +318,35 @@ impl Event {
                 restarts,
                 span,
                 ..
+            }
+            | Event::Flapping {
+                name,
+                restarts,
+                span,
+                ..
             } => (name, json!({ "restarts": restarts, "seconds": span })),
+            Event::CrashLooping {
+                name,
+                restarts,
+                span,
+                next,
+                ..
+            } => (
+                name,
+                json!({ "restarts": restarts, "seconds": span, "next_try": next }),
+            ),
+            Event::StillCrashLooping {
+                name, since, next, ..
+            } => (name, json!({ "since": since, "next_try": next })),
+            Event::Steady {
+                name,
+                trouble,
+                since,
+                up,
+            } => (
+                name,
+                json!({ "trouble": trouble, "since": since, "seconds": up }),
+            ),
             Event::Deferred { name, span, why } => {
                 (name, json!({ "seconds": span, "reason": why }))
             }
@@ -294,6 +371,8 @@ impl Event {
                 | Event::StillFailing { .. }
                 | Event::GaveUp { .. }
                 | Event::StillGivenUp { .. }
+                | Event::CrashLooping { .. }
+                | Event::StillCrashLooping { .. }
                 | Event::Deferred { .. }
                 | Event::UpgradeFailed { .. }
         )
@@ -336,6 +415,32 @@ impl fmt::Display for Event {
             Event::RunningAgain { name, since } => {
                 write!(f, "{name} is running again (was down since {})", clock::local_time(*since))
             }
+            Event::Flapping { name, restarts, span, quiet } => write!(
+                f,
+                "{name} is flapping (down again, {} restart in {}), restarting...; its restarts are not mailed until it stays up {}",
+                ordinal(*restarts + 1),
+                clock::span(*span),
+                clock::span(*quiet)
+            ),
+            Event::CrashLooping { name, id, restarts, span, next, cap } => write!(
+                f,
+                "{name} is crash-looping ({restarts} restarts in {}); tend tries again at {}, then at doubling intervals up to {}; run 'tend reset {id}' to try now",
+                clock::span(*span),
+                clock::local_time(*next),
+                clock::span(*cap)
+            ),
+            Event::StillCrashLooping { name, id, since, next } => write!(
+                f,
+                "{name} is still crash-looping (down since {}); tend tries again at {}; run 'tend reset {id}' to try now",
+                clock::local_time(*since),
+                clock::local_time(*next)
+            ),
+            Event::Steady { name, trouble, since, up } => write!(
+                f,
+                "{name} has stayed up for {}: no longer {trouble} (since {})",
+                clock::span(*up),
+                clock::local_time(*since)
+            ),
             Event::GaveUp { name, id, restarts, span: s } => write!(
                 f,
                 "{name}: giving up after {restarts} restarts in {}; run 'tend reset {id}' to try again",

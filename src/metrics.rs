@@ -49,12 +49,13 @@ pub(crate) struct Pass<'a> {
 }
 
 /// Every value of `tend_service_status`'s `status` label.
-pub(crate) const STATUSES: [&str; 6] = [
+pub(crate) const STATUSES: [&str; 7] = [
     "running",
     "down",
     "paused",
     "restarting",
     "failing",
+    "backing_off",
     "given_up",
 ];
 
@@ -67,6 +68,7 @@ pub(crate) fn status(state: &ServiceState, paused: bool) -> &'static str {
         Kind::Down => "down",
         Kind::Restarting => "restarting",
         Kind::Failing => "failing",
+        Kind::BackingOff => "backing_off",
         Kind::GivenUp => "given_up",
     }
 }
@@ -133,6 +135,27 @@ pub(crate) fn render(pass: &Pass) -> String {
         "When the service entered its status, in unix seconds.",
         |s| s.since.to_string(),
     );
+    head(
+        o,
+        "tend_service_next_try_timestamp_seconds",
+        "gauge",
+        "When tend next tries to restart a crash-looping service (backing off), in unix seconds; only such services have a sample.",
+    );
+    for row in &pass.services {
+        if let Some(ep) = row
+            .state
+            .carried
+            .episode
+            .filter(|_| row.state.status.kind() == Kind::BackingOff)
+        {
+            let id = escape(row.id);
+            let _ = writeln!(
+                o,
+                "tend_service_next_try_timestamp_seconds{{service=\"{id}\"}} {}",
+                ep.next
+            );
+        }
+    }
     if pass.state_kept {
         each(
             o,
@@ -247,6 +270,7 @@ mod tests {
             (Kind::Down, true, "paused"),
             (Kind::Restarting, false, "restarting"),
             (Kind::Failing, true, "failing"),
+            (Kind::BackingOff, true, "backing_off"),
             (Kind::GivenUp, false, "given_up"),
         ] {
             assert_eq!(status(&state(was, 0, 0), paused), label);
@@ -256,7 +280,13 @@ mod tests {
     #[test]
     fn renders_every_family_once_with_its_samples() {
         let up = state(Kind::Running, 1_700_000_000, 3);
-        let down = state(Kind::GivenUp, 1_700_000_100, 5);
+        let mut down = state(Kind::BackingOff, 1_700_000_100, 5);
+        down.carried.episode = Some(crate::state::Episode {
+            since: 1_700_000_000,
+            kind: crate::state::Trouble::CrashLooping,
+            tries: 1,
+            next: 1_700_001_300,
+        });
         let pass = Pass {
             services: vec![
                 Row {
@@ -288,7 +318,8 @@ mod tests {
             r#"tend_service_info{service="web",name="Apache \"front\""} 1"#,
             r#"tend_service_up{service="ssh"} 1"#,
             r#"tend_service_up{service="web"} 0"#,
-            r#"tend_service_status{service="web",status="given_up"} 1"#,
+            r#"tend_service_status{service="web",status="backing_off"} 1"#,
+            r#"tend_service_next_try_timestamp_seconds{service="web"} 1700001300"#,
             r#"tend_service_status{service="web",status="running"} 0"#,
             r#"tend_service_since_seconds{service="web"} 1700000100"#,
             r#"tend_service_restarts_total{service="ssh"} 3"#,
@@ -302,18 +333,20 @@ mod tests {
         ] {
             assert!(samples.contains(&line), "{line} not in\n{text}");
         }
-        // Six status samples per service, one of them 1.
+        // Only a service backing off has a next try.
+        assert!(!text.contains("next_try_timestamp_seconds{service=\"ssh\""));
+        // Seven status samples per service, one of them 1.
         let statuses = samples
             .iter()
             .filter(|l| l.starts_with("tend_service_status{service=\"ssh\""));
-        assert_eq!(statuses.clone().count(), 6);
+        assert_eq!(statuses.clone().count(), 7);
         assert_eq!(statuses.filter(|l| l.ends_with(" 1")).count(), 1);
         // Each family's TYPE once, before its samples.
         let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
-        assert_eq!(types.len(), 12);
+        assert_eq!(types.len(), 13);
         let mut names: Vec<&str> = types.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
         names.dedup();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 13);
         // Without a state directory: no counter (it would reset every
         // pass), and the gauge says why.
         let text = render(&Pass {

@@ -20,6 +20,23 @@ pub(crate) struct Limits {
     pub(crate) remind: Option<i64>,
     /// Seconds a busy package manager may hold a restart before it is said.
     pub(crate) defer: i64,
+    /// Once the budget is spent: give up until `tend reset` (`then give
+    /// up`), rather than back off.
+    pub(crate) give_up: bool,
+    /// Backing off: the first wait in seconds (doubled at each try; also
+    /// how long a service must stay up to be forgiven) ...
+    pub(crate) backoff: i64,
+    /// ... and the longest.
+    pub(crate) backoff_cap: i64,
+}
+
+impl Limits {
+    /// The wait after the `tries`th try of a crash-looping service (0: the
+    /// wait before the first): the first wait doubled each try, capped.
+    pub(crate) fn wait(&self, tries: u32) -> i64 {
+        let doubled = self.backoff.saturating_mul(1_i64 << tries.min(40));
+        doubled.min(self.backoff_cap)
+    }
 }
 
 /// A checked policy.
@@ -301,11 +318,17 @@ impl Service {
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
-/// Five restarts within an hour; a reminder every six hours; a restart
-/// deferred by a package manager for 30 minutes is said.
+/// Five restarts within an hour, then tries after 10 minutes, 20, 40 ...
+/// up to 6 hours; a reminder every six hours; a restart deferred by a
+/// package manager for 30 minutes is said.
 pub(crate) const DEFAULT_LIMITS: Limits = Limits {
     restarts: 5,
     within: 3600,
     remind: Some(6 * 3600),
     defer: 1800,
+    give_up: false,
+    backoff: 600,
+    backoff_cap: DEFAULT_LIMITS_BACKOFF_CAP.as_secs() as i64,
 };
+/// The longest wait of a crash-looping service, unless `backoff` says.
+pub(crate) const DEFAULT_LIMITS_BACKOFF_CAP: Duration = Duration::from_secs(6 * 3600);

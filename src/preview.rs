@@ -173,6 +173,46 @@ pub(crate) struct Explanation<'a> {
     /// What the checks found when a pass last ran them on this host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) last_checks: Option<Checks>,
+    /// The run of trouble the last pass on this host remembered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) trouble: Option<Trouble>,
+}
+
+/// A run of trouble as `explain` and `status` show it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Trouble {
+    /// `flapping` or `crash-looping`.
+    pub(crate) trouble: &'static str,
+    pub(crate) since: i64,
+    /// Crash-looping: when tend next tries (unix seconds).
+    pub(crate) next_try: Option<i64>,
+}
+
+impl Trouble {
+    /// The run of trouble a service's memory holds, if any; its next try
+    /// while it is down and backing off.
+    pub(crate) fn of(memory: &crate::state::ServiceState) -> Option<Trouble> {
+        let episode = memory.carried.episode.as_ref()?;
+        let waiting = memory.status.kind() == crate::state::Kind::BackingOff;
+        Some(Trouble {
+            trouble: episode.kind.label(),
+            since: episode.since,
+            next_try: waiting.then_some(episode.next),
+        })
+    }
+
+    /// `crash-looping since 2026-12-06 10:40; next try at 2026-12-06 11:20`
+    pub(crate) fn text(&self) -> String {
+        let next = self
+            .next_try
+            .map(|t| format!("; next try at {}", clock::local_time(t)))
+            .unwrap_or_default();
+        format!(
+            "{} since {}{next}",
+            self.trouble,
+            clock::local_time(self.since)
+        )
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -183,14 +223,27 @@ pub(crate) struct LimitsRow {
     pub(crate) defer_seconds: i64,
     pub(crate) timeout_seconds: u64,
     pub(crate) grace_seconds: u64,
+    /// When the budget is spent: `back off` or `give up`.
+    pub(crate) then: &'static str,
+    pub(crate) backoff_seconds: i64,
+    pub(crate) backoff_cap_seconds: i64,
 }
 
 impl LimitsRow {
     /// `at most 5 restarts within 60 min, each given 60 s to run and 10 s
     /// to come up`
     pub(crate) fn text(&self) -> String {
+        let then = if self.then == "give up" {
+            "then gives up until 'tend reset'".to_string()
+        } else {
+            format!(
+                "then tries after {}, doubling up to {}",
+                clock::span(self.backoff_seconds),
+                clock::span(self.backoff_cap_seconds)
+            )
+        };
         format!(
-            "at most {} restarts within {}, each given {} to run and {} to come up",
+            "at most {} restarts within {}, {then}; each given {} to run and {} to come up",
             self.restarts,
             clock::span(self.within_seconds),
             clock::span(self.timeout_seconds as i64),
@@ -257,7 +310,15 @@ pub(crate) fn explain<'a>(
             defer_seconds: s.limits.defer,
             timeout_seconds: s.timeout.as_secs(),
             grace_seconds: s.grace.as_secs(),
+            then: if s.limits.give_up {
+                "give up"
+            } else {
+                "back off"
+            },
+            backoff_seconds: s.limits.backoff,
+            backoff_cap_seconds: s.limits.backoff_cap,
         },
         last_checks: None,
+        trouble: None,
     }
 }

@@ -22,6 +22,7 @@ pub(crate) enum Kind {
     Down,
     Restarting,
     Failing,
+    BackingOff,
     GivenUp,
 }
 
@@ -42,6 +43,7 @@ impl Kind {
             },
             Kind::Restarting => Status::Restarting { why },
             Kind::Failing => Status::Failing { why },
+            Kind::BackingOff => Status::BackingOff { why },
             Kind::GivenUp => Status::GivenUp { why },
         }
     }
@@ -52,6 +54,7 @@ impl Kind {
             Kind::Down => "down",
             Kind::Restarting => "restarting",
             Kind::Failing => "failing",
+            Kind::BackingOff => "backing off",
             Kind::GivenUp => "given up",
         }
     }
@@ -99,7 +102,14 @@ pub(crate) enum Status {
         #[serde(flatten)]
         why: Why,
     },
-    /// The restart budget is spent; no more restarts until it re-arms.
+    /// The restart budget is spent and the service is down: it is tried
+    /// again at growing intervals (the next try in `Carried::episode`).
+    BackingOff {
+        #[serde(flatten)]
+        why: Why,
+    },
+    /// The restart budget is spent (`then give up`); no more restarts until
+    /// it is seen running or `tend reset`.
     GivenUp {
         #[serde(flatten)]
         why: Why,
@@ -123,6 +133,7 @@ impl Status {
             Status::Down { .. } => Kind::Down,
             Status::Restarting { .. } => Kind::Restarting,
             Status::Failing { .. } => Kind::Failing,
+            Status::BackingOff { .. } => Kind::BackingOff,
             Status::GivenUp { .. } => Kind::GivenUp,
         }
     }
@@ -140,9 +151,10 @@ impl Status {
     fn why(&self) -> Option<&Why> {
         match self {
             Status::Running { .. } | Status::Down { .. } => None,
-            Status::Restarting { why } | Status::Failing { why } | Status::GivenUp { why } => {
-                Some(why)
-            }
+            Status::Restarting { why }
+            | Status::Failing { why }
+            | Status::BackingOff { why }
+            | Status::GivenUp { why } => Some(why),
         }
     }
 
@@ -233,6 +245,43 @@ pub(crate) struct Carried {
     /// Passes in a row its checks have failed (for `tolerate`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) failed_passes: u32,
+    /// A run of trouble said once (flapping, crash-looping), until the
+    /// service has stayed up long enough to be forgiven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) episode: Option<Episode>,
+}
+
+/// A service that keeps coming back down: said once when it starts, its
+/// restarts quiet meanwhile, its end said once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Episode {
+    /// When it began (unix seconds).
+    pub(crate) since: i64,
+    /// Flapping (down again after restarts that worked) or crash-looping
+    /// (the budget spent: tried at growing intervals).
+    pub(crate) kind: Trouble,
+    /// Crash-looping: the tries made since the budget was spent ...
+    #[serde(default)]
+    pub(crate) tries: u32,
+    /// ... and when the next one is due (unix seconds).
+    #[serde(default)]
+    pub(crate) next: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Trouble {
+    Flapping,
+    CrashLooping,
+}
+
+impl Trouble {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Trouble::Flapping => "flapping",
+            Trouble::CrashLooping => "crash-looping",
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

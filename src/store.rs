@@ -24,11 +24,13 @@ pub(crate) const STATE_FILE: &str = "state.json";
 /// The state file's format: its own type, versioned. 2 added `version`
 /// (and a command's `boot`); a file without one is version 1 and reads
 /// the same. 3 gives each status its own fields (a held service's `waits`
-/// was its `failure`, read as such). Fields a version does not know are
+/// was its `failure`, read as such). 4 adds the status `backing_off` and a
+/// run of trouble (`episode`: flapping, crash-looping and its next try).
+/// Fields a version does not know are
 /// ignored, and a service whose record cannot be read (a status of a newer
 /// tend) starts afresh alone, so a file of a newer tend still loads after
 /// a downgrade.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 #[derive(Serialize)]
 struct Written<'a> {
@@ -557,13 +559,16 @@ mod tests {
     /// State files of earlier formats (1: before formats were numbered,
     /// saved from a real pass with a CPU sample, a command, checks, a
     /// pause's end and the policy's and metrics' errors added; 2: the same
-    /// with a command's boot and a held service) load unchanged, and are
+    /// with a command's boot and a held service; 3: format 2 as the
+    /// previous tend wrote it, with a check's count of failed passes) load
+    /// unchanged, and are
     /// written back as the current format.
     #[test]
     fn state_files_of_earlier_formats_load() {
         for (format, text) in [
             (1, include_str!("../tests/state/v1.json")),
             (2, include_str!("../tests/state/v2.json")),
+            (3, include_str!("../tests/state/v3.json")),
         ] {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join(STATE_FILE), text).unwrap();
@@ -583,6 +588,7 @@ mod tests {
                 "fails a check (unix /nonexistent.sock: no such file or directory)"
             );
             assert_eq!(up.carried.restarts_total, 3);
+            assert_eq!(up.carried.failed_passes, if format == 3 { 2 } else { 0 });
             assert_eq!(up.carried.cpu.unwrap().runs_above, 1);
             assert_eq!(
                 up.carried.checks.as_ref().unwrap().each[0].check,
@@ -599,7 +605,7 @@ mod tests {
             assert_eq!(web.note(), Some("3 processes run, more than 2"));
             let process = web.process().unwrap();
             assert_eq!((process.pid, process.started), (4242, 1_789_990_000));
-            if format == 2 {
+            if format >= 2 {
                 let held = &state.services["held"].status;
                 assert_eq!(
                     held.failure(),
@@ -625,9 +631,9 @@ mod tests {
     #[test]
     fn a_record_that_cannot_be_read_starts_afresh_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let text = r#"{"version": 4, "services": {
+        let text = r#"{"version": 5, "services": {
             "web": {"status": "failing", "since": 5, "failure": "x exited 1"},
-            "db": {"status": "backing_off", "since": 5, "next_try": 900}
+            "db": {"status": "hibernating", "since": 5, "wake": 900}
         }}"#;
         std::fs::write(dir.path().join(STATE_FILE), text).unwrap();
         let loaded = Store::new(dir.path()).load(1000);
@@ -637,7 +643,7 @@ mod tests {
         let notice = loaded.notice.unwrap();
         assert!(
             notice.contains(
-                "what was remembered of db could not be read (unknown variant `backing_off`"
+                "what was remembered of db could not be read (unknown variant `hibernating`"
             ),
             "{notice}"
         );

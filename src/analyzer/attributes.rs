@@ -61,12 +61,14 @@ pub(super) fn depends_on(a: &Attribute) -> Result<Vec<(String, Span)>, Diagnosti
     Ok(ids)
 }
 
-/// `limit N restarts within DURATION`
-pub(super) fn limit(a: &Attribute) -> Result<(usize, i64), Diagnostic> {
+/// `limit N restarts within DURATION [then back off | then give up]`: the
+/// budget, and whether tend backs off (the default) or gives up for good
+/// once it is spent.
+pub(super) fn limit(a: &Attribute) -> Result<(usize, i64, bool), Diagnostic> {
     let bad = || {
         Diagnostic::error(
             values_span(a),
-            "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`",
+            "`limit` is written `limit N restarts within DURATION [then back off | then give up]`, e.g. `limit 3 restarts within 30 min`",
         )
     };
     let words: Vec<&str> = a.values.iter().map(|v| v.text.as_str()).collect();
@@ -83,11 +85,53 @@ pub(super) fn limit(a: &Attribute) -> Result<(usize, i64), Diagnostic> {
             "`limit` needs at least 1 restart",
         ));
     }
-    let within = words_duration(&a.values[3..]).ok_or_else(bad)?;
-    if within.is_zero() || within > MAX_DURATION || a.values.len() > 5 {
+    let then = words
+        .iter()
+        .position(|&w| w == "then")
+        .unwrap_or(words.len());
+    let give_up = match &words[then..] {
+        [] | ["then", "back", "off"] => false,
+        ["then", "give", "up"] => true,
+        _ => return Err(bad()),
+    };
+    let within = words_duration(&a.values[3..then]).ok_or_else(bad)?;
+    if within.is_zero() || within > MAX_DURATION || then > 5 {
         return Err(bad());
     }
-    Ok((n, within.as_secs() as i64))
+    Ok((n, within.as_secs() as i64, give_up))
+}
+
+/// `backoff DURATION [up to DURATION]`: the first wait once the budget is
+/// spent (also how long a service must then stay up to be forgiven), and
+/// the longest, each at most a day.
+pub(super) fn backoff(a: &Attribute) -> Result<(i64, i64), Diagnostic> {
+    let bad = || {
+        Diagnostic::error(
+            values_span(a),
+            "`backoff` is written `backoff DURATION [up to DURATION]`, e.g. `backoff 10m up to 6h`",
+        )
+    };
+    if a.values.iter().any(|v| v.kind == ValueKind::Quoted) {
+        return Err(bad());
+    }
+    let words: Vec<&str> = a.values.iter().map(|v| v.text.as_str()).collect();
+    let up = words.iter().position(|&w| w == "up").unwrap_or(words.len());
+    let first = words_duration(&a.values[..up]).ok_or_else(bad)?;
+    let cap = match &words[up..] {
+        [] => first.max(crate::policy::DEFAULT_LIMITS_BACKOFF_CAP),
+        ["up", "to", ..] => words_duration(&a.values[up + 2..]).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if first.is_zero() || up > 2 {
+        return Err(bad());
+    }
+    if cap < first || cap > MAX_DURATION {
+        return Err(Diagnostic::error(
+            values_span(a),
+            "`backoff`'s longest wait must be at least its first, and at most 1 day",
+        ));
+    }
+    Ok((first.as_secs() as i64, cap.as_secs() as i64))
 }
 
 /// `retry N [every DURATION]`: how many tries a failing check gets within

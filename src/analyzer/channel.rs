@@ -35,6 +35,8 @@ pub(crate) const GROUPS: &[(&str, &[&str])] = &[
         &[
             "restarting",
             "failed",
+            "flapping",
+            "crash_looping",
             "gave_up",
             "deferred",
             "upgrade_failed",
@@ -44,10 +46,19 @@ pub(crate) const GROUPS: &[(&str, &[&str])] = &[
             "state_unsaved",
         ],
     ),
-    ("reminders", &["still_failing", "still_given_up"]),
+    (
+        "reminders",
+        &["still_failing", "still_crash_looping", "still_given_up"],
+    ),
     (
         "recoveries",
-        &["restarted", "recovered", "running_again", "policy_fixed"],
+        &[
+            "restarted",
+            "recovered",
+            "running_again",
+            "steady",
+            "policy_fixed",
+        ],
     ),
 ];
 

@@ -24,7 +24,7 @@ use crate::policy::{
     Channel, ClassDef, Limits, Service, WhenStopped, DEFAULT_GRACE, DEFAULT_LIMITS, DEFAULT_SETTLE,
     DEFAULT_TIMEOUT,
 };
-use attributes::{at_least_one_second, duration, limit, remind, when_stopped, yes_no};
+use attributes::{at_least_one_second, backoff, duration, limit, remind, when_stopped, yes_no};
 pub(crate) use warnings::warnings;
 
 /// Attributes a `defaults` block may set for every service (and a service
@@ -349,10 +349,12 @@ fn setting(a: &Attribute, to: &mut Defaults) -> Result<(), Diagnostic> {
         "grace" => to.grace = duration(a)?,
         "settle" => to.settle = duration(a)?,
         "limit" => {
-            let (restarts, within) = limit(a)?;
+            let (restarts, within, give_up) = limit(a)?;
             to.limits.restarts = restarts;
             to.limits.within = within;
+            to.limits.give_up = give_up;
         }
+        "backoff" => (to.limits.backoff, to.limits.backoff_cap) = backoff(a)?,
         "defer_limit" => to.limits.defer = duration(a)?.as_secs() as i64,
         "restart_on_upgrade" => to.restart_on_upgrade = yes_no(a)?,
         "when" => to.when_stopped = when_stopped(a)?,
@@ -462,21 +464,33 @@ mod tests {
     fn defaults_apply_to_every_service_and_services_override_them() {
         let (services, errors) = analyze_text(
             "service a { process \"/a\"; restart \"x\" }\n\
-             defaults {\n  limit 3 restarts within 30 min\n  remind never\n  grace 2s\n}\n\
-             service b { process \"/b\"; restart \"x\"; limit 1 restart within 5m; remind 1h }\n",
+             defaults {\n  limit 3 restarts within 30 min then give up\n  remind never\n  grace 2s\n}\n\
+             service b { process \"/b\"; restart \"x\"; limit 1 restart within 5m then back off; remind 1h; backoff 1m }\n",
         );
         assert!(errors.is_empty(), "{errors:?}");
         let a = &services[0];
         assert_eq!(
-            (a.limits.restarts, a.limits.within, a.limits.remind),
-            (3, 1800, None)
+            (
+                a.limits.restarts,
+                a.limits.within,
+                a.limits.remind,
+                a.limits.give_up
+            ),
+            (3, 1800, None, true)
         );
         assert_eq!(a.grace, Duration::from_secs(2));
         let b = &services[1];
         assert_eq!(
-            (b.limits.restarts, b.limits.within, b.limits.remind),
-            (1, 300, Some(3600))
+            (
+                b.limits.restarts,
+                b.limits.within,
+                b.limits.remind,
+                b.limits.give_up
+            ),
+            (1, 300, Some(3600), false)
         );
+        // `backoff` without `up to`: the default longest wait.
+        assert_eq!((b.limits.backoff, b.limits.backoff_cap), (60, 6 * 3600));
         assert_eq!(b.grace, Duration::from_secs(2));
         let (services, _) = analyze_text("service c { process \"/c\"; restart \"x\" }");
         assert_eq!(services[0].limits, DEFAULT_LIMITS);
@@ -485,11 +499,16 @@ mod tests {
     #[test]
     fn budget_error_table() {
         for (policy, want) in [
-            ("defaults { limit 3 }", "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`"),
+            ("defaults { limit 3 }", "`limit` is written `limit N restarts within DURATION [then back off | then give up]`, e.g. `limit 3 restarts within 30 min`"),
             ("defaults { limit 0 restarts within 1h }", "`limit` needs at least 1 restart"),
-            ("defaults { limit 3 restarts during 1h }", "`limit` is written `limit N restarts within DURATION`, e.g. `limit 3 restarts within 30 min`"),
+            ("defaults { limit 3 restarts during 1h }", "`limit` is written `limit N restarts within DURATION [then back off | then give up]`, e.g. `limit 3 restarts within 30 min`"),
+            ("defaults { limit 3 restarts within 1h then stop }", "`limit` is written `limit N restarts within DURATION [then back off | then give up]`, e.g. `limit 3 restarts within 30 min`"),
+            ("defaults { backoff soon }", "`backoff` is written `backoff DURATION [up to DURATION]`, e.g. `backoff 10m up to 6h`"),
+            ("defaults { backoff 10m until 6h }", "`backoff` is written `backoff DURATION [up to DURATION]`, e.g. `backoff 10m up to 6h`"),
+            ("defaults { backoff 1h up to 10m }", "`backoff`'s longest wait must be at least its first, and at most 1 day"),
+            ("defaults { backoff 1h up to 2d }", "`backoff`'s longest wait must be at least its first, and at most 1 day"),
             ("defaults { remind sometimes }", "`remind` needs a duration such as 6h, or `never`"),
-            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, settle, limit, remind, defer_limit, restart_on_upgrade, when, not `name`"),
+            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, settle, limit, backoff, remind, defer_limit, restart_on_upgrade, when, not `name`"),
             ("defaults { }\ndefaults { }", "`defaults` is already given at p.tend:1:1"),
         ] {
             assert_eq!(analyze_text(policy).1, [want], "{policy}");

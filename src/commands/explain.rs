@@ -30,14 +30,14 @@ pub(crate) fn run(ctx: &Context, id: &str, name: Option<&str>, os: &OsArgs) -> R
         bail!("no service `{id}` in {}{near}", policy.origin);
     };
     let mut about = preview::explain(s, &policy, &host, &classes);
-    // What the last pass's checks found is this host's only.
-    if name.is_none() && crate::probe::wanted(s) {
-        about.last_checks = ctx
-            .store
-            .peek()
-            .services
-            .remove(id)
-            .and_then(|p| p.carried.checks);
+    // What the last pass found is this host's only.
+    if name.is_none() {
+        if let Some(memory) = ctx.store.peek().services.remove(id) {
+            about.trouble = preview::Trouble::of(&memory);
+            if crate::probe::wanted(s) {
+                about.last_checks = memory.carried.checks;
+            }
+        }
     }
     if ctx.format == Format::Json {
         print_json(&about)?;
@@ -77,5 +77,8 @@ pub(crate) fn run(ctx: &Context, id: &str, name: Option<&str>, os: &OsArgs) -> R
         println!("  depends on: {}", about.depends_on.join(", "));
     }
     println!("  {}", about.limits.text());
+    if let Some(t) = &about.trouble {
+        println!("  now {}", t.text());
+    }
     Ok(Exit::Converged)
 }

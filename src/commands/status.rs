@@ -12,6 +12,7 @@ use crate::exit::Exit;
 use crate::load::Enforced;
 use crate::pause::Pause;
 use crate::pkgmgr;
+use crate::preview;
 use crate::state::{Kind, ServiceState};
 
 /// `tend status --format json`.
@@ -57,6 +58,8 @@ struct Row<'a> {
     failure: Option<&'a str>,
     reason: Option<&'a str>,
     note: Option<&'a str>,
+    /// Flapping or crash-looping, and the next try.
+    trouble: Option<preview::Trouble>,
 }
 
 pub(crate) fn run(ctx: &Context) -> Result<Exit> {
@@ -88,6 +91,7 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
                 failure: st.and_then(|st| st.status.failure()),
                 reason: st.and_then(|st| st.status.reason()),
                 note: st.and_then(|st| st.status.note()),
+                trouble: st.and_then(preview::Trouble::of),
             }
         })
         .collect();
@@ -176,6 +180,9 @@ fn print_text(
             if let Some(failure) = r.failure {
                 println!("    {failure}");
             }
+        }
+        if let Some(t) = &r.trouble {
+            println!("    {}", t.text());
         }
     }
 }

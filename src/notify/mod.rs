@@ -272,14 +272,16 @@ pub(crate) fn deliver(
 fn alerting(event: &Outgoing) -> Option<(String, Option<&'static str>)> {
     let service = || event.event.get("service")?.as_str().map(str::to_string);
     Some(match event.kind {
-        Kind::Restarting => (service()?, Some("warning")),
+        Kind::Restarting | Kind::Flapping => (service()?, Some("warning")),
         Kind::Failed
         | Kind::StillFailing
+        | Kind::CrashLooping
+        | Kind::StillCrashLooping
         | Kind::GaveUp
         | Kind::StillGivenUp
         | Kind::Deferred
         | Kind::UpgradeFailed => (service()?, Some("critical")),
-        Kind::Restarted | Kind::Recovered | Kind::RunningAgain => (service()?, None),
+        Kind::Restarted | Kind::Recovered | Kind::RunningAgain | Kind::Steady => (service()?, None),
         Kind::PolicyBroken => ("policy".into(), Some("critical")),
         Kind::PolicyFixed => ("policy".into(), None),
         _ => return None,

@@ -148,7 +148,7 @@ fn the_seed_monit_configuration_reports_its_file_check() {
         format!("tend import: {place}:10: `check file mysql_bin with path /usr/sbin/mysqld`: a `check file` is not carried over"),
         format!("tend import: {place}:8: `depends on mysql_bin`: `mysql_bin` is a `check file`, not carried over"),
         format!("tend import: {place}:6: `if failed host 127.0.0.1 port 3306 protocol mysql with timeout 10 seconds then restart`: protocol mysql: tend checks that the port accepts connections"),
-        format!("tend import: {place}:7: `if 5 restarts within 5 cycles then timeout`: carried as `limit 5 restarts within 30m`: at one restart a pass (cron's 5 minutes) 5 restarts never fall within 10m (5 cycles of 120 s), and tend would restart a crash-looping service forever; it gives up after 5 failed restarts, about 25m (Monit: about 10m)"),
+        format!("tend import: {place}:7: `if 5 restarts within 5 cycles then timeout`: carried as `limit 5 restarts within 30m then give up`: at one restart a pass (cron's 5 minutes) 5 restarts never fall within 10m (5 cycles of 120 s), and tend would restart a crash-looping service forever; it gives up after 5 failed restarts, about 25m (Monit: about 10m)"),
         "tend import: 1 service carried over, 3 statements left out, 1 carried with a changed meaning".to_string(),
     ] {
         assert!(run.stderr.contains(&said), "{said}\n{run:?}");
@@ -160,7 +160,7 @@ fn the_seed_monit_configuration_reports_its_file_check() {
         "    stop            \"/usr/bin/systemctl stop mysql\"  # line 5",
         "    port            3306  # line 6",
         "    connect_timeout 10s  # line 6",
-        "    limit           5 restarts within 30m  # line 7",
+        "    limit           5 restarts within 30m then give up  # line 7",
     ]
     .join("\n");
     assert!(run.stdout.contains(&service), "{}", run.stdout);
@@ -287,7 +287,7 @@ fn an_imported_policy_restarts_a_killed_daemon() {
     );
     let written = std::fs::read_to_string(sb.path("policy/d.tend")).unwrap();
     assert!(
-        written.contains("    limit   3 restarts within 20m  # line 3\n"),
+        written.contains("    limit   3 restarts within 20m then give up  # line 3\n"),
         "{written}"
     );
 
@@ -357,13 +357,13 @@ fn a_monitrc_keeps_its_meaning_or_says_where_it_changed() {
         "    start   \"/usr/sbin/service nginx start\"  # line 6",
         "    http    \"https://127.0.0.1:8443/health\" timeout 5s insecure  # line 8",
         "    memory  above 1GB then restart  # line 12",
-        "    limit   3 restarts within 40m  # line 15",
+        "    limit   3 restarts within 40m then give up  # line 15",
     ] {
         assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
     }
     for said in [
         "monitrc:12: `if total memory > 1 GB then restart`: carried as `memory above` of the service's process",
-        "monitrc:14: `if 5 restarts within 5 cycles then timeout`: carried as `limit 5 restarts within 30m`",
+        "monitrc:14: `if 5 restarts within 5 cycles then timeout`: carried as `limit 5 restarts within 30m then give up`",
         "monitrc:15: `if 3 restarts within 20 cycles then timeout`: a second restart limit: tend keeps one, the one that gives up sooner, this one",
         "monitrc:2: `set mailserver smtp.example.org port 587 username \"alerts\" password \"****\" using tls`",
         "monitrc:3: `set httpd port 2812 allow admin:****`",

@@ -136,7 +136,7 @@ fn metrics_follow_restarts_and_the_counter_survives_passes() {
 }
 
 #[test]
-fn metrics_say_down_paused_given_up_and_a_broken_push() {
+fn metrics_say_down_paused_backing_off_and_a_broken_push() {
     let mut sb = sandbox();
     let path = sb.path(PROM);
     let pid = sb.start("alpha");
@@ -183,7 +183,7 @@ fn metrics_say_down_paused_given_up_and_a_broken_push() {
     );
     assert_eq!(get(&m, r#"tend_service_up{service="alpha"}"#), "1");
 
-    // Given up: a restart that never brings it back, budget of one.
+    // Backing off: a restart that never brings it back, budget of one.
     let sb2 = Sandbox::new();
     sb2.policy(&format!(
         "service beta {{\n  process \"{}/beta\"\n  restart \"true\"\n  grace 1s\n  limit 1 restarts within 1h\n}}\n",
@@ -209,9 +209,19 @@ fn metrics_say_down_paused_given_up_and_a_broken_push() {
     assert_eq!(
         get(
             &m,
-            r#"tend_service_status{service="beta",status="given_up"}"#
+            r#"tend_service_status{service="beta",status="backing_off"}"#
         ),
         "1"
+    );
+    // Its next try: the first wait (10 min) after this pass.
+    let next = get(
+        &m,
+        r#"tend_service_next_try_timestamp_seconds{service="beta"}"#,
+    );
+    let at = get(&m, "tend_last_pass_timestamp_seconds");
+    assert_eq!(
+        next.parse::<i64>().unwrap() - at.parse::<i64>().unwrap(),
+        600
     );
     assert_eq!(
         get(&m, r#"tend_service_restarts_total{service="beta"}"#),
@@ -440,7 +450,7 @@ fn alert_rules_pass_their_tests() {
         "{said}{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(said.contains("SUCCESS: 6 rules found"), "{said}");
+    assert!(said.contains("SUCCESS: 7 rules found"), "{said}");
     let test = Command::new(promtool)
         .args(["test", "rules", "tend-alerts.test.yml"])
         .current_dir(root.join("tests/prometheus"))

@@ -82,11 +82,11 @@ fn service_back_by_itself_is_reported_once() {
 }
 
 #[test]
-fn restart_budget_gives_up_once_and_reset_re_arms() {
+fn restart_budget_then_give_up_gives_up_once_and_reset_re_arms() {
     let mut sb = Sandbox::new();
     sb.daemon("flappy");
     sb.policy(
-        "service f {\n  name \"Flappy\"\n  process \"@DIR@/flappy\"\n  restart \"setsid -f @DIR@/flappy 1000\"\n  limit 2 restarts within 1h\n  grace 5s\n}\n",
+        "service f {\n  name \"Flappy\"\n  process \"@DIR@/flappy\"\n  restart \"setsid -f @DIR@/flappy 1000\"\n  limit 2 restarts within 1h then give up\n  grace 5s\n}\n",
     );
     // It dies after each restart.
     let die = |sb: &mut Sandbox| {
@@ -134,6 +134,124 @@ fn restart_budget_gives_up_once_and_reset_re_arms() {
     );
     assert_eq!(p4.code, 0);
     assert_eq!(sb.pids_of("flappy").len(), 1);
+}
+
+/// A daemon that always dies at once: restarted until its budget (3 within
+/// an hour) is spent, said once to be crash-looping, then tried 10, 20, 40
+/// minutes apart and every 40 (`backoff 10m up to 40m`), reminded every
+/// hour; fixed, it comes up at its next try, and once it has stayed up 10
+/// minutes that is said once and its budget is whole again.
+#[test]
+fn a_crash_loop_backs_off_at_growing_intervals_and_is_forgiven_once_it_stays_up() {
+    let mut sb = Sandbox::new();
+    sb.daemon("d");
+    sb.policy(
+        "service d {\n  name \"Loop\"\n  process \"@DIR@/d\"\n  restart \"echo >> @DIR@/tries; if test -e @DIR@/fixed; then setsid -f @DIR@/d 1000; else setsid -f @DIR@/d 0.2; fi\"\n  shell yes\n  limit 3 restarts within 1h\n  backoff 10m up to 40m\n  remind 1h\n  grace 3s\n  settle 1s\n}\n",
+    );
+    let tries = |sb: &Sandbox| {
+        std::fs::read_to_string(sb.path("tries"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let mut tried_at = Vec::new();
+    let mut said = Vec::new();
+    for minute in (0..=205).step_by(5) {
+        if minute == 170 {
+            sb.write("fixed", "");
+        }
+        let before = tries(&sb);
+        let run = sb.at(T0 + minute * 60, &[]);
+        if tries(&sb) > before {
+            tried_at.push(minute);
+        }
+        for line in lines(&run) {
+            said.push((minute, line));
+        }
+        if minute == 100 {
+            // Backing off: status says so, with its next try, and exits 1.
+            let status = sb.at(T0 + minute * 60, &["status"]);
+            assert_eq!(status.code, 1, "{status:?}");
+            assert!(status.stdout.contains(" backing off "), "{status:?}");
+            let next = tend::clock::local_time(T0 + 125 * 60);
+            assert!(
+                status.stdout.contains(&format!(
+                    "crash-looping since {}; next try at {next}",
+                    tend::clock::local_time(T0)
+                )),
+                "{status:?}"
+            );
+            let json: serde_json::Value = serde_json::from_str(
+                &sb.at(T0 + minute * 60, &["status", "--format", "json"])
+                    .stdout,
+            )
+            .unwrap();
+            assert_eq!(json["services"][0]["status"], "backing off");
+            assert_eq!(json["services"][0]["trouble"]["next_try"], T0 + 125 * 60);
+            let explain = sb.at(T0 + minute * 60, &["explain", "d"]);
+            assert!(
+                explain
+                    .stdout
+                    .contains("then tries after 10 min, doubling up to 40 min")
+                    && explain.stdout.contains(&format!("next try at {next}")),
+                "{explain:?}"
+            );
+        }
+    }
+    assert_eq!(tried_at, [0, 5, 10, 25, 45, 85, 125, 165, 205], "{said:?}");
+    let kinds: Vec<(i64, &str)> = said
+        .iter()
+        .map(|(m, l)| {
+            let kind = [
+                "is not running, restarting",
+                "failed to start!",
+                "is crash-looping (3 restarts in 15 min); tend tries again at ",
+                "is still crash-looping",
+                "has stayed up for 10 min: no longer crash-looping",
+            ]
+            .into_iter()
+            .find(|k| l.contains(k))
+            .unwrap_or(l);
+            (*m, kind)
+        })
+        .filter(|(_, l)| !l.starts_with("tend: syslog"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (0, "is not running, restarting"),
+            (0, "failed to start!"),
+            (
+                15,
+                "is crash-looping (3 restarts in 15 min); tend tries again at "
+            ),
+            (75, "is still crash-looping"),
+            (135, "is still crash-looping"),
+            (195, "is still crash-looping"),
+        ],
+        "{said:?}"
+    );
+    assert_eq!(sb.pids_of("d").len(), 1);
+    // Stayed up from 205: forgiven at 215, said once.
+    let steady = sb.at(T0 + 215 * 60, &[]);
+    assert_eq!(
+        lines(&steady),
+        [format!(
+            "Loop has stayed up for 10 min: no longer crash-looping (since {})",
+            tend::clock::local_time(T0)
+        )]
+    );
+    assert!(sb.at(T0 + 220 * 60, &[]).stdout.is_empty());
+    // Its budget is whole: killed, it is restarted at once, as a first.
+    for pid in sb.pids_of("d") {
+        sb.kill(pid);
+    }
+    let again = sb.at(T0 + 225 * 60, &[]);
+    assert_eq!(lines(&again)[0], "Loop is not running, restarting...");
+    assert_eq!(again.code, 0, "{again:?}");
+    for pid in sb.pids_of("d") {
+        sb.kill(pid);
+    }
 }
 
 #[test]

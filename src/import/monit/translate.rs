@@ -134,12 +134,18 @@ fn limit(d: &mut Draft, n: u64, cycles: u64, cycle: u64, left: &dyn Fn(&str) -> 
     let within = cycles.max(1).saturating_mul(cycle);
     let reachable = (n + 1).saturating_mul(PASS);
     if within > n.saturating_mul(PASS) {
-        d.set("limit", format!("{n} restarts within {}", span(within)));
+        d.set(
+            "limit",
+            format!("{n} restarts within {} then give up", span(within)),
+        );
         return;
     }
-    d.set("limit", format!("{n} restarts within {}", span(reachable)));
+    d.set(
+        "limit",
+        format!("{n} restarts within {} then give up", span(reachable)),
+    );
     d.left.push(left(&format!(
-        "carried as `limit {n} restarts within {}`: at one restart a pass (cron's 5 minutes) {n} restarts never fall within {} ({cycles} cycles of {cycle} s), and tend would restart a crash-looping service forever; it gives up after {n} failed restarts, about {} (Monit: about {})",
+        "carried as `limit {n} restarts within {} then give up`: at one restart a pass (cron's 5 minutes) {n} restarts never fall within {} ({cycles} cycles of {cycle} s), and tend would restart a crash-looping service forever; it gives up after {n} failed restarts, about {} (Monit: about {})",
         span(reachable),
         span(within),
         span(n * PASS),
@@ -235,7 +241,7 @@ pub(super) fn carry_clause(
                 }
             }
             _ => d.left.push(left(&format!(
-                "then {}: tend's limit gives up and says so (it is what `then timeout` does)",
+                "then {}: once the budget is spent tend backs off (tries again at growing intervals) and says so",
                 action.what
             ))),
         },
