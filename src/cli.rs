@@ -109,9 +109,12 @@ pub enum Command {
         #[arg(long, conflicts_with = "ids")]
         all: bool,
     },
-    /// Hold all restarts for a while (maintenance, an upgrade); checks go on.
-    /// A pause always ends: its end is reported once.
+    /// Hold all restarts, or those of the services named, for a while
+    /// (maintenance, an upgrade); checks go on. A pause always ends.
     Pause {
+        /// Service ids: hold only these (each its own pause).
+        #[arg(value_name = "ID", conflicts_with = "by")]
+        ids: Vec<String>,
         /// How long, at most 24h.
         #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = duration::seconds)]
         duration: u64,
@@ -123,8 +126,12 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
-    /// End a pause now; the next pass restarts what is down.
+    /// End a pause now (or the pauses of the services named); the next
+    /// pass restarts what is down.
     Resume {
+        /// Service ids: end only their own pauses.
+        #[arg(value_name = "ID", conflicts_with = "by")]
+        ids: Vec<String>,
         /// End the pause set with this `--by` (a hook's), not the admin's.
         #[arg(long, value_name = "NAME")]
         by: Option<String>,

@@ -34,7 +34,9 @@ use crate::event::Event;
 use crate::policy::Limits;
 use crate::probe::Checked;
 use crate::scan::Running;
-use crate::state::{Carried, Checks, Episode, Kind, ServiceState, Spawned, Status, Trouble, Why};
+use crate::state::{
+    Carried, Checks, Episode, Kind, ServiceState, Spawned, Status, Trouble, Wait, Why,
+};
 
 /// Why restarts wait in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,12 @@ pub(crate) enum Hold<'a> {
     /// Stopped cleanly and left so by `when stopped report` (true: said
     /// once) or `leave`.
     Left(&'a str, bool),
+    /// This service alone is held: its own pause (`tend pause ID`) or
+    /// window (`hold during`), described.
+    Held(&'a str),
+    /// The host booted a short while ago and the service has not been up
+    /// since (`after_boot`): it is waited for.
+    Boot(&'a str),
 }
 
 /// One service, as this pass sees it.
@@ -363,6 +371,8 @@ fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step 
             (format!("restart deferred: {why}"), event)
         }
         Hold::Paused(why) => (format!("restart deferred: tend is paused {why}"), None),
+        Hold::Held(why) => (format!("restart held {why}"), None),
+        Hold::Boot(why) => (format!("waiting for it to start: {why}"), None),
         Hold::Left(why, say) => {
             let event = (say && prior_reported.is_none()).then(|| Event::Note {
                 name: input.name.to_string(),
@@ -374,6 +384,11 @@ fn held(input: &Input, hold: Hold, down_since: i64, restarts: Vec<i64>) -> Step 
     let status = Status::Down {
         waits,
         reason: input.problem.map(ToString::to_string),
+        by: match hold {
+            Hold::Held(_) => Some(Wait::Hold),
+            Hold::Boot(_) => Some(Wait::Boot),
+            _ => None,
+        },
     };
     let state = ServiceState {
         restarts,
@@ -461,6 +476,7 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
             name: input.name.to_string(),
             times,
             problem: input.problem.cloned(),
+            after: waited(input),
         })
     };
     restarts.push(now);
@@ -485,6 +501,29 @@ fn down(input: &Input, down_since: i64, mut restarts: Vec<i64>) -> Step {
         trouble
     };
     step(state, event, true)
+}
+
+/// What a service still down was waited for until this pass, said as the
+/// wait ends: its own hold, or the boot.
+fn waited(input: &Input) -> Option<String> {
+    match &input.prior?.status {
+        Status::Down {
+            by: Some(Wait::Hold),
+            waits,
+            ..
+        } => Some(format!(
+            "after its hold ({})",
+            waits.strip_prefix("restart ").unwrap_or(waits)
+        )),
+        Status::Down {
+            by: Some(Wait::Boot),
+            ..
+        } => Some(format!(
+            "{} after boot",
+            crate::clock::span(input.limits.after_boot)
+        )),
+        _ => None,
+    }
 }
 
 /// Crash-looping: quiet until the next try is due (but for a reminder
@@ -671,6 +710,7 @@ mod tests {
         give_up: false,
         backoff: 600,
         backoff_cap: 3 * 3600,
+        after_boot: 300,
     };
     const GIVE_UP: Limits = Limits {
         give_up: true,
@@ -927,6 +967,7 @@ mod tests {
             p.status = Status::Down {
                 waits: "restart deferred: x".into(),
                 reason: None,
+                by: None,
             };
             p
         };
@@ -981,6 +1022,71 @@ mod tests {
                 (want_status, want_restart, want_event),
                 "row {i}"
             );
+        }
+    }
+
+    /// A service's own hold (`tend pause ID`, `hold during`) and the wait
+    /// after boot: nothing said while they last; the end said once, in the
+    /// restart's line, when the service is still down.
+    #[test]
+    fn own_holds_and_the_boot_table() {
+        let t = NOW;
+        let waited = |by, waits: &str| {
+            let mut p = prior(Kind::Down, t - 600, &[], None);
+            p.status = Status::Down {
+                waits: waits.into(),
+                reason: None,
+                by: Some(by),
+            };
+            p
+        };
+        let held = Hold::Held("until 2026-12-06 14:30 (deploy)");
+        let boot = Hold::Boot("the host booted 1 min ago; waiting up to 5 min after boot");
+        type Row = (
+            Option<Hold<'static>>,
+            Option<ServiceState>,
+            &'static str,
+            bool,
+            Option<&'static str>,
+        );
+        let rows: Vec<Row> = vec![
+            // Held: down, `paused`, nothing said, however long.
+            (Some(held), Some(prior(Kind::Running, t - 900, &[], None)), "paused", false, None),
+            (Some(held), Some(waited(Wait::Hold, "restart held until x")), "paused", false, None),
+            // A failing service keeps its status (its failure was said).
+            (Some(held), Some(prior(Kind::Failing, t - 900, &[t - 900], Some(t - 900))), "failing", false, None),
+            // The hold is over and it is still down: said once, restarted.
+            (None, Some(waited(Wait::Hold, "restart held until 2026-12-06 14:30 (deploy)")), "restarting", true,
+             Some("OpenSSH is not running after its hold (held until 2026-12-06 14:30 (deploy)), restarting...")),
+            (None, Some(waited(Wait::Hold, "restart held during Sunday.Hr03")), "restarting", true,
+             Some("OpenSSH is not running after its hold (held during Sunday.Hr03), restarting...")),
+            // After boot: waited for, quietly; then restarted, said so.
+            (Some(boot), None, "down", false, None),
+            (Some(boot), Some(waited(Wait::Boot, "waiting")), "down", false, None),
+            (None, Some(waited(Wait::Boot, "waiting")), "restarting", true,
+             Some("OpenSSH is not running 5 min after boot, restarting...")),
+        ];
+        for (i, (hold, prior, want_status, want_restart, want_event)) in
+            rows.into_iter().enumerate()
+        {
+            let step = decide(&Input {
+                hold,
+                ..input(false, prior.as_ref())
+            });
+            assert_eq!(
+                (
+                    step.state.status.label(),
+                    step.restart,
+                    said(&step.events).as_deref()
+                ),
+                (want_status, want_restart, want_event),
+                "row {i}"
+            );
+        }
+        // Up again after its hold or the boot: nothing to say.
+        for by in [Wait::Hold, Wait::Boot] {
+            let p = waited(by, "x");
+            assert!(decide(&input(true, Some(&p))).events.is_empty());
         }
     }
 

@@ -157,10 +157,13 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event {
     /// `times`: this is the Nth restart in a window that began S seconds ago.
+    /// `after`: what it was waited for until now (its hold, the boot),
+    /// said once as it ends with the service still down.
     Restarting {
         name: String,
         times: Option<(usize, i64)>,
         problem: Option<Problem>,
+        after: Option<String>,
     },
     /// Restarted; its main process (none for a unit that remains active
     /// with no process, a oneshot).
@@ -278,11 +281,13 @@ impl Event {
                 name,
                 times,
                 problem,
+                after,
             } => (
                 name,
                 json!({
                     "restarts": times.map(|(n, _)| n),
                     "reason": problem.as_ref().map(Problem::why),
+                    "after": after,
                 }),
             ),
             Event::Restarted { name, pid } | Event::Recovered { name, pid } => (
@@ -393,11 +398,12 @@ fn ordinal(n: usize) -> String {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Restarting { name, times, problem } => {
+            Event::Restarting { name, times, problem, after } => {
+                let after = after.as_ref().map_or(String::new(), |a| format!(" {a}"));
                 match problem {
-                    None => write!(f, "{name} is not running, restarting...")?,
-                    Some(Problem::Absent(why)) => write!(f, "{name} is not running ({why}), restarting...")?,
-                    Some(Problem::Failing(why)) => write!(f, "{name} fails a check ({why}), restarting...")?,
+                    None => write!(f, "{name} is not running{after}, restarting...")?,
+                    Some(Problem::Absent(why)) => write!(f, "{name} is not running ({why}){after}, restarting...")?,
+                    Some(Problem::Failing(why)) => write!(f, "{name} fails a check ({why}){after}, restarting...")?,
                 }
                 match times {
                     Some((n, s)) => write!(f, " ({} time in {})", ordinal(*n), clock::span(*s)),

@@ -59,12 +59,13 @@ pub(crate) const STATUSES: [&str; 7] = [
     "given_up",
 ];
 
-/// A service's status as the metrics name it: `down` while a pause holds
-/// its restart is `paused`.
+/// A service's status as the metrics name it: `down` while a pause (the
+/// host's, or its own) holds its restart is `paused`.
 pub(crate) fn status(state: &ServiceState, paused: bool) -> &'static str {
+    let held = state.status.waited() == Some(crate::state::Wait::Hold);
     match state.status.kind() {
         Kind::Running => "running",
-        Kind::Down if paused => "paused",
+        Kind::Down if paused || held => "paused",
         Kind::Down => "down",
         Kind::Restarting => "restarting",
         Kind::Failing => "failing",

@@ -126,6 +126,25 @@ pub(crate) fn parse(file: FileId, text: &str) -> (Vec<Item>, Vec<Diagnostic>) {
     }
 }
 
+/// Parses `text`, which stands at `offset` in `file`, as one class
+/// expression (the value of `hold during`).
+pub(crate) fn expression(file: FileId, text: &str, offset: usize) -> Result<Expr, Diagnostic> {
+    let mut pairs = PolicyParser::parse(Rule::lone_expr, text).map_err(|e| {
+        let mut d = syntax_error(file, text, offset, &e);
+        let message = d
+            .message
+            .replace("end of file", "the end of the expression");
+        d.message = format!("`hold during` needs a class expression: {message}");
+        d
+    })?;
+    let builder = Builder { file, offset };
+    let expr = pairs
+        .next()
+        .and_then(|p| p.into_inner().next())
+        .expect("lone_expr holds an expr");
+    builder.expr(expr, 0)
+}
+
 /// Parses `text[offset..]` as a whole policy.
 fn parse_at(file: FileId, text: &str, offset: usize) -> Result<Vec<Item>, Diagnostic> {
     let chunk = &text[offset..];

@@ -12,6 +12,9 @@ use crate::file;
 /// `pause.NAME.json`).
 pub(crate) const PAUSE_FILE: &str = "pause.json";
 
+/// Each service's own pause, by service id.
+pub(crate) type Holds = std::collections::BTreeMap<String, Pause>;
+
 /// The longest pause: a forgotten one must not disable monitoring for good.
 pub(crate) const MAX_PAUSE: u64 = 86_400;
 
@@ -31,6 +34,9 @@ pub(crate) struct Pause {
     /// Who set it (`--by`); None is an admin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) by: Option<String>,
+    /// The one service it holds (`tend pause ID`); None: every service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) service: Option<String>,
 }
 
 /// How far ahead of this clock a pause may say it began (clocks of one
@@ -51,12 +57,35 @@ pub(crate) fn pause_owner(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The file a pause of `by` lives in.
-pub(crate) fn pause_file(by: Option<&str>) -> String {
-    match by {
-        None => PAUSE_FILE.to_string(),
-        Some(by) => format!("pause.{by}.json"),
+/// The file a pause of `by` lives in; a service's own, `hold.ID.json`.
+pub(crate) fn pause_file(by: Option<&str>, service: Option<&str>) -> String {
+    match (service, by) {
+        (Some(id), _) => format!("hold.{id}.json"),
+        (None, None) => PAUSE_FILE.to_string(),
+        (None, Some(by)) => format!("pause.{by}.json"),
     }
+}
+
+/// Whether a file of the state directory is a pause's.
+pub(crate) fn is_pause_file(name: &str) -> bool {
+    name == PAUSE_FILE
+        || [("pause.", 6), ("hold.", 5)].iter().any(|(prefix, len)| {
+            name.starts_with(prefix) && name.ends_with(".json") && name.len() > len + 5
+        })
+}
+
+/// A service id for `tend pause ID`: as the policy language writes one
+/// (letters, digits, `_`, `-`), so it is a plain file name.
+pub(crate) fn service_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        bail!("{id:?} is not a service id (letters, digits, _ and -)");
+    }
+    Ok(())
 }
 
 impl Pause {
@@ -92,6 +121,21 @@ impl Pause {
             clock::local_time(p.until)
         );
         (p, Some(line))
+    }
+
+    /// Of pauses of single services, each service's (the one that holds
+    /// it longest).
+    pub(crate) fn holds(pauses: impl IntoIterator<Item = Pause>) -> Holds {
+        let mut holds = Holds::new();
+        for p in pauses {
+            if let Some(id) = p.service.clone() {
+                let longer = holds.get(&id).is_none_or(|h: &Pause| h.until < p.until);
+                if longer {
+                    holds.insert(id, p);
+                }
+            }
+        }
+        holds
     }
 
     /// Of several pauses, the one that holds restarts longest, else the

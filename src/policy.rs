@@ -28,6 +28,9 @@ pub(crate) struct Limits {
     pub(crate) backoff: i64,
     /// ... and the longest.
     pub(crate) backoff_cap: i64,
+    /// Seconds after the host booted during which a service not up yet is
+    /// waited for, not restarted (0: none).
+    pub(crate) after_boot: i64,
 }
 
 impl Limits {
@@ -150,6 +153,8 @@ pub(crate) struct Service {
     /// `start_period`: how long a process that just started may fail its
     /// checks before a failure counts (Kubernetes' startupProbe).
     pub(crate) start_period: Duration,
+    /// `hold during EXPR`: while true, its restarts are held.
+    pub(crate) hold_during: Option<Expr>,
     /// At least one of `restart` and `start` is given.
     pub(crate) restart: Option<Command>,
     pub(crate) start: Option<Command>,
@@ -329,6 +334,7 @@ pub(crate) const DEFAULT_LIMITS: Limits = Limits {
     give_up: false,
     backoff: 600,
     backoff_cap: DEFAULT_LIMITS_BACKOFF_CAP.as_secs() as i64,
+    after_boot: 300,
 };
 /// The longest wait of a crash-looping service, unless `backoff` says.
 pub(crate) const DEFAULT_LIMITS_BACKOFF_CAP: Duration = Duration::from_secs(6 * 3600);

@@ -114,6 +114,18 @@ fn parse_stat(text: &[u8]) -> Option<Stat> {
     })
 }
 
+/// When the host booted (unix seconds), for `after_boot`. `TEND_BOOTED`
+/// overrides it; like `TEND_NOW` it exists for tests.
+pub(crate) fn booted() -> Option<i64> {
+    if let Some(t) = std::env::var("TEND_BOOTED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Some(t);
+    }
+    boot_and_ticks().ok().map(|(boot, _)| boot as i64)
+}
+
 /// The boot time (seconds since the epoch) and clock ticks per second, to
 /// turn `stat`'s start time into a time of day.
 fn boot_and_ticks() -> Result<(u64, u64)> {

@@ -40,6 +40,7 @@ impl Kind {
             Kind::Down => Status::Down {
                 waits: String::new(),
                 reason: None,
+                by: None,
             },
             Kind::Restarting => Status::Restarting { why },
             Kind::Failing => Status::Failing { why },
@@ -90,6 +91,10 @@ pub(crate) enum Status {
         /// What the look found (a stale pidfile, a failed check).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Held for this service alone (its own pause or window), or
+        /// waited for after boot: its end is said if it is still down.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Wait>,
     },
     /// A restart was started and the pass did not finish (written before
     /// acting, so a pass killed mid-way is known to the next one).
@@ -116,6 +121,16 @@ pub(crate) enum Status {
     },
 }
 
+/// What holds one service's restart alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Wait {
+    /// Its own pause (`tend pause ID`) or window (`hold during`).
+    Hold,
+    /// The host booted a short while ago (`after_boot`).
+    Boot,
+}
+
 /// Why a service is not up: what the look found (a stale pidfile, a failed
 /// check), and what its last restart failed with.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,8 +153,23 @@ impl Status {
         }
     }
 
+    /// As `tend status` shows it: a service held alone is `paused`.
     pub(crate) fn label(&self) -> &'static str {
-        self.kind().label()
+        match self {
+            Status::Down {
+                by: Some(Wait::Hold),
+                ..
+            } => "paused",
+            _ => self.kind().label(),
+        }
+    }
+
+    /// What held its restart alone, if anything.
+    pub(crate) fn waited(&self) -> Option<Wait> {
+        match self {
+            Status::Down { by, .. } => *by,
+            _ => None,
+        }
     }
 
     pub(crate) fn is_running(&self) -> bool {

@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::file;
-use crate::pause::{pause_file, Pause, PAUSE_FILE};
+use crate::pause::Holds;
+use crate::pause::{is_pause_file, pause_file, Pause};
 use crate::state::State;
 
 pub(crate) const STATE_FILE: &str = "state.json";
@@ -327,9 +328,7 @@ impl Store {
         let mut names: Vec<String> = entries
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                n == PAUSE_FILE || (n.starts_with("pause.") && n.ends_with(".json") && n.len() > 10)
-            })
+            .filter(|n| is_pause_file(n))
             .collect();
         names.sort();
         names
@@ -358,15 +357,23 @@ impl Store {
             .collect()
     }
 
-    /// The pause in force (or the last to end), for `status` and dry runs.
+    /// The pause of every service in force (or the last to end), for
+    /// `status` and dry runs.
     pub(crate) fn pause(&self, now: i64) -> Option<Pause> {
-        Pause::current(self.bounded_pauses(now), now)
+        let pauses = self.bounded_pauses(now);
+        Pause::current(pauses.into_iter().filter(|p| p.service.is_none()), now)
     }
 
-    /// Writes a pause (its owner's file).
+    /// Each service's own pause, for `status` and dry runs.
+    pub(crate) fn holds(&self, now: i64) -> Holds {
+        Pause::holds(self.bounded_pauses(now))
+    }
+
+    /// Writes a pause (its owner's file, or its service's).
     pub(crate) fn set_pause(&self, pause: &Pause) -> Result<()> {
         self.ensure_dir()?;
-        self.write_json(&pause_file(pause.by.as_deref()), pause)
+        let name = pause_file(pause.by.as_deref(), pause.service.as_deref());
+        self.write_json(&name, pause)
     }
 
     /// Moves a damaged pause file aside; says where.
@@ -378,11 +385,11 @@ impl Store {
         }
     }
 
-    /// Removes the pause of `by` (an admin's: None); false when there was
-    /// none.
-    pub(crate) fn clear_pause(&self, by: Option<&str>) -> Result<bool> {
+    /// Removes the pause of `by` (an admin's: None), or of one service;
+    /// false when there was none.
+    pub(crate) fn clear_pause(&self, by: Option<&str>, service: Option<&str>) -> Result<bool> {
         self.usable_or_fail()?;
-        let path = self.dir.join(pause_file(by));
+        let path = self.dir.join(pause_file(by, service));
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -507,6 +514,13 @@ mod tests {
         };
         let carried = crate::state::Carried {
             restarts_total: 7,
+            failed_passes: 2,
+            episode: Some(crate::state::Episode {
+                since: 1,
+                kind: crate::state::Trouble::CrashLooping,
+                tries: 3,
+                next: 900,
+            }),
             ..Default::default()
         };
         let why = |reason: &str, failure: &str| Why {
@@ -530,6 +544,15 @@ mod tests {
             Status::Down {
                 waits: "restart deferred: dpkg holds the lock".into(),
                 reason: Some("pidfile stale".into()),
+                by: None,
+            },
+            Status::Down {
+                waits: "restart held until 2026-12-06 14:30 (deploy)".into(),
+                reason: None,
+                by: Some(crate::state::Wait::Hold),
+            },
+            Status::BackingOff {
+                why: why("fails a check", "true exited 1"),
             },
             Status::Restarting {
                 why: Why::default(),

@@ -101,6 +101,22 @@ pub(super) fn limit(a: &Attribute) -> Result<(usize, i64, bool), Diagnostic> {
     Ok((n, within.as_secs() as i64, give_up))
 }
 
+/// `hold during EXPR`: a class expression (a word such as `Sunday.Hr03`,
+/// or quoted) while which the service's restarts are held.
+pub(super) fn hold_during(a: &Attribute) -> Result<crate::parser::Expr, Diagnostic> {
+    match a.values.as_slice() {
+        [during, v] if during.text == "during" && during.kind == ValueKind::Word => {
+            // A quoted value's text starts one byte into its span.
+            let offset = v.span.start + usize::from(v.kind == ValueKind::Quoted);
+            crate::parser::expression(v.span.file, &v.text, offset)
+        }
+        _ => Err(Diagnostic::error(
+            values_span(a),
+            "`hold` is written `hold during CLASS-EXPRESSION`, e.g. `hold during Sunday.Hr03` or `hold during \"backup_window|Hr03\"`",
+        )),
+    }
+}
+
 /// `backoff DURATION [up to DURATION]`: the first wait once the budget is
 /// spent (also how long a service must then stay up to be forgiven), and
 /// the longest, each at most a day.

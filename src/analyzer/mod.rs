@@ -356,6 +356,7 @@ fn setting(a: &Attribute, to: &mut Defaults) -> Result<(), Diagnostic> {
         }
         "backoff" => (to.limits.backoff, to.limits.backoff_cap) = backoff(a)?,
         "defer_limit" => to.limits.defer = duration(a)?.as_secs() as i64,
+        "after_boot" => to.limits.after_boot = duration(a)?.as_secs() as i64,
         "restart_on_upgrade" => to.restart_on_upgrade = yes_no(a)?,
         "when" => to.when_stopped = when_stopped(a)?,
         _ => to.limits.remind = remind(a)?,
@@ -508,7 +509,7 @@ mod tests {
             ("defaults { backoff 1h up to 10m }", "`backoff`'s longest wait must be at least its first, and at most 1 day"),
             ("defaults { backoff 1h up to 2d }", "`backoff`'s longest wait must be at least its first, and at most 1 day"),
             ("defaults { remind sometimes }", "`remind` needs a duration such as 6h, or `never`"),
-            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, settle, limit, backoff, remind, defer_limit, restart_on_upgrade, when, not `name`"),
+            ("defaults { name \"x\" }", "`defaults` sets timeout, grace, settle, limit, backoff, remind, defer_limit, restart_on_upgrade, after_boot, when, not `name`"),
             ("defaults { }\ndefaults { }", "`defaults` is already given at p.tend:1:1"),
         ] {
             assert_eq!(analyze_text(policy).1, [want], "{policy}");
@@ -535,6 +536,9 @@ mod tests {
                 "unit `getty@.service` is a template: name an instance, such as \"getty@NAME\"",
             ),
             ("service a { unit \".service\"; restart \"x\" }", "unit `.service` has no name before its type"),
+            ("service a { process \"/a\"; restart \"x\"; hold while x }", "`hold` is written `hold during CLASS-EXPRESSION`, e.g. `hold during Sunday.Hr03` or `hold during \"backup_window|Hr03\"`"),
+            ("service a { process \"/a\"; restart \"x\"; hold during \"Hr03|(\" }", "`hold during` needs a class expression: expected a class expression, found the end of the expression"),
+            ("service a { process \"/a\"; restart \"x\"; hold during Hr03 Hr04 }", "`hold` is written `hold during CLASS-EXPRESSION`, e.g. `hold during Sunday.Hr03` or `hold during \"backup_window|Hr03\"`"),
             ("service a { unit \"@x\"; restart \"x\" }", "unit `@x.service` has no name before its type"),
             ("service a { unit \"a@b@c\"; restart \"x\" }", "unit `a@b@c.service` has more than one `@`"),
             (

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use super::attributes::{
-    absolute_path, at_least_one_second, count_range, cpu_limit, depends_on, duration, ip_address,
-    memory_limit, one_string, pattern, retry, tolerate, unit_name, user_name, yes_no,
+    absolute_path, at_least_one_second, count_range, cpu_limit, depends_on, duration, hold_during,
+    ip_address, memory_limit, one_string, pattern, retry, tolerate, unit_name, user_name, yes_no,
 };
 use super::probes;
 use super::service::Draft;
@@ -368,6 +368,24 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         value: "`yes` / `no`",
         default: "`no`",
         meaning: "when the process runs a binary replaced on disk, run `restart` (else only say so once)",
+        scope: Scope::Defaults,
+        read: |a, d| setting(a, &mut d.settings),
+    },
+    Attr {
+        key: "hold",
+        written: "hold during",
+        value: "class expression",
+        default: "",
+        meaning: "while the expression is true (`Sunday.Hr03`, a class of the policy), the service's restarts are held, as by `tend pause ID`: nothing is said, the metrics say `paused`; if it is still down when the window ends, its restart says so",
+        scope: Scope::Service,
+        read: |a, d| hold_during(a).map(|e| d.hold_during = Some(e)),
+    },
+    Attr {
+        key: "after_boot",
+        written: "after_boot",
+        value: "duration",
+        default: "`5m`",
+        meaning: "for this long after the host booted, a service that has not been up since is waited for, not restarted (`0`: restarted at once); if it is still down then, its restart says so",
         scope: Scope::Defaults,
         read: |a, d| setting(a, &mut d.settings),
     },

@@ -41,6 +41,7 @@ pub(crate) struct Draft {
     pub(crate) retry: (u32, std::time::Duration),
     pub(crate) tolerate: u32,
     pub(crate) start_period: std::time::Duration,
+    pub(crate) hold_during: Option<Expr>,
     /// `restart`, `start`, `stop`, as written.
     pub(crate) commands: [Option<String>; 3],
     pub(crate) shell: bool,
@@ -72,6 +73,7 @@ impl Draft {
             retry: (1, std::time::Duration::from_secs(1)),
             tolerate: 1,
             start_period: std::time::Duration::ZERO,
+            hold_during: None,
             commands: [None, None, None],
             shell: false,
             settings: *defaults,
@@ -150,6 +152,7 @@ pub(super) fn service(
         retry: d.retry,
         tolerate: d.tolerate,
         start_period: d.start_period,
+        hold_during: d.hold_during,
         restart,
         start,
         stop,

@@ -87,8 +87,8 @@ fn shell_warnings(s: &Service) -> Vec<Diagnostic> {
     out
 }
 
-/// A guard or definition naming a class nothing defines and that is not
-/// built in.
+/// A guard, definition or window (`hold during`) naming a class nothing
+/// defines and that is not built in.
 fn unknown_classes(
     classes: &[ClassDef],
     services: &[Service],
@@ -98,8 +98,9 @@ fn unknown_classes(
     let defined: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
     let mut seen = HashSet::new();
     let guards = services.iter().filter_map(|s| s.guard.as_ref());
+    let windows = services.iter().filter_map(|s| s.hold_during.as_ref());
     let definitions = classes.iter().map(|c| &c.expr);
-    for expr in guards.chain(definitions) {
+    for expr in guards.chain(windows).chain(definitions) {
         let mut names = Vec::new();
         spanned_classes(expr, &mut names);
         for c in names {

@@ -26,7 +26,7 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
     match plan.hold() {
         Some(Hold::Paused(why)) => println!("tend is paused {why}: restarts wait"),
         Some(Hold::Busy(why)) => println!("package manager at work: {why}: restarts wait"),
-        Some(Hold::Waiting(_) | Hold::Left(..)) | None => {}
+        Some(Hold::Waiting(_) | Hold::Left(..) | Hold::Held(_) | Hold::Boot(_)) | None => {}
     }
     for note in crate::pkgmgr::stale(&ctx.pkg_root) {
         println!("note: {note}");
@@ -97,10 +97,22 @@ fn would(s: &Service, p: &Planned, services: &[&Service]) -> String {
             format!("; would run once {} is up: {commands}", names.join(" and "))
         }
         (true, _) => format!("; would run: {commands}"),
-        (false, Kind::Down) => "; restart deferred".to_string(),
+        (false, Kind::Down) => match step.state.status.failure() {
+            // Held alone, or waited for after boot: why, and until when.
+            Some(why) if step.state.status.waited().is_some() => format!("; {why}"),
+            _ => "; restart deferred".to_string(),
+        },
         (false, Kind::GivenUp) => {
             format!("; given up, would not restart (run 'tend reset {}')", s.id)
         }
+        (false, Kind::BackingOff) => match p.step.state.carried.episode {
+            Some(e) => format!(
+                "; crash-looping, would try again at {} (or now after 'tend reset {}')",
+                crate::clock::local_time(e.next),
+                s.id
+            ),
+            None => String::new(),
+        },
         (false, _) => String::new(),
     }
 }

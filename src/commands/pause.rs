@@ -1,6 +1,7 @@
-//! `tend pause [--for D] [--reason TEXT]` and `tend resume`: a maintenance
-//! window. Run from package manager hooks, so they work whatever state the
-//! policy is in, and never wait for a pass's lock.
+//! `tend pause [ID...] [--for D] [--reason TEXT]` and `tend resume [ID...]`:
+//! a maintenance window, for the host or for the services named. Run from
+//! package manager hooks, so they work whatever state the policy is in, and
+//! never wait for a pass's lock.
 
 use anyhow::{bail, Result};
 
@@ -9,10 +10,13 @@ use crate::event::Kind;
 use crate::exit::Exit;
 use crate::pause::{self, Pause, MAX_PAUSE};
 use crate::report::Reporter;
+use crate::suggest::closest;
 
-/// Writes the pause file (of `by`, or the admin's).
+/// Writes the pause file (of `by`, or the admin's), or one for each
+/// service named.
 pub(crate) fn pause(
     ctx: &Context,
+    ids: &[String],
     duration: u64,
     reason: Option<String>,
     by: Option<String>,
@@ -23,14 +27,35 @@ pub(crate) fn pause(
     if let Some(by) = &by {
         pause::pause_owner(by)?;
     }
+    known(ctx, ids)?;
     let pause = Pause {
         since: ctx.now,
         until: ctx.now + duration as i64,
         reason: reason.filter(|r| !r.trim().is_empty()),
         by,
+        service: None,
     };
+    let mut reporter = Reporter::new(ctx.format);
+    if !ids.is_empty() {
+        for id in ids {
+            let held = Pause {
+                service: Some(id.clone()),
+                ..pause.clone()
+            };
+            ctx.store.set_pause(&held)?;
+            reporter.say(
+                Kind::Paused,
+                &format!(
+                    "tend: {id} paused {}; its restarts wait until then or 'tend resume {id}'",
+                    held.describe()
+                ),
+                false,
+            );
+        }
+        return Ok(Exit::Converged);
+    }
     ctx.store.set_pause(&pause)?;
-    Reporter::new(ctx.format).say(
+    reporter.say(
         Kind::Paused,
         &format!(
             "tend: paused {}; restarts wait until then or 'tend resume{}'",
@@ -45,14 +70,63 @@ pub(crate) fn pause(
     Ok(Exit::Converged)
 }
 
-/// Removes the pause file of `by` (or the admin's); says what pause, if
-/// any, still holds restarts.
-pub(crate) fn resume(ctx: &Context, by: Option<String>) -> Result<Exit> {
+/// Service ids as the language writes them, and, when the policy can be
+/// read, ones it has (a typo would hold nothing).
+fn known(ctx: &Context, ids: &[String]) -> Result<()> {
+    for id in ids {
+        pause::service_id(id)?;
+    }
+    let Ok(policy) = ctx.read_policy() else {
+        return Ok(());
+    };
+    let have: Vec<&str> = policy.services.iter().map(|s| s.id.as_str()).collect();
+    for id in ids {
+        if !have.contains(&id.as_str()) {
+            let near = closest(id, &have)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default();
+            bail!("no service `{id}` in {}{near}", policy.origin);
+        }
+    }
+    Ok(())
+}
+
+/// Removes the pause file of `by` (or the admin's), or those of the
+/// services named; says what pause, if any, still holds restarts.
+pub(crate) fn resume(ctx: &Context, ids: &[String], by: Option<String>) -> Result<Exit> {
     if let Some(by) = &by {
         pause::pause_owner(by)?;
     }
+    for id in ids {
+        pause::service_id(id)?;
+    }
+    let mut reporter = Reporter::new(ctx.format);
+    if !ids.is_empty() {
+        let holds = ctx.store.holds(ctx.now);
+        for id in ids {
+            let held = holds.get(id).filter(|p| p.until > ctx.now);
+            if !ctx.store.clear_pause(None, Some(id))? {
+                println!("tend: {id} was not paused");
+                continue;
+            }
+            let line = match held {
+                Some(p) => format!(
+                    "tend: resumed {id} (was paused {}); the next pass restarts it if it is down",
+                    p.describe()
+                ),
+                None => format!("tend: resumed {id}"),
+            };
+            reporter.say(Kind::Resumed, &line, false);
+        }
+        return Ok(Exit::Converged);
+    }
     let mine = |p: &Pause| p.by == by;
-    let pauses = ctx.store.bounded_pauses(ctx.now);
+    let pauses: Vec<Pause> = ctx
+        .store
+        .bounded_pauses(ctx.now)
+        .into_iter()
+        .filter(|p| p.service.is_none())
+        .collect();
     let ended = pauses.iter().find(|p| mine(p)).cloned();
     let others = Pause::current(pauses.into_iter().filter(|p| !mine(p)), ctx.now)
         .filter(|p| p.until > ctx.now);
@@ -60,7 +134,7 @@ pub(crate) fn resume(ctx: &Context, by: Option<String>) -> Result<Exit> {
         Some(p) => format!("; still paused {}", p.describe()),
         None => String::new(),
     };
-    if !ctx.store.clear_pause(by.as_deref())? {
+    if !ctx.store.clear_pause(by.as_deref(), None)? {
         println!(
             "tend: not paused{}{still}",
             by.as_ref().map_or(String::new(), |b| format!(" by {b}"))
@@ -77,6 +151,6 @@ pub(crate) fn resume(ctx: &Context, by: Option<String>) -> Result<Exit> {
         }
         _ => format!("tend: resumed{still}"),
     };
-    Reporter::new(ctx.format).say(Kind::Resumed, &line, false);
+    reporter.say(Kind::Resumed, &line, false);
     Ok(Exit::Converged)
 }

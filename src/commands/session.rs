@@ -14,7 +14,7 @@ use crate::event::Kind;
 use crate::exit::Exit;
 use crate::load::{self, Enforced};
 use crate::pass::{self, Memory, Plan};
-use crate::pause::Pause;
+use crate::pause::{Holds, Pause};
 use crate::pkgmgr::Busy;
 use crate::report::{self, Reporter};
 use crate::snapshot;
@@ -56,7 +56,7 @@ impl Session {
         }
         let prior = loaded.state;
         let policy_error = say_policy(&enforced, &prior, store, reporter, now);
-        let pause = pauses(store, reporter, now);
+        let (pause, holds) = pauses(store, reporter, now);
         let busy = ctx.busy();
         Ok(Session {
             classes: ctx.classes(&enforced, busy.as_ref()),
@@ -65,6 +65,8 @@ impl Session {
             memory: std::cell::Cell::new(Some(Memory {
                 prior,
                 pause,
+                holds,
+                booted: crate::scan::booted(),
                 policy_error,
             })),
             _lock: lock,
@@ -100,6 +102,8 @@ impl Session {
             memory: std::cell::Cell::new(Some(Memory {
                 prior: ctx.store.peek(),
                 pause: ctx.store.pause(ctx.now),
+                holds: ctx.store.holds(ctx.now),
+                booted: crate::scan::booted(),
                 policy_error: None,
             })),
             _lock: None,
@@ -107,10 +111,11 @@ impl Session {
     }
 }
 
-/// The pause in force, of all pause files. A damaged one is set aside, so
-/// it is said once; one that began in the future or lasts more than 24h is
-/// cut, rewritten so, and said once.
-fn pauses(store: &Store, reporter: &mut Reporter, now: i64) -> Option<Pause> {
+/// The pause of every service in force, and each service's own, of all
+/// pause files. A damaged one is set aside, so it is said once; one that
+/// began in the future or lasts more than 24h is cut, rewritten so, and
+/// said once.
+fn pauses(store: &Store, reporter: &mut Reporter, now: i64) -> (Option<Pause>, Holds) {
     let mut honoured = Vec::new();
     for (name, pause) in store.pauses() {
         let pause = match pause {
@@ -139,7 +144,9 @@ fn pauses(store: &Store, reporter: &mut Reporter, now: i64) -> Option<Pause> {
         }
         honoured.push(bounded);
     }
-    Pause::current(honoured, now)
+    let holds = Pause::holds(honoured.iter().cloned());
+    let all = honoured.into_iter().filter(|p| p.service.is_none());
+    (Pause::current(all, now), holds)
 }
 
 /// Takes the pass lock. Another pass holding it ends this one: silently,

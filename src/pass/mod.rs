@@ -18,10 +18,10 @@ use crate::classes::Classes;
 use crate::decide::{self, Hold, Input, Step};
 use crate::load::Enforced;
 use crate::observe::Watch;
-use crate::pause::Pause;
+use crate::pause::{Holds, Pause};
 use crate::pkgmgr::Busy;
 use crate::policy::{self, Service};
-use crate::state::{PolicyError, ServiceState, Spawned, State, Status};
+use crate::state::{PolicyError, ServiceState, Spawned, State, Status, Wait};
 
 mod execute;
 
@@ -32,6 +32,10 @@ pub(crate) use execute::{execute, saving, Real};
 pub(crate) struct Memory {
     pub(crate) prior: State,
     pub(crate) pause: Option<Pause>,
+    /// Each service's own pause (`tend pause ID`).
+    pub(crate) holds: Holds,
+    /// When the host booted (unix seconds), for `after_boot`.
+    pub(crate) booted: Option<i64>,
     /// The policy error to remember (a pass with a last good copy).
     pub(crate) policy_error: Option<PolicyError>,
 }
@@ -216,8 +220,22 @@ pub(crate) fn plan<'p>(
         verdicts,
         replaced,
         commands,
+        windows: Vec::new(),
     };
     let busy = busy.map(ToString::to_string);
+    // A service's window (`hold during`) is open while its expression is
+    // true of this host now.
+    let windows = watch
+        .services
+        .iter()
+        .map(|s| {
+            s.hold_during
+                .as_ref()
+                .filter(|e| classes.eval(e))
+                .map(|e| format!("during {e}"))
+        })
+        .collect();
+    let looked = Looked { windows, ..looked };
     Ok(decided(watch, looked, memory, busy, &policy.digest, now))
 }
 
@@ -227,6 +245,8 @@ struct Looked {
     verdicts: Vec<Verdict>,
     replaced: Vec<Option<String>>,
     commands: Vec<Option<Spawned>>,
+    /// The window (`hold during`) open for it now, described.
+    windows: Vec<Option<String>>,
 }
 
 /// The plan from what was seen: pure, each service's step decided.
@@ -239,7 +259,7 @@ fn decided<'p>(
     now: i64,
 ) -> Plan<'p> {
     let up: Vec<bool> = looked.verdicts.iter().map(Verdict::ready).collect();
-    let (pause, pause_ended, ended) = pause_of(memory.pause, memory.prior.pause_ended, now);
+    let (pause, pause_ended, ended) = pause_of(memory.pause.clone(), memory.prior.pause_ended, now);
     let hold = hold(&pause, &busy);
     let mut services = Vec::with_capacity(up.len());
     let found = looked.verdicts.into_iter().zip(looked.replaced);
@@ -248,7 +268,20 @@ fn decided<'p>(
         let prior = memory.prior.services.get(&s.id);
         let (left, overdue) = left_behind(s, &verdict, command, now);
         let waiting = interrupted(s, &verdict, left.as_ref(), prior, now);
-        let hold = waiting.as_deref().map(Hold::Waiting).or(hold);
+        // Its own pause, or its window, then the boot, then the host's.
+        let own = memory
+            .holds
+            .get(&s.id)
+            .filter(|p| now < p.until)
+            .map(Pause::describe)
+            .or_else(|| looked.windows.get(i).cloned().flatten());
+        let boot = booting(s, &verdict, prior, &memory, now);
+        let hold = waiting
+            .as_deref()
+            .map(Hold::Waiting)
+            .or(own.as_deref().map(Hold::Held))
+            .or(boot.as_deref().map(Hold::Boot))
+            .or(hold);
         let step = decide::decide(&input(
             s,
             &verdict,
@@ -291,6 +324,32 @@ fn decided<'p>(
         next,
         now,
     }
+}
+
+/// Whether a service that is not up is waited for after boot: the host
+/// booted less than its `after_boot` ago, and the service has not been up
+/// since (tend's last pass was before the boot, or it is still waited
+/// for). A first pass ever, with no memory, waits for nothing.
+fn booting(
+    service: &Service,
+    verdict: &Verdict,
+    prior: Option<&ServiceState>,
+    memory: &Memory,
+    now: i64,
+) -> Option<String> {
+    let booted = memory.booted?;
+    let up = now - booted;
+    let absent =
+        verdict.running().is_none() && !matches!(verdict.problem(), Some(Problem::Failing(_)));
+    let before = memory.prior.last_run.is_some_and(|t| t < booted)
+        || prior.is_some_and(|p| p.status.waited() == Some(Wait::Boot));
+    (absent && before && (0..service.limits.after_boot).contains(&up)).then(|| {
+        format!(
+            "the host booted {} ago; waiting up to {} after boot",
+            crate::clock::span(up),
+            crate::clock::span(service.limits.after_boot)
+        )
+    })
 }
 
 /// Restart commands a killed pass left running, by service: the one its
@@ -442,10 +501,13 @@ mod tests {
             verdicts: vec![Verdict::default(); n],
             replaced: vec![None; n],
             commands: vec![None; n],
+            windows: vec![None; n],
         };
         let memory = Memory {
             prior: State::default(),
             pause: None,
+            holds: Holds::new(),
+            booted: None,
             policy_error: None,
         };
         let plan = decided(watch, looked, memory, None, "d1", NOW);
@@ -465,6 +527,71 @@ mod tests {
         let mut reporter = Reporter::keeping();
         let (exit, state) = execute(plan, host, &mut keep, &mut reporter);
         (reporter.kept().to_vec(), saved, exit, state)
+    }
+
+    /// (booted, the last pass, its memory waited for the boot, up now)
+    /// -> whether a down service is waited for (`after_boot` 5 min).
+    #[test]
+    fn boot_wait_table() {
+        let policy = policy();
+        let service = &policy.services[0];
+        const BOOT: i64 = 1_000_000;
+        let waiting = {
+            let mut p = ServiceState::new(crate::state::Kind::Down.bare(), BOOT);
+            p.status = Status::Down {
+                waits: String::new(),
+                reason: None,
+                by: Some(Wait::Boot),
+            };
+            p
+        };
+        type Row = (Option<i64>, Option<i64>, bool, i64, bool);
+        let rows: Vec<Row> = vec![
+            // A pass before the boot, 1 min after it: waited for.
+            (Some(BOOT), Some(BOOT - 600), false, BOOT + 60, true),
+            // Past the window: no more.
+            (Some(BOOT), Some(BOOT - 600), true, BOOT + 300, false),
+            // Still waited for at the next pass.
+            (Some(BOOT), Some(BOOT + 60), true, BOOT + 120, true),
+            // Seen after the boot (up, or restarted): never waited for.
+            (Some(BOOT), Some(BOOT + 60), false, BOOT + 120, false),
+            // No memory at all (a first pass ever): nothing to wait for.
+            (Some(BOOT), None, false, BOOT + 60, false),
+            // No boot time, or a clock before it: no wait.
+            (None, Some(BOOT - 600), false, BOOT + 60, false),
+            (Some(BOOT), Some(BOOT - 600), false, BOOT - 60, false),
+        ];
+        for (i, (booted, last_run, waited, now, want)) in rows.into_iter().enumerate() {
+            let memory = Memory {
+                prior: State {
+                    last_run,
+                    ..State::default()
+                },
+                pause: None,
+                holds: Holds::new(),
+                booted,
+                policy_error: None,
+            };
+            let prior = waited.then_some(&waiting);
+            let got = booting(service, &Verdict::default(), prior, &memory, now);
+            assert_eq!(got.is_some(), want, "row {i}: {got:?}");
+        }
+        // A process that runs is never waited for.
+        let memory = Memory {
+            prior: State {
+                last_run: Some(BOOT - 600),
+                ..State::default()
+            },
+            pause: None,
+            holds: Holds::new(),
+            booted: Some(BOOT),
+            policy_error: None,
+        };
+        let up = Verdict::up(crate::scan::Running::Process(crate::scan::ProcessId {
+            pid: 1,
+            started: 1,
+        }));
+        assert!(booting(service, &up, None, &memory, BOOT + 60).is_none());
     }
 
     #[test]

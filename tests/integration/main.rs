@@ -6,6 +6,7 @@ mod checks;
 mod debian;
 mod errors;
 mod fleet;
+mod holds;
 mod hooks;
 mod import;
 mod layout;
