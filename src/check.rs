@@ -367,7 +367,14 @@ pub(crate) fn connect_all(
 /// Reads memory and CPU time of the running services that have `memory`
 /// or `cpu` limits (one restricted read for all), and applies `memory
 /// above`; `cpu above` needs the last pass's sample and is `cpu_load`.
-pub(crate) fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted: &[bool]) {
+/// `failed` is as for [`connect_all`]: a memory limit that restarts counts
+/// as a failed pass within the service's `tolerate`.
+pub(crate) fn resources(
+    services: &[&Service],
+    verdicts: &mut [Verdict],
+    wanted: &[bool],
+    failed: Option<&[u32]>,
+) {
     let measured =
         |s: &Service, v: &Verdict| v.running().is_some() && (s.memory.is_some() || s.cpu.is_some());
     let pids: Vec<u32> = services
@@ -379,7 +386,7 @@ pub(crate) fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted:
         .collect();
     let usage = crate::scan::usage(&pids);
     let at_ms = crate::clock::real_ms();
-    for (s, v) in services.iter().zip(verdicts.iter_mut()) {
+    for (i, (s, v)) in services.iter().zip(verdicts.iter_mut()).enumerate() {
         // Only the pids read above are in `usage`.
         let Some(ProcessId {
             pid,
@@ -405,6 +412,23 @@ pub(crate) fn resources(services: &[&Service], verdicts: &mut [Verdict], wanted:
         }
         if let Some(limit) = s.memory.filter(|m| rss > m.bytes) {
             let why = format!("memory {} above {}", size(rss), size(limit.bytes));
+            let before = failed.and_then(|f| f.get(i).copied());
+            if limit.action == Action::Restart {
+                // One failed pass, whether a check failed too or not.
+                let count = match v.failed_passes {
+                    0 => before.unwrap_or(0) + 1,
+                    counted => counted,
+                };
+                v.failed_passes = count;
+                match (before, s.tolerate) {
+                    (Some(_), 2..) if count < s.tolerate => continue,
+                    (Some(_), 2..) => {
+                        v.fail(format!("{why}; {count} passes in a row"));
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             over(v, limit.action, why);
         }
     }

@@ -158,7 +158,7 @@ impl<'p> Watch<'p> {
             })
             .collect();
         check::connect_all(&self.services, &mut verdicts, wanted, failed);
-        check::resources(&self.services, &mut verdicts, wanted);
+        check::resources(&self.services, &mut verdicts, wanted, failed);
         Ok(verdicts)
     }
 

@@ -139,7 +139,7 @@ pub(crate) struct Service {
     /// (and answer, with `send`/`expect`).
     pub(crate) connect: Connect,
     /// `http URL ...`: a request whose answer must be right.
-    pub(crate) http: Option<Http>,
+    pub(crate) http: Vec<Http>,
     /// `certificate [HOST:PORT] valid for N days`: the TLS certificate a
     /// port presents must not expire sooner.
     pub(crate) certificate: Option<Certificate>,
@@ -245,13 +245,21 @@ pub(crate) struct CpuLimit {
 /// The sockets a running service must accept connections on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Connect {
-    pub(crate) tcp: Option<std::net::SocketAddr>,
-    pub(crate) unix: Option<PathBuf>,
+    /// `port N [send TEXT] [expect RE]`, each one check.
+    pub(crate) ports: Vec<Port>,
+    /// `unix PATH`, each one check.
+    pub(crate) unix: Vec<PathBuf>,
     pub(crate) timeout: Duration,
-    /// `port N send TEXT`: written once connected (escapes decoded).
+}
+
+/// `port N [send TEXT] [expect RE]` on `host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Port {
+    pub(crate) addr: std::net::SocketAddr,
+    /// Written once connected (escapes decoded).
     pub(crate) send: Option<Vec<u8>>,
-    /// `port N ... expect RE`: the answer must match (read until it does,
-    /// the connection closes or the timeout).
+    /// The answer must match (read until it does, the connection closes
+    /// or the timeout).
     pub(crate) expect: Option<String>,
 }
 

@@ -156,10 +156,13 @@ pub(crate) fn last_words(unit: &str) -> Option<crate::words::Words> {
             .collect();
         (status.success() && !lines.is_empty()).then_some(lines)
     };
-    // journald may lag a unit that just ended: one more look, a moment on.
+    // journald may lag a unit that just ended (more so on a busy host):
+    // more looks, a moment apart, for at most a second.
     let lines = read().or_else(|| {
-        std::thread::sleep(Duration::from_millis(300));
-        read()
+        (0..4).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(250));
+            read()
+        })
     })?;
     Some(crate::words::Words {
         from: format!("the journal of {unit}"),

@@ -330,7 +330,7 @@ fn known_once<'a>(
         let key = a.key.text.as_str();
         if !known.contains(&key) {
             errors.push(Diagnostic::error(a.key.span, unknown(key)));
-        } else if !seen.insert(key) {
+        } else if !seen.insert(key) && !registry::many(key) {
             errors.push(Diagnostic::error(
                 a.key.span,
                 format!("`{key}` is given twice in {block}"),

@@ -37,9 +37,16 @@ pub(crate) struct Attr {
     pub(crate) default: &'static str,
     pub(crate) meaning: &'static str,
     pub(crate) scope: Scope,
+    /// Whether a block may give it more than once (each one more check).
+    pub(crate) many: bool,
     /// Reads its value into the service being read (the attributes that
     /// need each other are checked together afterwards).
     pub(crate) read: Reader,
+}
+
+/// Whether the attribute `key` may be given more than once.
+pub(crate) fn many(key: &str) -> bool {
+    find(key).is_some_and(|a| a.many)
 }
 
 /// An attribute's reader.
@@ -75,6 +82,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "the id",
         meaning: "what reports call the service",
         scope: Scope::Service,
+        many: false,
         read: |a, d| one_string(a).map(|s| d.name = Some(s)),
     },
     Attr {
@@ -84,6 +92,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "one of `process`, `exe`, `pidfile`, `unit`",
         meaning: "how to recognise the service's processes by command line: whole words, or `anywhere` in it (below)",
         scope: Scope::Service,
+        many: false,
         read: |a, d| {
             let (pattern, anywhere) = pattern(a)?;
             d.process = Some(pattern);
@@ -98,6 +107,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "only processes running exactly this executable",
         scope: Scope::Service,
+        many: false,
         read: |a, d| absolute_path(a).map(|p| d.exe = Some(p)),
     },
     Attr {
@@ -107,6 +117,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "the service is the live process whose pid the file holds",
         scope: Scope::Service,
+        many: false,
         read: |a, d| absolute_path(a).map(|p| d.pidfile = Some(PathBuf::from(p))),
     },
     Attr {
@@ -116,6 +127,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "a `unit`'s journal",
         meaning: "the service's own log: its last lines go with a report that it died or failed to start",
         scope: Scope::Service,
+        many: false,
         read: |a, d| absolute_path(a).map(|p| d.log = Some(PathBuf::from(p))),
     },
     Attr {
@@ -125,6 +137,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "the unit is the service: its state says whether it is up, its main process is the service's process",
         scope: Scope::Service,
+        many: false,
         read: |a, d| unit_name(a).map(|u| d.unit = Some((u, a.values[0].span))),
     },
     Attr {
@@ -134,6 +147,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "any",
         meaning: "only processes of this owner count",
         scope: Scope::Service,
+        many: false,
         read: |a, d| user_name(a).map(|u| d.user = Some(u)),
     },
     Attr {
@@ -143,6 +157,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`1..`",
         meaning: "how many matching processes must run",
         scope: Scope::Service,
+        many: false,
         read: |a, d| count_range(a).map(|c| d.count = c),
     },
     Attr {
@@ -150,14 +165,10 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         written: "port",
         value: "`N [send TEXT] [expect RE]`",
         default: "",
-        meaning: "a TCP port that must accept connections (on `host`), and answer TEXT with something matching RE",
+        meaning: "a TCP port that must accept connections (on `host`), and answer TEXT with something matching RE; several `port` lines are several checks",
         scope: Scope::Service,
-        read: |a, d| {
-            probes::port(a).map(|(p, send, expect)| {
-                d.port = Some(p);
-                d.send_expect = (send, expect);
-            })
-        },
+        many: true,
+        read: |a, d| probes::port(a).map(|check| d.ports.push(check)),
     },
     Attr {
         key: "host",
@@ -166,6 +177,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`127.0.0.1`",
         meaning: "where `port` is connected to (never a name: tend never asks DNS)",
         scope: Scope::Service,
+        many: false,
         read: |a, d| ip_address(a).map(|h| d.host = Some(h)),
     },
     Attr {
@@ -173,9 +185,10 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         written: "unix",
         value: "string (absolute path)",
         default: "",
-        meaning: "a UNIX socket that must accept connections",
+        meaning: "a UNIX socket that must accept connections; several `unix` lines are several checks",
         scope: Scope::Service,
-        read: |a, d| absolute_path(a).map(|p| d.unix = Some(PathBuf::from(p))),
+        many: true,
+        read: |a, d| absolute_path(a).map(|p| d.unix.push(PathBuf::from(p))),
     },
     Attr {
         key: "retry",
@@ -184,6 +197,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`1`",
         meaning: "how many tries a failing `port`, `unix`, `http` or `certificate` check gets within a pass before it counts, `every` apart (default 1s)",
         scope: Scope::Service,
+        many: false,
         read: |a, d| retry(a).map(|r| d.retry = r),
     },
     Attr {
@@ -191,8 +205,9 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         written: "tolerate",
         value: "`N passes`",
         default: "`1 pass`",
-        meaning: "how many passes in a row a `port`, `unix`, `http` or `certificate` check may fail before the service is restarted (Monit's `for N cycles`)",
+        meaning: "how many passes in a row a `port`, `unix`, `http` or `certificate` check, or a `memory` limit that restarts, may fail before the service is restarted (Monit's `for N cycles`)",
         scope: Scope::Service,
+        many: false,
         read: |a, d| tolerate(a).map(|n| d.tolerate = n),
     },
     Attr {
@@ -202,6 +217,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`0`",
         meaning: "how long a process that just started (restarted by tend, or seen new) may fail its checks before a failure counts; a restart waits this long (at least `grace`) for them to pass",
         scope: Scope::Service,
+        many: false,
         read: |a, d| duration(a).map(|t| d.start_period = t),
     },
     Attr {
@@ -211,6 +227,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`5s`",
         meaning: "how long a `port` or `unix` connection (and its answer) may take",
         scope: Scope::Service,
+        many: false,
         read: |a, d| {
             duration(a)
                 .and_then(|t| at_least_one_second(t, a))
@@ -222,8 +239,9 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         written: "http",
         value: "`\"URL\" [status N] [content \"RE\"] [timeout D] [host \"NAME\"] [insecure]`",
         default: "",
-        meaning: "a GET that must answer (below 400, or N; a body matching RE)",
+        meaning: "a GET that must answer (below 400, or N; a body matching RE); several `http` lines are several checks",
         scope: Scope::Service,
+        many: true,
         // Read once `connect_timeout` is known.
         read: |_, _| Ok(()),
     },
@@ -234,6 +252,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "report",
         meaning: "the TLS certificate there (or of the `https` URL) must not expire within N days",
         scope: Scope::Service,
+        many: false,
         read: |a, d| probes::certificate(a).map(|c| d.certificate = Some((c, a.clone()))),
     },
     Attr {
@@ -243,6 +262,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "resident memory of the service's process above SIZE (`500MB`, `2GB`)",
         scope: Scope::Service,
+        many: false,
         read: |a, d| memory_limit(a).map(|m| d.memory = Some(m)),
     },
     Attr {
@@ -252,6 +272,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "CPU load of the service's process between passes above PERCENT for N passes in a row",
         scope: Scope::Service,
+        many: false,
         read: |a, d| cpu_limit(a).map(|c| d.cpu = Some(c)),
     },
     Attr {
@@ -261,6 +282,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`restart` or `start`",
         meaning: "brings the service back; also used when a running process fails a check",
         scope: Scope::Service,
+        many: false,
         read: |a, d| one_string(a).map(|s| d.commands[0] = Some(s)),
     },
     Attr {
@@ -270,6 +292,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "run instead of `restart` when no process runs",
         scope: Scope::Service,
+        many: false,
         read: |a, d| one_string(a).map(|s| d.commands[1] = Some(s)),
     },
     Attr {
@@ -279,6 +302,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "with `start`, replaces `restart` for a process that runs but fails a check",
         scope: Scope::Service,
+        many: false,
         read: |a, d| one_string(a).map(|s| d.commands[2] = Some(s)),
     },
     Attr {
@@ -288,6 +312,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "services that must be up before this one is restarted",
         scope: Scope::Service,
+        many: false,
         read: |a, d| depends_on(a).map(|v| d.depends = v),
     },
     Attr {
@@ -297,6 +322,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`no`",
         meaning: "run the commands with `/bin/sh -c`",
         scope: Scope::Service,
+        many: false,
         read: |a, d| yes_no(a).map(|b| d.shell = b),
     },
     Attr {
@@ -306,6 +332,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`60s`",
         meaning: "how long each command may run before it is killed",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -315,6 +342,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`10s`",
         meaning: "how long to wait, after the commands succeed, for the service to be up",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -324,6 +352,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`2s`",
         meaning: "how long a restarted service's main process must then stay up for the restart to count (`0`: seen once is enough)",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -333,6 +362,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`5 restarts within 1h then back off`",
         meaning: "the restart budget; when spent, tend backs off (tries again at growing intervals, see `backoff`) or, with `then give up`, stops until `tend reset` (see [lifecycle.md](lifecycle.md))",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -342,6 +372,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`10m up to 6h`",
         meaning: "once the budget is spent, the first wait before tend tries again, doubled at each try up to the longest; a service that then stays up this first wait is forgiven (its budget whole again)",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -351,6 +382,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`6h`",
         meaning: "how often a problem that lasts (failing, crash-looping, given up, deferred) is mentioned again",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -360,6 +392,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`30m`",
         meaning: "how long a busy package manager may hold a restart before it is said ([package-upgrades.md](package-upgrades.md))",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -369,6 +402,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`no`",
         meaning: "when the process runs a binary replaced on disk, run `restart` (else only say so once)",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -378,6 +412,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "",
         meaning: "while the expression is true (`Sunday.Hr03`, a class of the policy), the service's restarts are held, as by `tend pause ID`: nothing is said, the metrics say `paused`; if it is still down when the window ends, its restart says so",
         scope: Scope::Service,
+        many: false,
         read: |a, d| hold_during(a).map(|e| d.hold_during = Some(e)),
     },
     Attr {
@@ -387,6 +422,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`5m`",
         meaning: "for this long after the host booted, a service that has not been up since is waited for, not restarted (`0`: restarted at once); if it is still down then, its restart says so",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
     Attr {
@@ -396,6 +432,7 @@ pub(crate) const ATTRIBUTES: &[Attr] = &[
         default: "`restart`",
         meaning: "what to do with a `unit` stopped cleanly (an admin's `systemctl stop`)",
         scope: Scope::Defaults,
+        many: false,
         read: |a, d| setting(a, &mut d.settings),
     },
 ];

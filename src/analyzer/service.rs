@@ -11,8 +11,8 @@ use crate::diagnostic::{Diagnostic, Span};
 use crate::file::quote;
 use crate::parser::{Attribute, Expr};
 use crate::policy::{
-    Action, Certificate, Command, Connect, CpuLimit, MemoryLimit, Service, DEFAULT_CONNECT_TIMEOUT,
-    LOCALHOST,
+    Action, Certificate, Command, Connect, CpuLimit, MemoryLimit, Port, Service,
+    DEFAULT_CONNECT_TIMEOUT, LOCALHOST,
 };
 use crate::suggest::closest;
 
@@ -32,11 +32,11 @@ pub(crate) struct Draft {
     pub(crate) depends: Vec<(String, Span)>,
     pub(crate) memory: Option<MemoryLimit>,
     pub(crate) cpu: Option<CpuLimit>,
-    pub(crate) port: Option<u16>,
-    pub(crate) send_expect: (Option<Vec<u8>>, Option<String>),
+    /// Each `port` line.
+    pub(crate) ports: Vec<probes::PortCheck>,
     pub(crate) certificate: Option<(probes::CertificateCheck, Attribute)>,
     pub(crate) host: Option<std::net::IpAddr>,
-    pub(crate) unix: Option<PathBuf>,
+    pub(crate) unix: Vec<PathBuf>,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) retry: (u32, std::time::Duration),
     pub(crate) tolerate: u32,
@@ -64,11 +64,10 @@ impl Draft {
             depends: Vec::new(),
             memory: None,
             cpu: None,
-            port: None,
-            send_expect: (None, None),
+            ports: Vec::new(),
             certificate: None,
             host: None,
-            unix: None,
+            unix: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: (1, std::time::Duration::from_secs(1)),
             tolerate: 1,
@@ -91,15 +90,19 @@ pub(super) fn service(
 ) -> Option<Service> {
     let before = errors.len();
     let (mut d, good) = read(id, attributes, defaults, errors);
-    let http = good.iter().find(|a| a.key.text == "http").and_then(|a| {
-        probes::http(a, d.connect_timeout)
-            .map_err(|e| errors.push(e))
-            .ok()
-    });
+    let http: Vec<crate::policy::Http> = good
+        .iter()
+        .filter(|a| a.key.text == "http")
+        .filter_map(|a| {
+            probes::http(a, d.connect_timeout)
+                .map_err(|e| errors.push(e))
+                .ok()
+        })
+        .collect();
     let certificate = d
         .certificate
         .take()
-        .and_then(|c| certificate_of(c, http.as_ref(), d.connect_timeout, errors));
+        .and_then(|c| certificate_of(c, &http, d.connect_timeout, errors));
     let has = |key: &str| good.iter().any(|a| a.key.text == key);
     // A unit's commands are systemd's unless the policy says otherwise.
     let systemd = d
@@ -139,13 +142,17 @@ pub(super) fn service(
         user: d.user,
         count: d.count,
         connect: Connect {
-            tcp: d
-                .port
-                .map(|p| std::net::SocketAddr::new(d.host.unwrap_or(LOCALHOST), p)),
+            ports: d
+                .ports
+                .into_iter()
+                .map(|(port, send, expect)| Port {
+                    addr: std::net::SocketAddr::new(d.host.unwrap_or(LOCALHOST), port),
+                    send,
+                    expect,
+                })
+                .collect(),
             unix: d.unix,
             timeout: d.connect_timeout,
-            send: d.send_expect.0,
-            expect: d.send_expect.1,
         },
         http,
         certificate,
@@ -205,18 +212,19 @@ fn read<'a>(
     (draft, good)
 }
 
-/// `certificate`: where it is read (given, or the `https` check's place,
-/// asked for with that check's server name).
+/// `certificate`: where it is read (given, or the first `https` check's
+/// place, asked for with that check's server name).
 fn certificate_of(
     ((target, days, action), a): (probes::CertificateCheck, Attribute),
-    http: Option<&crate::policy::Http>,
+    http: &[crate::policy::Http],
     timeout: std::time::Duration,
     errors: &mut Errors,
 ) -> Option<Certificate> {
     // Taken from an https check, it asks for the same site (the same
     // server name) as that check.
     let at = target.map(|(h, p)| (h.clone(), p, h)).or_else(|| {
-        http.filter(|h| h.tls)
+        http.iter()
+            .find(|h| h.tls)
             .map(|h| (h.host.clone(), h.port, h.host_header.clone()))
     });
     match at {

@@ -33,8 +33,10 @@ pub(crate) struct Draft {
     /// Attributes in order: key and value as written (`pidfile`,
     /// `"/run/x.pid"`).
     pub(crate) attrs: Vec<(String, String)>,
-    /// Where each attribute came from (`line 4`), by key, when known.
-    pub(crate) origin: BTreeMap<String, String>,
+    /// Where each attribute came from (`line 4`), by key and which of
+    /// that key it is (0 the first: `port` may be given more than once),
+    /// when known.
+    pub(crate) origin: BTreeMap<(String, usize), String>,
     /// Where the statement being carried is: what `set` records.
     pub(crate) at: Option<String>,
     /// Statements of this service left out, said inside its block.
@@ -61,12 +63,22 @@ impl Draft {
 
     pub(crate) fn set(&mut self, key: &str, value: String) {
         if let Some(at) = &self.at {
-            self.origin.insert(key.to_string(), at.clone());
+            self.origin.insert((key.to_string(), 0), at.clone());
         }
         match self.attrs.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
             None => self.attrs.push((key.to_string(), value)),
         }
+    }
+
+    /// One more of an attribute that may be given more than once (a second
+    /// `port`).
+    pub(crate) fn add(&mut self, key: &str, value: String) {
+        let nth = self.attrs.iter().filter(|(k, _)| k == key).count();
+        if let Some(at) = &self.at {
+            self.origin.insert((key.to_string(), nth), at.clone());
+        }
+        self.attrs.push((key.to_string(), value));
     }
 
     /// The value set for `key`, as written.
@@ -417,8 +429,12 @@ fn service_at(text: &str, at: usize) -> Option<&str> {
 fn service_text(d: &Draft) -> String {
     let mut text = format!("\n  # from {}\n  service {} {{\n", d.from, d.id);
     let width = d.attrs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (key, value) in &d.attrs {
-        match d.origin.get(key) {
+        let nth = seen.entry(key.as_str()).or_default();
+        let at = d.origin.get(&(key.clone(), *nth));
+        *nth += 1;
+        match at {
             Some(at) => text.push_str(&format!("    {key:width$} {value}  # {at}\n")),
             None => text.push_str(&format!("    {key:width$} {value}\n")),
         }

@@ -21,7 +21,7 @@ use http::request;
 use net::port;
 use tls::{expiry, lifetime};
 
-use crate::policy::{Action, Certificate, Connect, Http, Service};
+use crate::policy::{Action, Certificate, Http, Port, Service};
 
 /// How one check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,28 +92,28 @@ impl<T: Check + ?Sized> Check for &T {
     }
 }
 
-/// `port N [send TEXT] [expect RE]` (on `host`).
-struct Port<'a>(std::net::SocketAddr, &'a Connect);
+/// `port N [send TEXT] [expect RE]` (on `host`), with the timeout.
+struct PortCheck<'a>(&'a Port, Duration);
 
-impl Check for Port<'_> {
+impl Check for PortCheck<'_> {
     fn label(&self) -> String {
-        format!("port {}", self.0)
+        format!("port {}", self.0.addr)
     }
     fn explain(&self) -> String {
-        let mut words = format!("port {} accepts", self.0);
-        if let Some(send) = &self.1.send {
+        let mut words = format!("port {} accepts", self.0.addr);
+        if let Some(send) = &self.0.send {
             words.push_str(&format!(
                 ", is sent \"{}\"",
                 String::from_utf8_lossy(send).escape_debug()
             ));
         }
-        if let Some(expect) = &self.1.expect {
+        if let Some(expect) = &self.0.expect {
             words.push_str(&format!(", answers matching `{expect}`"));
         }
         words
     }
     fn timeout(&self) -> Duration {
-        self.1.timeout
+        self.1
     }
     fn judge(&self, deadline: Instant) -> Result<(Status, String), String> {
         port(self.0, self.1, deadline).map(|r| (Status::Passed, r))
@@ -190,18 +190,22 @@ impl Check for Certificate {
     }
 }
 
-/// The checks of `service`, in the order they run (port, unix, http,
-/// certificate): the registry of checks.
+/// The checks of `service`, in the order they run (each port, each unix
+/// socket, each http, the certificate): the registry of checks.
 fn checks(service: &Service) -> Vec<Box<dyn Check + '_>> {
     let c = &service.connect;
     let mut all: Vec<Box<dyn Check + '_>> = Vec::new();
-    all.extend(c.tcp.map(|addr| Box::new(Port(addr, c)) as Box<dyn Check>));
+    all.extend(
+        c.ports
+            .iter()
+            .map(|p| Box::new(PortCheck(p, c.timeout)) as Box<dyn Check>),
+    );
     all.extend(
         c.unix
-            .as_deref()
+            .iter()
             .map(|path| Box::new(Unix(path, c.timeout)) as Box<dyn Check>),
     );
-    all.extend(service.http.as_ref().map(|h| Box::new(h) as Box<dyn Check>));
+    all.extend(service.http.iter().map(|h| Box::new(h) as Box<dyn Check>));
     all.extend(
         service
             .certificate

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::plain;
 use super::tls::tls_error;
 use crate::file::quote;
-use crate::policy::Connect;
+use crate::policy::Port;
 
 const EXPECT_MAX: usize = 64 << 10;
 
@@ -25,36 +25,34 @@ pub(super) fn seconds(d: Duration) -> String {
     format!("{} s", d.as_secs().max(1))
 }
 
-/// Connects to `addr`, and converses if `send` or `expect` say so.
-pub(super) fn port(
-    addr: std::net::SocketAddr,
-    c: &Connect,
-    deadline: Instant,
-) -> Result<String, String> {
-    let wait = left(deadline, c.timeout)?;
-    let mut stream = TcpStream::connect_timeout(&addr, wait).map_err(|e| plain(&e))?;
-    if c.send.is_none() && c.expect.is_none() {
+/// Connects to the port's address, and converses if `send` or `expect`
+/// say so, within `timeout` (the check's) by `deadline`.
+pub(super) fn port(p: &Port, timeout: Duration, deadline: Instant) -> Result<String, String> {
+    let wait = left(deadline, timeout)?;
+    let mut stream = TcpStream::connect_timeout(&p.addr, wait).map_err(|e| plain(&e))?;
+    if p.send.is_none() && p.expect.is_none() {
         return Ok("accepted".to_string());
     }
-    converse(&mut stream, c, deadline)
+    converse(&mut stream, p, timeout, deadline)
 }
 
 /// `send`, then read until the answer matches `expect`, the peer closes,
 /// 64 KiB or the deadline.
 pub(super) fn converse(
     stream: &mut TcpStream,
-    c: &Connect,
+    p: &Port,
+    timeout: Duration,
     deadline: Instant,
 ) -> Result<String, String> {
-    if let Some(text) = &c.send {
-        send(stream, text, deadline, c.timeout).map_err(|e| format!("sending: {e}"))?;
+    if let Some(text) = &p.send {
+        send(stream, text, deadline, timeout).map_err(|e| format!("sending: {e}"))?;
     }
-    let Some(expect) = &c.expect else {
+    let Some(expect) = &p.expect else {
         return Ok("accepted what was sent".to_string());
     };
     let re = regex::bytes::Regex::new(expect).map_err(|e| e.to_string())?;
     let mut got = Vec::new();
-    let end = read_until(stream, deadline, c.timeout, EXPECT_MAX, &mut got, |b| {
+    let end = read_until(stream, deadline, timeout, EXPECT_MAX, &mut got, |b| {
         re.is_match(b)
     });
     let heard = quote(&String::from_utf8_lossy(&got), 80);
@@ -62,7 +60,7 @@ pub(super) fn converse(
         return Ok(format!("answered \"{heard}\""));
     }
     match end {
-        End::Timeout if got.is_empty() => Err(format!("no answer within {}", seconds(c.timeout))),
+        End::Timeout if got.is_empty() => Err(format!("no answer within {}", seconds(timeout))),
         End::Error(e) if got.is_empty() => Err(e),
         _ if got.is_empty() => Err(format!("closed without an answer, not matching `{expect}`")),
         _ => Err(format!("answered \"{heard}\", not matching `{expect}`")),

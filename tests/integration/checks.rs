@@ -423,6 +423,24 @@ fn a_process_above_its_memory_limit_is_restarted_or_reported() {
     );
     assert_eq!(lines(&sb.tend(&[])), Vec::<String>::new());
 
+    // With `tolerate 2 passes`: the first pass above counts, the second
+    // restarts.
+    let sb = hog_sandbox("memory above 100KB\n  tolerate 2 passes");
+    let script = sb.path("hog.py").display().to_string();
+    let hog = Started::spawn(
+        Command::new("/usr/bin/python3").args([&script, "1"]),
+        "/usr/bin/python3",
+    );
+    let first = sb.tend(&[]);
+    assert_eq!((first.code, lines(&first)), (0, vec![]), "{first:?}");
+    let second = sb.tend(&[]);
+    assert!(
+        lines(&second)[0].starts_with("Hog fails a check (memory ")
+            && lines(&second)[0].ends_with(" above 100 KB; 2 passes in a row), restarting..."),
+        "{second:?}"
+    );
+    assert!(crate::sandbox::cmdline(hog.pid()).is_none());
+
     // `then report`: said once, nothing done.
     let sb = hog_sandbox("memory above 100KB then report");
     let _small = Started::spawn(

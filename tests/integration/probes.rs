@@ -651,3 +651,66 @@ fn a_slow_starter_gets_its_start_period() {
     let quiet = sb.tend(&[]);
     assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
 }
+
+/// Two `port` checks on one daemon (an HTTP port and a line protocol's):
+/// both are checked; with the second failing, the service is restarted
+/// and the report names that check. Monit's file with the same two tests
+/// imports with both carried.
+#[test]
+fn two_port_checks_on_one_service_each_counts_and_the_failing_one_is_named() {
+    let (web, admin) = (free_port(), free_port());
+    let sb = Sandbox::new();
+    sb.write("srv.py", SERVER);
+    sb.policy(&format!(
+        "service web {{\n  name \"Web\"\n  process \"@DIR@/srv\\\\.py\"\n  port {web}\n  port {admin} send \"PING\\n\" expect \"^PONG\"\n  connect_timeout 2s\n  shell yes\n  restart \"pkill -f '^/usr/bin/python3 @DIR@/srv'; setsid -f /usr/bin/python3 @DIR@/srv.py ok {web}; setsid -f /usr/bin/python3 @DIR@/srv.py line {admin} PONG\"\n  grace 5s\n}}\n"
+    ));
+    let _http = serve(&sb, web, &["ok", &web.to_string()]);
+    let line = serve(&sb, admin, &["line", &admin.to_string(), "PONG"]);
+    let quiet = sb.tend(&[]);
+    assert_eq!((quiet.code, lines(&quiet)), (0, vec![]), "{quiet:?}");
+    let explain = sb.tend(&["explain", "web"]);
+    for port in [web, admin] {
+        assert!(
+            explain
+                .stdout
+                .contains(&format!("\n    port 127.0.0.1:{port}: passed (")),
+            "{explain:?}"
+        );
+    }
+    // The second port's server dies; the first still answers.
+    drop(line);
+    let run = sb.tend(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let said = lines(&run);
+    assert_eq!(
+        said[0],
+        format!("Web fails a check (port 127.0.0.1:{admin}: connection refused), restarting...")
+    );
+    assert!(said[1].starts_with("Web restarted (pid "), "{run:?}");
+    wait_for(|| std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok());
+    let again = sb.tend(&[]);
+    assert_eq!((again.code, lines(&again)), (0, vec![]), "{again:?}");
+
+    // The same two tests in Monit's words: both carried, and valid.
+    sb.write(
+        "monitrc",
+        &format!("check process web matching \"srv.py\"\n  start program = \"/bin/true\"\n  stop program = \"/bin/true\"\n  if failed port {web} then restart\n  if failed port {admin} then restart\n"),
+    );
+    let import = sb.tend(&["import", "monit", "monitrc", "-o", "imported"]);
+    assert_eq!(import.code, 0, "{import:?}");
+    let written = std::fs::read_to_string(sb.path("imported/monitrc.tend")).unwrap();
+    for port in [web, admin] {
+        assert!(
+            written.contains(&format!("    port    {port}  # line ")),
+            "{written}"
+        );
+    }
+    let valid = sb.tend(&["validate", "imported"]);
+    assert_eq!(valid.code, 0, "{valid:?}");
+    let _ = Command::new("pkill")
+        .args([
+            "-f",
+            &format!("^/usr/bin/python3 {}/srv", sb.dir().display()),
+        ])
+        .status();
+}

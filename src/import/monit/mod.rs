@@ -98,6 +98,23 @@ mod tests {
                 1,
             ),
             (
+                // Two ports and two sockets of one daemon: each carried; a
+                // port on another host is said.
+                "check process pg with pidfile /run/pg.pid\n start program = \"/bin/pg\"\n stop program = \"/bin/pg stop\"\n if failed port 5432 then restart\n if failed port 5433 then restart\n if failed host 10.0.0.9 port 5434 then restart\n if failed unixsocket /run/a.sock then restart\n if failed unixsocket /run/b.sock then restart\n if failed port 80 protocol http request \"/a\" then restart\n if failed port 80 protocol http request \"/b\" then restart",
+                vec![
+                    ("pidfile", "\"/run/pg.pid\""),
+                    ("start", "\"/bin/pg\""),
+                    ("stop", "\"/bin/pg stop\""),
+                    ("port", "5432"),
+                    ("port", "5433"),
+                    ("unix", "\"/run/a.sock\""),
+                    ("unix", "\"/run/b.sock\""),
+                    ("http", "\"http://127.0.0.1:80/a\""),
+                    ("http", "\"http://127.0.0.1:80/b\""),
+                ],
+                1,
+            ),
+            (
                 // A `{ ... }` over several lines is one statement each.
                 "set mail-format {\n  from: monit@example.org\n  subject: $SERVICE $EVENT\n}\nset alert ops@example.org but not on { instance,\n  action }\ncheck process s with pidfile /run/s.pid\n  alert root@example.org not on {\n    pid }\n  start program \"/bin/s\"",
                 vec![("pidfile", "\"/run/s.pid\""), ("start", "\"/bin/s\"")],

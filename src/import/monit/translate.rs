@@ -470,10 +470,12 @@ pub(super) fn failed(d: &mut Draft, t: &Test, cycle: u64, left: &dyn Fn(&str) ->
     }
     let tls = matches!(kind.as_str(), "tcpssl" | "ssl" | "tls");
     let web = matches!(t.protocol.as_deref(), Some("http" | "https"));
-    if (web && d.has("http")) || (!web && d.has("port")) {
-        d.left.push(left(
-            "a second check of this kind: tend checks one per service",
-        ));
+    // Every `port` of a service is on its one `host`.
+    let other_host = d.value("host").map_or(host != "127.0.0.1", |h| h != host);
+    if !web && d.has("port") && other_host {
+        d.left.push(left(&format!(
+            "a second port on another host ({host}): tend connects every `port` of a service to its one `host`"
+        )));
         return;
     }
     if web {
@@ -492,7 +494,7 @@ pub(super) fn failed(d: &mut Draft, t: &Test, cycle: u64, left: &dyn Fn(&str) ->
             ))),
         },
     }
-    d.set("port", check);
+    d.add("port", check);
     if host != "127.0.0.1" {
         d.set("host", host);
     }
@@ -503,12 +505,7 @@ pub(super) fn failed(d: &mut Draft, t: &Test, cycle: u64, left: &dyn Fn(&str) ->
 
 /// `if failed unixsocket PATH`: tend's `unix`.
 fn unix(d: &mut Draft, t: &Test, path: &str, left: &dyn Fn(&str) -> Left) {
-    if d.has("unix") {
-        d.left
-            .push(left("a second socket: tend checks one per service"));
-        return;
-    }
-    d.set("unix", literal(path));
+    d.add("unix", literal(path));
     if let Some(p) = &t.protocol {
         d.left.push(left(&format!(
             "protocol {p}: tend checks that the socket accepts connections"
@@ -558,7 +555,7 @@ fn http(d: &mut Draft, t: &Test, host: &str, port: &str, tls: bool, left: &dyn F
     } else if https {
         d.left.push(left("https: checked against this host's trusted authorities (add `insecure` for a self-signed certificate)"));
     }
-    d.set("http", check);
+    d.add("http", check);
 }
 
 /// What a line protocol's server says first, or answers to a word: the
