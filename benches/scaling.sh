@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # How a no-op pass grows: with 2,000, 10,000 and 20,000 processes on the host,
-# and 5, 500 and 5,000 services, all running. If any stage were quadratic, ten
+# and 5, 500 and 5,000 services, all running; and 5 services named by
+# pidfiles only, whose pass reads just their pids. If any stage were quadratic, ten
 # times the processes or the services would cost a hundred times; a linear
 # pass costs about ten times at most (and less: part of a pass is fixed).
 #
@@ -26,6 +27,14 @@ for s in 5 500 5000; do
     printf 'service s%d { process "%s/idle/d%d"; restart "/bin/true" }\n' "$k" "$dir" $((k % 2000))
   done >"$dir/$s.tend"
 done
+# Five services named by pidfiles only (the shipped policies' way for sshd
+# and apache2): a pass reads just their pids, not the whole table.
+mkdir -p "$dir/pid"
+for k in 0 1 2 3 4; do
+  "$dir/idle/d$k" 36000 </dev/null >/dev/null 2>&1 &
+  echo $! >"$dir/pid/p$k.pid"
+  printf 'service p%d { pidfile "%s/pid/p%d.pid"; restart "/bin/true" }\n' "$k" "$dir" "$k"
+done >"$dir/pidfiles.tend"
 
 started=0
 rows=()
@@ -43,6 +52,7 @@ for n in 2000 10000 20000; do
       || { echo "expected a silent pass ($s services)" >&2; exit 1; }
     cmds+=(-n "$total processes, $s services" "$tend --insecure --state-dir $dir/state-$s -f $dir/$s.tend")
   done
+  cmds+=(-n "$total processes, 5 services by pidfile" "$tend --insecure --state-dir $dir/state-p -f $dir/pidfiles.tend")
   cmds+=(-n "$total processes, ps -e -o pid,args" "ps -e -o pid,args")
   hyperfine -N --warmup 2 --min-runs 10 --style basic \
     ${out:+--export-markdown "$dir/$n.md"} "${cmds[@]}"

@@ -11,19 +11,22 @@
 //! of: letters, digits, `_`, `-` and `.`; anything else (spaces, `/`, `:`,
 //! brackets) is a boundary.
 //!
-//! Most patterns are plain paths. Those that are pure literals go into
-//! Aho-Corasick automata (one per [`CHUNK`] patterns: building one takes
-//! time that grows faster than its patterns, so a huge policy gets several
-//! small ones), and the boundaries of each occurrence are checked;
-//! only real regular expressions go into the `RegexSet`, whose lazy DFA gets
-//! costly to build as patterns are added. Both give the same answers.
+//! Most patterns are paths, and real paths have dots (`php-fpm8.2`,
+//! `python3.11`, `app.jar`), which make them regular expressions. Those made
+//! only of literal text, `.`, `^` and `$` (a [`Shape`]) are found by their
+//! longest literal piece in Aho-Corasick automata (one per [`CHUNK`]
+//! patterns: building one takes time that grows faster than its patterns,
+//! so a huge policy gets several small ones), and each occurrence is
+//! checked byte by byte, boundaries included; only other regular
+//! expressions go into the `RegexSet`, whose lazy DFA gets costly to build
+//! and to run as patterns are added. Both give the same answers.
 
 use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use anyhow::{Context, Result};
-use regex::{RegexSet, RegexSetBuilder};
-use regex_syntax::hir::HirKind;
+use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex_syntax::hir::{Dot, Hir, HirKind, Look};
 
 use crate::scan::Process;
 
@@ -45,17 +48,141 @@ pub(crate) fn whole_words(pattern: &str) -> String {
 }
 
 /// The text a pattern matches, if it matches exactly one text.
+#[cfg(test)]
 fn literal(pattern: &str) -> Option<String> {
+    match shape(pattern)? {
+        Shape {
+            pieces,
+            start: false,
+            end: false,
+            ..
+        } => match pieces.as_slice() {
+            [Piece::Lit(text)] => String::from_utf8(text.clone()).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// One piece of a [`Shape`]: bytes as written, or `.` (one character
+/// that is not a line feed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Lit(Vec<u8>),
+    Any,
+}
+
+/// A pattern made only of literal text and `.`, maybe anchored (`^`, `$`):
+/// what paths as admins write them come to (`/usr/sbin/php-fpm8.2`,
+/// `^/usr/bin/python3.11 /srv/app.py`). It is found by its longest literal
+/// piece (`key`) in the Aho-Corasick automata, and checked there, byte by
+/// byte, without a regular expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    pieces: Vec<Piece>,
+    /// `^`: only at the start of the command line; `$`: only at its end.
+    start: bool,
+    end: bool,
+    /// The piece looked for: the longest literal.
+    key: usize,
+}
+
+impl Shape {
+    /// Bytes before the key piece (each `.` one byte).
+    fn before_key(&self) -> usize {
+        self.pieces[..self.key].iter().map(Piece::len).sum()
+    }
+
+    /// Whether the pattern matches `text` with its key piece at `at`:
+    /// Some(answer), or None when a `.` falls on a byte that is not ASCII
+    /// (a character of several bytes: the regular expression decides).
+    fn holds_at(&self, text: &[u8], at: usize, anywhere: bool) -> Option<bool> {
+        let Some(start) = at.checked_sub(self.before_key()) else {
+            return Some(false);
+        };
+        let mut pos = start;
+        for piece in &self.pieces {
+            match piece {
+                Piece::Lit(lit) => {
+                    if text.get(pos..pos + lit.len()) != Some(lit.as_slice()) {
+                        return Some(false);
+                    }
+                    pos += lit.len();
+                }
+                Piece::Any => match text.get(pos) {
+                    None | Some(b'\n') => return Some(false),
+                    Some(b) if !b.is_ascii() => return None,
+                    Some(_) => pos += 1,
+                },
+            }
+        }
+        if (self.start && start != 0) || (self.end && pos != text.len()) {
+            return Some(false);
+        }
+        let before = start.checked_sub(1).map(|i| text[i]);
+        let after = text.get(pos).copied();
+        Some(anywhere || (!before.is_some_and(is_word_byte) && !after.is_some_and(is_word_byte)))
+    }
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        match self {
+            Piece::Lit(lit) => lit.len(),
+            Piece::Any => 1,
+        }
+    }
+}
+
+/// The shape of a pattern of literal text, `.`, `^` and `$` only, with a
+/// literal piece of at least two bytes to find it by; None for any other
+/// regular expression (classes, alternations, repetitions, flags).
+fn shape(pattern: &str) -> Option<Shape> {
     // Most patterns are paths with nothing special in them: no parsing (a
     // long one costs time the parser would spend joining its characters).
     if !pattern.is_empty() && !pattern.chars().any(regex_syntax::is_meta_character) {
-        return Some(pattern.to_string());
+        return Some(Shape {
+            pieces: vec![Piece::Lit(pattern.as_bytes().to_vec())],
+            start: false,
+            end: false,
+            key: 0,
+        });
     }
     let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    match hir.kind() {
-        HirKind::Literal(lit) => String::from_utf8(lit.0.to_vec()).ok(),
-        _ => None,
+    let items = match hir.kind() {
+        HirKind::Concat(items) => items.as_slice(),
+        _ => std::slice::from_ref(&hir),
+    };
+    let dot = Hir::dot(Dot::AnyCharExceptLF);
+    let mut shape = Shape {
+        pieces: Vec::new(),
+        start: false,
+        end: false,
+        key: 0,
+    };
+    let last = items.len().checked_sub(1)?;
+    for (i, item) in items.iter().enumerate() {
+        match item.kind() {
+            HirKind::Literal(lit) => match shape.pieces.last_mut() {
+                Some(Piece::Lit(prev)) => prev.extend_from_slice(&lit.0),
+                _ => shape.pieces.push(Piece::Lit(lit.0.to_vec())),
+            },
+            _ if item == &dot => shape.pieces.push(Piece::Any),
+            HirKind::Look(Look::Start) if i == 0 => shape.start = true,
+            HirKind::Look(Look::End) if i == last => shape.end = true,
+            _ => return None,
+        }
     }
+    let (key, len) = shape
+        .pieces
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            Piece::Lit(lit) => Some((i, lit.len())),
+            Piece::Any => None,
+        })
+        .max_by_key(|&(i, len)| (len, std::cmp::Reverse(i)))?;
+    (len >= 2).then_some(Shape { key, ..shape })
 }
 
 /// How one service recognises its processes: its `process` pattern, its
@@ -77,9 +204,16 @@ pub(crate) struct Matcher {
     anywhere: Vec<bool>,
     /// Services by their `exe` path.
     exact_exe: HashMap<String, Vec<usize>>,
-    /// Automata of at most [`CHUNK`] literal patterns each, and the service
-    /// of each of their patterns, by pattern index.
+    /// Automata of the key pieces of at most [`CHUNK`] shaped patterns
+    /// each, and which shaped pattern each of their patterns is, by pattern
+    /// index.
     literals: Vec<(AhoCorasick, Vec<usize>)>,
+    /// Each shaped pattern (paths, with `.`, `^`, `$`), its service, and
+    /// the pattern as written ...
+    shaped: Vec<(Shape, usize, String)>,
+    /// ... whose regular expression is compiled only if a `.` falls on a
+    /// character of several bytes.
+    fallback: Vec<std::sync::OnceLock<Option<Regex>>>,
     set: RegexSet,
     /// Service of each regular expression, by the set's pattern index.
     regex_service: Vec<usize>,
@@ -92,8 +226,7 @@ impl Matcher {
     }
 
     fn build(specs: Vec<Spec>, use_literals: bool) -> Result<Matcher> {
-        let mut literal_texts: Vec<String> = Vec::new();
-        let mut literal_service = Vec::new();
+        let mut shaped: Vec<(Shape, usize, String)> = Vec::new();
         let mut regexes = Vec::new();
         let mut regex_service = Vec::new();
         let mut exact_exe: HashMap<String, Vec<usize>> = HashMap::new();
@@ -104,11 +237,8 @@ impl Matcher {
             let Some(p) = spec.process else {
                 continue;
             };
-            match literal(p).filter(|_| use_literals) {
-                Some(text) => {
-                    literal_texts.push(text);
-                    literal_service.push(i);
-                }
+            match shape(p).filter(|_| use_literals) {
+                Some(shape) => shaped.push((shape, i, p.to_string())),
                 None if spec.anywhere => {
                     regexes.push(p.to_string());
                     regex_service.push(i);
@@ -122,14 +252,20 @@ impl Matcher {
         // Noncontiguous NFAs: quick to build, about as fast as a DFA on
         // short command lines (a DFA, which the default may pick for few
         // patterns, takes seconds to build for one long literal).
-        let literals = literal_texts
+        let indices: Vec<usize> = (0..shaped.len()).collect();
+        let literals = indices
             .chunks(CHUNK)
-            .zip(literal_service.chunks(CHUNK))
-            .map(|(texts, services)| {
+            .map(|chunk| {
+                let keys = chunk
+                    .iter()
+                    .map(|&e| match &shaped[e].0.pieces[shaped[e].0.key] {
+                        Piece::Lit(key) => key.as_slice(),
+                        Piece::Any => unreachable!("a key is a literal piece"),
+                    });
                 AhoCorasick::builder()
                     .kind(Some(AhoCorasickKind::NoncontiguousNFA))
-                    .build(texts)
-                    .map(|ac| (ac, services.to_vec()))
+                    .build(keys)
+                    .map(|ac| (ac, chunk.to_vec()))
             })
             .collect::<Result<Vec<_>, _>>()
             .context("building the process matcher")?;
@@ -147,24 +283,40 @@ impl Matcher {
             anywhere: specs.iter().map(|s| s.anywhere).collect(),
             exact_exe,
             literals,
+            fallback: shaped.iter().map(|_| std::sync::OnceLock::new()).collect(),
+            shaped,
             set,
             regex_service,
         })
+    }
+
+    /// Whether shaped pattern `e` matches `text` with its key at `at`.
+    fn shaped_at(&self, e: usize, text: &str, at: usize) -> bool {
+        let (shape, i, pattern) = &self.shaped[e];
+        let anywhere = self.anywhere[*i];
+        shape
+            .holds_at(text.as_bytes(), at, anywhere)
+            .unwrap_or_else(|| {
+                let regex = self.fallback[e].get_or_init(|| {
+                    let full = match anywhere {
+                        true => pattern.clone(),
+                        false => whole_words(pattern),
+                    };
+                    Regex::new(&full).ok()
+                });
+                regex.as_ref().is_some_and(|r| r.is_match(text))
+            })
     }
 
     /// Services whose pattern this process matches, in ascending order.
     pub(crate) fn services_of(&self, process: &Process) -> Vec<usize> {
         let text = process.cmdline.as_bytes();
         let mut hits: Vec<usize> = Vec::new();
-        for (automaton, service) in &self.literals {
+        for (automaton, shaped) in &self.literals {
             for m in automaton.find_overlapping_iter(text) {
-                let i = service[m.pattern().as_usize()];
-                let before = m.start().checked_sub(1).map(|i| text[i]);
-                let after = text.get(m.end()).copied();
-                if self.anywhere[i]
-                    || (!before.is_some_and(is_word_byte) && !after.is_some_and(is_word_byte))
-                {
-                    hits.push(i);
+                let e = shaped[m.pattern().as_usize()];
+                if self.shaped_at(e, &process.cmdline, m.start()) {
+                    hits.push(self.shaped[e].1);
                 }
             }
         }
@@ -278,6 +430,47 @@ mod tests {
             ("/opt/app\\.py", "python /opt/app.py", true),
             ("/opt/app\\.py", "python /opt/appxpy", false),
             ("(?i)/OPT/A", "/opt/a", true),
+            // Dots, anchors: shaped, found by their longest literal piece.
+            (
+                "/usr/sbin/php-fpm8.2",
+                "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)",
+                false,
+            ),
+            (
+                "/usr/sbin/php-fpm8.2",
+                "/usr/sbin/php-fpm8.2 --nodaemonize",
+                true,
+            ),
+            ("/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm8x2", true),
+            ("/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm8.22", false),
+            ("/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm8\n2", false),
+            ("/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm8é2", true),
+            ("/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm8éé2", false),
+            (
+                "python3.11 /srv/app.py",
+                "/usr/bin/python3.11 /srv/app.py -v",
+                true,
+            ),
+            (
+                "python3.11 /srv/app.py",
+                "/usr/bin/python3.11 /srv/app.pyc",
+                false,
+            ),
+            ("^/usr/sbin/sshd", "/usr/sbin/sshd -D", true),
+            ("^/usr/sbin/sshd", "sshd: /usr/sbin/sshd [listener]", false),
+            ("app.jar$", "java -jar /srv/app.jar", true),
+            ("app.jar$", "java -jar /srv/app.jar --x", false),
+            ("^/opt/a.b$", "/opt/a.b", true),
+            ("^/opt/a.b$", "/opt/a.b ", false),
+            ("x.ab.ab", "x.ab.ab.ab", false),
+            ("x.ab.ab", "y x.ab.ab z", true),
+            ("ab.ab", "abcab abxab", true),
+            ("a.c.e", "a c e", true),
+            (
+                "/usr/lib/postgresql/15/bin/postgres -D /var/lib/pg.d",
+                "/usr/lib/postgresql/15/bin/postgres -D /var/lib/pg.d -c x",
+                true,
+            ),
         ] {
             // The literal path and the regex path must agree.
             for use_literals in [true, false] {
@@ -325,6 +518,74 @@ mod tests {
                     "{pattern:?} anywhere in {cmdline:?} ({use_literals})"
                 );
             }
+        }
+    }
+
+    /// What each pattern comes to: a shape (its pieces, anchors and key),
+    /// or a regular expression for the set.
+    #[test]
+    fn shape_table() {
+        let lit = |s: &str| Piece::Lit(s.as_bytes().to_vec());
+        for (pattern, want) in [
+            (
+                "/usr/sbin/sshd",
+                Some((vec![lit("/usr/sbin/sshd")], false, false, 0)),
+            ),
+            (
+                "/usr/sbin/php-fpm8.2",
+                Some((
+                    vec![lit("/usr/sbin/php-fpm8"), Piece::Any, lit("2")],
+                    false,
+                    false,
+                    0,
+                )),
+            ),
+            (
+                "^a.bcd$",
+                Some((vec![lit("a"), Piece::Any, lit("bcd")], true, true, 2)),
+            ),
+            (
+                "ab.cd",
+                Some((vec![lit("ab"), Piece::Any, lit("cd")], false, false, 0)),
+            ),
+            (
+                "/opt/app\\.py",
+                Some((vec![lit("/opt/app.py")], false, false, 0)),
+            ),
+            // A literal piece of two bytes at least, to find it by.
+            ("a.b", None),
+            (".", None),
+            ("", None),
+            // Anything else is a regular expression.
+            ("(?i)sshd", None),
+            ("/usr/sbin/(apache2|httpd)", None),
+            ("^/usr/bin/python3 .*/app\\.py", None),
+            ("sshd$x", None),
+            ("x^sshd", None),
+            ("(?m)^sshd", None),
+            ("(?s)a.bc", None),
+            ("[a]bc", Some((vec![lit("abc")], false, false, 0))),
+        ] {
+            let got = shape(pattern).map(|s| (s.pieces, s.start, s.end, s.key));
+            assert_eq!(got, want, "{pattern:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Shaped patterns and the regular expressions they are agree, on
+        /// command lines made of the characters that matter (word bytes,
+        /// boundaries, a line feed, a character of two bytes).
+        #[test]
+        fn shaped_patterns_agree_with_their_regular_expressions(
+            pattern in "\\^?[ab./]{2,6}\\$?",
+            cmdline in "[ab./ \né-]{0,12}",
+            anywhere in proptest::bool::ANY,
+        ) {
+            let spec = Spec { process: Some(&pattern), anywhere, exe: None };
+            let shaped = Matcher::build(vec![spec], true).unwrap();
+            let regex = Matcher::build(vec![spec], false).unwrap();
+            let p = process(&cmdline, None);
+            proptest::prop_assert_eq!(shaped.services_of(&p), regex.services_of(&p), "{:?} in {:?}", pattern, cmdline);
         }
     }
 

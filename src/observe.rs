@@ -35,6 +35,19 @@ pub(crate) struct Watch<'p> {
     wants: scan::Wants,
 }
 
+/// Whether the pids that pidfiles and units name are all a look needs:
+/// every service has one, and none counts its processes (`count`), which
+/// takes the whole table. A `process` or `exe` beside it is checked on the
+/// named process itself. `TEND_FULL_SCAN=1` reads the whole table anyway
+/// (the tests compare both).
+fn pinned_only(services: &[&Service]) -> bool {
+    std::env::var_os("TEND_FULL_SCAN").is_none()
+        && !services.is_empty()
+        && services
+            .iter()
+            .all(|s| (s.pidfile.is_some() || s.unit.is_some()) && s.count == (1, None))
+}
+
 impl<'p> Watch<'p> {
     pub(crate) fn new(services: Vec<&'p Service>, commands: Vec<u32>) -> Result<Watch<'p>> {
         let matcher = Matcher::new(services.iter().map(|s| Spec {
@@ -60,6 +73,7 @@ impl<'p> Watch<'p> {
         let wants = scan::Wants {
             exe: services.iter().any(|s| s.exe.is_some()),
             uid: services.iter().any(|s| s.user.is_some()),
+            pinned_only: pinned_only(&services),
         };
         Ok(Watch {
             services,

@@ -78,6 +78,10 @@ pub(crate) struct Wants {
     pub(crate) exe: bool,
     /// The real uid (a service has `user`).
     pub(crate) uid: bool,
+    /// Only the pinned pids: every service is named by a pidfile or a unit
+    /// and none counts its processes, so the rest of the table is not
+    /// needed.
+    pub(crate) pinned_only: bool,
 }
 
 /// `stat`'s flag of a kernel thread (PF_KTHREAD).
@@ -176,8 +180,9 @@ fn real_uid(status: &[u8]) -> Option<u32> {
 
 /// One look at the process table, streamed: each process's command line
 /// (and executable link, when wanted) is read and shown to `wanted`; only
-/// the processes it keeps, and those of `pinned` (pids that pidfiles name),
-/// are read further (`stat`, and `status` for the owner) and held. So a look
+/// the processes it keeps, and those of `pinned` (pids that pidfiles and
+/// units name), are read further (`stat`, and `status` for the owner) and
+/// held. With `wants.pinned_only`, only the pinned pids are read at all. So a look
 /// costs one open and read per process and holds only the matches. Besides
 /// tend's own descendants, the processes under `commands` (restart commands
 /// a killed pass left running, whose command lines name the daemon they
@@ -191,7 +196,16 @@ pub(crate) fn scan(
     let (boot, ticks) = boot_and_ticks()?;
     let mut pinned = pinned.to_vec();
     pinned.sort_unstable();
-    let entries = std::fs::read_dir("/proc").context("cannot read the process table")?;
+    let pids: Box<dyn Iterator<Item = u32>> = if wants.pinned_only {
+        Box::new(pinned.clone().into_iter())
+    } else {
+        let entries = std::fs::read_dir("/proc").context("cannot read the process table")?;
+        Box::new(
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())),
+        )
+    };
     let mut kept = Vec::new();
     let mut path = String::new();
     let mut buf = Vec::with_capacity(4096);
@@ -203,14 +217,7 @@ pub(crate) fn scan(
         ppid: None,
         start_time: 0,
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids {
         proc_path(&mut path, pid, "cmdline");
         if !read_into(&path, &mut buf) {
             continue; // gone meanwhile
@@ -569,6 +576,7 @@ mod tests {
         let wants = Wants {
             exe: true,
             uid: true,
+            pinned_only: false,
         };
         let parent = nix::unistd::getppid().as_raw() as u32;
         let all = scan(&[], wants, &[1], |p| p.pid == parent).unwrap();
@@ -582,5 +590,15 @@ mod tests {
             .find(|p| p.pid == parent)
             .expect("the parent runs");
         assert!(cargo.exe.is_some() && cargo.start_time > 1_600_000_000);
+        // Pinned only: the pinned pids are read, nothing else, whatever
+        // `wanted` says; one that is gone is not there.
+        let pinned = Wants {
+            pinned_only: true,
+            ..wants
+        };
+        let gone = u32::MAX - 1;
+        let some = scan(&[], pinned, &[1, parent, gone], |_| true).unwrap();
+        let pids: Vec<u32> = some.iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [1, parent]);
     }
 }

@@ -156,11 +156,15 @@ pub(crate) fn last_words(unit: &str) -> Option<crate::words::Words> {
             .collect();
         (status.success() && !lines.is_empty()).then_some(lines)
     };
-    // journald may lag a unit that just ended (more so on a busy host):
-    // more looks, a moment apart, for at most a second.
+    // journald may lag a unit that just ended (more so on a busy host): ask
+    // it to take in what its streams hold (`--sync`, as root), then look
+    // again, a moment apart, for at most a second.
     let lines = read().or_else(|| {
-        (0..4).find_map(|_| {
-            std::thread::sleep(Duration::from_millis(250));
+        let _ = output("journalctl", &["--sync"]);
+        (0..5).find_map(|k| {
+            if k > 0 {
+                std::thread::sleep(Duration::from_millis(250));
+            }
             read()
         })
     })?;

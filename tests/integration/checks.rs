@@ -493,3 +493,63 @@ fn a_busy_process_above_its_cpu_limit_for_n_runs_is_restarted() {
     pause();
     assert_eq!(lines(&sb.tend(&[])), Vec::<String>::new());
 }
+
+/// A policy whose every service is named by a pidfile reads only the pids
+/// the pidfiles name, not the whole process table: what it finds is what a
+/// full scan (`TEND_FULL_SCAN=1`) finds, for a pidfile alive, stale,
+/// holding garbage, naming another program, and a restart.
+#[test]
+fn a_pidfile_only_policy_finds_what_a_full_scan_finds() {
+    let mut sb = Sandbox::new();
+    for name in ["a", "b", "c", "other"] {
+        sb.daemon(name);
+    }
+    sb.policy(
+        "service a {\n  pidfile \"@DIR@/a.pid\"\n  process \"@DIR@/a\"\n  restart \"true\"\n  grace 1s\n}\n\
+         service b {\n  pidfile \"@DIR@/b.pid\"\n  restart \"setsid -f sh -c 'echo $$ > @DIR@/b.pid; exec @DIR@/b 1000'\"\n  shell yes\n  grace 5s\n}\n\
+         service c {\n  pidfile \"@DIR@/c.pid\"\n  process \"@DIR@/c\"\n  restart \"true\"\n  grace 1s\n}\n\
+         service d {\n  pidfile \"@DIR@/d.pid\"\n  restart \"true\"\n  grace 1s\n}\n",
+    );
+    let a = sb.start("a");
+    sb.write("a.pid", &format!("{a}\n"));
+    let gone = sb.start("b");
+    sb.kill(gone);
+    sb.write("b.pid", &gone.to_string());
+    let other = sb.start("other");
+    sb.write("c.pid", &other.to_string());
+    sb.write("d.pid", "garbage");
+    let full = sb.tend_env(&["--dry-run"], &[("TEND_FULL_SCAN", "1")]);
+    let pinned = sb.tend(&["--dry-run"]);
+    assert_eq!(pinned.stdout, full.stdout);
+    assert_eq!(pinned.code, 1);
+    for want in [
+        format!("a (a): running (pid {a})"),
+        format!(
+            "b (b): not running (pidfile {}/b.pid: pid {gone} is not running)",
+            sb.dir().display()
+        ),
+        format!(
+            "c (c): not running (pidfile {}/c.pid: pid {other} is another program",
+            sb.dir().display()
+        ),
+        format!(
+            "d (d): not running (pidfile {}/d.pid: holds no pid",
+            sb.dir().display()
+        ),
+    ] {
+        assert!(pinned.stdout.contains(&want), "{want} in {pinned:?}");
+    }
+    // A pass restarts b and finds it, as a full scan would.
+    let run = sb.tend(&[]);
+    let new: u32 = std::fs::read_to_string(sb.path("b.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        lines(&run).contains(&format!("b restarted (pid {new})")),
+        "{run:?}"
+    );
+    let after = sb.tend_env(&["--dry-run"], &[("TEND_FULL_SCAN", "1")]);
+    assert_eq!(sb.tend(&["--dry-run"]).stdout, after.stdout);
+}

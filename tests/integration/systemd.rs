@@ -456,7 +456,9 @@ fn oneshot_masked_and_a_systemd_that_does_not_answer() {
 /// invocation's own journal lines.
 #[test]
 fn a_failed_unit_is_reported_with_its_journal_lines() {
-    let Some((systemd, _sb)) = boot("service crashy { unit \"crashy.service\"; grace 2s }\n")
+    // grace 10s: on a busy host systemd may take seconds to run the new
+    // invocation, whose lines the failed restart is reported with.
+    let Some((systemd, _sb)) = boot("service crashy { unit \"crashy.service\"; grace 10s }\n")
     else {
         return;
     };
