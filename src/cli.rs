@@ -95,6 +95,10 @@ pub enum Command {
         /// one had services, as a copy in progress, until it is confirmed.
         #[arg(long, conflicts_with = "paths")]
         accept_empty: bool,
+        /// Warnings fail too (exit 2): a class nothing defines in a guard
+        /// leaves its services checked nowhere. For a fleet's CI.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the classes this host is in.
     Classes,

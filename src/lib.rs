@@ -70,7 +70,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Validate {
             paths,
             accept_empty,
-        } => cmd::validate::run(&ctx, &paths, accept_empty),
+            strict,
+        } => cmd::validate::run(&ctx, &paths, accept_empty, strict),
         Command::Classes => cmd::classes::run(&ctx),
         Command::Status => cmd::status::run(&ctx),
         Command::Reset { ids, all } => cmd::reset::run(&ctx, &ids, all),

@@ -35,6 +35,11 @@ pub(crate) struct Reporter {
     policy: Option<String>,
     /// Lines kept instead of printed and logged (a unit test's reporter).
     kept: Option<Vec<String>>,
+    /// Why syslog could not be reached at the last pass that tried (from
+    /// the state): the same reason is not said again.
+    syslog_known: Option<String>,
+    /// What this run found when it tried: reached (None) or why not.
+    syslog_found: Option<Option<String>>,
 }
 
 enum Syslog {
@@ -62,7 +67,20 @@ impl Reporter {
             format,
             policy: None,
             kept: None,
+            syslog_known: None,
+            syslog_found: None,
         }
+    }
+
+    /// Why syslog was not reached at the last pass that tried (said then).
+    pub(crate) fn syslog_known(&mut self, why: Option<String>) {
+        self.syslog_known = why;
+    }
+
+    /// What this run found of syslog, if it tried: reached (None) or why
+    /// not; for the state, so a reason is said once.
+    pub(crate) fn syslog_found(&self) -> Option<Option<String>> {
+        self.syslog_found.clone()
     }
 
     /// A reporter that keeps its lines (text) for a test to read.
@@ -216,11 +234,21 @@ impl Reporter {
     fn syslog(&mut self, message: &str, error: bool, print: bool) {
         if let Syslog::Untried = self.syslog {
             self.syslog = match connect() {
-                Ok(logger) => Syslog::Connected(Box::new(logger)),
+                Ok(logger) => {
+                    self.syslog_found = Some(None);
+                    Syslog::Connected(Box::new(logger))
+                }
                 // Said with the first line that is printed, if any.
                 Err(_) if !print => return,
+                // Said once per reason: a host without syslog is not news
+                // every five minutes.
+                Err(why) if self.syslog_known.as_ref() == Some(&why) => {
+                    self.syslog_found = Some(Some(why));
+                    Syslog::Unavailable
+                }
                 Err(why) => {
                     self.syslog = Syslog::Unavailable;
+                    self.syslog_found = Some(Some(why.clone()));
                     self.say(
                         Kind::SyslogUnavailable,
                         &format!(
@@ -258,8 +286,9 @@ pub(crate) fn host() -> String {
         .unwrap_or_default()
 }
 
-/// `TEND_SYSLOG_SOCKET` points syslog elsewhere than /dev/log; tests use it
-/// to read what tend logs.
+/// The syslog socket, /dev/log, or where `TEND_SYSLOG_SOCKET` points (tests
+/// use it to read what tend logs); why not, in words that name what is
+/// missing.
 fn connect() -> Result<Logger<LoggerBackend, Formatter3164>, String> {
     let formatter = Formatter3164 {
         facility: Facility::LOG_DAEMON,
@@ -267,9 +296,29 @@ fn connect() -> Result<Logger<LoggerBackend, Formatter3164>, String> {
         process: "tend".into(),
         pid: std::process::id(),
     };
-    match std::env::var_os("TEND_SYSLOG_SOCKET") {
-        Some(path) => syslog::unix_custom(formatter, &path)
-            .map_err(|e| format!("{}: {e}", path.to_string_lossy())),
-        None => syslog::unix(formatter).map_err(|e| format!("/dev/log: {e}")),
+    let path = std::env::var_os("TEND_SYSLOG_SOCKET")
+        .map_or_else(|| std::path::PathBuf::from("/dev/log"), Into::into);
+    let shown = path.display();
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "there is no {shown}: no syslog daemon on this host"
+            ));
+        }
+        Ok(meta)
+            if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type())
+                && !meta.is_symlink() =>
+        {
+            return Err(format!("{shown} is not a socket"));
+        }
+        _ => {}
     }
+    syslog::unix_custom(formatter, &path).map_err(|e| {
+        // The crate's words (`Initialization error: Io error: Connection
+        // refused (os error 111)`): their last part, as an admin reads it.
+        let text = e.to_string();
+        let last = text.rsplit(": ").next().unwrap_or(&text);
+        let last = last.split(" (os error").next().unwrap_or(last);
+        format!("{shown}: {}", last.to_lowercase())
+    })
 }

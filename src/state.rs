@@ -379,6 +379,10 @@ pub(crate) struct State {
     /// only when it changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) metrics_error: Option<String>,
+    /// Why syslog was not reached at the last pass that tried (said once
+    /// per reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) syslog_error: Option<String>,
 }
 
 impl State {

@@ -72,6 +72,7 @@ pub(crate) fn run(ctx: &Context, splay_seconds: u64, stale_after: u64) -> Result
         )
     });
     write_metrics(ctx, text, &mut state, &mut reporter);
+    remember_syslog(ctx, &mut state, &reporter);
     // Last: no receiver, however slow, delays a restart.
     let channels: Vec<&Channel> = (policy.channels.iter())
         .filter(|c| c.guard.as_ref().is_none_or(|g| session.classes.eval(g)))
@@ -139,6 +140,19 @@ fn write_metrics(ctx: &Context, text: Option<String>, state: &mut State, reporte
             reporter.say(Kind::StateUnsaved, &format!("tend: {e:#}"), true);
         }
     }
+}
+
+/// Remembers what this pass found of syslog, when it changed, so a host
+/// without syslog is told once per reason, not in every mail.
+fn remember_syslog(ctx: &Context, state: &mut State, reporter: &Reporter) {
+    let Some(found) = reporter.syslog_found() else {
+        return;
+    };
+    if found == state.syslog_error || ctx.store.refused().is_some() {
+        return;
+    }
+    state.syslog_error = found;
+    let _ = ctx.store.save(state);
 }
 
 /// A pass with a broken policy and no last good copy: says the error (once,

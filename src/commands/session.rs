@@ -55,6 +55,7 @@ impl Session {
             reporter.say(Kind::StateDamaged, notice, true);
         }
         let prior = loaded.state;
+        reporter.syslog_known(prior.syslog_error.clone());
         let policy_error = say_policy(&enforced, &prior, store, reporter, now);
         let (pause, holds) = pauses(store, reporter, now);
         let busy = ctx.busy();

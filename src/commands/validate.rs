@@ -1,6 +1,7 @@
-//! `tend validate [PATH]...`: every error of every file, or the policy's
-//! warnings and an ok line. For a policy repository's CI or pre-commit hook,
-//! and before a push. Errors are exit status 2.
+//! `tend validate [--strict] [PATH]...`: every error of every file, or the
+//! policy's warnings and an ok line. For a policy repository's CI or
+//! pre-commit hook, and before a push. Errors are exit status 2, and so are
+//! warnings with `--strict`.
 
 use std::path::PathBuf;
 
@@ -31,7 +32,12 @@ struct Doc {
     diagnostics: Vec<diagnostic::Row>,
 }
 
-pub(crate) fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Result<Exit> {
+pub(crate) fn run(
+    ctx: &Context,
+    paths: &[PathBuf],
+    accept_empty: bool,
+    strict: bool,
+) -> Result<Exit> {
     if accept_empty {
         return accept(ctx);
     }
@@ -59,7 +65,7 @@ pub(crate) fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Resul
         }
     };
     if ctx.format == Format::Text {
-        return text(checked?, refused);
+        return text(checked?, refused, strict);
     }
     let (diagnostics, policy) = rows(checked);
     let count = |severity: Severity| {
@@ -69,8 +75,9 @@ pub(crate) fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Resul
             .count()
     };
     let errors = count(Severity::Error);
+    let failed = errors > 0 || (strict && count(Severity::Warning) > 0);
     print_json(&Doc {
-        ok: errors == 0,
+        ok: !failed,
         paths: paths.iter().map(|p| p.display().to_string()).collect(),
         digest: policy.as_ref().map(|p| p.digest.clone()),
         refused,
@@ -80,10 +87,10 @@ pub(crate) fn run(ctx: &Context, paths: &[PathBuf], accept_empty: bool) -> Resul
         warnings: count(Severity::Warning),
         diagnostics,
     })?;
-    Ok(if errors == 0 {
-        Exit::Converged
-    } else {
+    Ok(if failed {
         Exit::Broken
+    } else {
+        Exit::Converged
     })
 }
 
@@ -140,7 +147,7 @@ fn accept(ctx: &Context) -> Result<Exit> {
 
 /// `validate` as text: the policy's warnings, a refused copy's warning,
 /// and the one line that says it is ok.
-fn text(policy: Policy, refused: Option<String>) -> Result<Exit> {
+fn text(policy: Policy, refused: Option<String>, strict: bool) -> Result<Exit> {
     let warnings = analyzer::warnings(&policy.classes, &policy.services);
     for w in &warnings {
         println!("{}", w.render(&policy.sources));
@@ -153,12 +160,22 @@ fn text(policy: Policy, refused: Option<String>) -> Result<Exit> {
     if let Some(why) = refused {
         println!("warning: {why}");
     }
+    let (services, classes) = (policy.services.len(), policy.classes.len());
+    let counted = format!(
+        "{services} service{}, {classes} class{}{said}",
+        if services == 1 { "" } else { "s" },
+        if classes == 1 { "" } else { "es" }
+    );
+    if strict && !warnings.is_empty() {
+        println!(
+            "{}: not ok with --strict ({counted}; sha256 {})",
+            policy.origin, policy.digest
+        );
+        return Ok(Exit::Broken);
+    }
     println!(
-        "{}: ok ({} services, {} classes{said}; sha256 {})",
-        policy.origin,
-        policy.services.len(),
-        policy.classes.len(),
-        policy.digest
+        "{}: ok ({counted}; sha256 {})",
+        policy.origin, policy.digest
     );
     Ok(Exit::Converged)
 }

@@ -313,6 +313,7 @@ fn decided<'p>(
         policy: Some(digest.to_string()),
         policy_error: memory.policy_error,
         metrics_error: memory.prior.metrics_error.clone(),
+        syslog_error: memory.prior.syslog_error.clone(),
     };
     Plan {
         watch,

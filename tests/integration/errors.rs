@@ -126,9 +126,48 @@ fn golden_warnings() {
         run.stdout,
         "policy.tend:1:7: warning: class `linux` is also a class tend sets itself: on hosts where tend sets it this definition is ignored, and elsewhere it makes guards on `linux` true; give it a name of its own\n 1 | class linux = hostname(\"x\")\n   |       ^^^^^\n\
          policy.tend:2:59: warning: `restart` runs `/etc/init.d/a` directly, not through a shell: `>` is passed to it as an argument; write `shell yes` in the service to run the command with /bin/sh\n 2 | service a { process \"/a\"; restart \"/etc/init.d/a restart 2>&1 | logger\" }\n   |                                                           ^\n\
-         policy.tend: ok (2 services, 1 classes, 2 warnings; sha256 "
+         policy.tend: ok (2 services, 1 class, 2 warnings; sha256 "
             .to_string()
             + run.stdout.rsplit("sha256 ").next().unwrap()
+    );
+}
+
+/// A typo in a guard's class is a warning (the services under it are
+/// checked nowhere): `validate --strict` fails on it, text and JSON, and
+/// passes a policy without warnings.
+#[test]
+fn strict_validate_fails_on_a_warning() {
+    let sb = Sandbox::new();
+    sb.policy("web::\n  service a { process \"/a\"; restart \"x\" }\nwbe::\n  service b { process \"/b\"; restart \"x\" }\nclass web = hostname(\"www*\")\n");
+    let lenient = sb.tend(&["validate"]);
+    assert_eq!(lenient.code, 0, "{lenient:?}");
+    let strict = sb.tend(&["validate", "--strict"]);
+    assert_eq!(strict.code, 2, "{strict:?}");
+    assert!(
+        strict.stdout.starts_with("policy.tend:3:1: warning: class `wbe` is never defined by the policy and is not a built-in class; did you mean `web`?\n"),
+        "{strict:?}"
+    );
+    assert!(
+        strict.stdout.contains(
+            "\npolicy.tend: not ok with --strict (2 services, 1 class, 1 warning; sha256 "
+        ),
+        "{strict:?}"
+    );
+    let json = sb.tend(&["validate", "--strict", "--format", "json"]);
+    assert_eq!(json.code, 2, "{json:?}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        (doc["ok"].as_bool(), doc["warnings"].as_u64()),
+        (Some(false), Some(1))
+    );
+    sb.policy(
+        "web::\n  service a { process \"/a\"; restart \"x\" }\nclass web = hostname(\"www*\")\n",
+    );
+    let clean = sb.tend(&["validate", "--strict"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+    assert!(
+        clean.stdout.contains(": ok (1 service, 1 class; sha256 "),
+        "{clean:?}"
     );
 }
 

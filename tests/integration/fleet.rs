@@ -500,7 +500,7 @@ fn validate_warns_about_unknown_classes_and_guards_no_host_satisfies_with_json()
     assert!(
         out.last()
             .unwrap()
-            .starts_with("a.tend b.tend: ok (3 services, 1 classes, 2 warnings; sha256 "),
+            .starts_with("a.tend b.tend: ok (3 services, 1 class, 2 warnings; sha256 "),
         "{text:?}"
     );
 
