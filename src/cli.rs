@@ -105,9 +105,10 @@ pub enum Command {
     /// What the last pass found for every service that applies.
     Status,
     /// Forget a service's failures and restart budget, so the next pass tries again.
+    #[command(override_usage = "tend reset <ID>...\n       tend reset --all")]
     Reset {
         /// Service ids.
-        #[arg(required_unless_present = "all")]
+        #[arg(required_unless_present = "all", value_name = "ID")]
         ids: Vec<String>,
         /// Reset every service.
         #[arg(long, conflicts_with = "ids")]
@@ -145,8 +146,16 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page, tend(8), in roff.
-    Man,
+    /// Print a man page in roff: tend(8), the commands (default), or with
+    /// 5, tend.tend(5), the policy language.
+    #[command(
+        after_help = "Examples:\n  tend man > tend.8 && man ./tend.8\n  tend man 5 > tend.tend.5 && man ./tend.tend.5"
+    )]
+    Man {
+        /// 8: the commands; 5: the policy language.
+        #[arg(value_parser = ["8", "5"])]
+        section: Option<String>,
+    },
     /// Which services would apply on another host, and why (which guard,
     /// which class, from where). Classes of time are left out; add them
     /// with -D.

@@ -51,9 +51,33 @@ pub fn span(seconds: i64) -> String {
     }
 }
 
+/// A setting's duration as written, never rounded: `90 s`, `10 min`, `6 h`
+/// (a span, [`span`], is rounded down to its unit; a setting must not be).
+pub fn exact(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_table() {
+        for (s, want) in [
+            (0, "0 s"),
+            (90, "90 s"),
+            (600, "10 min"),
+            (5400, "90 min"),
+            (21_600, "6 h"),
+            (86_400, "24 h"),
+        ] {
+            assert_eq!(exact(s), want);
+        }
+    }
 
     #[test]
     fn span_table() {

@@ -261,6 +261,10 @@ fn running(input: &Input, up: Running, mut restarts: Vec<i64>) -> Step {
             events.push(Event::RunningAgain {
                 name: input.name.to_string(),
                 since: p.since,
+                failing: p
+                    .status
+                    .reason()
+                    .is_some_and(|r| r.starts_with("fails a check")),
             });
         }
     }
@@ -1197,6 +1201,26 @@ mod tests {
         let step = decide(&input(false, Some(&p)));
         assert_eq!(step.state.restarts, vec![NOW - 60, NOW]);
         assert_eq!(step.state.since, NOW);
+    }
+
+    /// Back after failing a check, not after its process was gone: said so.
+    #[test]
+    fn back_after_a_failed_check_says_it_was_failing_a_check() {
+        let mut p = prior(Kind::Failing, NOW - 600, &[NOW - 600], Some(NOW - 600));
+        p.status = Status::Failing {
+            why: Why {
+                reason: Some("fails a check (port 127.0.0.1:80: connection refused)".into()),
+                failure: Some("rc exited 1".into()),
+            },
+        };
+        let step = decide(&input(true, Some(&p)));
+        assert_eq!(
+            said(&step.events).unwrap(),
+            format!(
+                "OpenSSH is running again (was failing a check since {})",
+                crate::clock::local_time(NOW - 600)
+            )
+        );
     }
 
     #[test]

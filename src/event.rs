@@ -181,8 +181,13 @@ pub(crate) enum Event {
     },
     /// Back after failing, thanks to a restart.
     Recovered { name: String, pid: Option<u32> },
-    /// Back by itself.
-    RunningAgain { name: String, since: i64 },
+    /// Back by itself; `failing`: what was wrong was a failed check, not
+    /// a process gone.
+    RunningAgain {
+        name: String,
+        since: i64,
+        failing: bool,
+    },
     /// Down again after restarts that worked: said once, its restarts
     /// quiet until it has stayed up `quiet` seconds.
     Flapping {
@@ -315,7 +320,7 @@ impl Event {
                 since,
                 failure,
             } => (name, json!({ "since": since, "failure": failure })),
-            Event::RunningAgain { name, since } | Event::StillGivenUp { name, since, .. } => {
+            Event::RunningAgain { name, since, .. } | Event::StillGivenUp { name, since, .. } => {
                 (name, json!({ "since": since }))
             }
             Event::GaveUp {
@@ -418,8 +423,9 @@ impl fmt::Display for Event {
             }
             Event::Recovered { name, pid: Some(pid) } => write!(f, "{name} is running again (restarted, pid {pid})"),
             Event::Recovered { name, pid: None } => write!(f, "{name} is running again (restarted)"),
-            Event::RunningAgain { name, since } => {
-                write!(f, "{name} is running again (was down since {})", clock::local_time(*since))
+            Event::RunningAgain { name, since, failing } => {
+                let was = if *failing { "was failing a check" } else { "was down" };
+                write!(f, "{name} is running again ({was} since {})", clock::local_time(*since))
             }
             Event::Flapping { name, restarts, span, quiet } => write!(
                 f,

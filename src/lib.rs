@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         } => cmd::pause::pause(&ctx, &ids, duration, reason, by),
         Command::Resume { ids, by } => cmd::pause::resume(&ctx, &ids, by),
         Command::Completions { shell } => cmd::completions::completions(shell),
-        Command::Man => cmd::completions::man(),
+        Command::Man { section } => cmd::man::man(section.as_deref() == Some("5")),
         Command::Plan { host, os } => cmd::plan::run(&ctx, &host, &os),
         Command::Explain { id, host, os } => cmd::explain::run(&ctx, &id, host.as_deref(), &os),
         Command::Notify {

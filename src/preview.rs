@@ -238,16 +238,16 @@ impl LimitsRow {
         } else {
             format!(
                 "then tries after {}, doubling up to {}",
-                clock::span(self.backoff_seconds),
-                clock::span(self.backoff_cap_seconds)
+                clock::exact(self.backoff_seconds),
+                clock::exact(self.backoff_cap_seconds)
             )
         };
         format!(
             "at most {} restarts within {}, {then}; each given {} to run and {} to come up",
             self.restarts,
-            clock::span(self.within_seconds),
-            clock::span(self.timeout_seconds as i64),
-            clock::span(self.grace_seconds as i64)
+            clock::exact(self.within_seconds),
+            clock::exact(self.timeout_seconds as i64),
+            clock::exact(self.grace_seconds as i64)
         )
     }
 }

@@ -122,33 +122,47 @@ fn output(program: &str, args: &[&str]) -> Result<(std::process::ExitStatus, Vec
 
 /// The last lines the unit's last invocation wrote to the journal (the
 /// one that failed): its invocation id from `systemctl show`, its lines
-/// from `journalctl _SYSTEMD_INVOCATION_ID=`. None when there are none or
-/// systemd or the journal cannot be asked.
+/// from `journalctl _SYSTEMD_INVOCATION_ID=`. A process that ended before
+/// journald read its output (a busy host, a daemon that dies at once) has
+/// lines the journal could not tie to the invocation: then the unit's lines
+/// since that invocation started. None when there are none or systemd or
+/// the journal cannot be asked.
 pub(crate) fn last_words(unit: &str) -> Option<crate::words::Words> {
-    let (_, id) = output(
+    let (_, shown) = output(
         "systemctl",
         &[
             "show",
             "--no-pager",
+            "--timestamp=unix",
             "-p",
             "InvocationID",
-            "--value",
+            "-p",
+            "ExecMainStartTimestamp",
             "--",
             unit,
         ],
     )
     .ok()?;
-    let id = String::from_utf8_lossy(&id).trim().to_string();
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let filter = format!("_SYSTEMD_INVOCATION_ID={id}");
-    let read = || -> Option<Vec<String>> {
-        let (status, text) = output(
-            "journalctl",
-            &[&filter, "-n", "5", "-o", "cat", "--no-pager", "-q"],
-        )
-        .ok()?;
+    let shown = String::from_utf8_lossy(&shown);
+    let field = |key: &str| {
+        shown
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+    };
+    let id = field("InvocationID")
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit()))?;
+    // `@1733460000`: seconds since the epoch, as journalctl reads them.
+    let started = field("ExecMainStartTimestamp")
+        .and_then(|t| t.strip_prefix('@'))
+        .and_then(|t| t.parse::<u64>().ok());
+    let by_invocation = format!("_SYSTEMD_INVOCATION_ID={id}");
+    // The unit's own output, not what systemd says of it (`-u` has both).
+    let by_unit = format!("_SYSTEMD_UNIT={unit}");
+    let read = |args: &[&str]| -> Option<Vec<String>> {
+        let mut all = args.to_vec();
+        all.extend(["-n", "5", "-o", "cat", "--no-pager", "-q"]);
+        let (status, text) = output("journalctl", &all).ok()?;
         let text = String::from_utf8_lossy(&text);
         let lines: Vec<String> = (text.lines())
             .filter(|l| !l.trim().is_empty())
@@ -156,16 +170,23 @@ pub(crate) fn last_words(unit: &str) -> Option<crate::words::Words> {
             .collect();
         (status.success() && !lines.is_empty()).then_some(lines)
     };
+    let since = started.map(|t| format!("@{t}"));
+    let look = || {
+        read(&[&by_invocation]).or_else(|| {
+            let since = since.as_deref()?;
+            read(&[&by_unit, "--since", since])
+        })
+    };
     // journald may lag a unit that just ended (more so on a busy host): ask
     // it to take in what its streams hold (`--sync`, as root), then look
     // again, a moment apart, for at most a second.
-    let lines = read().or_else(|| {
+    let lines = look().or_else(|| {
         let _ = output("journalctl", &["--sync"]);
         (0..5).find_map(|k| {
             if k > 0 {
                 std::thread::sleep(Duration::from_millis(250));
             }
-            read()
+            look()
         })
     })?;
     Some(crate::words::Words {

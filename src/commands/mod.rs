@@ -7,6 +7,7 @@ pub(crate) mod completions;
 pub(crate) mod dry_run;
 pub(crate) mod explain;
 pub(crate) mod import;
+pub(crate) mod man;
 pub(crate) mod notify;
 pub(crate) mod pause;
 pub(crate) mod plan;

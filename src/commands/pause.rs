@@ -36,17 +36,29 @@ pub(crate) fn pause(
         service: None,
     };
     let mut reporter = Reporter::new(ctx.format);
+    // A pause of the same owner (or service) still in force is replaced:
+    // said, not silently.
+    let before = ctx.store.bounded_pauses(ctx.now);
+    let replaces = |p: &Pause| {
+        before
+            .iter()
+            .find(|old| old.by == p.by && old.service == p.service && old.until > ctx.now)
+            .map_or(String::new(), |old| {
+                format!(" (it replaces the pause {})", old.describe())
+            })
+    };
     if !ids.is_empty() {
         for id in ids {
             let held = Pause {
                 service: Some(id.clone()),
                 ..pause.clone()
             };
+            let replaced = replaces(&held);
             ctx.store.set_pause(&held)?;
             reporter.say(
                 Kind::Paused,
                 &format!(
-                    "tend: {id} paused {}; its restarts wait until then or 'tend resume {id}'",
+                    "tend: {id} paused {}{replaced}; its restarts wait until then or 'tend resume {id}'",
                     held.describe()
                 ),
                 false,
@@ -54,11 +66,12 @@ pub(crate) fn pause(
         }
         return Ok(Exit::Converged);
     }
+    let replaced = replaces(&pause);
     ctx.store.set_pause(&pause)?;
     reporter.say(
         Kind::Paused,
         &format!(
-            "tend: paused {}; restarts wait until then or 'tend resume{}'",
+            "tend: paused {}{replaced}; restarts wait until then or 'tend resume{}'",
             pause.describe(),
             pause
                 .by

@@ -10,9 +10,13 @@ use crate::store::Locking;
 pub(crate) fn run(ctx: &Context, ids: &[String], all: bool) -> Result<Exit> {
     let enforced = ctx.enforce_noting()?;
     let policy = &enforced.policy;
+    let have: Vec<&str> = policy.services.iter().map(|s| s.id.as_str()).collect();
     for id in ids {
-        if !policy.services.iter().any(|s| &s.id == id) {
-            bail!("no service `{id}` in {}", policy.origin);
+        if !have.contains(&id.as_str()) {
+            let near = crate::suggest::closest(id, &have)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default();
+            bail!("no service `{id}` in {}{near}", policy.origin);
         }
     }
     let store = &ctx.store;

@@ -157,13 +157,20 @@ fn print_text(
     for note in pkgmgr::stale(&ctx.pkg_root) {
         println!("note: {note}");
     }
+    // Columns as wide as their widest cell, so long ids and names (and
+    // `backing off`) keep the rows aligned.
+    let width =
+        |least: usize, cells: &mut dyn Iterator<Item = usize>| cells.fold(least, usize::max);
+    let id_w = width(16, &mut rows.iter().map(|r| r.id.chars().count()));
+    let name_w = width(20, &mut rows.iter().map(|r| r.name.chars().count()));
+    let status_w = width(10, &mut rows.iter().map(|r| r.status.len()));
     println!(
-        "{:<16} {:<20} {:<10} {:<17} {:<9} PID",
+        "{:<id_w$} {:<name_w$} {:<status_w$} {:<17} {:<9} PID",
         "SERVICE", "NAME", "STATUS", "SINCE", "RESTARTS"
     );
     for r in rows {
         println!(
-            "{:<16} {:<20} {:<10} {:<17} {:<9} {}",
+            "{:<id_w$} {:<name_w$} {:<status_w$} {:<17} {:<9} {}",
             r.id,
             r.name,
             r.status,

@@ -89,7 +89,7 @@ fn version_names_the_git_revision_and_man_page_and_completions_generate() {
     let man = tend(&["man"]);
     assert!(man.status.success());
     let man = String::from_utf8(man.stdout).unwrap();
-    assert!(man.contains(".TH tend 8"), "{man}");
+    assert!(man.contains(".TH TEND 8"), "{man}");
     assert!(man.contains("pause"), "subcommands are in the man page");
     for shell in ["bash", "zsh", "fish"] {
         let out = tend(&["completions", shell]);
@@ -111,13 +111,14 @@ fn version_names_the_git_revision_and_man_page_and_completions_generate() {
     assert!(check.status.success(), "{check:?}");
 }
 
-/// `tend man` carries the policy's attributes from the language's own
-/// registry: every attribute docs/language.md's table names is there.
+/// `tend man 5`, tend.tend(5), carries the policy's attributes from the
+/// language's own registry: every attribute docs/language.md's table names
+/// is there.
 #[test]
 fn the_man_page_lists_every_attribute_of_the_reference() {
     let out = std::process::Command::cargo_bin("tend")
         .unwrap()
-        .arg("man")
+        .args(["man", "5"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -143,4 +144,103 @@ fn the_man_page_lists_every_attribute_of_the_reference() {
             "{name} not in the man page"
         );
     }
+}
+
+/// Both pages render with man(1): tend(8) with its commands, EXAMPLES,
+/// FILES, EXIT STATUS and ENVIRONMENT; tend.tend(5) with the language; and
+/// each names in SEE ALSO only the other, which exists.
+#[test]
+fn the_man_pages_render_with_examples_files_and_see_also_that_exists() {
+    let man = Path::new("/usr/bin/man");
+    if !man.exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs man-db");
+        eprintln!("skipped: man-db is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut rendered = Vec::new();
+    for (args, file) in [(&["man"][..], "tend.8"), (&["man", "5"][..], "tend.tend.5")] {
+        let out = std::process::Command::cargo_bin("tend")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::fs::write(dir.path().join(file), &out.stdout).unwrap();
+        let shown = std::process::Command::new(man)
+            .arg("-l")
+            .arg(dir.path().join(file))
+            .env("MANWIDTH", "100")
+            .output()
+            .unwrap();
+        assert!(shown.status.success(), "{shown:?}");
+        // man(1) warns on stderr of a page it cannot format.
+        let warnings = String::from_utf8_lossy(&shown.stderr).to_string();
+        assert!(warnings.trim().is_empty(), "{file}: {warnings}");
+        // Bold and underline as overstrikes (`N\x08N`): the plain text.
+        let text = String::from_utf8_lossy(&shown.stdout).to_string();
+        let mut plain = String::new();
+        for c in text.chars() {
+            if c == '\u{8}' {
+                plain.pop();
+            } else {
+                plain.push(c);
+            }
+        }
+        rendered.push(plain);
+    }
+    let (eight, five) = (&rendered[0], &rendered[1]);
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "COMMANDS",
+        "EXAMPLES",
+        "FILES",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "SEE ALSO",
+    ] {
+        assert!(
+            eight.contains(&format!("\n{section}\n")),
+            "tend(8) has no {section}:\n{eight}"
+        );
+    }
+    for needed in [
+        "tend --dry-run",
+        "/var/lib/tend/state.json",
+        "tend pause db --for 30m",
+        "tend reset --all",
+    ] {
+        assert!(eight.contains(needed), "tend(8) lacks {needed:?}");
+    }
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "POLICY ATTRIBUTES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            five.contains(&format!("\n{section}\n")),
+            "tend.tend(5) has no {section}:\n{five}"
+        );
+    }
+    // SEE ALSO names only pages that exist: each other.
+    let see_also = |page: &str| -> Vec<String> {
+        let after = page.split("\nSEE ALSO\n").nth(1).unwrap_or("");
+        let block: String = after
+            .lines()
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .collect::<Vec<_>>()
+            .join(" ");
+        block
+            .split_whitespace()
+            .map(|w| w.trim_end_matches(',').to_string())
+            .filter(|w| w.contains('('))
+            .collect()
+    };
+    assert_eq!(see_also(eight), ["tend.tend(5)"]);
+    assert_eq!(see_also(five), ["tend(8)"]);
+    // No page of a subcommand (tend-run(8)) is named anywhere.
+    assert!(!eight.contains("tend-"), "{eight}");
 }

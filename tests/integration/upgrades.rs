@@ -358,7 +358,24 @@ fn pause_holds_restarts_and_its_end_is_said_once() {
             )],
             "{written}"
         );
+        at(&sb, T0, &["resume"]);
     }
+    // A second pause while one is in force replaces it, and says so.
+    at(&sb, T0, &["pause", "--for", "1h", "--reason", "first"]);
+    let second = at(
+        &sb,
+        T0 + MIN,
+        &["pause", "--for", "2h", "--reason", "second"],
+    );
+    assert_eq!(
+        lines(&second),
+        vec![format!(
+            "tend: paused until {} (second) (it replaces the pause until {} (first)); restarts wait until then or 'tend resume'",
+            tend::clock::local_time(T0 + 121 * MIN),
+            tend::clock::local_time(T0 + 60 * MIN)
+        )]
+    );
+    at(&sb, T0 + MIN, &["resume"]);
     let fortnight = at(&sb, T0, &["pause", "--for", "1 fortnight"]);
     assert_eq!(fortnight.code, 2);
     assert!(
