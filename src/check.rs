@@ -260,7 +260,9 @@ pub(crate) fn judge(
         let (min, max) = service.count;
         let n = procs.len();
         if n < min {
-            verdict.fail(format!("{n} of at least {min} processes"));
+            // `count 2` is exactly two: not "at least".
+            let least = if max == Some(min) { "" } else { "at least " };
+            verdict.fail(format!("{n} of {least}{min} processes"));
         } else if let Some(max) = max.filter(|&m| n > m) {
             verdict.say(format!("{n} processes run, more than {max}"));
         }

@@ -93,6 +93,10 @@ pub(crate) struct Attribute {
     pub(crate) key: Spanned,
     pub(crate) values: Vec<Value>,
     pub(crate) span: Span,
+    /// A `=` written between the key and its values (`process = "..."`,
+    /// Monit's habit): an error the analyzer says; the values are read as
+    /// if it were not there.
+    pub(crate) equals: Option<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,6 +187,18 @@ fn recover(file: FileId, text: &str, first: Diagnostic) -> (Vec<Item>, Vec<Diagn
         // Parse the statement alone: cut the text at its end.
         match parse_at(file, &text[..end], start) {
             Ok(mut parsed) => items.append(&mut parsed),
+            // The statement ran into the next one: say which block is not
+            // closed, not "end of file" at the next statement.
+            Err(e)
+                if end < text.len()
+                    && (e.message.ends_with("found end of file")
+                        || e.message.ends_with("is missing at the end of the file")) =>
+            {
+                let next = text[end..].lines().next().unwrap_or("").trim();
+                errors.push(
+                    unclosed(file, &text[..end], start, &format!("before `{next}`")).unwrap_or(e),
+                );
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -216,6 +232,43 @@ fn statement_starts(text: &str) -> Vec<usize> {
     starts
 }
 
+/// The last `{` of `text[start..]` that no `}` closes (quotes and comments
+/// skipped), said as a block not closed `where` (`before `service b {``,
+/// `at the end of the file`).
+fn unclosed(file: FileId, text: &str, start: usize, place: &str) -> Option<Diagnostic> {
+    let mut open = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut escaped = false;
+    for (i, c) in text[start..].char_indices() {
+        let at = start + i;
+        match (quote, c) {
+            _ if comment => comment = c != '\n',
+            (Some('"'), '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), c) if c == q && !escaped => quote = None,
+            (Some(_), '\n') => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') => comment = true,
+            (None, '{') => open.push(at),
+            (None, '}') => {
+                open.pop();
+            }
+            _ => {}
+        }
+        escaped = false;
+    }
+    let brace = *open.last()?;
+    let head = text[..brace].rsplit('\n').next().unwrap_or("").trim();
+    Some(Diagnostic::error(
+        Span::new(file, brace, brace + 1),
+        format!("`{head} {{` is not closed: a `}}` is missing {place}"),
+    ))
+}
+
 fn syntax_error(
     file: FileId,
     chunk: &str,
@@ -226,6 +279,41 @@ fn syntax_error(
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     };
+    // A quote that its line does not close: the string, not what follows.
+    let rest = &chunk[pos..];
+    if let Some(q) = rest.chars().next().filter(|c| matches!(c, '"' | '\'')) {
+        let line = rest[1..].lines().next().unwrap_or("");
+        let closed = match q {
+            '"' => {
+                let mut escaped = false;
+                line.chars().any(|c| {
+                    let end = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+            }
+            _ => line.contains('\''),
+        };
+        if !closed {
+            return Diagnostic::error(
+                Span::new(file, offset + pos, offset + pos + 1),
+                format!("this string is not closed: add the closing `{q}` (a quoted string ends on its line)"),
+            );
+        }
+    }
+    // The end of the file inside a block.
+    if pos == chunk.len() {
+        let expects_brace = matches!(&e.variant, pest::error::ErrorVariant::ParsingError { positives, .. } if positives.contains(&Rule::rbrace));
+        if let Some(d) = expects_brace
+            .then(|| unclosed(file, chunk, 0, "at the end of the file"))
+            .flatten()
+        {
+            return Diagnostic::error(
+                Span::new(file, offset + d.span.start, offset + d.span.end),
+                d.message,
+            );
+        }
+    }
     let found = describe_found(&chunk[pos..]);
     let line_before = chunk[..pos].rsplit('\n').next().unwrap_or("").trim_end();
     let message = match &e.variant {
@@ -373,8 +461,16 @@ impl Builder {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
         let key = self.spanned(&inner.next().expect("an attribute starts with its key"));
-        let values = inner.map(|v| self.value(v)).collect();
-        Attribute { key, values, span }
+        let mut values: Vec<Value> = inner.map(|v| self.value(v)).collect();
+        let equals =
+            (values.len() > 1 && values[0].kind == ValueKind::Word && values[0].text == "=")
+                .then(|| values.remove(0).span);
+        Attribute {
+            key,
+            values,
+            span,
+            equals,
+        }
     }
 
     fn value(&self, pair: Pair) -> Value {
@@ -582,13 +678,25 @@ mod tests {
         for (src, want) in [
             (
                 "service ssh {\n  name \"x\n}\n",
-                "expected a quoted string or a value, found `\"x`",
+                "this string is not closed: add the closing `\"` (a quoted string ends on its line)",
+            ),
+            (
+                "service ssh {\n  name 'x\n}\n",
+                "this string is not closed: add the closing `'` (a quoted string ends on its line)",
+            ),
+            (
+                "service a {\n  process \"/a\"\n\nservice b {\n  process \"/b\"\n}\n",
+                "`service a {` is not closed: a `}` is missing before `service b {`",
+            ),
+            (
+                "service a {\n  process \"a}b\" # a } in a comment\n",
+                "`service a {` is not closed: a `}` is missing at the end of the file",
             ),
             ("web|::\n", "expected a class expression, found `::`"),
             ("service {\n}\n", "expected `::` or a service id, found `{`"),
             (
                 "service x {\n",
-                "expected `}` or an attribute, found end of file",
+                "`service x {` is not closed: a `}` is missing at the end of the file",
             ),
             ("class = a\n", "expected `::` or a class name, found `=`"),
             ("web\n", "expected `::`, found end of line"),

@@ -330,7 +330,26 @@ fn known_once<'a>(
         let key = a.key.text.as_str();
         if !known.contains(&key) {
             errors.push(Diagnostic::error(a.key.span, unknown(key)));
-        } else if !seen.insert(key) && !registry::many(key) {
+            continue;
+        }
+        if let Some(eq) = a.equals {
+            // `process = "/usr/sbin/x"`: Monit's and CFEngine's habit. Said,
+            // and the value read as meant, so nothing else is said of it.
+            let rest: Vec<String> = (a.values.iter())
+                .map(|v| match v.kind {
+                    crate::parser::ValueKind::Quoted => format!("{:?}", v.text),
+                    crate::parser::ValueKind::Word => v.text.clone(),
+                })
+                .collect();
+            errors.push(Diagnostic::error(
+                eq,
+                format!(
+                    "`{key}` takes its value after a space, without `=`: write `{key} {}`",
+                    rest.join(" ")
+                ),
+            ));
+        }
+        if !seen.insert(key) && !registry::many(key) {
             errors.push(Diagnostic::error(
                 a.key.span,
                 format!("`{key}` is given twice in {block}"),

@@ -553,3 +553,20 @@ fn a_pidfile_only_policy_finds_what_a_full_scan_finds() {
     let after = sb.tend_env(&["--dry-run"], &[("TEND_FULL_SCAN", "1")]);
     assert_eq!(sb.tend(&["--dry-run"]).stdout, after.stdout);
 }
+
+/// `count 2` is exactly two: one running is "1 of 2", not "at least".
+#[test]
+fn an_exact_count_says_exactly() {
+    let mut sb = Sandbox::new();
+    sb.daemon("httpd");
+    sb.policy(
+        "service web {\n  name \"Web\"\n  process \"@DIR@/httpd\"\n  count 2\n  restart \"true\"\n}\n",
+    );
+    sb.start("httpd");
+    let dry = sb.tend(&["--dry-run"]);
+    assert!(
+        dry.stdout
+            .contains("Web (web): fails a check (1 of 2 processes); would run: true"),
+        "{dry:?}"
+    );
+}

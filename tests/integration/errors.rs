@@ -11,6 +11,30 @@ fn errors_for(policy: &str) -> (i32, String) {
     (run.code, run.stderr)
 }
 
+/// The three mistakes that once misled: an unterminated quote, Monit's
+/// `key = value`, a missing `}` before the next service. Each is one error
+/// at its cause.
+#[test]
+fn golden_errors_point_at_the_cause() {
+    for (policy, want) in [
+        (
+            "service a {\n  process \"/usr/sbin/a\n  restart \"x\"\n}\n",
+            "tend: policy has 1 error:\npolicy.tend:2:11: error: this string is not closed: add the closing `\"` (a quoted string ends on its line)\n 2 |   process \"/usr/sbin/a\n   |           ^\n",
+        ),
+        (
+            "service a {\n  process = \"/usr/sbin/a\"\n  restart \"x\"\n}\n",
+            "tend: policy has 1 error:\npolicy.tend:2:11: error: `process` takes its value after a space, without `=`: write `process \"/usr/sbin/a\"`\n 2 |   process = \"/usr/sbin/a\"\n   |           ^\n",
+        ),
+        (
+            "service a {\n  process \"/usr/sbin/a\"\n  restart \"x\"\n\nservice b {\n  process \"/b\"\n  restart \"y\"\n}\n",
+            "tend: policy has 1 error:\npolicy.tend:1:11: error: `service a {` is not closed: a `}` is missing before `service b {`\n 1 | service a {\n   |           ^\n",
+        ),
+    ] {
+        let (code, stderr) = errors_for(policy);
+        assert_eq!((code, stderr.as_str()), (2, want), "{policy}");
+    }
+}
+
 #[test]
 fn golden_error_messages() {
     for (policy, want) in [

@@ -37,7 +37,7 @@ fn a_broken_policy_with_no_good_copy_runs_nothing_exits_2_and_is_said_once_a_day
     assert_eq!(first.code, 2, "{first:?}");
     let said = lines(&first);
     assert!(
-        said[0].starts_with("tend: policy policy.tend is broken: policy.tend:3:1: ")
+        said[0].starts_with("tend: policy policy.tend is broken: policy.tend:2:11: ")
             && said[0].ends_with(
                 "; no last good policy to fall back on, nothing is checked until it is fixed"
             ),
@@ -45,7 +45,8 @@ fn a_broken_policy_with_no_good_copy_runs_nothing_exits_2_and_is_said_once_a_day
     );
     // The excerpt with its caret follows, for the admin reading the mail.
     assert!(
-        said.iter().any(|l| l.trim_start().starts_with("| ^")),
+        said.iter()
+            .any(|l| l.trim_start().starts_with('|') && l.trim_end().ends_with('^')),
         "{first:?}"
     );
     assert!(!sb.path("ran").exists());
@@ -59,7 +60,7 @@ fn a_broken_policy_with_no_good_copy_runs_nothing_exits_2_and_is_said_once_a_day
     // An admin asking always gets the error.
     let dry = sb.at(T0 + DAY + 60, &["--dry-run"]);
     assert_eq!(dry.code, 2);
-    assert!(dry.stderr.contains("policy.tend:3:1: error: "), "{dry:?}");
+    assert!(dry.stderr.contains("policy.tend:2:11: error: "), "{dry:?}");
 }
 
 #[test]
@@ -143,7 +144,9 @@ fn a_broken_policy_enforces_the_last_good_copy_said_once_then_daily_until_fixed(
     sb.policy(&format!("{good}service b {{\n"));
     let other = sb.at(T0 + 300 + DAY + 60, &[]);
     assert!(
-        lines(&other)[0].starts_with("tend: policy policy.tend is broken: policy.tend:7:1: "),
+        lines(&other)[0].starts_with(
+            "tend: policy policy.tend is broken: policy.tend:6:11: `service b {` is not closed"
+        ),
         "{other:?}"
     );
 
