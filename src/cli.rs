@@ -23,56 +23,92 @@ pub struct Cli {
         long = "policy",
         value_name = "PATH",
         default_value = "/etc/tend",
-        global = true
+        global = true,
+        help_heading = "Options of every command"
     )]
     pub policy: PathBuf,
 
     /// Define a class for this run (repeatable, or comma-separated).
-    #[arg(short = 'D', long = "define", value_name = "CLASS", global = true)]
+    #[arg(
+        short = 'D',
+        long = "define",
+        value_name = "CLASS",
+        global = true,
+        help_heading = "Options of every command"
+    )]
     pub define: Vec<String>,
 
     /// Show what a pass would do for every service that applies; run nothing.
-    #[arg(short = 'n', long, global = true)]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        help_heading = "Options of every command"
+    )]
     pub dry_run: bool,
 
     /// Say more: why classes are on or off, which services do not apply.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Options of every command")]
     pub verbose: bool,
 
     /// Where state and lock live [default: /var/lib/tend as root, else
     /// $XDG_STATE_HOME/tend].
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(
+        long,
+        value_name = "DIR",
+        global = true,
+        help_heading = "Options of every command"
+    )]
     pub state_dir: Option<PathBuf>,
 
     /// Say so when another pass has held the lock longer than this.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration::seconds, global = true)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration::seconds, global = true,
+        help_heading = "Options of every command")]
     pub stale_after: u64,
 
     /// Before the pass, sleep up to this many seconds, a delay fixed per host
     /// (a hash of its name), so a fleet started by one cron line spreads out.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0, global = true)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        global = true,
+        help_heading = "Options of every command"
+    )]
     pub splay: u64,
 
     /// Look for package manager locks under this directory instead of /
     /// (for tests, chroots and unusual layouts).
-    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/",
+        global = true,
+        help_heading = "Options of every command"
+    )]
     pub pkg_root: PathBuf,
 
     /// Output format: of reports (one JSON object per line, the same to
     /// syslog), and of `status`, `classes`, `validate`, `plan`, `explain`.
-    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true,
+        help_heading = "Options of every command")]
     pub format: Format,
 
     /// After each pass, write its metrics to this file (Prometheus text
     /// format, for node_exporter's textfile collector: name it *.prom in
     /// the collector's directory).
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        help_heading = "Options of every command"
+    )]
     pub metrics: Option<PathBuf>,
 
     /// As root, read a policy that others than root can change (owned by
     /// another user, or group- or world-writable). Refused by default, as
     /// cron and sudo refuse such files.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Options of every command")]
     pub insecure: bool,
 
     #[command(subcommand)]
@@ -82,9 +118,15 @@ pub struct Cli {
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// One pass: check every service that applies, restart what is down (the default).
+    #[command(
+        after_help = "Examples:\n  tend run            # one pass, as cron runs it\n  tend --dry-run      # what a pass would do; runs nothing"
+    )]
     Run,
     /// Check a policy (all errors of all files, and warnings); run
     /// nothing. For a policy repository's CI or pre-commit hook.
+    #[command(
+        after_help = "Examples:\n  tend validate\n  tend validate --strict policy/     # in a policy repository's CI"
+    )]
     Validate {
         /// Policy files or directories, checked as one policy [default: the
         /// policy of -f].
@@ -101,11 +143,14 @@ pub enum Command {
         strict: bool,
     },
     /// Print the classes this host is in.
+    #[command(after_help = "Examples:\n  tend classes -v")]
     Classes,
     /// What the last pass found for every service that applies.
+    #[command(after_help = "Examples:\n  tend status\n  tend status --format json")]
     Status,
     /// Forget a service's failures and restart budget, so the next pass tries again.
     #[command(override_usage = "tend reset <ID>...\n       tend reset --all")]
+    #[command(after_help = "Examples:\n  tend reset bind\n  tend reset --all")]
     Reset {
         /// Service ids.
         #[arg(required_unless_present = "all", value_name = "ID")]
@@ -116,6 +161,9 @@ pub enum Command {
     },
     /// Hold all restarts, or those of the services named, for a while
     /// (maintenance, an upgrade); checks go on. A pause always ends.
+    #[command(
+        after_help = "Examples:\n  tend pause --for 2h --reason \"kernel upgrade\"\n  tend pause db --for 30m --reason \"schema migration\""
+    )]
     Pause {
         /// Service ids: hold only these (each its own pause).
         #[arg(value_name = "ID", conflicts_with = "by")]
@@ -133,6 +181,7 @@ pub enum Command {
     },
     /// End a pause now (or the pauses of the services named); the next
     /// pass restarts what is down.
+    #[command(after_help = "Examples:\n  tend resume\n  tend resume db")]
     Resume {
         /// Service ids: end only their own pauses.
         #[arg(value_name = "ID", conflicts_with = "by")]
@@ -142,12 +191,16 @@ pub enum Command {
         by: Option<String>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  tend completions bash > /etc/bash_completion.d/tend")]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print a man page in roff: tend(8), the commands (default), or with
     /// 5, tend.tend(5), the policy language.
+    #[command(
+        after_help = "Examples:\n  tend man > tend.8 && man ./tend.8\n  tend man 5 > tend.tend.5 && man ./tend.tend.5"
+    )]
     #[command(
         after_help = "Examples:\n  tend man > tend.8 && man ./tend.8\n  tend man 5 > tend.tend.5 && man ./tend.tend.5"
     )]
@@ -159,6 +212,7 @@ pub enum Command {
     /// Which services would apply on another host, and why (which guard,
     /// which class, from where). Classes of time are left out; add them
     /// with -D.
+    #[command(after_help = "Examples:\n  tend plan --host www1 --os debian_12")]
     Plan {
         /// Its host name (short or fully qualified).
         #[arg(long, value_name = "NAME")]
@@ -168,6 +222,7 @@ pub enum Command {
     },
     /// Why one service does or does not apply to this host (or --host), and
     /// how it is checked and restarted.
+    #[command(after_help = "Examples:\n  tend explain apache\n  tend explain apache --host www1")]
     Explain {
         /// The service id.
         id: String,
@@ -179,6 +234,7 @@ pub enum Command {
     },
     /// Send a test event through the policy's channels now, and say what
     /// each receiver answered. Exit status 1 when one was not delivered.
+    #[command(after_help = "Examples:\n  tend notify test")]
     Notify {
         #[command(subcommand)]
         what: NotifyCommand,
@@ -188,6 +244,9 @@ pub enum Command {
     /// not be carried over is said on standard error and as a comment in
     /// place. Exit status: 0 all carried over, 1 something left out, 2 an
     /// input that cannot be read.
+    #[command(
+        after_help = "Examples:\n  tend import monit /etc/monit/monitrc -o imported/\n  tend import cfengine promises.cf"
+    )]
     Import {
         /// What the files are.
         #[arg(value_enum)]

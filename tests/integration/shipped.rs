@@ -244,3 +244,31 @@ fn the_man_pages_render_with_examples_files_and_see_also_that_exists() {
     // No page of a subcommand (tend-run(8)) is named anywhere.
     assert!(!eight.contains("tend-"), "{eight}");
 }
+
+/// Each command's `--help` teaches: its own options first, the shared ones
+/// under their own heading, and examples; and it does nothing else.
+#[test]
+fn each_commands_help_has_examples_and_does_nothing() {
+    let sb = crate::sandbox::Sandbox::new();
+    sb.policy("service a { process \"/a\"; restart \"true\" }\n");
+    for command in [
+        "run", "validate", "status", "reset", "pause", "resume", "plan", "explain", "import", "man",
+    ] {
+        let help = sb.tend(&[command, "--help"]);
+        assert_eq!(help.code, 0, "{command}: {help:?}");
+        assert!(
+            help.stdout.contains("\nExamples:\n  tend "),
+            "{command}: {help:?}"
+        );
+        assert!(
+            help.stdout.contains("\nOptions of every command:\n"),
+            "{command}: {help:?}"
+        );
+    }
+    let reset = sb.tend(&["reset", "--help"]);
+    assert!(reset.stdout.contains("tend reset --all"), "{reset:?}");
+    assert!(
+        !sb.path("state").exists(),
+        "a help paused or reset something"
+    );
+}
