@@ -38,7 +38,20 @@ pub(crate) fn run(ctx: &Context, ids: &[String], all: bool) -> Result<Exit> {
         ids.to_vec()
     };
     for id in &forget {
-        state.services.remove(id);
+        // A service seen running stays so (status would otherwise say
+        // `unknown` until the next pass); its budget, reminders and run of
+        // trouble are forgotten. Any other is forgotten whole.
+        match state.services.get_mut(id) {
+            Some(memory) if memory.status.is_running() => {
+                memory.restarts.clear();
+                memory.reported = None;
+                memory.carried.episode = None;
+                memory.carried.failed_passes = 0;
+            }
+            _ => {
+                state.services.remove(id);
+            }
+        }
         println!("{id}: reset; the next pass restarts it if it is down");
     }
     store.save(&state)?;

@@ -524,3 +524,21 @@ fn a_read_only_state_dir_is_said_the_same_way_each_pass() {
     assert!(said[0].iter().any(|l| l == unsaved), "{said:?}");
     assert_eq!(said[0], said[1]);
 }
+
+/// `tend reset --all` forgets failures and budgets, not what is known to
+/// run: `status` still shows a healthy service running, not `unknown`.
+#[test]
+fn reset_keeps_a_running_service_running_in_status() {
+    let mut sb = Sandbox::new();
+    let pid = sb.start("up");
+    sb.policy("service up { process \"@DIR@/up\"; restart \"true\" }\nservice down { process \"@DIR@/down\"; restart \"false\" }\n");
+    sb.at(T0, &[]);
+    assert_eq!(sb.at(T0 + 60, &["reset", "--all"]).code, 0);
+    let json: serde_json::Value =
+        serde_json::from_str(&sb.at(T0 + 60, &["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json["services"][0]["status"], "running");
+    assert_eq!(json["services"][0]["pid"], pid);
+    assert_eq!(json["services"][1]["status"], "unknown");
+    assert_eq!(json["services"][1]["restarts_in_window"], 0);
+    sb.kill(pid);
+}
