@@ -145,6 +145,12 @@ pub enum Command {
     /// Print the classes this host is in.
     #[command(after_help = "Examples:\n  tend classes -v")]
     Classes,
+    /// Whether this host is really watched: a pass scheduled once, the
+    /// last pass recent, reports that reach someone, the policy valid, the
+    /// state directory safe, syslog, the package manager's hook. Exit 1
+    /// when something is not fine.
+    #[command(after_help = "Examples:\n  tend doctor\n  tend doctor --format json")]
+    Doctor,
     /// What the last pass found for every service that applies.
     #[command(after_help = "Examples:\n  tend status\n  tend status --format json")]
     Status,

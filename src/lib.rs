@@ -74,6 +74,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         } => cmd::validate::run(&ctx, &paths, accept_empty, strict),
         Command::Classes => cmd::classes::run(&ctx),
         Command::Status => cmd::status::run(&ctx),
+        Command::Doctor => cmd::doctor::run(&ctx),
         Command::Reset { ids, all } => cmd::reset::run(&ctx, &ids, all),
         Command::Pause {
             ids,

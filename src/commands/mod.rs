@@ -4,6 +4,7 @@
 
 pub(crate) mod classes;
 pub(crate) mod completions;
+pub(crate) mod doctor;
 pub(crate) mod dry_run;
 pub(crate) mod explain;
 pub(crate) mod import;

@@ -4,6 +4,7 @@
 mod alerts;
 mod checks;
 mod debian;
+mod doctor;
 mod errors;
 mod fleet;
 mod holds;

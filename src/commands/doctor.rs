@@ -1,0 +1,313 @@
+//! `tend doctor`: whether this host is really watched. One line a check,
+//! what is fine and what is not: a pass scheduled (once), the last pass
+//! recent, reports that reach someone, the policy valid, the state
+//! directory safe, syslog, the package manager's hook. Exit 0 when all is
+//! fine, 1 otherwise; right after an install, and in a fleet's CI.
+//!
+//! The files it looks at (cron, timers, mail agent, hooks) are read under
+//! `--pkg-root` (`/` by default), as the package manager locks are.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{print_json, Context};
+use crate::cli::Format;
+use crate::clock;
+use crate::exit::Exit;
+use crate::file;
+
+/// A pass older than this is not "the last five minutes" any more.
+const STALE: i64 = 15 * 60;
+
+/// One check and what it found.
+#[derive(Serialize)]
+struct Found {
+    check: &'static str,
+    ok: bool,
+    text: String,
+}
+
+pub(crate) fn run(ctx: &Context) -> Result<Exit> {
+    let root = &ctx.pkg_root;
+    let mut found = Vec::new();
+    let policy = ctx.read_policy();
+    let channels = policy.as_ref().map_or(0, |p| p.channels.len());
+    found.push(match &policy {
+        Ok(p) => Found {
+            check: "policy",
+            ok: true,
+            text: format!(
+                "policy {} is valid ({} service{}, {channels} channel{})",
+                p.origin,
+                p.services.len(),
+                plural(p.services.len()),
+                plural(channels)
+            ),
+        },
+        Err(e) => Found {
+            check: "policy",
+            ok: false,
+            text: format!("{e:#}"),
+        },
+    });
+    let schedule = schedule(root);
+    found.push(schedule.found());
+    found.push(last_pass(ctx));
+    found.push(mail(root, &schedule, channels));
+    found.push(match ctx.store.refused() {
+        Some(why) => Found {
+            check: "state",
+            ok: false,
+            text: format!("the state directory is refused: {why}"),
+        },
+        None => Found {
+            check: "state",
+            ok: true,
+            text: format!("the state directory {} is safe", ctx.store.dir().display()),
+        },
+    });
+    found.push(syslog());
+    if let Some(hook) = hook(root) {
+        found.push(hook);
+    }
+    let all_ok = found.iter().all(|f| f.ok);
+    if ctx.format == Format::Json {
+        print_json(&serde_json::json!({ "ok": all_ok, "checks": found }))?;
+    } else {
+        for f in &found {
+            let mark = if f.ok { "ok" } else { "PROBLEM" };
+            println!("{mark:<7} {:<8} {}", f.check, f.text);
+        }
+    }
+    Ok(if all_ok { Exit::Converged } else { Exit::Down })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// `root` joined with an absolute path.
+fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// A small file others cannot make tend hang on: read as tend reads any
+/// file (no FIFO, no device, a size cap), or nothing.
+fn small(path: &Path) -> Option<String> {
+    file::read(path, 1 << 20, file::Links::Follow)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// How passes are scheduled: cron lines that run tend, and an enabled
+/// timer.
+struct Schedule {
+    /// Each cron file with a line that runs tend, and its MAILTO.
+    cron: Vec<(PathBuf, Option<String>)>,
+    timer: bool,
+}
+
+fn schedule(root: &Path) -> Schedule {
+    let mut cron = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(under(root, "/etc/cron.d"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files.push(under(root, "/etc/crontab"));
+    files.push(under(root, "/var/spool/cron/crontabs/root"));
+    for path in files {
+        let Some(text) = small(&path) else { continue };
+        let mut mailto = None;
+        let mut runs = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('#') {
+                continue;
+            }
+            if let Some(to) = line.strip_prefix("MAILTO=") {
+                mailto = Some(to.trim_matches('"').to_string());
+            } else if line
+                .split_whitespace()
+                .any(|w| w == "tend" || w.ends_with("/tend"))
+            {
+                runs = true;
+            }
+        }
+        if runs {
+            cron.push((path, mailto));
+        }
+    }
+    let timer = ["/etc/systemd/system/timers.target.wants/tend.timer"]
+        .iter()
+        .any(|p| under(root, p).exists());
+    Schedule { cron, timer }
+}
+
+impl Schedule {
+    fn found(&self) -> Found {
+        let (ok, text) = match (self.cron.as_slice(), self.timer) {
+            ([], false) => (
+                false,
+                "no pass is scheduled: no cron entry runs tend and no tend.timer is enabled; install examples/cron.d-tend as /etc/cron.d/tend".to_string(),
+            ),
+            ([(path, _)], false) => (true, format!("passes are run by cron ({})", path.display())),
+            ([], true) => (true, "passes are run by tend.timer".to_string()),
+            (_, true) => (
+                false,
+                "passes are run by both cron and tend.timer: keep one".to_string(),
+            ),
+            (many, false) => (
+                false,
+                format!(
+                    "{} cron entries run tend ({}): keep one",
+                    many.len(),
+                    many.iter()
+                        .map(|(p, _)| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        };
+        Found {
+            check: "schedule",
+            ok,
+            text,
+        }
+    }
+}
+
+fn last_pass(ctx: &Context) -> Found {
+    let state = ctx.store.peek();
+    let (ok, text) = match state.last_run {
+        None => (
+            false,
+            format!(
+                "no pass has run yet (state in {})",
+                ctx.store.dir().display()
+            ),
+        ),
+        Some(t) if ctx.now - t > STALE => (
+            false,
+            format!(
+                "the last pass ran {} ago ({}): is the schedule running?",
+                clock::span(ctx.now - t),
+                clock::local_time(t)
+            ),
+        ),
+        Some(t) => (
+            true,
+            format!(
+                "the last pass ran {} ago ({})",
+                clock::span(ctx.now - t),
+                clock::local_time(t)
+            ),
+        ),
+    };
+    Found {
+        check: "last",
+        ok,
+        text,
+    }
+}
+
+/// Whether reports reach someone: cron's mail needs a MAILTO and a mail
+/// agent; channels of the policy reach people without one.
+fn mail(root: &Path, schedule: &Schedule, channels: usize) -> Found {
+    let agent = under(root, "/usr/sbin/sendmail").exists();
+    let mailto = schedule.cron.first().and_then(|(_, to)| to.clone());
+    let (ok, text) = match (schedule.cron.is_empty(), agent, mailto.as_deref(), channels) {
+        (true, _, _, 0) if schedule.timer => (
+            false,
+            "passes run by tend.timer print to the journal only, and the policy has no channel: nobody is told of a problem".to_string(),
+        ),
+        (true, _, _, n) if n > 0 => (true, format!("reports go through the policy's {n} channel{}", plural(n))),
+        (true, _, _, _) => (true, "no schedule, no reports (see schedule)".to_string()),
+        (false, false, _, 0) => (
+            false,
+            "cron mails reports, but there is no mail agent (/usr/sbin/sendmail) and the policy has no channel: reports are thrown away".to_string(),
+        ),
+        (false, _, Some(""), 0) => (
+            false,
+            "cron's MAILTO is empty and the policy has no channel: reports are thrown away".to_string(),
+        ),
+        (false, true, to, n) => (
+            true,
+            format!(
+                "cron mails reports to {}{}",
+                to.unwrap_or("the crontab's owner"),
+                if n > 0 { format!(", and the policy has {n} channel{}", plural(n)) } else { String::new() }
+            ),
+        ),
+        (false, false, _, n) => (
+            true,
+            format!("no mail agent, but reports go through the policy's {n} channel{}", plural(n)),
+        ),
+    };
+    Found {
+        check: "reports",
+        ok,
+        text,
+    }
+}
+
+fn syslog() -> Found {
+    let path = std::env::var_os("TEND_SYSLOG_SOCKET")
+        .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from);
+    let (ok, text) =
+        match std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(&path)) {
+            Ok(()) => (true, format!("syslog answers at {}", path.display())),
+            Err(e) => (
+                // Not an error for tend (events are on its output), but said.
+                true,
+                format!(
+                    "syslog does not answer at {} ({}): events are on tend's output only",
+                    path.display(),
+                    crate::probe::plain(&e)
+                ),
+            ),
+        };
+    Found {
+        check: "syslog",
+        ok,
+        text,
+    }
+}
+
+/// The package manager's hook, when this host has that package manager.
+fn hook(root: &Path) -> Option<Found> {
+    let managers: [(&str, &str, &str); 2] = [
+        (
+            "/usr/bin/apt-get",
+            "/etc/apt/apt.conf.d",
+            "examples/apt/80tend",
+        ),
+        ("/usr/bin/dnf", "/etc/dnf/plugins", "examples/dnf"),
+    ];
+    let (bin, dir, example) = managers
+        .into_iter()
+        .find(|(bin, _, _)| under(root, bin).exists())?;
+    let installed = std::fs::read_dir(under(root, dir))
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().contains("tend"))
+        })
+        .unwrap_or(false);
+    let name = Path::new(bin)
+        .file_name()
+        .map_or(bin.into(), |n| n.to_string_lossy());
+    Some(Found {
+        check: "hook",
+        ok: installed,
+        text: match installed {
+            true => format!("{name}'s hook is installed in {dir}: upgrades pause tend"),
+            false => format!(
+                "{name} is here but tend's hook is not in {dir}: an upgrade's restarts may be fought; install {example}"
+            ),
+        },
+    })
+}

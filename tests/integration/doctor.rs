@@ -1,0 +1,105 @@
+//! `tend doctor` through the binary, in a sandbox whose host root (the
+//! files doctor reads: cron, the mail agent, the package managers' hooks)
+//! is a directory of its own (`--pkg-root`), as a chroot's would be.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::sandbox::{Run, Sandbox};
+
+const T0: i64 = 1_800_000_000;
+
+fn doctor(sb: &Sandbox, t: i64) -> Run {
+    let root = sb.path("root").display().to_string();
+    sb.pass().at(t).args(&["--pkg-root", &root, "doctor"]).run()
+}
+
+/// The lines that are problems, by check.
+fn problems(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("PROBLEM "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn doctor_says_what_is_missing_one_line_each_and_passes_a_complete_set_up() {
+    let sb = Sandbox::new();
+    sb.policy("service a { process \"/a\"; restart \"true\"; grace 1s }\n");
+    std::fs::create_dir_all(sb.path("root/usr/bin")).unwrap();
+    std::fs::write(sb.path("root/usr/bin/apt-get"), "").unwrap();
+    // Nothing set up: no schedule, no pass yet, no apt hook.
+    let bare = doctor(&sb, T0);
+    assert_eq!(bare.code, 1, "{bare:?}");
+    assert_eq!(problems(&bare), ["schedule", "last", "hook"], "{bare:?}");
+    assert!(
+        bare.stdout
+            .contains("no pass is scheduled: no cron entry runs tend and no tend.timer is enabled"),
+        "{bare:?}"
+    );
+    assert!(!sb.path("state").exists(), "doctor wrote state");
+
+    // Cron runs tend, but there is no mail agent: reports are thrown away.
+    std::fs::create_dir_all(sb.path("root/etc/cron.d")).unwrap();
+    sb.write(
+        "root/etc/cron.d/tend",
+        "MAILTO=ops@example.org\n*/5 * * * * root /usr/sbin/tend --splay 60\n",
+    );
+    std::fs::create_dir_all(sb.path("root/etc/apt/apt.conf.d")).unwrap();
+    sb.write("root/etc/apt/apt.conf.d/80tend", "// tend's hook\n");
+    // A pass ran an hour ago.
+    sb.at(T0, &[]);
+    let stale = doctor(&sb, T0 + 3600);
+    assert_eq!(stale.code, 1, "{stale:?}");
+    assert_eq!(problems(&stale), ["last", "reports"], "{stale:?}");
+    assert!(
+        stale.stdout.contains("the last pass ran 60 min ago"),
+        "{stale:?}"
+    );
+    assert!(
+        stale.stdout.contains("cron mails reports, but there is no mail agent (/usr/sbin/sendmail) and the policy has no channel: reports are thrown away"),
+        "{stale:?}"
+    );
+
+    // An unsafe state directory.
+    std::fs::set_permissions(sb.path("state"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let unsafe_dir = doctor(&sb, T0 + 3600);
+    assert!(
+        problems(&unsafe_dir).contains(&"state".to_string()),
+        "{unsafe_dir:?}"
+    );
+    std::fs::set_permissions(sb.path("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // Complete: a mail agent, a recent pass.
+    std::fs::create_dir_all(sb.path("root/usr/sbin")).unwrap();
+    sb.write("root/usr/sbin/sendmail", "");
+    sb.at(T0 + 3600, &[]);
+    let fine = doctor(&sb, T0 + 3660);
+    assert_eq!((fine.code, problems(&fine)), (0, vec![]), "{fine:?}");
+    assert!(
+        fine.stdout
+            .contains("cron mails reports to ops@example.org"),
+        "{fine:?}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &sb.pass()
+            .at(T0 + 3660)
+            .args(&[
+                "--pkg-root",
+                &sb.path("root").display().to_string(),
+                "--format",
+                "json",
+                "doctor",
+            ])
+            .run()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["checks"][1]["check"], "schedule");
+
+    // Two schedules: said.
+    sb.write("root/etc/crontab", "*/5 * * * * root tend\n");
+    let twice = doctor(&sb, T0 + 3660);
+    assert_eq!(problems(&twice), ["schedule"], "{twice:?}");
+}
