@@ -38,6 +38,8 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
 pub(crate) struct Sight {
     pub(crate) up: Seen,
     pub(crate) failing: Option<String>,
+    /// Its unit failed (systemd says why): no process is coming.
+    pub(crate) ended: Option<String>,
 }
 
 /// Told which command runs for a job, as soon as it is known.
@@ -88,6 +90,8 @@ pub(crate) enum Failure {
         why: String,
         grace: Duration,
     },
+    /// The command succeeded, and the unit failed (systemd says why).
+    UnitFailed(String),
 }
 
 impl fmt::Display for Failure {
@@ -115,6 +119,7 @@ impl fmt::Display for Failure {
                 "started, but still fails a check after {} s: {why}",
                 grace.as_secs()
             ),
+            Failure::UnitFailed(why) => write!(f, "exited 0, but {why}"),
             Failure::Died { pid, after } => write!(
                 f,
                 "started{} but it exited after {} s",
@@ -262,6 +267,11 @@ fn watch_appearing(phase: &mut Phase, job: &Job, sight: Sight, now: Instant) -> 
                 pid: was.pid(),
                 after: now.duration_since(*since),
             },
+        })),
+        // The unit failed again: said at once, not at the end of grace.
+        (None, _) if sight.ended.is_some() => Some(Phase::Done(Outcome::Failed {
+            command: last(),
+            failure: Failure::UnitFailed(sight.ended.clone().unwrap_or_default()),
         })),
         // A process that runs but fails its check is said as such, not as
         // one that never appeared.

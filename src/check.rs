@@ -72,6 +72,9 @@ pub(crate) struct Verdict {
     /// What each check that speaks to it found (`port`, `http`, ...), in
     /// order, up to the first that failed; none while it is not running.
     pub(crate) checks: Vec<probe::Checked>,
+    /// Its unit is `failed` (systemd's word for a run that ended badly):
+    /// after a restart, nothing more is to be waited for.
+    pub(crate) unit_failed: bool,
 }
 
 /// Whether a service is up, as one look found it.
@@ -98,6 +101,7 @@ impl Default for Verdict {
             cpu: None,
             failed_passes: 0,
             checks: Vec::new(),
+            unit_failed: false,
         }
     }
 }

@@ -221,7 +221,13 @@ impl<'p> Watch<'p> {
                     Some(check::Problem::Failing(why)) if up.is_none() => Some(why.clone()),
                     _ => None,
                 };
-                (act::Sight { up, failing }, std::mem::take(&mut v.checks))
+                // A unit that failed again after its restart: done.
+                let ended = match v.problem() {
+                    Some(check::Problem::Absent(why)) if v.unit_failed => Some(why.clone()),
+                    _ => None,
+                };
+                let sight = act::Sight { up, failing, ended };
+                (sight, std::mem::take(&mut v.checks))
             })
             .collect()
     }
@@ -282,7 +288,10 @@ fn unit_verdict(
         systemd::Seen::Active(0) => judge(None),
         systemd::Seen::Active(pid) => judge(Some((&format!("{unit} main pid"), &Ok(*pid)))),
         systemd::Seen::Working(why) => held(why, check::Held::Systemd(why.clone())),
-        systemd::Seen::Failed(why) => check::absent(why.clone()),
+        systemd::Seen::Failed(why) => check::Verdict {
+            unit_failed: true,
+            ..check::absent(why.clone())
+        },
         // A mask is an admin's "never run": left so, said once (unless
         // `when stopped leave`).
         systemd::Seen::Masked(why) => held(
