@@ -110,11 +110,15 @@ fn small(path: &Path) -> Option<String> {
 struct Schedule {
     /// Each cron file with a line that runs tend, and its MAILTO.
     cron: Vec<(PathBuf, Option<String>)>,
+    /// A cron line steps aside where tend.timer is enabled (the shipped
+    /// line's `systemctl -q is-enabled tend.timer ||`).
+    steps_aside: bool,
     timer: bool,
 }
 
 fn schedule(root: &Path) -> Schedule {
     let mut cron = Vec::new();
+    let mut steps_aside = false;
     let mut files: Vec<PathBuf> = std::fs::read_dir(under(root, "/etc/cron.d"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -136,6 +140,7 @@ fn schedule(root: &Path) -> Schedule {
                 .any(|w| w == "tend" || w.ends_with("/tend"))
             {
                 runs = true;
+                steps_aside |= line.contains("is-enabled tend.timer");
             }
         }
         if runs {
@@ -145,7 +150,11 @@ fn schedule(root: &Path) -> Schedule {
     let timer = ["/etc/systemd/system/timers.target.wants/tend.timer"]
         .iter()
         .any(|p| under(root, p).exists());
-    Schedule { cron, timer }
+    Schedule {
+        cron,
+        steps_aside,
+        timer,
+    }
 }
 
 impl Schedule {
@@ -157,6 +166,13 @@ impl Schedule {
             ),
             ([(path, _)], false) => (true, format!("passes are run by cron ({})", path.display())),
             ([], true) => (true, "passes are run by tend.timer".to_string()),
+            ([(path, _)], true) if self.steps_aside => (
+                true,
+                format!(
+                    "passes are run by tend.timer ({} steps aside for it)",
+                    path.display()
+                ),
+            ),
             (_, true) => (
                 false,
                 "passes are run by both cron and tend.timer: keep one".to_string(),
@@ -220,7 +236,9 @@ fn last_pass(ctx: &Context) -> Found {
 fn mail(root: &Path, schedule: &Schedule, channels: usize) -> Found {
     let agent = under(root, "/usr/sbin/sendmail").exists();
     let mailto = schedule.cron.first().and_then(|(_, to)| to.clone());
-    let (ok, text) = match (schedule.cron.is_empty(), agent, mailto.as_deref(), channels) {
+    // Where the timer runs the passes, cron's mail is not what reports.
+    let by_cron = !(schedule.cron.is_empty() || schedule.timer && schedule.steps_aside);
+    let (ok, text) = match (!by_cron, agent, mailto.as_deref(), channels) {
         (true, _, _, 0) if schedule.timer => (
             false,
             "passes run by tend.timer print to the journal only, and the policy has no channel: nobody is told of a problem".to_string(),

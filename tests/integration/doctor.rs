@@ -98,7 +98,36 @@ fn doctor_says_what_is_missing_one_line_each_and_passes_a_complete_set_up() {
     assert_eq!(json["ok"], true);
     assert_eq!(json["checks"][1]["check"], "schedule");
 
-    // Two schedules: said.
+    // Cron and an enabled timer: fine when the cron line steps aside (the
+    // shipped one), a problem when both would run.
+    std::fs::create_dir_all(sb.path("root/etc/systemd/system/timers.target.wants")).unwrap();
+    sb.write("root/etc/systemd/system/timers.target.wants/tend.timer", "");
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cron.d-tend"),
+    )
+    .unwrap();
+    sb.write("root/etc/cron.d/tend", &shipped);
+    let timer = doctor(&sb, T0 + 3660);
+    assert_eq!(problems(&timer), ["reports"], "{timer:?}");
+    assert!(
+        timer.stdout.contains("passes are run by tend.timer ("),
+        "{timer:?}"
+    );
+    assert!(
+        timer.stdout.contains(
+            "passes run by tend.timer print to the journal only, and the policy has no channel"
+        ),
+        "{timer:?}"
+    );
+    sb.write(
+        "root/etc/cron.d/tend",
+        "MAILTO=ops@example.org\n*/5 * * * * root /usr/sbin/tend --splay 60\n",
+    );
+    let both = doctor(&sb, T0 + 3660);
+    assert_eq!(problems(&both), ["schedule"], "{both:?}");
+    std::fs::remove_file(sb.path("root/etc/systemd/system/timers.target.wants/tend.timer"))
+        .unwrap();
+    // Two cron entries: said.
     sb.write("root/etc/crontab", "*/5 * * * * root tend\n");
     let twice = doctor(&sb, T0 + 3660);
     assert_eq!(problems(&twice), ["schedule"], "{twice:?}");

@@ -48,6 +48,9 @@ mkdir -p /run/systemd/system /run/sb
 mount --bind "$sb" /run/sb
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /var/tmp
+# Its own journal: the host's /var/log/journal would keep what it logs, and
+# two systemds booted at once would read each other's lines.
+if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
 # Its own /dev: journald's socket unit links /dev/log, systemd makes
 # /dev/initctl; neither may reach the host's.
 mount -t tmpfs -o mode=0755,nosuid tmpfs /dev
@@ -503,4 +506,72 @@ fn a_failed_unit_is_reported_with_its_journal_lines() {
         "crashy failed to start! systemctl restart crashy.service exited 0, but crashy.service failed (exit code 3)"
     );
     assert!(said[failed + 1..].iter().any(|l| l == words[0]), "{said:?}");
+}
+
+/// The shipped timer runs a pass in a booted systemd, and the shipped cron
+/// line steps aside there (tend.timer is enabled); on this host, where
+/// systemd is not PID 1, the same cron line runs the pass.
+#[test]
+fn the_timer_runs_passes_and_the_cron_line_steps_aside_for_it() {
+    let Some((systemd, sb)) = boot("service once { unit \"once.service\" }\n") else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tend_here = "/run/sb/tend -f /run/sb/policy.tend --state-dir /run/sb/state --pkg-root /run/sb/no-pkgmgr";
+    let service = std::fs::read_to_string(root.join("examples/systemd/tend.service"))
+        .unwrap()
+        .replace(
+            "ExecStart=/usr/local/sbin/tend",
+            &format!("ExecStart={tend_here}"),
+        );
+    let timer = std::fs::read_to_string(root.join("examples/systemd/tend.timer")).unwrap();
+    sb.write("tend.service", &service);
+    sb.write("tend.timer", &timer);
+    systemd.run(&[
+        "cp",
+        "/run/sb/tend.service",
+        "/run/sb/tend.timer",
+        "/run/systemd/system/",
+    ]);
+    systemd.run(&["systemctl", "daemon-reload"]);
+    systemd.run(&["systemctl", "enable", "--now", "tend.timer"]);
+    assert_eq!(systemd.show("tend.timer", "ActiveState"), "active");
+    // What the timer starts: a pass (its state written).
+    systemd.run(&["systemctl", "start", "tend.service"]);
+    wait_for(|| sb.path("state/state.json").exists());
+    let ran = std::fs::read_to_string(sb.path("state/state.json")).unwrap();
+    // The cron line's command, as cron would run it with sh.
+    let cron = std::fs::read_to_string(root.join("examples/cron.d-tend")).unwrap();
+    let line = cron
+        .lines()
+        .find(|l| l.starts_with("*/5"))
+        .expect("the cron line");
+    let command = line.splitn(7, ' ').nth(6).unwrap().replace(
+        "/usr/local/sbin/tend --splay 60",
+        &format!("{tend_here} --splay 0"),
+    );
+    // Under systemd with the timer enabled: steps aside, no pass.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    systemd.run(&["sh", "-c", &command]);
+    assert_eq!(
+        std::fs::read_to_string(sb.path("state/state.json")).unwrap(),
+        ran,
+        "the cron line ran a pass beside the timer"
+    );
+    drop(systemd);
+    // On this host (no /run/systemd/system): the cron line runs the pass.
+    if !std::path::Path::new("/run/systemd/system").exists() {
+        let host_command = command.replace("/run/sb/", &format!("{}/", sb.dir().display()));
+        let status = std::process::Command::new("sh")
+            .args(["-c", &host_command])
+            .env("TEND_SYSLOG_SOCKET", sb.path("no-syslog"))
+            .status()
+            .unwrap();
+        assert!(status.code().is_some());
+        let after = std::fs::read_to_string(sb.path("state/state.json")).unwrap();
+        assert_ne!(
+            after, ran,
+            "the cron line ran no pass on a host without systemd"
+        );
+    }
 }
