@@ -98,11 +98,40 @@ fn under(root: &Path, path: &str) -> PathBuf {
 }
 
 /// A small file others cannot make tend hang on: read as tend reads any
-/// file (no FIFO, no device, a size cap), or nothing.
-fn small(path: &Path) -> Option<String> {
-    file::read(path, 1 << 20, file::Links::Follow)
+/// file (no FIFO, no device, a size cap), with what it is, or nothing.
+fn small(path: &Path) -> Option<(String, std::fs::Metadata)> {
+    file::read_meta(path, 1 << 20, file::Links::Follow)
         .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(|(b, meta)| (String::from_utf8_lossy(&b).into_owned(), meta))
+}
+
+/// Why cron would not run a file of its (None: it would): as root, one
+/// not owned by root or writable by others; in /etc/cron.d, a name with
+/// other characters than letters, digits, `_` and `-` (run-parts' rule:
+/// `tend.cron` is skipped).
+fn ignored_by_cron(path: &Path, meta: &std::fs::Metadata, in_cron_d: bool) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if in_cron_d
+        && !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Some("its name has characters cron skips".into());
+    }
+    if nix::unistd::geteuid().is_root() && meta.uid() != 0 {
+        return Some(format!("owned by uid {}, not root", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "writable by others (mode {:04o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    None
 }
 
 /// How passes are scheduled: cron lines that run tend, and an enabled
@@ -110,6 +139,8 @@ fn small(path: &Path) -> Option<String> {
 struct Schedule {
     /// Each cron file with a line that runs tend, and its MAILTO.
     cron: Vec<(PathBuf, Option<String>)>,
+    /// Files with such a line that cron would not run, and why.
+    ignored: Vec<(PathBuf, String)>,
     /// A cron line steps aside where tend.timer is enabled (the shipped
     /// line's `systemctl -q is-enabled tend.timer ||`).
     steps_aside: bool,
@@ -118,15 +149,20 @@ struct Schedule {
 
 fn schedule(root: &Path) -> Schedule {
     let mut cron = Vec::new();
+    let mut ignored = Vec::new();
     let mut steps_aside = false;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(under(root, "/etc/cron.d"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
+    let mut files: Vec<(PathBuf, bool)> = std::fs::read_dir(under(root, "/etc/cron.d"))
+        .map(|d| d.flatten().map(|e| (e.path(), true)).collect())
         .unwrap_or_default();
     files.sort();
-    files.push(under(root, "/etc/crontab"));
-    files.push(under(root, "/var/spool/cron/crontabs/root"));
-    for path in files {
-        let Some(text) = small(&path) else { continue };
+    files.push((under(root, "/etc/crontab"), false));
+    files.push((under(root, "/var/spool/cron/crontabs/root"), false));
+    for (path, in_cron_d) in files {
+        // What cannot be read as a small regular file, cron does not run
+        // either.
+        let Some((text, meta)) = small(&path) else {
+            continue;
+        };
         let mut mailto = None;
         let mut runs = false;
         for line in text.lines().map(str::trim) {
@@ -143,8 +179,12 @@ fn schedule(root: &Path) -> Schedule {
                 steps_aside |= line.contains("is-enabled tend.timer");
             }
         }
-        if runs {
-            cron.push((path, mailto));
+        if !runs {
+            continue;
+        }
+        match ignored_by_cron(&path, &meta, in_cron_d) {
+            Some(why) => ignored.push((path, why)),
+            None => cron.push((path, mailto)),
         }
     }
     let timer = ["/etc/systemd/system/timers.target.wants/tend.timer"]
@@ -152,6 +192,7 @@ fn schedule(root: &Path) -> Schedule {
         .any(|p| under(root, p).exists());
     Schedule {
         cron,
+        ignored,
         steps_aside,
         timer,
     }
@@ -188,6 +229,15 @@ impl Schedule {
                         .join(", ")
                 ),
             ),
+        };
+        // A cron file meant to run tend that cron skips is a problem
+        // whatever else runs passes.
+        let skipped: Vec<String> = (self.ignored.iter())
+            .map(|(p, why)| format!("cron skips {}, which runs tend: {why}", p.display()))
+            .collect();
+        let (ok, text) = match skipped.is_empty() {
+            true => (ok, text),
+            false => (false, format!("{text}; {}", skipped.join("; "))),
         };
         Found {
             check: "schedule",

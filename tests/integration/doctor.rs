@@ -131,4 +131,30 @@ fn doctor_says_what_is_missing_one_line_each_and_passes_a_complete_set_up() {
     sb.write("root/etc/crontab", "*/5 * * * * root tend\n");
     let twice = doctor(&sb, T0 + 3660);
     assert_eq!(problems(&twice), ["schedule"], "{twice:?}");
+    std::fs::remove_file(sb.path("root/etc/crontab")).unwrap();
+
+    // Files cron would skip are no schedule, and are said: a name with a
+    // dot (run-parts' rule), one others can write.
+    sb.write("root/etc/cron.d/tend.cron", "*/5 * * * * root tend\n");
+    let dotted = doctor(&sb, T0 + 3660);
+    assert_eq!(problems(&dotted), ["schedule"], "{dotted:?}");
+    assert!(
+        dotted
+            .stdout
+            .contains("tend.cron, which runs tend: its name has characters cron skips"),
+        "{dotted:?}"
+    );
+    std::fs::remove_file(sb.path("root/etc/cron.d/tend.cron")).unwrap();
+    std::fs::set_permissions(
+        sb.path("root/etc/cron.d/tend"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let open = doctor(&sb, T0 + 3660);
+    assert!(
+        open.stdout
+            .contains("which runs tend: writable by others (mode 0666)")
+            && open.stdout.contains("no pass is scheduled"),
+        "{open:?}"
+    );
 }
