@@ -134,13 +134,19 @@ impl Piece {
     }
 }
 
+/// Whether a pattern is plain text: no character a regular expression
+/// gives a meaning (most are paths; they need no parsing at all).
+pub(crate) fn plain(pattern: &str) -> bool {
+    !pattern.is_empty() && !pattern.chars().any(regex_syntax::is_meta_character)
+}
+
 /// The shape of a pattern of literal text, `.`, `^` and `$` only, with a
 /// literal piece of at least two bytes to find it by; None for any other
 /// regular expression (classes, alternations, repetitions, flags).
 fn shape(pattern: &str) -> Option<Shape> {
     // Most patterns are paths with nothing special in them: no parsing (a
     // long one costs time the parser would spend joining its characters).
-    if !pattern.is_empty() && !pattern.chars().any(regex_syntax::is_meta_character) {
+    if plain(pattern) {
         return Some(Shape {
             pieces: vec![Piece::Lit(pattern.as_bytes().to_vec())],
             start: false,

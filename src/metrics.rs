@@ -143,17 +143,11 @@ pub(crate) fn render(pass: &Pass) -> String {
         "When tend next tries to restart a crash-looping service (backing off), in unix seconds; only such services have a sample.",
     );
     for row in &pass.services {
-        if let Some(ep) = row
-            .state
-            .carried
-            .episode
-            .filter(|_| row.state.status.kind() == Kind::BackingOff)
-        {
+        if let Some(next) = row.state.next_try() {
             let id = escape(row.id);
             let _ = writeln!(
                 o,
-                "tend_service_next_try_timestamp_seconds{{service=\"{id}\"}} {}",
-                ep.next
+                "tend_service_next_try_timestamp_seconds{{service=\"{id}\"}} {next}"
             );
         }
     }

@@ -193,11 +193,10 @@ impl Trouble {
     /// while it is down and backing off.
     pub(crate) fn of(memory: &crate::state::ServiceState) -> Option<Trouble> {
         let episode = memory.carried.episode.as_ref()?;
-        let waiting = memory.status.kind() == crate::state::Kind::BackingOff;
         Some(Trouble {
             trouble: episode.kind.label(),
             since: episode.since,
-            next_try: waiting.then_some(episode.next),
+            next_try: memory.next_try(),
         })
     }
 

@@ -319,6 +319,15 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl ServiceState {
+    /// When tend next tries a crash-looping service, while it is down and
+    /// backing off.
+    pub(crate) fn next_try(&self) -> Option<i64> {
+        self.carried
+            .episode
+            .filter(|_| self.status.kind() == Kind::BackingOff)
+            .map(|e| e.next)
+    }
+
     /// A service in `status` since `since`, with nothing else remembered.
     pub(crate) fn new(status: Status, since: i64) -> ServiceState {
         ServiceState {

@@ -438,7 +438,7 @@ pub(super) fn pattern(a: &Attribute) -> Result<(String, bool), Diagnostic> {
 /// parsing at all, and only a pattern with groups can be valid alone and
 /// not inside the whole-word wrapper (its nesting one level deeper).
 pub(super) fn check_regex(pattern: &str, a: &Attribute) -> Result<(), Diagnostic> {
-    if !pattern.is_empty() && !pattern.chars().any(regex_syntax::is_meta_character) {
+    if matcher::plain(pattern) {
         return Ok(());
     }
     valid_regex(pattern, a.values[0].span)?;
