@@ -12,6 +12,7 @@ mod hooks;
 mod import;
 mod layout;
 mod metrics;
+mod package;
 mod pass;
 mod probes;
 mod sandbox;

@@ -40,6 +40,47 @@ fn every_shipped_policy_validates() {
     }
 }
 
+/// The packages' starter policy watches nothing, and its example, with each
+/// line's `# ` removed as it says, is a policy `validate --strict` takes.
+#[test]
+fn the_starter_policy_watches_nothing_and_its_example_is_valid() {
+    let starter = std::fs::read_to_string("policies/starter.tend").unwrap();
+    let example: String = starter
+        .lines()
+        .skip_while(|l| !l.starts_with("# For example"))
+        .skip_while(|l| *l != "#")
+        .skip(1)
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.strip_prefix("# ").or(l.strip_prefix('#')).unwrap_or(l)
+            )
+        })
+        .collect();
+    assert!(example.contains("service ssh {"), "{example}");
+    let dir = tempfile::tempdir().unwrap();
+    for (text, says) in [
+        (&starter, "(0 services, 0 classes;"),
+        (&example, "(2 services, 1 class;"),
+    ] {
+        let file = dir.path().join("p.tend");
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::cargo_bin("tend")
+            .unwrap()
+            .arg("-f")
+            .arg(&file)
+            .args(["validate", "--strict"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.contains(says),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn dry_run_of_the_shipped_policy_names_ssh_everywhere() {
     // Its own state and package manager root: what the host runs (an

@@ -43,6 +43,8 @@ const UNITS: &[(&str, &str)] = &[
 const BOOT: &str = r#"
 set -e
 sb=$1
+# What a test mounts first (overlays over /etc, /usr and /var, say).
+if [ -f "$sb/prelude.sh" ]; then . "$sb/prelude.sh"; fi
 mount -t tmpfs tmpfs /run
 mkdir -p /run/systemd/system /run/sb
 mount --bind "$sb" /run/sb
@@ -82,13 +84,13 @@ const IN_SB: &[&str] = &["sh", "-c", "cd /run/sb && exec \"$0\" \"$@\""];
 
 /// A systemd booted for this test; killed (and its namespace with it) when
 /// dropped.
-struct Booted {
+pub(crate) struct Booted {
     unshare: Child,
     pid: u32,
 }
 
 impl Booted {
-    fn new(sb: &Sandbox) -> Booted {
+    pub(crate) fn new(sb: &Sandbox) -> Booted {
         std::fs::create_dir_all(sb.path("units")).unwrap();
         for (name, text) in UNITS {
             sb.write(&format!("units/{name}"), text);
@@ -126,8 +128,23 @@ impl Booted {
         booted
     }
 
+    /// A shell command inside, in /run/sb: (status, stdout and stderr).
+    pub(crate) fn sh(&self, script: &str) -> (i32, String) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.pid.to_string(), "-p", "-m"])
+            .args(IN_SB)
+            .args(["sh", "-c", &format!("exec 2>&1; {script}")])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// A command inside, in /run/sb: its standard output.
-    fn run(&self, argv: &[&str]) -> String {
+    pub(crate) fn run(&self, argv: &[&str]) -> String {
         let out = Command::new("nsenter")
             .args(["-t", &self.pid.to_string(), "-p", "-m"])
             .args(IN_SB)
@@ -139,7 +156,7 @@ impl Booted {
     }
 
     /// A property of a unit (`systemctl show -p KEY --value`).
-    fn show(&self, unit: &str, key: &str) -> String {
+    pub(crate) fn show(&self, unit: &str, key: &str) -> String {
         self.run(&["systemctl", "show", "-p", key, "--value", unit])
             .trim()
             .to_string()
@@ -534,7 +551,8 @@ fn the_timer_runs_passes_and_the_cron_line_steps_aside_for_it() {
         "/run/systemd/system/",
     ]);
     systemd.run(&["systemctl", "daemon-reload"]);
-    systemd.run(&["systemctl", "enable", "--now", "tend.timer"]);
+    // --runtime: the link goes to the private /run, not the host's /etc.
+    systemd.run(&["systemctl", "enable", "--runtime", "--now", "tend.timer"]);
     assert_eq!(systemd.show("tend.timer", "ActiveState"), "active");
     // What the timer starts: a pass (its state written).
     systemd.run(&["systemctl", "start", "tend.service"]);
