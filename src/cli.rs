@@ -146,9 +146,10 @@ pub enum Command {
     #[command(after_help = "Examples:\n  tend classes -v")]
     Classes,
     /// Whether this host is really watched: a pass scheduled once, the
-    /// last pass recent, reports that reach someone, the policy valid, the
-    /// state directory safe, syslog, the package manager's hook. Exit 1
-    /// when something is not fine.
+    /// last pass recent, reports that reach someone, each channel
+    /// answering, the policy valid, the state directory safe, syslog, the
+    /// metrics fresh, the package manager's hook. Exit 1 when something is
+    /// not fine.
     #[command(after_help = "Examples:\n  tend doctor\n  tend doctor --format json")]
     Doctor,
     /// What the last pass found for every service that applies.

@@ -1,8 +1,9 @@
 //! `tend doctor`: whether this host is really watched. One line a check,
 //! what is fine and what is not: a pass scheduled (once), the last pass
-//! recent, reports that reach someone, the policy valid, the state
-//! directory safe, syslog, the package manager's hook. Exit 0 when all is
-//! fine, 1 otherwise; right after an install, and in a fleet's CI.
+//! recent, reports that reach someone, each channel answering, the policy
+//! valid, the state directory safe, syslog, the metrics fresh, the package
+//! manager's hook. Exit 0 when all is fine, 1 otherwise; right after an
+//! install, and in a fleet's CI.
 //!
 //! The files it looks at (cron, timers, mail agent, hooks) are read under
 //! `--pkg-root` (`/` by default), as the package manager locks are.
@@ -17,6 +18,8 @@ use crate::cli::Format;
 use crate::clock;
 use crate::exit::Exit;
 use crate::file;
+use crate::notify;
+use crate::policy::Channel;
 
 /// A pass older than this is not "the last five minutes" any more.
 const STALE: i64 = 15 * 60;
@@ -56,6 +59,9 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
     found.push(schedule.found());
     found.push(last_pass(ctx));
     found.push(mail(root, &schedule, channels));
+    if let Ok(p) = &policy {
+        found.extend(answered(ctx, &p.channels));
+    }
     found.push(match ctx.store.refused() {
         Some(why) => Found {
             check: "state",
@@ -69,6 +75,11 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
         },
     });
     found.push(syslog());
+    let mut metrics: Vec<PathBuf> = ctx.metrics.iter().cloned().collect();
+    metrics.extend(schedule.metrics.iter().cloned());
+    metrics.sort();
+    metrics.dedup();
+    found.extend(metrics.iter().map(|m| fresh(ctx, m)));
     if let Some(hook) = hook(root) {
         found.push(hook);
     }
@@ -145,12 +156,30 @@ struct Schedule {
     /// line's `systemctl -q is-enabled tend.timer ||`).
     steps_aside: bool,
     timer: bool,
+    /// The files passes write metrics to (`--metrics` in a cron line or in
+    /// tend.service's ExecStart).
+    metrics: Vec<PathBuf>,
+}
+
+/// The path after `--metrics` (or in `--metrics=PATH`) in a command line.
+fn metrics_in(line: &str) -> Option<PathBuf> {
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "--metrics" {
+            return words.next().map(PathBuf::from);
+        }
+        if let Some(path) = w.strip_prefix("--metrics=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    None
 }
 
 fn schedule(root: &Path) -> Schedule {
     let mut cron = Vec::new();
     let mut ignored = Vec::new();
     let mut steps_aside = false;
+    let mut metrics = Vec::new();
     let mut files: Vec<(PathBuf, bool)> = std::fs::read_dir(under(root, "/etc/cron.d"))
         .map(|d| d.flatten().map(|e| (e.path(), true)).collect())
         .unwrap_or_default();
@@ -177,6 +206,7 @@ fn schedule(root: &Path) -> Schedule {
             {
                 runs = true;
                 steps_aside |= line.contains("is-enabled tend.timer");
+                metrics.extend(metrics_in(line));
             }
         }
         if !runs {
@@ -190,11 +220,34 @@ fn schedule(root: &Path) -> Schedule {
     let timer = ["/etc/systemd/system/timers.target.wants/tend.timer"]
         .iter()
         .any(|p| under(root, p).exists());
+    if timer {
+        // The unit a timer starts: the admin's copy, its drop-ins, the
+        // package's.
+        let mut units: Vec<PathBuf> =
+            std::fs::read_dir(under(root, "/etc/systemd/system/tend.service.d"))
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+        units.sort();
+        for unit in [
+            "/etc/systemd/system/tend.service",
+            "/usr/lib/systemd/system/tend.service",
+        ] {
+            units.push(under(root, unit));
+        }
+        for unit in units {
+            if let Some((text, _)) = small(&unit) {
+                (text.lines())
+                    .filter_map(|l| l.trim().strip_prefix("ExecStart="))
+                    .for_each(|l| metrics.extend(metrics_in(l)));
+            }
+        }
+    }
     Schedule {
         cron,
         ignored,
         steps_aside,
         timer,
+        metrics,
     }
 }
 
@@ -318,6 +371,103 @@ fn mail(root: &Path, schedule: &Schedule, channels: usize) -> Found {
     };
     Found {
         check: "reports",
+        ok,
+        text,
+    }
+}
+
+/// Whether each channel answered its last delivery, from what passes
+/// remember of it (the outbox in the state directory): doctor sends
+/// nothing itself; `tend notify test` does.
+fn answered(ctx: &Context, channels: &[Channel]) -> Vec<Found> {
+    let (outbox, damaged) = notify::load(ctx.store.dir());
+    let mut found: Vec<Found> = damaged
+        .map(|why| Found {
+            check: "channel",
+            ok: false,
+            text: why,
+        })
+        .into_iter()
+        .collect();
+    for c in channels {
+        let waiting = outbox.entries.iter().filter(|e| e.channel == c.id).count();
+        let kept = match waiting {
+            0 => String::new(),
+            1 => "; 1 event waiting".to_string(),
+            n => format!("; {n} events waiting"),
+        };
+        let (ok, text) = match outbox.channels.get(&c.id) {
+            Some(m) if m.failures > 0 => {
+                let why = (m.said.as_deref())
+                    .map(|s| s.split_once(": ").map_or(s, |(_, why)| why))
+                    .map_or(String::new(), |why| format!(" ({why})"));
+                let last = match m.failures {
+                    1 => "its last delivery".to_string(),
+                    n => format!("its last {n} deliveries"),
+                };
+                (
+                    false,
+                    format!(
+                        "channel {}: {last} failed{why}{kept}; `tend notify test` tries it now",
+                        c.id
+                    ),
+                )
+            }
+            Some(_) => (
+                true,
+                format!("channel {} answered its last delivery{kept}", c.id),
+            ),
+            None => (
+                true,
+                format!(
+                    "channel {}: nothing sent yet{kept}; `tend notify test` tries it",
+                    c.id
+                ),
+            ),
+        };
+        found.push(Found {
+            check: "channel",
+            ok,
+            text,
+        });
+    }
+    found
+}
+
+/// Whether a metrics file passes write is fresh: node_exporter serves
+/// whatever is there, however old.
+fn fresh(ctx: &Context, path: &Path) -> Found {
+    let at = under(&ctx.pkg_root, &path.to_string_lossy());
+    let modified = std::fs::symlink_metadata(&at)
+        .ok()
+        .filter(|m| m.is_file())
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    let (ok, text) = match modified {
+        None => (
+            false,
+            format!("no metrics file at {} yet: passes write it", path.display()),
+        ),
+        Some(t) if ctx.now - t > STALE => (
+            false,
+            format!(
+                "the metrics in {} are {} old: node_exporter serves them as if current",
+                path.display(),
+                clock::span(ctx.now - t)
+            ),
+        ),
+        Some(t) => (
+            true,
+            format!(
+                "the metrics in {} were written {} ago",
+                path.display(),
+                clock::span(ctx.now - t)
+            ),
+        ),
+    };
+    Found {
+        check: "metrics",
         ok,
         text,
     }

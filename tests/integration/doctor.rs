@@ -158,3 +158,84 @@ fn doctor_says_what_is_missing_one_line_each_and_passes_a_complete_set_up() {
         "{open:?}"
     );
 }
+
+/// Each channel: whether it answered its last delivery, from what the
+/// passes remember (doctor sends nothing); the metrics file the schedule's
+/// passes write: there and fresh.
+#[test]
+fn doctor_says_which_channel_failed_and_whether_the_metrics_are_fresh() {
+    let sb = Sandbox::new();
+    let closed = crate::sandbox::free_port();
+    sb.policy(&format!(
+        "channel hook {{ webhook \"http://127.0.0.1:{closed}/tend\" }}\n\
+         channel script {{ exec \"/bin/true\" }}\n\
+         channel quiet {{ exec \"/bin/true\"; events gave_up }}\n\
+         service a {{ process \"/a\"; restart \"true\"; grace 1s }}\n"
+    ));
+    std::fs::create_dir_all(sb.path("root/etc/cron.d")).unwrap();
+    sb.write(
+        "root/etc/cron.d/tend",
+        "*/5 * * * * root /usr/sbin/tend --splay 60 --metrics /var/lib/node/tend.prom\n",
+    );
+    let before = doctor(&sb, T0);
+    assert!(
+        before.stdout.contains(
+            "ok      channel  channel hook: nothing sent yet; `tend notify test` tries it"
+        ),
+        "{before:?}"
+    );
+    assert!(
+        before.stdout.contains(
+            "PROBLEM metrics  no metrics file at /var/lib/node/tend.prom yet: passes write it"
+        ),
+        "{before:?}"
+    );
+    // A pass: `a` is down; its events reach the script, not the webhook.
+    sb.at(T0, &[]);
+    let after = doctor(&sb, T0 + 60);
+    let channel_lines: Vec<&str> = after
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" channel "))
+        .collect();
+    assert_eq!(channel_lines.len(), 3, "{after:?}");
+    assert!(
+        channel_lines[0].starts_with("PROBLEM channel  channel hook: its last delivery failed (")
+            && channel_lines[0].contains("events waiting; `tend notify test` tries it now"),
+        "{after:?}"
+    );
+    assert_eq!(
+        channel_lines[1],
+        "ok      channel  channel script answered its last delivery"
+    );
+    assert_eq!(
+        channel_lines[2],
+        "ok      channel  channel quiet: nothing sent yet; `tend notify test` tries it"
+    );
+    // The metrics, written a minute ago, then an hour ago.
+    std::fs::create_dir_all(sb.path("root/var/lib/node")).unwrap();
+    sb.write("root/var/lib/node/tend.prom", "tend_up 1\n");
+    let touch = |t: i64| {
+        let ok = std::process::Command::new("touch")
+            .arg("-d")
+            .arg(format!("@{t}"))
+            .arg(sb.path("root/var/lib/node/tend.prom"))
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    touch(T0);
+    let fresh = doctor(&sb, T0 + 60);
+    assert!(
+        fresh.stdout.contains(
+            "ok      metrics  the metrics in /var/lib/node/tend.prom were written 1 min ago"
+        ),
+        "{fresh:?}"
+    );
+    touch(T0 - 3600);
+    let stale = doctor(&sb, T0 + 60);
+    assert!(
+        stale.stdout.contains("PROBLEM metrics  the metrics in /var/lib/node/tend.prom are 61 min old: node_exporter serves them as if current"),
+        "{stale:?}"
+    );
+}
