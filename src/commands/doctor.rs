@@ -42,7 +42,7 @@ pub(crate) fn run(ctx: &Context) -> Result<Exit> {
             check: "policy",
             ok: true,
             text: format!(
-                "policy {} is valid ({} service{}, {channels} channel{})",
+                "{} is valid ({} service{}, {channels} channel{})",
                 p.origin,
                 p.services.len(),
                 plural(p.services.len()),

@@ -178,6 +178,13 @@ fn doctor_says_which_channel_failed_and_whether_the_metrics_are_fresh() {
         "*/5 * * * * root /usr/sbin/tend --splay 60 --metrics /var/lib/node/tend.prom\n",
     );
     let before = doctor(&sb, T0);
+    // The check's name is not said twice.
+    assert!(
+        before
+            .stdout
+            .starts_with("ok      policy   policy.tend is valid (1 service, 3 channels)\n"),
+        "{before:?}"
+    );
     assert!(
         before.stdout.contains(
             "ok      channel  channel hook: nothing sent yet; `tend notify test` tries it"
