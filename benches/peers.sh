@@ -9,6 +9,14 @@
 #   - ps -e -o pid,args            reading every command line
 #   - reference                    benches/reference.rs: the least this job
 #                                  needs (cmdline and exe of every process)
+# and, in the same run, two shapes real policies have:
+#   - dotted paths                 four daemons at paths with dots
+#                                  (php-fpm8.2, python3.11, server.js,
+#                                  postgres -D .../pg.d), unescaped, as
+#                                  regular expressions, for tend, cf-agent
+#                                  and monit alike
+#   - by pidfile                   the seed's four by their pidfiles only
+#                                  (tend, and monit's `with pidfile`)
 # then the peak RSS of each, and the failure path: one service whose restart
 # command fails, once with each tool.
 #
@@ -31,7 +39,22 @@ rustc -O -o "$dir/reference" benches/reference.rs
 
 # The seed's four daemons at the seed's paths under $dir, and 2,000 others.
 mkdir -p "$dir/usr/sbin" "$dir/idle"
-for d in sshd slapd named apache2; do cp /bin/sleep "$dir/usr/sbin/$d"; "$dir/usr/sbin/$d" 3600 </dev/null >/dev/null 2>&1 & done
+mkdir -p "$dir/pid"
+for d in sshd slapd named apache2; do
+  cp /bin/sleep "$dir/usr/sbin/$d"; "$dir/usr/sbin/$d" 3600 </dev/null >/dev/null 2>&1 &
+  echo $! >"$dir/pid/$d.pid"
+done
+# Daemons at paths as admins find them, with dots (the pattern's `.` is a
+# regular expression's; each matches its own daemon only).
+dotted=(fpm="$dir/usr/sbin/php-fpm8.2" py="$dir/usr/bin/python3.11 $dir/srv/app.py"
+        node="$dir/opt/app/server.js" pg="$dir/usr/lib/postgresql/15/bin/postgres -D $dir/var/lib/pg.d")
+mkdir -p "$dir/usr/bin" "$dir/opt/app" "$dir/usr/lib/postgresql/15/bin"
+for d in "${dotted[@]}"; do
+  bin=${d#*=}; bin=${bin%% *}
+  cp /bin/sleep "$bin"
+  # Its command line as ps shows it: argv[0] with the arguments, then 3600.
+  (exec -a "${d#*=}" "$bin" 3600 </dev/null >/dev/null 2>&1) &
+done
 for i in $(seq 0 499); do cp /bin/sleep "$dir/idle/d$i"; done
 for i in $(seq 0 499); do for _ in 1 2 3 4; do "$dir/idle/d$i" 3600 </dev/null >/dev/null 2>&1 & done; done
 disown -a
@@ -50,6 +73,16 @@ web::
 EOF
 tend_cmd="$tend --insecure -D web --state-dir $dir/tend-state -f $dir/services.tend"
 [ -z "$($tend_cmd)" ] || { echo "expected a silent tend pass" >&2; exit 1; }
+for d in "${dotted[@]}"; do
+  printf 'service %s { process "%s"; restart "/bin/true" }\n' "${d%%=*}" "${d#*=}"
+done >"$dir/dotted.tend"
+for d in sshd slapd named apache2; do
+  printf 'service %s { pidfile "%s/pid/%s.pid"; restart "/bin/true" }\n' "$d" "$dir" "$d"
+done >"$dir/pidfile.tend"
+for set in dotted pidfile; do
+  [ -z "$($tend --insecure --state-dir "$dir/tend-$set" -f "$dir/$set.tend")" ] \
+    || { echo "expected a silent tend pass ($set)" >&2; exit 1; }
+done
 
 # CFEngine: the seed's policy, its paths under $dir, with today's stdlib.
 cf() { # cf FILE RESTART
@@ -86,19 +119,7 @@ reports:
 EOF
   chmod 600 "$1"
 }
-# Monit: the same four checks.
-monitrc() { # monitrc FILE START
-  {
-    echo "set daemon 300"
-    echo "set idfile $dir/monit.id"
-    echo "set statefile $dir/monit.state"
-    echo "set logfile $dir/monit.log"
-    for d in sshd slapd named apache2; do
-      printf 'check process %s matching "%s"\n  start program = "%s"\n' "$d" "$dir/usr/sbin/$d" "$2"
-    done
-  } >"$1"
-  chmod 600 "$1"
-}
+seed=(sshd="$dir/usr/sbin/sshd" slapd="$dir/usr/sbin/slapd" named="$dir/usr/sbin/named" apache2="$dir/usr/sbin/apache2")
 
 cmds=(-n "tend" "$tend_cmd")
 if command -v cf-agent >/dev/null; then
@@ -106,7 +127,7 @@ if command -v cf-agent >/dev/null; then
   cmds+=(-n "cf-agent -K -D web" "cf-agent -K -D web -f $dir/services.cf")
 fi
 if command -v monit >/dev/null; then
-  monitrc "$dir/monitrc" /bin/true
+  monitrc "$dir/monitrc" /bin/true "${seed[@]}"
   cmds+=(-n "monit validate" "monit -c $dir/monitrc validate")
 fi
 cmds+=(-n "ps -e -o pid,args" "ps -e -o pid,args")
@@ -118,6 +139,19 @@ done >"$dir/500.tend"
 [ -z "$($tend --insecure --state-dir "$dir/tend-500" -f "$dir/500.tend")" ] || { echo "expected a silent tend pass (500)" >&2; exit 1; }
 cmds+=(-n "tend, 500 services" "$tend --insecure --state-dir $dir/tend-500 -f $dir/500.tend")
 cmds+=(-n "reference, 500 literals" "$dir/reference $(for i in $(seq 0 499); do printf '%s/idle/d%d ' "$dir" "$i"; done)")
+# Dotted paths, unescaped, with each tool; the seed's four by pidfile.
+cmds+=(-n "tend, dotted paths" "$tend --insecure --state-dir $dir/tend-dotted -f $dir/dotted.tend")
+if command -v cf-agent >/dev/null; then
+  cf_any "$dir/dotted.cf" "${dotted[@]}"
+  cmds+=(-n "cf-agent, dotted paths" "cf-agent -K -f $dir/dotted.cf")
+fi
+if command -v monit >/dev/null; then
+  monitrc "$dir/monitrc-dotted" /bin/true "${dotted[@]}"
+  cmds+=(-n "monit, dotted paths" "monit -c $dir/monitrc-dotted validate")
+  monitrc "$dir/monitrc-pidfile" /bin/true $(for d in sshd slapd named apache2; do printf '%s=@%s/pid/%s.pid ' "$d" "$dir" "$d"; done)
+  cmds+=(-n "monit, by pidfile" "monit -c $dir/monitrc-pidfile validate")
+fi
+cmds+=(-n "tend, by pidfile" "$tend --insecure --state-dir $dir/tend-pidfile -f $dir/pidfile.tend")
 # -i: `monit validate` exits 1 even when every check passes (monit 5.33).
 hyperfine -N -i --warmup 3 --min-runs 20 --style basic ${out:+--export-markdown "$out"} "${cmds[@]}"
 
@@ -141,7 +175,7 @@ if command -v cf-agent >/dev/null; then
   tail -1 "$dir/time"
 fi
 if command -v monit >/dev/null; then
-  monitrc "$dir/monitrc-fail" /bin/false
+  monitrc "$dir/monitrc-fail" /bin/false "${seed[@]}"
   /usr/bin/time -f "  monit validate: %e s" monit -c "$dir/monitrc-fail" validate >/dev/null 2>"$dir/time" || true
   tail -1 "$dir/time"
 fi
