@@ -74,20 +74,37 @@ enum Piece {
 
 /// A pattern made only of literal text and `.`, maybe anchored (`^`, `$`):
 /// what paths as admins write them come to (`/usr/sbin/php-fpm8.2`,
-/// `^/usr/bin/python3.11 /srv/app.py`). It is found by its longest literal
-/// piece (`key`) in the Aho-Corasick automata, and checked there, byte by
-/// byte, without a regular expression.
+/// `^/usr/bin/python3.11 /srv/app.py`). It is found by one literal piece
+/// (`key`: the one fewest other patterns share, the longest of those) in
+/// the Aho-Corasick automata, and checked there, byte by byte, without a
+/// regular expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Shape {
     pieces: Vec<Piece>,
     /// `^`: only at the start of the command line; `$`: only at its end.
     start: bool,
     end: bool,
-    /// The piece looked for: the longest literal.
+    /// The piece looked for (a literal of at least two bytes); the
+    /// longest until [`rarest_keys`] picks among them.
     key: usize,
 }
 
 impl Shape {
+    /// Its literal pieces long enough to be looked for, by index.
+    fn candidates(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        self.pieces.iter().enumerate().filter_map(|(i, p)| match p {
+            Piece::Lit(lit) if lit.len() >= 2 => Some((i, lit.as_slice())),
+            _ => None,
+        })
+    }
+
+    fn key_bytes(&self) -> &[u8] {
+        match &self.pieces[self.key] {
+            Piece::Lit(key) => key,
+            Piece::Any => unreachable!("a key is a literal piece"),
+        }
+    }
+
     /// Bytes before the key piece (each `.` one byte).
     fn before_key(&self) -> usize {
         self.pieces[..self.key].iter().map(Piece::len).sum()
@@ -191,6 +208,34 @@ fn shape(pattern: &str) -> Option<Shape> {
     (len >= 2).then_some(Shape { key, ..shape })
 }
 
+/// Gives each shape the key fewest other shapes have among their pieces
+/// (the longest of those): paths that share a directory
+/// (`/opt/app/worker.1`, `/opt/app/worker.2`) are then found by what tells
+/// them apart, not each by the directory every one of their processes has.
+fn rarest_keys(shapes: &mut [&mut Shape]) {
+    let mut count: HashMap<&[u8], usize> = HashMap::new();
+    for shape in shapes.iter() {
+        let mut seen: Vec<&[u8]> = shape.candidates().map(|(_, lit)| lit).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for lit in seen {
+            *count.entry(lit).or_default() += 1;
+        }
+    }
+    let keys: Vec<Option<usize>> = (shapes.iter())
+        .map(|shape| {
+            (shape.candidates())
+                .min_by_key(|&(i, lit)| (count[lit], std::cmp::Reverse(lit.len()), i))
+                .map(|(i, _)| i)
+        })
+        .collect();
+    for (shape, key) in shapes.iter_mut().zip(keys) {
+        if let Some(key) = key {
+            shape.key = key;
+        }
+    }
+}
+
 /// How one service recognises its processes: its `process` pattern, its
 /// `exe` path, or both (then both must hold).
 #[derive(Debug, Clone, Copy, Default)]
@@ -210,10 +255,11 @@ pub(crate) struct Matcher {
     anywhere: Vec<bool>,
     /// Services by their `exe` path.
     exact_exe: HashMap<String, Vec<usize>>,
-    /// Automata of the key pieces of at most [`CHUNK`] shaped patterns
-    /// each, and which shaped pattern each of their patterns is, by pattern
-    /// index.
-    literals: Vec<(AhoCorasick, Vec<usize>)>,
+    /// Automata of at most [`CHUNK`] distinct key pieces each, and the
+    /// shaped patterns with each key, by the automaton's pattern index (a
+    /// key given once however many share it: an automaton lists a state's
+    /// matches one by one, in time quadratic in their number).
+    literals: Vec<(AhoCorasick, Vec<Vec<usize>>)>,
     /// Each shaped pattern (paths, with `.`, `^`, `$`), its service, and
     /// the pattern as written ...
     shaped: Vec<(Shape, usize, String)>,
@@ -255,23 +301,28 @@ impl Matcher {
                 }
             }
         }
+        rarest_keys(&mut shaped.iter_mut().map(|(s, _, _)| s).collect::<Vec<_>>());
+        // Each key once, with the shapes that have it, in first-seen order.
+        let mut by_key: HashMap<&[u8], usize> = HashMap::new();
+        let mut keys: Vec<(&[u8], Vec<usize>)> = Vec::new();
+        for (e, (shape, _, _)) in shaped.iter().enumerate() {
+            let key = shape.key_bytes();
+            let k = *by_key.entry(key).or_insert_with(|| {
+                keys.push((key, Vec::new()));
+                keys.len() - 1
+            });
+            keys[k].1.push(e);
+        }
         // Noncontiguous NFAs: quick to build, about as fast as a DFA on
         // short command lines (a DFA, which the default may pick for few
         // patterns, takes seconds to build for one long literal).
-        let indices: Vec<usize> = (0..shaped.len()).collect();
-        let literals = indices
+        let literals = keys
             .chunks(CHUNK)
             .map(|chunk| {
-                let keys = chunk
-                    .iter()
-                    .map(|&e| match &shaped[e].0.pieces[shaped[e].0.key] {
-                        Piece::Lit(key) => key.as_slice(),
-                        Piece::Any => unreachable!("a key is a literal piece"),
-                    });
                 AhoCorasick::builder()
                     .kind(Some(AhoCorasickKind::NoncontiguousNFA))
-                    .build(keys)
-                    .map(|ac| (ac, chunk.to_vec()))
+                    .build(chunk.iter().map(|(key, _)| key))
+                    .map(|ac| (ac, chunk.iter().map(|(_, es)| es.clone()).collect()))
             })
             .collect::<Result<Vec<_>, _>>()
             .context("building the process matcher")?;
@@ -320,9 +371,10 @@ impl Matcher {
         let mut hits: Vec<usize> = Vec::new();
         for (automaton, shaped) in &self.literals {
             for m in automaton.find_overlapping_iter(text) {
-                let e = shaped[m.pattern().as_usize()];
-                if self.shaped_at(e, &process.cmdline, m.start()) {
-                    hits.push(self.shaped[e].1);
+                for &e in &shaped[m.pattern().as_usize()] {
+                    if self.shaped_at(e, &process.cmdline, m.start()) {
+                        hits.push(self.shaped[e].1);
+                    }
                 }
             }
         }
@@ -593,6 +645,66 @@ mod tests {
             let p = process(&cmdline, None);
             proptest::prop_assert_eq!(shaped.services_of(&p), regex.services_of(&p), "{:?} in {:?}", pattern, cmdline);
         }
+    }
+
+    proptest::proptest! {
+        /// Several shaped patterns at once (sharing pieces, keys, or being
+        /// the same): the services they find are the regular expressions'.
+        #[test]
+        fn several_shaped_patterns_agree_with_their_regular_expressions(
+            patterns in proptest::collection::vec("\\^?[ab./]{2,6}\\$?", 1..6),
+            cmdline in "[ab./ \né-]{0,16}",
+        ) {
+            let specs: Vec<Spec> = patterns.iter().map(|p| spec(p)).collect();
+            let shaped = Matcher::build(specs.clone(), true).unwrap();
+            let regex = Matcher::build(specs, false).unwrap();
+            let p = process(&cmdline, None);
+            proptest::prop_assert_eq!(shaped.services_of(&p), regex.services_of(&p), "{:?} in {:?}", patterns, cmdline);
+        }
+    }
+
+    /// Each shape is looked for by the piece fewest others share, the
+    /// longest of those; the same key is one automaton pattern.
+    #[test]
+    fn the_rarest_piece_is_the_key() {
+        let key_of = |patterns: &[&str]| -> Vec<String> {
+            let mut shapes: Vec<Shape> = patterns.iter().map(|p| shape(p).unwrap()).collect();
+            rarest_keys(&mut shapes.iter_mut().collect::<Vec<_>>());
+            (shapes.iter())
+                .map(|s| String::from_utf8_lossy(s.key_bytes()).into_owned())
+                .collect()
+        };
+        assert_eq!(key_of(&["/usr/sbin/php-fpm8.2"]), ["/usr/sbin/php-fpm8"]);
+        assert_eq!(
+            key_of(&[
+                "/srv/apps/run.worker-1",
+                "/srv/apps/run.worker-2",
+                "/srv/apps/run.web"
+            ]),
+            ["worker-1", "worker-2", "web"]
+        );
+        // Shared by all: the longest still.
+        assert_eq!(
+            key_of(&["/opt/x/bin.py", "/opt/x/bin.py"]),
+            ["/opt/x/bin", "/opt/x/bin"]
+        );
+        let m = Matcher::new(
+            [
+                "/srv/apps/run.worker-1",
+                "/srv/apps/run.worker-2",
+                "/srv/apps/run.worker-1",
+            ]
+            .map(spec),
+        )
+        .unwrap();
+        assert_eq!(
+            m.literals.iter().map(|(_, keys)| keys.len()).sum::<usize>(),
+            2
+        );
+        let one = process("/srv/apps/run/worker-1 --queue a", None);
+        assert_eq!(m.services_of(&one), vec![0, 2]);
+        let other = process("/srv/apps/run/worker-10", None);
+        assert_eq!(m.services_of(&other), Vec::<usize>::new());
     }
 
     #[test]
