@@ -20,11 +20,11 @@ command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install valgri
 
 bench_setup tendhot
 
-# The seed's four daemons, one of them down for the second profile, and
-# 2,000 idle processes, as in peers.sh.
+# The seed's four daemons (apache down for the first profile), one at a
+# path with a dot, and 2,000 idle processes, as in peers.sh.
 mkdir -p "$dir/usr/sbin" "$dir/idle"
-for d in sshd slapd named apache2; do cp /bin/sleep "$dir/usr/sbin/$d"; done
-for d in sshd slapd named; do "$dir/usr/sbin/$d" 3600 </dev/null >/dev/null 2>&1 & echo $! >"$dir/$d.pid"; done
+for d in sshd slapd named apache2 php-fpm8.2; do cp /bin/sleep "$dir/usr/sbin/$d"; done
+for d in sshd slapd named php-fpm8.2; do "$dir/usr/sbin/$d" 3600 </dev/null >/dev/null 2>&1 & echo $! >"$dir/$d.pid"; done
 for i in $(seq 0 499); do ln -s "$(command -v sleep)" "$dir/idle/d$i"; done
 for i in $(seq 0 1999); do "$dir/idle/d$((i % 500))" 3600 </dev/null >/dev/null 2>&1 & done
 disown -a
@@ -35,6 +35,8 @@ any::
 web|dns::
   service ldap { name "OpenLDAP"; process "$dir/usr/sbin/slapd"; restart "/bin/true" }
   service bind { name "BIND"; process "$dir/usr/sbin/named"; restart "/bin/true" }
+  # A path with a dot: a regular expression, shaped (peers.sh's dotted case).
+  service fpm { name "PHP-FPM"; process "$dir/usr/sbin/php-fpm8.2"; restart "/bin/true" }
 web::
   service apache { name "Apache"; process "$dir/usr/sbin/apache2"; restart "sh -c '$dir/usr/sbin/apache2 3600 </dev/null >/dev/null 2>&1 &'"; grace 5s }
 EOF

@@ -127,7 +127,10 @@ set logscale y
 set key outside right
 set grid
 array t[9] = ["tend, 5 services", "tend, 500", "tend, 5,000", "tend, 500 dotted", "tend, 5 by pidfile", "ps -e -o pid,args", "reference scanner, 5", "cf-agent, 5", "monit, 5"]
-plot for [i=2:10] "$dir/curve.dat" using 1:i with linespoints title t[i-1]
+array c[9] = ["#1b9e77", "#66a61e", "#2c7fb8", "#e6ab02", "#a6761d", "#7570b3", "#e7298a", "#d95f02", "#666666"]
+# tend's lines solid and thick, the others dashed.
+plot for [i=2:6] "$dir/curve.dat" using 1:i with linespoints title t[i-1] lc rgb c[i-1] lw 2 dt 1 pt 7 ps 0.8, \
+  for [i=7:10] "$dir/curve.dat" using 1:i with linespoints title t[i-1] lc rgb c[i-1] lw 1 dt 2 pt 7 ps 0.8
 EOF
   echo "plot: ${out%.md}.png"
 fi
