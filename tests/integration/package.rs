@@ -47,6 +47,16 @@ fn package(dir: &str, ext: &str) -> Option<PathBuf> {
     }
 }
 
+/// What `argv` and then `file` print.
+fn query(argv: &[&str], file: &std::path::Path) -> String {
+    let out = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn which(cmd: &str) -> bool {
     std::process::Command::new("sh")
         .args(["-c", &format!("command -v {cmd}")])
@@ -269,19 +279,39 @@ fn the_rpm_has_the_same_layout_and_installs() {
         eprintln!("skipped: no rpm here");
         return;
     }
-    let listed = std::process::Command::new("rpm")
-        .arg("-qlp")
-        .arg(&rpm)
-        .output()
-        .unwrap();
-    let files = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let files = query(&["rpm", "-qlp"], &rpm);
+    // The .deb's files, where Debian and the .rpm's distributions agree on
+    // the place: the same in the .rpm.
+    if let Some(deb) = package("debian", "deb") {
+        let listed = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("dpkg-deb --fsys-tarfile \"$0\" | tar t")
+            .arg(&deb)
+            .output()
+            .unwrap();
+        let debian_only = [
+            "./etc/apt/",
+            "./usr/share/doc/tend/copyright",
+            "./usr/share/doc/tend/changelog.Debian.gz",
+        ];
+        for line in String::from_utf8_lossy(&listed.stdout).lines() {
+            if line.ends_with('/') || debian_only.iter().any(|d| line.starts_with(d)) {
+                continue;
+            }
+            let path = line.trim_start_matches('.').replace(
+                "/usr/share/zsh/vendor-completions/",
+                "/usr/share/zsh/site-functions/",
+            );
+            assert!(
+                files.lines().any(|l| l == path),
+                "{path} of the .deb is not in the .rpm:\n{files}"
+            );
+        }
+    }
     for path in [
         "/usr/sbin/tend",
         "/usr/share/man/man8/tend.8.gz",
         "/usr/share/man/man5/tend.tend.5.gz",
-        "/usr/share/bash-completion/completions/tend",
-        "/usr/share/fish/vendor_completions.d/tend.fish",
-        "/usr/share/zsh/site-functions/_tend",
         "/etc/tend/services.tend",
         "/etc/cron.d/tend",
         "/usr/lib/systemd/system/tend.service",
@@ -289,17 +319,10 @@ fn the_rpm_has_the_same_layout_and_installs() {
         "/etc/dnf/plugins/tend.conf",
         "/etc/dnf/libdnf5-plugins/actions.d/tend.actions",
         "/usr/lib/yum-plugins/tend.py",
-        "/usr/share/doc/tend/README.md",
-        "/usr/share/doc/tend/docs/language.md",
     ] {
         assert!(files.lines().any(|l| l == path), "{path} not in\n{files}");
     }
-    let configs = std::process::Command::new("rpm")
-        .arg("-qcp")
-        .arg(&rpm)
-        .output()
-        .unwrap();
-    let configs = String::from_utf8_lossy(&configs.stdout).into_owned();
+    let configs = query(&["rpm", "-qcp"], &rpm);
     assert!(
         configs.lines().any(|l| l == "/etc/tend/services.tend"),
         "{configs}"
