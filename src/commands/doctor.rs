@@ -161,6 +161,31 @@ struct Schedule {
     metrics: Vec<PathBuf>,
 }
 
+/// A package manager's copy beside a config file it did not overwrite
+/// (`tend.dpkg-dist`, `tend.rpmnew`...): cron skips it, as the admin
+/// expects; not a schedule, and not a problem.
+fn package_leftover(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    [
+        ".dpkg-dist",
+        ".dpkg-old",
+        ".dpkg-new",
+        ".dpkg-bak",
+        ".dpkg-tmp",
+        ".rpmnew",
+        ".rpmsave",
+        ".rpmorig",
+        ".ucf-dist",
+        ".ucf-old",
+        ".ucf-new",
+        "~",
+    ]
+    .iter()
+    .any(|suffix| name.ends_with(suffix))
+}
+
 /// The path after `--metrics` (or in `--metrics=PATH`) in a command line.
 fn metrics_in(line: &str) -> Option<PathBuf> {
     let mut words = line.split_whitespace();
@@ -194,6 +219,8 @@ fn schedule(root: &Path) -> Schedule {
         };
         let mut mailto = None;
         let mut runs = false;
+        let mut aside = false;
+        let mut writes = Vec::new();
         for line in text.lines().map(str::trim) {
             if line.starts_with('#') {
                 continue;
@@ -205,16 +232,21 @@ fn schedule(root: &Path) -> Schedule {
                 .any(|w| w == "tend" || w.ends_with("/tend"))
             {
                 runs = true;
-                steps_aside |= line.contains("is-enabled tend.timer");
-                metrics.extend(metrics_in(line));
+                aside |= line.contains("is-enabled tend.timer");
+                writes.extend(metrics_in(line));
             }
         }
-        if !runs {
+        if !runs || package_leftover(&path) {
             continue;
         }
+        // What a file says counts only if cron runs it.
         match ignored_by_cron(&path, &meta, in_cron_d) {
             Some(why) => ignored.push((path, why)),
-            None => cron.push((path, mailto)),
+            None => {
+                cron.push((path, mailto));
+                steps_aside |= aside;
+                metrics.extend(writes);
+            }
         }
     }
     let timer = ["/etc/systemd/system/timers.target.wants/tend.timer"]

@@ -125,6 +125,16 @@ fn doctor_says_what_is_missing_one_line_each_and_passes_a_complete_set_up() {
     );
     let both = doctor(&sb, T0 + 3660);
     assert_eq!(problems(&both), ["schedule"], "{both:?}");
+    // The package's line kept beside the admin's (dpkg's --force-confold):
+    // cron skips it, and its stepping aside is not the admin's line's.
+    sb.write("root/etc/cron.d/tend.dpkg-dist", &shipped);
+    let kept = doctor(&sb, T0 + 3660);
+    assert!(
+        kept.stdout
+            .contains("PROBLEM schedule passes are run by both cron and tend.timer: keep one\n"),
+        "{kept:?}"
+    );
+    std::fs::remove_file(sb.path("root/etc/cron.d/tend.dpkg-dist")).unwrap();
     std::fs::remove_file(sb.path("root/etc/systemd/system/timers.target.wants/tend.timer"))
         .unwrap();
     // Two cron entries: said.
