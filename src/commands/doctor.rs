@@ -470,13 +470,21 @@ fn answered(ctx: &Context, channels: &[Channel]) -> Vec<Found> {
 /// whatever is there, however old.
 fn fresh(ctx: &Context, path: &Path) -> Found {
     let at = under(&ctx.pkg_root, &path.to_string_lossy());
-    let modified = std::fs::symlink_metadata(&at)
-        .ok()
+    let meta = std::fs::symlink_metadata(&at).ok();
+    let modified = (meta.as_ref())
         .filter(|m| m.is_file())
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64);
     let (ok, text) = match modified {
+        // A link, a FIFO, a directory: passes replace only a regular file.
+        None if meta.is_some() => (
+            false,
+            format!(
+                "{} is not a regular file: passes cannot write the metrics there",
+                path.display()
+            ),
+        ),
         None => (
             false,
             format!("no metrics file at {} yet: passes write it", path.display()),
