@@ -477,7 +477,14 @@ fn fresh(ctx: &Context, path: &Path) -> Found {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64);
     let (ok, text) = match modified {
-        // A link, a FIFO, a directory: passes replace only a regular file.
+        None if meta.as_ref().is_some_and(|m| m.file_type().is_symlink()) => (
+            false,
+            format!(
+                "no metrics file at {} yet (a symbolic link is there: passes replace it)",
+                path.display()
+            ),
+        ),
+        // A FIFO, a directory, a device: passes write over none of them.
         None if meta.is_some() => (
             false,
             format!(
