@@ -186,7 +186,8 @@ fn command_page() -> String {
         ("/var/lib/tend/policy.good", "the last good policy, enforced while the configured one is broken"),
         ("/var/lib/tend/pause.json", "the admin's pause (tend pause); pause.NAME.json a package manager hook's; hold.ID.json one service's"),
         ("/var/lib/tend/outbox.json", "events not yet delivered to the policy's channels"),
-        ("/etc/cron.d/tend", "the cron line that runs a pass every five minutes"),
+        ("/etc/cron.d/tend", "the cron line that runs a pass every five minutes, except where systemd is PID 1 and tend.timer is enabled"),
+        ("/usr/lib/systemd/system/tend.timer", "with tend.service, runs a pass every five minutes where systemd is PID 1 (the packages install both; output in journalctl -u tend)"),
         ("/etc/apt/apt.conf.d/80tend", "the apt hook that pauses tend while dpkg runs"),
     ] {
         out.push_str(&format!(".TP\n.I {}\n{}\n", roff(file), roff(what)));
