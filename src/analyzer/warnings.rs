@@ -286,7 +286,7 @@ mod tests {
             sources.add(std::path::Path::new("p.tend"), policy.to_string());
             let (items, syntax) = crate::parser::parse(0, policy);
             assert!(syntax.is_empty(), "{policy}: {syntax:?}");
-            let (analyzed, errors) = super::super::analyze(&sources, &[(0, items)]);
+            let (analyzed, errors) = super::super::analyze(&sources, vec![(0, items)]);
             assert!(errors.is_empty(), "{policy}: {errors:?}");
             let got: Vec<String> = warnings(&analyzed.classes, &analyzed.services).into_iter().map(|d| d.message).collect();
             assert_eq!(got, want, "{policy}");
