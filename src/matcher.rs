@@ -196,16 +196,9 @@ fn shape(pattern: &str) -> Option<Shape> {
             _ => return None,
         }
     }
-    let (key, len) = shape
-        .pieces
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| match p {
-            Piece::Lit(lit) => Some((i, lit.len())),
-            Piece::Any => None,
-        })
-        .max_by_key(|&(i, len)| (len, std::cmp::Reverse(i)))?;
-    (len >= 2).then_some(Shape { key, ..shape })
+    let (key, _) =
+        (shape.candidates()).max_by_key(|&(i, lit)| (lit.len(), std::cmp::Reverse(i)))?;
+    Some(Shape { key, ..shape })
 }
 
 /// Gives each shape the key fewest other shapes have among their pieces

@@ -425,8 +425,7 @@ fn answered(ctx: &Context, channels: &[Channel]) -> Vec<Found> {
         let waiting = outbox.entries.iter().filter(|e| e.channel == c.id).count();
         let kept = match waiting {
             0 => String::new(),
-            1 => "; 1 event waiting".to_string(),
-            n => format!("; {n} events waiting"),
+            n => format!("; {n} event{} waiting", plural(n)),
         };
         let (ok, text) = match outbox.channels.get(&c.id) {
             Some(m) if m.failures > 0 => {
